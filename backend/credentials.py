@@ -1,0 +1,70 @@
+"""Credentials for the client tools: a 0600 option file, deleted afterwards.
+
+The password never reaches a process's argv or environment. The child also
+gets a private HOME, so a stray ~/.my.cnf of the operator cannot override the
+configured account, and MYSQL_PWD is removed from its environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .config import ServerConfig
+from .errors import ConfigError
+
+
+def _quote(value: str, what: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    if '"' not in escaped:
+        return f'"{escaped}"'
+    if "'" not in escaped:
+        return f"'{escaped}'"
+    raise ConfigError(f"{what} contains both ' and \" characters, which a MySQL option file cannot hold")
+
+
+def option_file_text(server: ServerConfig, password: str | None = None) -> str:
+    lines = ["[client]", f"user={_quote(server.effective_user(), f'server {server.name}: user')}"]
+    pw = server.password() if password is None else password
+    if pw:
+        lines.append(f"password={_quote(pw, f'server {server.name}: password')}")
+    if server.socket is not None:
+        lines.append(f"socket={_quote(str(server.socket), 'socket')}")
+    else:
+        lines.append(f"host={server.host}")
+        lines.append(f"port={server.port}")
+        lines.append("protocol=TCP")
+    tls = server.tls
+    if tls.enabled:
+        if tls.ca:
+            lines.append(f"ssl-ca={_quote(str(tls.ca), 'tls.ca')}")
+        if tls.cert:
+            lines.append(f"ssl-cert={_quote(str(tls.cert), 'tls.cert')}")
+        if tls.key:
+            lines.append(f"ssl-key={_quote(str(tls.key), 'tls.key')}")
+        if tls.verify_server_cert:
+            lines.append("ssl-verify-server-cert")
+        else:
+            lines.append("ssl")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def client_credentials(server: ServerConfig, password: str | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
+    """Yield (option file path, child environment). Both are gone/unused after the block."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="dumpdeck-cred-"))
+    os.chmod(tmpdir, 0o700)
+    path = tmpdir / "client.cnf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(option_file_text(server, password))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
+        env["HOME"] = str(tmpdir)
+        yield path, env
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

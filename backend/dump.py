@@ -1,0 +1,470 @@
+"""One dump of one database: command line, credentials, pipeline, progress.
+
+The dump tool's stdout is read in 1 MiB chunks; each chunk is compressed
+(zstd in-process, or fed to gzip/xz), and the stored bytes are counted and
+hashed on their way into `<name>.partial`. The same pass keeps the header
+(binlog coordinates), the tail (footer) and the current table from the
+`-- Dumping data for table` markers, so nothing reads the data twice.
+
+A dump counts only if the dump tool and the compressor exited 0, the footer
+`-- Dump completed` is present, and the file was fsynced and renamed from
+`.partial`. Anything else raises DumpError with the reason and leaves no
+partial file. The `.partial` file is flock'ed while it is written, so
+`dumpdeck clean` can tell a live dump from a leftover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import functools
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import manifest as manifest_mod
+from . import mysql
+from .codecs import EXTENSIONS, HashingSink, make_encoder
+from .config import BackupConfig, ServerConfig
+from .credentials import client_credentials
+from .errors import CancelledError, ConnectError, DumpdeckError, DumpError, TimeoutError_
+from .naming import dump_basename, safe_name
+
+CHUNK = 1 << 20
+FOOTER = b"-- Dump completed"
+HEADER_KEEP = 64 * 1024
+TAIL_KEEP = 512
+_TABLE_MARK = re.compile(rb"-- Dumping data for table `((?:[^`]|``)+)`")
+_STRUCT_MARK = re.compile(rb"-- Table structure for table `((?:[^`]|``)+)`")
+_RESERVED_OPTIONS = ("--compact", "--skip-comments", "--all-databases", "--databases", "-B", "-A")
+
+ProgressCallback = Callable[["DumpProgress"], None]
+
+
+@dataclass
+class DumpProgress:
+    """A snapshot of a running dump, emitted at most every `interval` seconds and at the end."""
+
+    server: str
+    database: str
+    phase: str                 # preflight | dumping | finishing | done | failed
+    bytes_raw: int = 0
+    bytes_stored: int = 0
+    rate: float = 0.0          # raw bytes per second, recent
+    current_table: str | None = None
+    elapsed: float = 0.0
+    estimate: int | None = None  # expected raw bytes
+    timeout: float | None = None
+    partial: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.estimate:
+            return None
+        return min(1.0, self.bytes_raw / self.estimate)
+
+
+@dataclass
+class DumpResult:
+    server: str
+    database: str
+    path: Path
+    manifest: manifest_mod.Manifest
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_raw(self) -> int:
+        return self.manifest.bytes_raw
+
+    @property
+    def bytes_stored(self) -> int:
+        return self.manifest.bytes_stored
+
+    @property
+    def duration(self) -> float:
+        return self.manifest.duration
+
+
+# --------------------------------------------------------------------------- tool choice
+
+
+def choose_tool(info: mysql.ServerInfo, backup: BackupConfig) -> str:
+    if backup.dump_tool:
+        found = shutil.which(backup.dump_tool) or (backup.dump_tool if os.path.exists(backup.dump_tool) else None)
+        if not found:
+            raise DumpError(f"backup.dump_tool {backup.dump_tool!r} was not found")
+        return found
+    names = ("mariadb-dump", "mysqldump") if info.flavour == "mariadb" else ("mysqldump", "mariadb-dump")
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise DumpError(
+        f"no dump tool found for {info.label} (looked for {', '.join(names)}); "
+        "install it with: apt-get install -y mariadb-client"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def tool_version(tool: str) -> str:
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.splitlines()[0] if out else "unknown"
+
+
+def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool) -> list[str]:
+    opts = [
+        "--single-transaction", "--quick", "--routines", "--triggers", "--events",
+        "--hex-blob", "--default-character-set=utf8mb4", "--no-tablespaces",
+        "--max-allowed-packet=1G",
+    ]
+    is_mariadb_tool = "mariadb" in tool_version(tool).lower() or "mariadb" in os.path.basename(tool)
+    if coordinates:
+        if info.flavour == "mariadb" or is_mariadb_tool:
+            opts.append("--master-data=2")
+        elif info.version_tuple >= (8, 0, 26):
+            opts.append("--source-data=2")
+        else:
+            opts.append("--master-data=2")
+    if info.flavour == "mysql" and not is_mariadb_tool:
+        opts.append("--set-gtid-purged=COMMENTED" if info.gtid_mode else "--set-gtid-purged=OFF")
+    return opts
+
+
+# --------------------------------------------------------------------------- header parsing
+
+
+_CHANGE_MASTER = re.compile(
+    rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)")
+_GTID_MARIADB = re.compile(rb"gtid_slave_pos='([^']*)'")
+_GTID_MYSQL = re.compile(rb"GTID_PURGED='\+?([^']*)'")
+
+
+def parse_coordinates(header: bytes) -> dict:
+    out: dict = {}
+    m = _CHANGE_MASTER.search(header)
+    if m:
+        out["binlog_file"] = m.group(1).decode()
+        out["binlog_position"] = int(m.group(2))
+    m = _GTID_MARIADB.search(header) or _GTID_MYSQL.search(header)
+    if m and m.group(1):
+        out["gtid"] = m.group(1).decode().replace("\n", "")
+    return out
+
+
+def _unquote_table(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").replace("``", "`")
+
+
+# --------------------------------------------------------------------------- process helpers
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _child_setup() -> None:
+    """In the child: die with the parent (PR_SET_PDEATHSIG), so no dump outlives its runner."""
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- the dump
+
+
+def target_paths(backup_dir: Path, server: str, database: str, when: datetime, codec: str) -> tuple[Path, Path]:
+    directory = Path(backup_dir) / server / safe_name(database)
+    final = directory / dump_basename(database, when, EXTENSIONS[codec])
+    return final, Path(str(final) + ".partial")
+
+
+def dump_database(
+    server: ServerConfig,
+    backup: BackupConfig,
+    database: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float | None = None,
+    stall_timeout: float | None = None,
+    estimate: int | None = None,
+    run_id: int | None = None,
+    progress_interval: float = 0.5,
+    dump_tool: str | None = None,
+) -> DumpResult:
+    """Dump one database to `<backup.dir>/<server>/<db>/<db>-<stamp>.sql.<ext>` with its manifest."""
+    timeout = timeout if timeout is not None else backup.timeout
+    stall_timeout = stall_timeout if stall_timeout is not None else backup.stall_timeout
+    cancel = cancel or threading.Event()
+    t0 = time.monotonic()
+    started = datetime.now(timezone.utc)
+
+    def emit(p: DumpProgress) -> None:
+        if on_progress is not None:
+            try:
+                on_progress(p)
+            except Exception:  # a broken observer never breaks a dump
+                pass
+
+    emit(DumpProgress(server.name, database, "preflight", estimate=estimate, timeout=timeout))
+
+    # ---- preflight: connect, the database exists, privileges, inventory
+    conn = mysql.connect(server)
+    try:
+        info = mysql.server_info(conn, server)
+        if not mysql.database_exists(conn, database):
+            raise DumpError(f"server {server.name}: database {database!r} does not exist")
+        inv = mysql.inventory(conn, server, [database])[0]
+        privs = mysql.require_dump_privileges(conn, info, database, inv)
+        table_rows = mysql.tables(conn, database)
+        objects = mysql.object_names(conn, database)
+    finally:
+        conn.close()
+    warnings = list(privs.warnings)
+    if inv.non_transactional:
+        warnings.append(
+            f"not consistent: {len(inv.non_transactional)} non-transactional table(s) "
+            f"({', '.join(inv.non_transactional[:5])}{', …' if len(inv.non_transactional) > 5 else ''}) "
+            "are not covered by --single-transaction"
+        )
+    if estimate is None:
+        estimate = int(inv.bytes * 0.85) or None
+
+    tool = dump_tool or choose_tool(info, backup)
+    options = dump_options(info, tool, privs.coordinates)
+    for opt in backup.extra_options:
+        if opt.split("=")[0] in _RESERVED_OPTIONS:
+            raise DumpError(f"backup.extra_options: {opt} would remove the completeness footer or change the scope")
+        options.append(opt)
+
+    final, partial = target_paths(backup.dir, server.name, database, started, backup.compression)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DumpError(f"cannot create {final.parent}: {exc.strerror}") from None
+
+    try:
+        f = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640), "wb")
+    except FileExistsError:
+        raise DumpError(f"{partial} already exists: another dump of {database!r} started this same second") from None
+    except OSError as exc:
+        raise DumpError(f"cannot create {partial}: {exc.strerror}") from None
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    proc: subprocess.Popen | None = None
+    encoder = None
+    stderr_buf = bytearray()
+    ok = False
+    try:
+        sink = HashingSink(f)
+        encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
+        with client_credentials(server) as (cred_path, env):
+            argv = [tool, f"--defaults-extra-file={cred_path}", *options, "--", database]
+            try:
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                    env=env, process_group=0, preexec_fn=_child_setup, close_fds=True,
+                )
+            except OSError as exc:
+                raise DumpError(f"cannot start {tool}: {exc.strerror}") from None
+
+            def read_stderr() -> None:
+                assert proc is not None and proc.stderr is not None
+                for line in proc.stderr:
+                    if len(stderr_buf) < 65536:
+                        stderr_buf.extend(line)
+
+            err_thread = threading.Thread(target=read_stderr, name="dump-stderr", daemon=True)
+            err_thread.start()
+
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, 1031, CHUNK)  # F_SETPIPE_SZ: fewer wake-ups
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            header = bytearray()
+            tail = b""
+            raw = 0
+            current: str | None = None
+            last_byte_at = time.monotonic()
+            last_emit = 0.0
+            rate_mark = (t0, 0)
+            rate = 0.0
+            while True:
+                now = time.monotonic()
+                if cancel.is_set():
+                    _kill_group(proc)
+                    raise CancelledError(f"dump of {database!r} cancelled")
+                if timeout and now - t0 > timeout:
+                    _kill_group(proc)
+                    raise TimeoutError_(
+                        f"dump of {database!r} exceeded its timeout of {_fmt_secs(timeout)} "
+                        f"after {raw:,} bytes; killed")
+                if stall_timeout and now - last_byte_at > stall_timeout:
+                    _kill_group(proc)
+                    raise TimeoutError_(
+                        f"dump of {database!r} stalled: no output for {_fmt_secs(stall_timeout)} "
+                        f"(after {raw:,} bytes, table {current or 'none yet'}); killed")
+                if not poller.poll(200):
+                    pass
+                else:
+                    n = os.readv(fd, [view])
+                    if n == 0:
+                        break
+                    chunk = view[:n]
+                    raw += n
+                    last_byte_at = time.monotonic()
+                    if len(header) < HEADER_KEEP:
+                        header += chunk[: HEADER_KEEP - len(header)]
+                    tail = (tail + bytes(chunk[-TAIL_KEEP:]))[-TAIL_KEEP:]
+                    marks = _TABLE_MARK.findall(chunk) if n else []
+                    if marks:
+                        current = _unquote_table(marks[-1])
+                    elif current is None:
+                        smarks = _STRUCT_MARK.findall(chunk)
+                        if smarks:
+                            current = _unquote_table(smarks[-1])
+                    try:
+                        encoder.write(chunk)
+                    except OSError as exc:
+                        _kill_group(proc)
+                        raise DumpError(f"writing {partial} failed: {exc.strerror}") from None
+                now = time.monotonic()
+                if now - last_emit >= progress_interval:
+                    span = now - rate_mark[0]
+                    if span >= 1.0:
+                        rate = (raw - rate_mark[1]) / span
+                        rate_mark = (now, raw)
+                    elif rate == 0.0 and now > t0:
+                        rate = raw / (now - t0)
+                    last_emit = now
+                    emit(DumpProgress(server.name, database, "dumping", raw, sink.bytes, rate, current,
+                                      now - t0, estimate, timeout, str(partial)))
+            rc = proc.wait()
+            err_thread.join(timeout=5)
+        stderr_text = _clean_stderr(bytes(stderr_buf))
+        if rc != 0:
+            raise DumpError(_describe_exit(tool, rc, stderr_text, database))
+        if FOOTER not in tail:
+            raise DumpError(
+                f"{os.path.basename(tool)} exited 0 but the output has no '-- Dump completed' footer: "
+                "the dump is incomplete" + (f" ({stderr_text})" if stderr_text else ""))
+        emit(DumpProgress(server.name, database, "finishing", raw, sink.bytes, rate, current,
+                          time.monotonic() - t0, estimate, timeout, str(partial)))
+        try:
+            encoder.close()
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:
+            raise DumpError(f"writing {partial} failed: {exc.strerror}") from None
+        os.rename(partial, final)
+        with contextlib.suppress(OSError):
+            fd_dir = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(fd_dir)
+            os.close(fd_dir)
+        finished = datetime.now(timezone.utc)
+        coords = parse_coordinates(bytes(header))
+        m = manifest_mod.Manifest(
+            database=database,
+            server={"name": server.name, "host": server.address, "flavour": info.flavour,
+                    "version": info.version, "hostname": info.hostname},
+            tool={"path": tool, "version": tool_version(tool)},
+            options=options,
+            started=started.isoformat(timespec="seconds"),
+            finished=finished.isoformat(timespec="seconds"),
+            duration=round(time.monotonic() - t0, 3),
+            bytes_raw=raw,
+            bytes_stored=sink.bytes,
+            codec=backup.compression,
+            level=backup.level if backup.compression != "none" else 0,
+            sha256=sink.sha.hexdigest(),
+            file=final.name,
+            tables=[manifest_mod.TableEntry(t.name, t.engine, t.rows, t.data_bytes + t.index_bytes)
+                    for t in table_rows if t.kind != "VIEW"],
+            views=objects["views"], procedures=objects["procedures"], functions=objects["functions"],
+            triggers=objects["triggers"], events=objects["events"],
+            non_transactional=list(inv.non_transactional),
+            coordinates=coords,
+            warnings=warnings + ([f"dump tool said: {stderr_text}"] if stderr_text else []),
+            run_id=run_id,
+        )
+        try:
+            manifest_mod.save(m, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                final.unlink()
+            raise DumpError(f"writing the manifest of {final.name} failed: {exc.strerror}") from None
+        ok = True
+        emit(DumpProgress(server.name, database, "done", raw, sink.bytes, rate, current,
+                          m.duration, estimate, timeout, str(final)))
+        return DumpResult(server.name, database, final, m, warnings)
+    except (DumpdeckError, ConnectError):
+        raise
+    except OSError as exc:
+        raise DumpError(f"dump of {database!r} failed: {exc.strerror or exc}") from None
+    finally:
+        if not ok:
+            if proc is not None and proc.poll() is None:
+                _kill_group(proc)
+            if encoder is not None:
+                encoder.abort()
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            emit(DumpProgress(server.name, database, "failed", elapsed=time.monotonic() - t0,
+                              estimate=estimate, timeout=timeout))
+        with contextlib.suppress(OSError):
+            f.close()
+
+
+def _fmt_secs(seconds: float) -> str:
+    from .units import format_duration
+
+    return format_duration(seconds)
+
+
+def _clean_stderr(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace").strip()
+    lines = [ln for ln in text.splitlines() if ln.strip() and "Warning: Using a password" not in ln]
+    return " | ".join(lines)[-2000:]
+
+
+def _describe_exit(tool: str, rc: int, stderr: str, database: str) -> str:
+    name = os.path.basename(tool)
+    if rc < 0:
+        what = f"{name} was killed by signal {signal.Signals(-rc).name}"
+    else:
+        meaning = {
+            2: "SQL or connection error",
+            3: "consistency error or connection lost mid-dump; the file may end on a complete statement but is partial",
+            5: "write error",
+            6: "table not found",
+        }.get(rc)
+        what = f"{name} exited with code {rc}" + (f" ({meaning})" if meaning else "")
+    return f"dump of {database!r} failed: {what}" + (f": {stderr}" if stderr else "")

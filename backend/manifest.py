@@ -1,0 +1,189 @@
+"""The manifest sidecar: `<dump>.manifest.json`, written atomically.
+
+It describes one dump (server, tool, options, timings, sizes, sha256, the
+inventory of tables and objects, binlog coordinates) and accumulates the
+verification history: each verification appends a record with its time,
+level, result and evidence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import DumpdeckError
+
+FORMAT_VERSION = 1
+SUFFIX = ".manifest.json"
+
+
+class ManifestError(DumpdeckError):
+    """A manifest is missing, unreadable or malformed."""
+
+
+@dataclass
+class TableEntry:
+    name: str
+    engine: str | None
+    rows: int               # estimate from information_schema (InnoDB: approximate)
+    bytes: int              # data + index
+    exact_rows: int | None = None  # filled by a restore-test or an exact count
+
+
+@dataclass
+class Verification:
+    level: int
+    passed: bool
+    at: str                 # ISO 8601 UTC
+    checks: list[dict] = field(default_factory=list)  # {name, passed, evidence}
+    target: str | None = None
+    duration: float | None = None
+
+
+@dataclass
+class Manifest:
+    database: str
+    server: dict            # name, host, flavour, version
+    tool: dict              # path, version
+    options: list[str]
+    started: str
+    finished: str
+    duration: float
+    bytes_raw: int
+    bytes_stored: int
+    codec: str
+    level: int
+    sha256: str
+    file: str               # base name of the dump file
+    tables: list[TableEntry] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    procedures: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    non_transactional: list[str] = field(default_factory=list)
+    coordinates: dict = field(default_factory=dict)  # binlog_file, binlog_position, gtid
+    warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)   # trend flags: small, large, slow
+    run_id: int | None = None
+    verifications: list[Verification] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def verified_level(self) -> int:
+        """The highest level reached by a passing verification (0 when none passed)."""
+        best = 0
+        for v in self.verifications:
+            if v.passed:
+                best = max(best, v.level)
+        return best
+
+    @property
+    def last_verification(self) -> Verification | None:
+        return self.verifications[-1] if self.verifications else None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        if not isinstance(data, dict):
+            raise ManifestError("manifest is not a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ManifestError(f"unsupported manifest format_version {version!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        try:
+            kwargs["tables"] = [TableEntry(**t) for t in data.get("tables", [])]
+            kwargs["verifications"] = [Verification(**v) for v in data.get("verifications", [])]
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ManifestError(f"manifest is malformed: {exc}") from None
+
+
+def manifest_path(dump_path: Path) -> Path:
+    return Path(str(dump_path) + SUFFIX)
+
+
+def dump_path_for(manifest: Path) -> Path:
+    return Path(str(manifest)[: -len(SUFFIX)])
+
+
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o640) -> None:
+    """Write to a temporary file in the same directory, fsync, rename, fsync the directory."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save(manifest: Manifest, dump_path: Path) -> Path:
+    path = manifest_path(dump_path)
+    write_atomic(path, json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def load(dump_path: Path) -> Manifest:
+    path = manifest_path(dump_path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError(f"{path.name}: no manifest") from None
+    except OSError as exc:
+        raise ManifestError(f"{path.name}: unreadable: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path.name}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return Manifest.from_dict(data)
+
+
+@contextlib.contextmanager
+def locked(dump_path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of one manifest across processes (flock on the dump file)."""
+    try:
+        fd = os.open(dump_path, os.O_RDONLY)
+    except OSError as exc:
+        raise ManifestError(f"{Path(dump_path).name}: cannot open: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def append_verification(dump_path: Path, record: Verification, extra: dict[str, Any] | None = None) -> Manifest:
+    """Append one verification record (and optional field updates) to the dump's manifest."""
+    with locked(dump_path):
+        m = load(dump_path)
+        m.verifications.append(record)
+        for key, value in (extra or {}).items():
+            setattr(m, key, value)
+        save(m, dump_path)
+        return m

@@ -1,0 +1,121 @@
+"""Shared fixtures: a real throwaway mariadbd for the session, isolated dirs, configs, sample databases.
+
+No test reads the developer's real home, config, state or servers: the autouse
+`isolated_env` fixture points HOME, XDG dirs and DUMPDECK_CONFIG at tmp_path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from backend.config import load_config
+from backend.sandbox import Sandbox, free_port
+
+from .helpers import create_sample_database, drop_database
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory) -> Sandbox:
+    """A private mariadbd (unix socket + a free TCP port on 127.0.0.1) for the whole session."""
+    if shutil.which("mariadbd") is None and shutil.which("mariadbd", path="/usr/sbin") is None:
+        pytest.fail("mariadbd is not installed: run `apt-get install -y mariadb-server mariadb-client zstd` "
+                    "(the README's test command does this)")
+    directory = Path(tmp_path_factory.mktemp("mariadb"))
+    sb = Sandbox.create(directory / "srv", port=free_port(),
+                        extra_args=("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW"))
+    sb.start()
+    with sb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'bk'@'localhost' IDENTIFIED BY 'S3cret-Pw!x9'")
+        cur.execute("CREATE USER IF NOT EXISTS 'bk'@'127.0.0.1' IDENTIFIED BY 'S3cret-Pw!x9'")
+        for host in ("localhost", "127.0.0.1"):
+            cur.execute(f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, BINLOG MONITOR, "
+                        f"PROCESS ON *.* TO 'bk'@'{host}'")
+    yield sb
+    sb.destroy()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("DUMPDECK_CONFIG", raising=False)
+    monkeypatch.delenv("MYSQL_PWD", raising=False)
+    yield
+
+
+@pytest.fixture
+def write_config(tmp_path, mariadb):
+    """Write a config file for the scratch server; `extra` YAML is appended. Returns its path."""
+
+    def write(extra: str = "", *, password: bool = False, name: str = "config.yaml", tcp: bool = False) -> Path:
+        backups = tmp_path / "backups"
+        state = tmp_path / "state"
+        if tcp:
+            conn = f"host: 127.0.0.1\n    port: {mariadb.port}"
+        else:
+            conn = f"socket: {mariadb.socket}"
+        if password:
+            pw = tmp_path / "bk.pass"
+            pw.write_text("S3cret-Pw!x9\n")
+            pw.chmod(0o600)
+            auth = f"user: bk\n    password_file: {pw}"
+        else:
+            auth = "user: root"
+        text = textwrap.dedent(f"""\
+            servers:
+              main:
+                {conn}
+                {auth}
+            backup:
+              dir: {backups}
+              compression: zstd
+              timeout: 5m
+              stall_timeout: 60s
+            state_dir: {state}
+            """).replace("                ", "    ")
+        path = tmp_path / name
+        path.write_text(text + textwrap.dedent(extra))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def config(write_config):
+    return load_config(write_config())
+
+
+@pytest.fixture
+def sample_db(mariadb):
+    """A fresh database with tables, a view, routines, a trigger, an event, BLOBs and utf8mb4 text."""
+    name = f"sample_{os.getpid()}_{next(_counter)}"
+    create_sample_database(mariadb, name)
+    yield name
+    drop_database(mariadb, name)
+
+
+@pytest.fixture
+def make_db(mariadb):
+    """Factory: create_sample_database under any name (spaces, backticks…); dropped after the test."""
+    made = []
+
+    def make(name: str, rows: int = 200) -> str:
+        create_sample_database(mariadb, name, rows=rows)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        drop_database(mariadb, name)

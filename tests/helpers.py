@@ -1,0 +1,75 @@
+"""Test helpers: sample databases, table checksums, waiting."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from backend.mysql import quote_ident
+
+
+def create_sample_database(server, name: str, rows: int = 200) -> None:
+    """Tables (InnoDB, FK), a view, a procedure, a function, a trigger, an event, BLOBs, utf8mb4, emoji."""
+    q = quote_ident(name)
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {q}")
+        cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4")
+        cur.execute(f"USE {q}")
+        cur.execute("""CREATE TABLE customers (
+            id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100) NOT NULL,
+            city VARCHAR(100), note TEXT, created DATETIME NOT NULL DEFAULT '2024-01-01 00:00:00'
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""")
+        cur.execute("""CREATE TABLE orders (
+            id INT PRIMARY KEY AUTO_INCREMENT, customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL,
+            payload BLOB, FOREIGN KEY (customer_id) REFERENCES customers(id)
+        ) ENGINE=InnoDB""")
+        cur.execute("CREATE TABLE `odd name` (`weird``col` INT, v VARCHAR(20)) ENGINE=InnoDB")
+        names = ["Zoë", "Åsa", "Łukasz", "李雷", "Ольга", "O'Brien", "Back\\slash", "emoji 🐬🎉"]
+        cur.executemany(
+            "INSERT INTO customers (name, city, note) VALUES (%s, %s, %s)",
+            [(names[i % len(names)] + f" {i}", f"City {i % 17}", "line1\nline2\ttab 'quote' \"dq\"" * (i % 3))
+             for i in range(rows)],
+        )
+        cur.executemany(
+            "INSERT INTO orders (customer_id, total, payload) VALUES (%s, %s, %s)",
+            [((i % rows) + 1, (i * 7919) % 100000 / 100, bytes(range(256)) * (i % 4) + bytes([0, 10, 13, 39, 92]))
+             for i in range(rows * 2)],
+        )
+        cur.executemany("INSERT INTO `odd name` VALUES (%s, %s)", [(i, f"v{i}") for i in range(10)])
+        cur.execute("CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 500")
+        cur.execute("CREATE PROCEDURE count_orders(OUT n INT) BEGIN SELECT COUNT(*) INTO n FROM orders; END")
+        cur.execute("CREATE FUNCTION double_it(x INT) RETURNS INT DETERMINISTIC RETURN x * 2")
+        cur.execute("CREATE TRIGGER orders_bi BEFORE INSERT ON orders FOR EACH ROW SET NEW.total = ABS(NEW.total)")
+        cur.execute("CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM orders WHERE id < 0")
+
+
+def drop_database(server, name: str) -> None:
+    try:
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+    except Exception:
+        pass
+
+
+def table_checksums(server, database: str) -> dict[str, tuple[int, int]]:
+    """{table: (row count, CHECKSUM TABLE)} for every base table."""
+    out = {}
+    with server.connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
+                    "AND TABLE_TYPE='BASE TABLE'", (database,))
+        for (table,) in cur.fetchall():
+            cur.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}")
+            count = cur.fetchone()[0]
+            cur.execute(f"CHECKSUM TABLE {quote_ident(table)}")
+            out[table] = (count, cur.fetchone()[1])
+    return out
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,1 @@
+"""dumpdeck front doors: the argparse CLI and the Textual console."""

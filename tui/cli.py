@@ -1,0 +1,103 @@
+"""The `dumpdeck` command: argparse front door shared by the console and the headless commands.
+
+`dumpdeck` alone (or `dumpdeck console`) opens the console; every other
+subcommand is headless. Subcommands live in tui/commands/, one module each.
+Exit codes: 0 success, 1 a backup/check failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+from backend import __version__
+from backend.config import Config, default_config_path, load_config
+from backend.errors import DumpdeckError
+
+EPILOG = """\
+configuration: --config PATH, else $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml
+  (see config.example.yaml for every key).
+exit codes: 0 success, 1 a backup or check failed, 2 usage or configuration error.
+run `dumpdeck COMMAND --help` for the options of a command.
+"""
+
+
+class Context:
+    """What every command gets: the parsed arguments and a lazily loaded configuration."""
+
+    def __init__(self, config_path: Path | None):
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path or default_config_path())
+        return self._config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dumpdeck",
+        description="dumpdeck: an operator console and headless engine for MySQL/MariaDB logical backups "
+                    "that are checksummed, verified and restore-tested.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", "-c", metavar="PATH", type=Path,
+                        help="configuration file (default: $DUMPDECK_CONFIG or ~/.config/dumpdeck/config.yaml)")
+    parser.add_argument("--version", action="version", version=f"dumpdeck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(args.config)
+    func = getattr(args, "func", None)
+    if func is None:
+        console = getattr(args, "default_console", None)
+        try:
+            from .commands import console as console_cmd  # noqa: F401
+        except ImportError:
+            console_cmd = None
+        if console_cmd is not None and console is None:
+            func = console_cmd.run_default
+        else:
+            parser.print_help()
+            return 2
+    try:
+        return int(func(args, ctx) or 0)
+    except DumpdeckError as exc:
+        _print_error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _print_error(message: str) -> None:
+    lines = message.splitlines() or [message]
+    if len(lines) == 1:
+        sys.stderr.write(f"dumpdeck: error: {lines[0]}\n")
+    else:
+        sys.stderr.write("dumpdeck: error: configuration is invalid:\n")
+        for line in lines:
+            sys.stderr.write(f"  {line}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

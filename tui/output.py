@@ -1,0 +1,104 @@
+"""Terminal output helpers shared by the CLI commands: tables, JSON, colours, progress lines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+
+def is_tty(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def use_color(stream=None) -> bool:
+    return is_tty(stream) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def style(text: str, *, ok: bool | None = None, bold: bool = False, dim: bool = False, stream=None) -> str:
+    if not use_color(stream):
+        return text
+    codes = []
+    if ok is True:
+        codes.append("32")
+    elif ok is False:
+        codes.append("31")
+    if bold:
+        codes.append("1")
+    if dim:
+        codes.append("2")
+    return f"\033[{';'.join(codes)}m{text}\033[0m" if codes else text
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    json.dump(to_jsonable(value), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
+    """Plain fixed-width table; `align` is a string of l/r per column."""
+    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    align = align or "l" * len(headers)
+
+    def fmt(row: Sequence[str]) -> str:
+        cells = [c.rjust(widths[i]) if align[i] == "r" else c.ljust(widths[i]) for i, c in enumerate(row)]
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(headers)] + [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def age(when: datetime | None, now: datetime | None = None) -> str:
+    from backend.units import format_duration
+
+    if when is None:
+        return "never"
+    now = now or datetime.now(timezone.utc)
+    return format_duration((now - when).total_seconds()) + " ago"
+
+
+class ProgressLine:
+    """One self-overwriting status line on a terminal (stderr); silent elsewhere."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = is_tty(self.stream)
+        self._last = 0
+
+    def update(self, text: str) -> None:
+        if not self.enabled:
+            return
+        width = os.get_terminal_size(self.stream.fileno()).columns if self.enabled else 80
+        text = text[: max(10, width - 1)]
+        self.stream.write("\r" + text + " " * max(0, self._last - len(text)))
+        self.stream.flush()
+        self._last = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self._last:
+            self.stream.write("\r" + " " * self._last + "\r")
+            self.stream.flush()
+            self._last = 0
