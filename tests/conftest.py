@@ -62,29 +62,21 @@ def write_config(tmp_path, mariadb):
     def write(extra: str = "", *, password: bool = False, name: str = "config.yaml", tcp: bool = False) -> Path:
         backups = tmp_path / "backups"
         state = tmp_path / "state"
+        lines = ["servers:", "  main:"]
         if tcp:
-            conn = f"host: 127.0.0.1\n    port: {mariadb.port}"
+            lines += ["    host: 127.0.0.1", f"    port: {mariadb.port}"]
         else:
-            conn = f"socket: {mariadb.socket}"
+            lines += [f"    socket: {mariadb.socket}"]
         if password:
             pw = tmp_path / "bk.pass"
             pw.write_text("S3cret-Pw!x9\n")
             pw.chmod(0o600)
-            auth = f"user: bk\n    password_file: {pw}"
+            lines += ["    user: bk", f"    password_file: {pw}"]
         else:
-            auth = "user: root"
-        text = textwrap.dedent(f"""\
-            servers:
-              main:
-                {conn}
-                {auth}
-            backup:
-              dir: {backups}
-              compression: zstd
-              timeout: 5m
-              stall_timeout: 60s
-            state_dir: {state}
-            """).replace("                ", "    ")
+            lines += ["    user: root"]
+        lines += ["backup:", f"  dir: {backups}", "  compression: zstd", "  timeout: 5m",
+                  "  stall_timeout: 60s", f"state_dir: {state}"]
+        text = "\n".join(lines) + "\n"
         path = tmp_path / name
         path.write_text(text + textwrap.dedent(extra))
         return path

@@ -73,3 +73,43 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def restore_into(server, path, database: str) -> None:
+    """Load a dump file (any codec) into a fresh database with the real `mariadb` client."""
+    import subprocess
+
+    from backend.codecs import open_decoded
+
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
+        cur.execute(f"CREATE DATABASE {quote_ident(database)}")
+    client = subprocess.Popen(["mariadb", "--no-defaults", "-uroot", f"--socket={server.socket}",
+                               "--default-character-set=utf8mb4", database],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open_decoded(path) as stream:
+        for chunk in stream.chunks():
+            client.stdin.write(chunk)
+    client.stdin.close()
+    err = client.stderr.read().decode()
+    assert client.wait() == 0, f"restore of {path} failed: {err}"
+
+
+def make_big_table(server, database: str, rows: int = 300_000) -> None:
+    """A table big enough (~35 MB of SQL per 300k rows) that a dump is still running after its first chunk."""
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}")
+        cur.execute(f"USE {quote_ident(database)}")
+        cur.execute("CREATE TABLE IF NOT EXISTS big (id INT PRIMARY KEY, k INT, c CHAR(64), pad CHAR(40))")
+        cur.execute(f"INSERT INTO big SELECT seq, seq * 7 % 10007, MD5(seq), SHA1(seq) FROM seq_1_to_{rows}")
+
+
+def object_inventory(server, database: str) -> dict[str, list[str]]:
+    from backend.config import ServerConfig
+    from backend.mysql import connect, object_names
+
+    conn = connect(ServerConfig(name="t", host=None, socket=server.socket, user="root"))
+    try:
+        return object_names(conn, database)
+    finally:
+        conn.close()
