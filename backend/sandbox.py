@@ -35,7 +35,13 @@ class MissingBinaryError(SandboxError):
     exit_code = 2
 
 
+BINPATH_ENV = "DUMPDECK_MARIADB_PATH"
+
+
 def find_binary(*names: str, path: str | None = None) -> str | None:
+    """Search `path`, else $DUMPDECK_MARIADB_PATH alone, else $PATH plus the sbin directories."""
+    if path is None:
+        path = os.environ.get(BINPATH_ENV)
     search = path if path is not None else os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin:/sbin"
     for name in names:
         found = shutil.which(name, path=search)
