@@ -1,0 +1,534 @@
+"""The runner: the process that executes one run, detached from whoever started it.
+
+    python -m backend.runner --config PATH --run ID
+
+flock(job) → preflight → dumps (up to `parallel` at once, each with its
+timeout = min(backup.timeout, what is left of max_runtime) and the stall
+timeout) → retries with a growing delay (retry_delay × 2^attempt) for failed
+or timed-out dumps (never for cancelled ones, nor once max_runtime is spent)
+→ verification at the job's level → retention for the job's databases (only
+when the run succeeded) → final status with a reason → post-run hooks
+(`backend.postrun.after_run`, when that module exists).
+
+The run row gets a heartbeat every second and each database's progress row
+is updated at least once a second while its dump runs. SIGTERM/SIGINT cancel
+the run (dumps killed, partials removed, status `cancelled`); SIGHUP is
+ignored. A runner killed with SIGKILL is found by `StateStore.reap_lost`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import Config, JobConfig, load_config
+from .errors import CancelledError, DumpdeckError, PrivilegeError, TimeoutError_
+from .jobs import ADHOC, JobLock, job_for_run, lock_key
+from .logs import setup_logging
+from .state import DbProgress, Run, StateStore
+from .units import format_bytes, format_duration
+
+log = logging.getLogger("dumpdeck.runner")
+
+PROGRESS_EVERY = 0.5   # seconds between progress writes per database (heartbeat ≤ 1 s)
+HEARTBEAT_EVERY = 1.0  # seconds between run heartbeats
+LOCK_POLL = 0.5
+
+
+@dataclass
+class DbOutcome:
+    database: str
+    status: str          # succeeded | failed | timed-out | cancelled
+    error: str | None = None
+    path: Path | None = None
+    attempts: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def install_signal_handlers(cancel: threading.Event) -> None:
+    """SIGTERM/SIGINT set the cancel event; SIGHUP is ignored (the SSH session may go away)."""
+
+    def on_signal(signum, _frame):
+        if not cancel.is_set():
+            log.warning("received %s: cancelling the run", signal.Signals(signum).name)
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, store: StateStore, run_id: int):
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.store = store
+        self.run_id = run_id
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(HEARTBEAT_EVERY):
+            try:
+                self.store.heartbeat(self.run_id)
+            except Exception as exc:  # the state db briefly unavailable must not kill the run
+                log.warning("heartbeat failed: %s", exc)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- execute
+
+
+def execute(config: Config, store: StateStore, run_id: int, *, lock: JobLock | None = None,
+            install_signals: bool = False, cancel: threading.Event | None = None) -> Run:
+    """Execute a queued run to its final status; returns the final Run."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise DumpdeckError(f"no run {run_id} in {store.path}")
+    if run.status != "queued":
+        log.warning("run %s is %s, not queued: nothing to do", run_id, run.status)
+        return run
+    cancel = cancel or threading.Event()
+    if install_signals and threading.current_thread() is threading.main_thread():
+        install_signal_handlers(cancel)
+    try:
+        job = job_for_run(config, run)
+    except DumpdeckError as exc:
+        return store.finish_run(run_id, "failed", str(exc))
+
+    own_lock: JobLock | None = None
+    if lock is None:
+        key = lock_key(run.job, run.server)
+        own_lock = JobLock.for_key(config.lock_dir, key)
+        if not own_lock.try_acquire(run_id):
+            message = own_lock.describe_holder(run.job)
+            if run.job != ADHOC:
+                log.warning("%s", message)
+                with store._write() as conn:  # noqa: SLF001 - one statement, our own table
+                    conn.execute("UPDATE progress SET status='skipped' WHERE run_id=?", (run_id,))
+                return store.finish_run(run_id, "skipped", message)
+            store.add_event(run_id, "info", "waiting", f"waiting for the running ad-hoc run on {run.server}",
+                            own_lock.holder())
+            while not own_lock.try_acquire(run_id):
+                if cancel.wait(LOCK_POLL):
+                    return store.finish_run(run_id, "cancelled", "cancelled while waiting in the queue")
+        lock = own_lock
+    else:
+        lock.path.parent.mkdir(parents=True, exist_ok=True)
+        if lock.fd is not None:
+            info = lock.holder()
+            info["run"] = run_id
+            import json
+
+            os.ftruncate(lock.fd, 0)
+            os.pwrite(lock.fd, json.dumps(info).encode(), 0)
+
+    now = _now()
+    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), started=now,
+                     heartbeat=now)
+    store.add_event(run_id, "info", "start",
+                    f"run {run_id} ({run.job}, {run.trigger}) started: {len(run.databases)} database(s) on "
+                    f"{run.server}", {"pid": os.getpid(), "databases": list(run.databases)})
+    log.info("run %s (%s) started by %s: %s", run_id, run.job, run.trigger, ", ".join(run.databases))
+    beat = _Heartbeat(store, run_id)
+    beat.start()
+    try:
+        try:
+            status, reason, outcomes = _run_body(config, store, run, job, cancel)
+        except Exception as exc:  # a bug must still end the run with a status
+            log.exception("run %s crashed", run_id)
+            status, reason, outcomes = "failed", f"internal error: {type(exc).__name__}: {exc}", []
+        if cancel.is_set() and status not in ("cancelled",):
+            status, reason = "cancelled", reason or "cancelled"
+        final = store.finish_run(run_id, status, reason)
+        level = {"succeeded": "info", "cancelled": "warning"}.get(final.status, "error")
+        store.add_event(run_id, level, "finish", f"run {run_id} {final.status}: {final.reason}",
+                        {"status": final.status})
+        getattr(log, "info" if level == "info" else "warning")("run %s %s: %s", run_id, final.status, final.reason)
+        _post_run(config, store, final)
+        return store.get_run(run_id) or final
+    finally:
+        beat.stop()
+        if own_lock is not None:
+            own_lock.release()
+
+
+def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
+              cancel: threading.Event) -> tuple[str, str, list[DbOutcome]]:
+    from .preflight import preflight
+
+    t0 = time.monotonic()
+    deadline = t0 + job.max_runtime
+    server = config.server(run.server)
+    databases = list(run.databases)
+    if not databases:
+        return "failed", f"job {job.name}: no databases to back up", []
+
+    def on_retry(attempt: int, wait: float, why: str) -> None:
+        store.add_event(run.id, "warning", "preflight-retry",
+                        f"cannot connect yet (attempt {attempt}); retrying in {wait:g} s: {why}",
+                        {"attempt": attempt, "delay": wait})
+
+    report = preflight(config, server, databases, store=store, on_retry=on_retry)
+    for w in report.warnings:
+        store.add_event(run.id, "warning", "preflight", w)
+    if report.fatal:
+        reason = "preflight failed: " + "; ".join(report.fatal)
+        for db in databases:
+            store.set_progress(DbProgress(run.id, db, "failed", error="preflight failed", updated=_now(),
+                                          estimate=report.raw_estimates.get(db),
+                                          inventory_bytes=report.inventory_bytes.get(db)))
+        store.add_event(run.id, "error", "preflight", reason,
+                        {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes,
+                         "estimates": report.estimates})
+        return "failed", reason, []
+    store.add_event(run.id, "info", "preflight",
+                    f"preflight ok: need about {format_bytes(report.needed_bytes)}, "
+                    f"free {format_bytes(report.free_bytes)}",
+                    {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes,
+                     "estimates": report.estimates, "ratio_source": report.ratio_source})
+
+    outcomes: dict[str, DbOutcome] = {}
+    todo = []
+    for db in databases:
+        if db in report.db_problems:
+            outcomes[db] = DbOutcome(db, "failed", report.db_problems[db])
+            store.set_progress(DbProgress(run.id, db, "failed", error=report.db_problems[db], updated=_now()))
+        else:
+            todo.append(db)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, job.parallel),
+                                               thread_name_prefix=f"dump-{run.id}") as pool:
+        futures = {pool.submit(_dump_one, config, store, run, job, server, db, report, deadline, cancel): db
+                   for db in todo}
+        pending = set(futures)
+        while pending:
+            # Short waits keep the main thread responsive to signals.
+            _done, pending = concurrent.futures.wait(pending, timeout=0.5)
+        for fut, db in futures.items():
+            try:
+                outcomes[db] = fut.result()
+            except Exception as exc:
+                log.exception("dump worker for %s crashed", db)
+                outcomes[db] = DbOutcome(db, "failed", f"internal error: {type(exc).__name__}: {exc}")
+
+    ordered = [outcomes[db] for db in databases]
+    ok = [o for o in ordered if o.status == "succeeded"]
+    bad = [o for o in ordered if o.status != "succeeded"]
+    if cancel.is_set() or any(o.status == "cancelled" for o in bad):
+        status = "cancelled"
+    elif not bad:
+        status = "succeeded"
+    elif all(o.status == "timed-out" for o in bad):
+        status = "timed-out"
+    else:
+        status = "failed"
+    elapsed = format_duration(time.monotonic() - t0)
+    if status == "succeeded":
+        reason = f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}"
+    else:
+        reason = (f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}; "
+                  + "; ".join(f"{o.database}: {o.status}: {o.error}" for o in bad))
+
+    if status == "succeeded":
+        _retention(config, store, run, job)
+    else:
+        store.add_event(run.id, "info", "retention", f"retention skipped: the run {status}")
+    return status, reason, ordered
+
+
+# --------------------------------------------------------------------------- one database
+
+
+def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, server, db: str, report,
+              deadline: float, cancel: threading.Event) -> DbOutcome:
+    from .dump import DumpProgress, dump_database
+
+    attempts = job.retries + 1
+    stall = job.stall_timeout or config.backup.stall_timeout
+    raw_estimate = report.raw_estimates.get(db)
+    inventory_bytes = report.inventory_bytes.get(db)
+    outcome = DbOutcome(db, "failed", "not started")
+    base = DbProgress(run.id, db, "pending", estimate=raw_estimate, inventory_bytes=inventory_bytes)
+    state: dict = {"last": 0.0, "file": None}
+    for attempt in range(attempts):
+        outcome.attempts = attempt + 1
+        if cancel.is_set():
+            outcome.status, outcome.error = "cancelled", "cancelled before the dump started"
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            outcome.status = "timed-out"
+            outcome.error = f"max_runtime of {format_duration(job.max_runtime)} for job {job.name} is spent"
+            break
+        timeout = min(config.backup.timeout, remaining)
+        by_runtime = remaining < config.backup.timeout
+        started = _now()
+        state = {"last": 0.0, "file": None}
+        base = DbProgress(run.id, db, "running", started=started, updated=started, estimate=raw_estimate,
+                          timeout=timeout, attempt=attempt, inventory_bytes=inventory_bytes)
+        store.set_progress(base)
+        store.add_event(run.id, "info", "dump-start",
+                        f"{db}: dump started (attempt {attempt + 1} of {attempts}, timeout "
+                        f"{format_duration(timeout)}, stall timeout {format_duration(stall)})",
+                        {"database": db, "attempt": attempt, "at": time.time(), "timeout": timeout})
+
+        def on_progress(p: DumpProgress, base=base, state=state) -> None:
+            now = time.monotonic()
+            if p.phase in ("failed", "done"):
+                return
+            new_file = p.partial is not None and p.partial != state["file"]
+            if not new_file and now - state["last"] < PROGRESS_EVERY and p.phase != "finishing":
+                return
+            state["last"] = now
+            state["file"] = p.partial or state["file"]
+            try:
+                store.set_progress(replace(base, bytes_raw=p.bytes_raw, bytes_stored=p.bytes_stored, rate=p.rate,
+                                           current_table=p.current_table, updated=_now(), file=state["file"],
+                                           estimate=p.estimate or base.estimate))
+            except Exception as exc:
+                log.warning("progress write failed: %s", exc)
+
+        try:
+            result = dump_database(server, config.backup, db, on_progress=on_progress, cancel=cancel,
+                                   timeout=timeout, stall_timeout=stall, estimate=raw_estimate, run_id=run.id)
+        except CancelledError as exc:
+            outcome.status, outcome.error = "cancelled", str(exc)
+            break
+        except TimeoutError_ as exc:
+            outcome.status = "timed-out"
+            outcome.error = str(exc) + (f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)"
+                                        if by_runtime else "")
+            if by_runtime:
+                _final_progress(store, base, outcome, state)
+                store.add_event(run.id, "error", "dump-failed", f"{db}: {outcome.error}",
+                                {"database": db, "attempt": attempt, "status": outcome.status})
+                break
+        except PrivilegeError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+            _final_progress(store, base, outcome, state)
+            store.add_event(run.id, "error", "dump-failed", f"{db}: {exc}", {"database": db, "attempt": attempt})
+            break
+        except DumpdeckError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+        except Exception as exc:
+            log.exception("dump of %s crashed", db)
+            outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            outcome.status, outcome.error, outcome.path = "succeeded", None, result.path
+            m = result.manifest
+            for w in result.warnings:
+                store.add_event(run.id, "warning", "dump-warning", f"{db}: {w}", {"database": db})
+            store.add_event(run.id, "info", "dump-done",
+                            f"{db}: {format_bytes(m.bytes_raw)} SQL → {format_bytes(m.bytes_stored)} "
+                            f"in {format_duration(m.duration)} ({result.path.name})",
+                            {"database": db, "file": str(result.path), "bytes_raw": m.bytes_raw,
+                             "bytes_stored": m.bytes_stored, "duration": m.duration, "sha256": m.sha256})
+            level, verr = _verify(config, store, run, db, result.path, job.verify, cancel)
+            if verr:
+                outcome.status, outcome.error = "failed", verr
+            store.set_progress(replace(base, status=outcome.status, bytes_raw=m.bytes_raw,
+                                       bytes_stored=m.bytes_stored, rate=m.bytes_raw / m.duration if m.duration else 0,
+                                       current_table=None, updated=_now(), file=str(result.path),
+                                       error=outcome.error, verified_level=level))
+            return outcome
+        # failed or timed-out: maybe retry
+        _final_progress(store, base, outcome, state, retrying=attempt + 1 < attempts)
+        store.add_event(run.id, "error" if attempt + 1 >= attempts else "warning", "dump-failed",
+                        f"{db}: {outcome.status}: {outcome.error}",
+                        {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()})
+        if attempt + 1 >= attempts:
+            break
+        delay = job.retry_delay * (2 ** attempt)
+        if time.monotonic() + delay >= deadline:
+            outcome.error = (f"{outcome.error}; no retry: max_runtime of {format_duration(job.max_runtime)} "
+                             f"would be spent during the {format_duration(delay)} delay")
+            _final_progress(store, base, outcome, state)
+            break
+        store.add_event(run.id, "warning", "retry",
+                        f"{db}: retry {attempt + 2} of {attempts} in {format_duration(delay)}",
+                        {"database": db, "attempt": attempt + 1, "delay": delay, "at": time.time()})
+        if cancel.wait(delay):
+            outcome.status, outcome.error = "cancelled", "cancelled while waiting to retry"
+            break
+    _final_progress(store, base, outcome, state)
+    return outcome
+
+
+def _final_progress(store: StateStore, base: DbProgress, outcome: DbOutcome, state: dict,
+                    retrying: bool = False) -> None:
+    current = {p.database: p for p in store.progress(base.run_id)}.get(base.database, base)
+    store.set_progress(replace(current, status="retrying" if retrying else outcome.status, error=outcome.error,
+                               updated=_now(), file=None, rate=0.0))
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _verify(config: Config, store: StateStore, run: Run, db: str, path: Path, level: int,
+            cancel: threading.Event) -> tuple[int | None, str | None]:
+    """Verify a fresh dump at `level` (1–3 verify_file, 4 restore-test). Returns (level reached,
+    error or None). A missing verification module is a warning, not a failure."""
+    if level <= 0 or cancel.is_set():
+        return None, None
+    try:
+        if level >= 4:
+            from .restore import restore_test  # noqa: PLC0415 - written by another module owner
+
+            store.add_event(run.id, "info", "verify-start", f"{db}: restore-test on {config.restore_test.target}",
+                            {"database": db, "level": 4})
+            result = restore_test(path, config, config.restore_test.target)
+        else:
+            from .verify import verify_file  # noqa: PLC0415
+
+            store.add_event(run.id, "info", "verify-start", f"{db}: verification level {level}",
+                            {"database": db, "level": level})
+            result = verify_file(path, level)
+    except ImportError as exc:
+        store.add_event(run.id, "warning", "verify-unavailable",
+                        f"{db}: verification level {level} not available ({exc}); dump left unverified",
+                        {"database": db, "level": level})
+        return None, None
+    except DumpdeckError as exc:
+        store.add_event(run.id, "error", "verify-failed", f"{db}: verification could not run: {exc}",
+                        {"database": db, "level": level})
+        return 0, f"verification level {level} could not run: {exc}"
+    except Exception as exc:
+        log.exception("verification of %s crashed", path)
+        store.add_event(run.id, "error", "verify-failed", f"{db}: verification crashed: {exc}",
+                        {"database": db, "level": level})
+        return 0, f"verification level {level} crashed: {type(exc).__name__}: {exc}"
+    passed = _passed(result)
+    reached = getattr(result, "level", None) or getattr(result, "verified_level", None) or level
+    summary = _summary(result)
+    if passed:
+        store.add_event(run.id, "info", "verify-passed", f"{db}: verification level {level} passed",
+                        {"database": db, "level": level})
+        return int(reached), None
+    store.add_event(run.id, "error", "verify-failed", f"{db}: verification level {level} failed: {summary}",
+                    {"database": db, "level": level})
+    return 0, f"verification level {level} failed: {summary}"
+
+
+def _passed(result) -> bool:
+    for attr in ("passed", "ok"):
+        value = getattr(result, attr, None)
+        if isinstance(value, bool):
+            return value
+    if isinstance(result, bool):
+        return result
+    return bool(result)
+
+
+def _summary(result) -> str:
+    for attr in ("reason", "error", "message", "summary"):
+        value = getattr(result, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    checks = getattr(result, "checks", None)
+    if checks:
+        failed = [c for c in checks if not getattr(c, "passed", c.get("passed") if isinstance(c, dict) else True)]
+        names = [getattr(c, "name", c.get("name") if isinstance(c, dict) else str(c)) for c in failed]
+        if names:
+            return "failed checks: " + ", ".join(str(n) for n in names)
+    return "see the manifest's verification record"
+
+
+# --------------------------------------------------------------------------- retention, hooks
+
+
+def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> None:
+    try:
+        from . import retention
+        from .catalog import scan  # noqa: PLC0415 - written by another module owner
+    except ImportError as exc:
+        store.add_event(run.id, "warning", "retention", f"retention not applied: {exc}")
+        return
+    try:
+        catalog = scan(config.backup.dir)
+        decisions = retention.plan_for_config(config, catalog, job=job)
+        decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
+        deleted = retention.apply(decisions, dry_run=False)
+    except Exception as exc:
+        log.exception("retention failed")
+        store.add_event(run.id, "error", "retention", f"retention failed: {exc}")
+        return
+    kept = sum(1 for d in decisions if d.keep)
+    store.add_event(run.id, "info", "retention",
+                    f"retention: kept {kept}, deleted {len(deleted)}",
+                    {"deleted": [str(p) for p in deleted], "kept": kept})
+
+
+def _post_run(config: Config, store: StateStore, run: Run) -> None:
+    """Call `backend.postrun.after_run(config, store, run)` when that module exists. Never raises."""
+    try:
+        if importlib.util.find_spec("backend.postrun") is None:
+            return
+    except (ImportError, ValueError):
+        return
+    try:
+        module = importlib.import_module("backend.postrun")
+        module.after_run(config, store, run)
+    except Exception as exc:  # notifications must never fail a backup
+        log.exception("post-run hook failed")
+        with contextlib.suppress(Exception):
+            store.add_event(run.id, "warning", "postrun", f"post-run hook failed: {type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--run", required=True, type=int)
+    args = parser.parse_args(argv)
+    cancel = threading.Event()
+    install_signal_handlers(cancel)
+    with contextlib.suppress(OSError):
+        os.setsid()  # already a session leader when spawned by start_run; harmless otherwise
+    try:
+        config = load_config(args.config)
+    except DumpdeckError as exc:
+        sys.stderr.write(f"runner: {exc}\n")
+        return 2
+    setup_logging(config, args.run)
+    store = StateStore.open(config.state_db)
+    try:
+        run = store.get_run(args.run)
+        if run is None:
+            log.error("no run %s in %s", args.run, config.state_db)
+            return 2
+        if run.status == "queued":
+            store.update_run(args.run, pid=os.getpid(), host=socket.gethostname())
+        final = execute(config, store, args.run, cancel=cancel)
+        return {"succeeded": 0, "skipped": 3}.get(final.status, 1)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
