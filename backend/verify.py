@@ -1,0 +1,403 @@
+"""The verification ladder, levels 1–3 (level 4, the restore-test, is backend.restore).
+
+- L1 file: the file exists, is not empty, and its sha256 matches the manifest.
+  A dump without a manifest (legacy or foreign) passes L1 on existence alone;
+  the sha256 check says "unknown: no manifest" and reports the digest it found.
+  An unreadable or corrupt manifest fails L1: nothing can be trusted about the file.
+- L2 stream: the file decodes completely with its codec's own binary (zstd and
+  xz frame checksums, gzip CRC), the decoded size matches the manifest, the
+  header is a MySQL/MariaDB dump header and the `-- Dump completed` footer is there.
+- L3 content: one statistics pass (backend.sqlstats) over the same decoded stream:
+  every statement terminated; tables, views, routines, triggers and events
+  compared with the manifest's inventory (a table of the manifest missing from
+  the dump fails); INSERT statements and rows per table; no USE, CREATE DATABASE
+  or writes qualified with another schema.
+
+L2 and L3 share one decode pass. Checks are reported through `on_check` as they
+complete; the ladder stops at the first level that fails. With `record=True` a
+`Verification` is appended to the manifest; a passing L3 also stores the exact
+per-table row counts (`TableEntry.exact_rows`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import manifest as manifest_mod
+from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
+from .sqlstats import SANDBOX_LINE, SqlStats, StatsCollector
+
+HEADERS = (b"-- MySQL dump", b"-- MariaDB dump")
+FOOTER = b"-- Dump completed"
+HEAD_KEEP = 8192
+TAIL_KEEP = 1024
+LEVEL_NAMES = {1: "file", 2: "stream", 3: "content", 4: "restore-test"}
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    evidence: str
+    level: int
+    data: dict = field(default_factory=dict)   # machine-readable extras (sha256, per-table figures)
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "passed": self.passed, "evidence": self.evidence, "level": self.level}
+        d.update(self.data)
+        return d
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    level_requested: int
+    level_reached: int
+    passed: bool
+    checks: list[CheckResult] = field(default_factory=list)
+    duration: float = 0.0
+    target: str | None = None
+    stats: SqlStats | None = None
+    sha256: str | None = None
+    recorded: bool = False
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def summary(self) -> str:
+        if self.passed:
+            return f"passed level {self.level_reached} ({LEVEL_NAMES.get(self.level_reached, '?')})"
+        bad = self.failed_checks
+        first = f"{bad[0].name}: {bad[0].evidence}" if bad else "failed"
+        return f"failed at level {self.level_reached + 1} ({LEVEL_NAMES.get(self.level_reached + 1, '?')}): {first}"
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "level_requested": self.level_requested, "level_reached": self.level_reached,
+                "passed": self.passed, "target": self.target, "duration": round(self.duration, 3),
+                "sha256": self.sha256, "summary": self.summary, "checks": [c.to_dict() for c in self.checks]}
+
+
+CheckCallback = Callable[[CheckResult], None]
+
+
+class _Ladder:
+    """Collects checks, reports them as they happen, knows which level failed."""
+
+    def __init__(self, report: VerifyReport, on_check: CheckCallback | None):
+        self.report = report
+        self.on_check = on_check
+        self.failed_level: int | None = None
+
+    def add(self, name: str, passed: bool, evidence: str, level: int, **data) -> CheckResult:
+        check = CheckResult(name, passed, evidence, level, data)
+        self.report.checks.append(check)
+        if not passed and (self.failed_level is None or level < self.failed_level):
+            self.failed_level = level
+        if self.on_check is not None:
+            try:
+                self.on_check(check)
+            except Exception:  # a broken observer never breaks a verification
+                pass
+        return check
+
+    def ok_through(self, level: int) -> bool:
+        return self.failed_level is None or self.failed_level > level
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- L1
+
+
+def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, str | None]:
+    """Returns (manifest or None, sha256 of the file or None)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        ladder.add("file exists", False, f"{path} does not exist", 1)
+        return None, None
+    except OSError as exc:
+        ladder.add("file exists", False, f"{path}: {exc.strerror}", 1)
+        return None, None
+    if st.st_size == 0:
+        ladder.add("file exists", False, f"{path.name} is empty (0 bytes)", 1)
+        return None, None
+    ladder.add("file exists", True, f"{path.name}, {_fmt(st.st_size)} bytes", 1)
+
+    manifest = None
+    mpath = manifest_mod.manifest_path(path)
+    if mpath.exists():
+        try:
+            manifest = manifest_mod.load(path)
+        except manifest_mod.ManifestError as exc:
+            ladder.add("manifest", False, f"unreadable, nothing to check the file against: {exc}", 1)
+            return None, None
+    try:
+        digest, size = file_sha256(path)
+    except OSError as exc:
+        ladder.add("sha256", False, f"cannot read {path.name}: {exc.strerror}", 1)
+        return manifest, None
+    if manifest is None:
+        ladder.add("sha256", True, f"unknown: no manifest (file digest {digest[:16]}…)", 1, sha256=digest)
+        return None, digest
+    if digest != manifest.sha256:
+        extra = ""
+        if manifest.bytes_stored and size != manifest.bytes_stored:
+            extra = (f"; the file is {_fmt(size)} bytes but the manifest says {_fmt(manifest.bytes_stored)}"
+                     + (" (truncated)" if size < manifest.bytes_stored else ""))
+        ladder.add("sha256", False, f"mismatch: file {digest[:16]}…, manifest {manifest.sha256[:16]}…{extra}", 1,
+                   sha256=digest)
+    else:
+        ladder.add("sha256", True, f"matches the manifest ({digest[:16]}…)", 1, sha256=digest)
+    return manifest, digest
+
+
+# --------------------------------------------------------------------------- L2 + L3
+
+
+def _check_header(head: bytes) -> tuple[bool, str]:
+    text = head
+    if text.startswith(SANDBOX_LINE):
+        nl = text.find(b"\n")
+        text = text[nl + 1:] if nl >= 0 else b""
+    text = text.lstrip(b"\xef\xbb\xbf")
+    for h in HEADERS:
+        if text.startswith(h):
+            line = text.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+            return True, line
+    first = head.split(b"\n", 1)[0][:60].decode("utf-8", errors="replace")
+    return False, f"not a MySQL/MariaDB dump header: starts with {first!r}"
+
+
+def _check_footer(tail: bytes) -> tuple[bool, str]:
+    idx = tail.rfind(FOOTER)
+    if idx < 0:
+        last = tail.rstrip().rsplit(b"\n", 1)[-1][-60:].decode("utf-8", errors="replace")
+        return False, f"'-- Dump completed' footer missing: the dump is incomplete (ends with {last!r})"
+    rest = tail[idx + len(FOOTER):].strip()
+    if b"\n" in rest:
+        return False, "text follows the '-- Dump completed' footer"
+    return True, tail[idx:].strip().decode("utf-8", errors="replace")
+
+
+def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, manifest) -> SqlStats | None:
+    collector = StatsCollector() if want_stats else None
+    head = bytearray()
+    tail = b""
+    header_done = False
+    raw = 0
+    stream = open_decoded(path, codec)
+    failed_early = False
+    try:
+        for chunk in stream.chunks():
+            raw += len(chunk)
+            if not header_done:
+                head += chunk[:HEAD_KEEP - len(head)]
+                if len(head) >= HEAD_KEEP or len(head) >= 256:
+                    ok, ev = _check_header(bytes(head))
+                    ladder.add("header", ok, ev, 2)
+                    header_done = True
+                    if not ok:
+                        failed_early = True
+                        break
+            tail = (tail + chunk[-TAIL_KEEP:])[-TAIL_KEEP:]
+            if collector is not None:
+                collector.feed(chunk)
+    except OSError as exc:
+        stream.close(check=False)
+        ladder.add("stream decodes", False, f"read error: {exc.strerror or exc}", 2)
+        return None
+    if failed_early:
+        stream.close(check=False)
+        return None
+    try:
+        stream.close()
+    except StreamError as exc:
+        ladder.add("stream decodes", False, f"{exc} after {_fmt(raw)} bytes of SQL: the file is truncated or corrupt", 2)
+        return None
+    if not header_done:
+        ok, ev = _check_header(bytes(head))
+        ladder.add("header", ok, ev if raw else "the decoded stream is empty", 2)
+        if not ok:
+            return None
+    if manifest is not None and manifest.bytes_raw and raw != manifest.bytes_raw:
+        ladder.add("stream decodes", False,
+                   f"{codec}: decodes to {_fmt(raw)} bytes of SQL but the manifest says {_fmt(manifest.bytes_raw)}", 2)
+        return None
+    ladder.add("stream decodes", True, f"{codec}: {_fmt(raw)} bytes of SQL"
+               + (", size matches the manifest" if manifest is not None and manifest.bytes_raw else ""), 2)
+    ok, ev = _check_footer(tail)
+    ladder.add("footer", ok, ev, 2)
+    if not ok or collector is None:
+        return None
+    return collector.finish()
+
+
+def _names(items) -> str:
+    items = list(items)
+    shown = ", ".join(f"`{n}`" for n in items[:5])
+    return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+
+def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
+    if stats.unterminated:
+        ladder.add("statements", False, stats.unterminated, 3)
+    else:
+        ladder.add("statements", True, f"{_fmt(stats.statements)} statements, all terminated", 3)
+
+    tables = stats.tables
+    if manifest is not None:
+        expected = [t.name for t in manifest.tables]
+        missing = [t for t in expected if t not in tables]
+        extra = [t for t in tables if t not in set(expected)]
+        if missing:
+            ladder.add("tables", False, f"{len(missing)} table(s) of the manifest missing from the dump: "
+                       f"{_names(missing)} (dump has {len(tables)}, manifest {len(expected)})", 3)
+        else:
+            ladder.add("tables", True, f"{len(tables)} CREATE TABLE, all {len(expected)} of the manifest"
+                       + (f"; {len(extra)} not in the manifest: {_names(extra)}" if extra else ""), 3)
+        for kind in ("views", "procedures", "functions", "triggers", "events"):
+            want = list(getattr(manifest, kind))
+            have = getattr(stats, kind)
+            miss = [n for n in want if n not in set(have)]
+            if miss:
+                ladder.add(kind, False, f"{len(miss)} of {len(want)} missing from the dump: {_names(miss)}", 3)
+            elif want or have:
+                ladder.add(kind, True, f"{len(have)} in the dump, {len(want)} in the manifest", 3)
+    else:
+        ladder.add("tables", True, f"{len(tables)} CREATE TABLE (no manifest to compare with)", 3)
+        objs = ", ".join(f"{len(getattr(stats, k))} {k}" for k in ("views", "procedures", "functions", "triggers", "events"))
+        ladder.add("objects", True, objs + " (no manifest to compare with)", 3)
+
+    empty_expected = []
+    if manifest is not None:
+        for t in manifest.tables:
+            if t.name in tables and tables[t.name] == 0 and t.rows > 1000:
+                empty_expected.append(t.name)
+    per_table = {name: rows for name, rows in tables.items()}
+    evidence = f"{_fmt(stats.insert_statements)} INSERT statements, {_fmt(stats.rows)} rows in {len(tables)} tables"
+    if empty_expected:
+        ladder.add("rows", False, evidence + f"; no rows for {_names(empty_expected)} although the source "
+                   "estimated more than 1,000", 3, tables=per_table)
+    else:
+        ladder.add("rows", True, evidence, 3, tables=per_table)
+
+    if stats.scope_problems:
+        ladder.add("scope", False, f"{len(stats.scope_problems)} statement(s) reach outside the database: "
+                   + "; ".join(stats.scope_problems[:3]), 3)
+    else:
+        ladder.add("scope", True, "no USE, CREATE DATABASE or writes to other databases", 3)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = None, record: bool = True) -> VerifyReport:
+    """Run the ladder up to `level` (1–3), stopping at the first failing level."""
+    if level not in (1, 2, 3):
+        raise ValueError("verification level must be 1, 2 or 3 (4 is restore_test)")
+    path = Path(path)
+    t0 = time.monotonic()
+    report = VerifyReport(path=path, level_requested=level, level_reached=0, passed=False)
+    ladder = _Ladder(report, on_check)
+
+    manifest, digest = _level1(path, ladder)
+    report.sha256 = digest
+    stats = None
+    if ladder.ok_through(1) and level >= 2:
+        codec = codec_for_path(path)
+        sniffed = sniff_codec(path)
+        if manifest is not None and manifest.codec and manifest.codec != codec:
+            codec = manifest.codec
+        if sniffed and sniffed != codec and not (codec == "none" and sniffed == "none"):
+            ladder.add("stream decodes", False, f"the file name says {codec} but the content is {sniffed}", 2)
+        else:
+            stats = _stream_pass(path, codec, level >= 3, ladder, manifest)
+            if stats is not None and ladder.ok_through(2):
+                _level3(stats, manifest, ladder)
+    report.stats = stats
+
+    reached = 0
+    for lvl in range(1, level + 1):
+        if ladder.ok_through(lvl) and any(c.level == lvl for c in report.checks):
+            reached = lvl
+        else:
+            break
+    report.level_reached = reached
+    report.passed = reached >= level
+    report.duration = time.monotonic() - t0
+
+    if record and manifest is not None:
+        record_report(report, stats=stats if report.passed or ladder.ok_through(2) else None)
+    return report
+
+
+def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: dict | None = None) -> bool:
+    """Append the report to the manifest (and exact row counts from L3 stats). False when there is none."""
+    path = report.path
+    if not manifest_mod.manifest_path(path).exists():
+        return False
+    rec = manifest_mod.Verification(
+        level=report.level_reached, passed=report.passed, at=now_iso(),
+        checks=[c.to_dict() for c in report.checks], target=report.target,
+        duration=round(report.duration, 3))
+    extra = dict(extra or {})
+    try:
+        if stats is not None and not stats.unterminated:
+            m = manifest_mod.load(path)
+            tables = []
+            for t in m.tables:
+                if t.name in stats.tables:
+                    t = dataclasses.replace(t, exact_rows=stats.tables[t.name])
+                tables.append(t)
+            extra["tables"] = tables
+        manifest_mod.append_verification(path, rec, extra)
+    except (manifest_mod.ManifestError, OSError):
+        return False
+    report.recorded = True
+    return True
+
+
+def verified_for(manifest: manifest_mod.Manifest, sha256: str, min_level: int = 3) -> manifest_mod.Verification | None:
+    """The latest passing verification at `min_level`+ that checked this exact file content."""
+    for v in reversed(manifest.verifications):
+        if not v.passed:
+            if v.level < min_level:
+                return None
+            continue
+        if v.level < min_level:
+            continue
+        for c in v.checks:
+            if c.get("name") == "sha256" and c.get("sha256") == sha256:
+                return v
+    return None
