@@ -1,0 +1,433 @@
+"""`dumpdeck demo`: a sandbox MariaDB with sample databases, a config for it, and its lifecycle.
+
+The demo lives in a directory of its own (default `$XDG_STATE_HOME/dumpdeck/demo`):
+
+    demo.json              who started the server, who uses it, keep or not (JSON)
+    demo.lock              flock held while the demo is being set up, finished or stopped
+    dumpdeck-demo.yaml     the config the console opens (valid for backend.config.load_config)
+    server/                the sandbox mariadbd: data/, mysqld.sock, error.log (backend.sandbox)
+    backups/  state/       the demo's dumps, state database and log
+
+Several `dumpdeck demo` processes may share one sandbox: each registers its pid in
+`users`; the last one to leave stops the server and removes the directory — unless
+the demo is kept (`keep`), in which case only `stop()` ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import yaml
+
+from . import sample_data
+from .config import Config, default_state_dir, load_config
+from .errors import DumpdeckError, UsageError
+from .sandbox import Sandbox, SandboxError, _pid_alive, require_binaries
+
+SERVER_NAME = "demo"
+INFO_FILE = "demo.json"
+LOCK_FILE = "demo.lock"
+CONFIG_FILE = "dumpdeck-demo.yaml"
+SERVER_DIR = "server"
+BACKUP_DIR = "backups"
+STATE_DIR = "state"
+# What purge() removes; nothing else in the directory is touched.
+OWNED_ENTRIES = (INFO_FILE, LOCK_FILE, CONFIG_FILE, SERVER_DIR, BACKUP_DIR, STATE_DIR)
+SUN_PATH_MAX = 107  # bytes of a unix socket path (sockaddr_un.sun_path minus the NUL)
+SERVER_ARGS = ("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
+
+Step = Callable[[str], None]
+
+
+class DemoError(DumpdeckError):
+    """The demo could not be set up, shared or stopped."""
+
+
+def default_demo_dir() -> Path:
+    return default_state_dir() / "demo"
+
+
+# --------------------------------------------------------------------------- demo.json
+
+
+@dataclass
+class DemoInfo:
+    """The contents of demo.json."""
+
+    directory: str
+    socket: str
+    port: int | None
+    sandbox_pid: int | None
+    owner_pid: int | None             # the `dumpdeck demo` that started the server
+    users: list[int] = field(default_factory=list)   # `dumpdeck demo` processes using it now
+    keep: bool = False
+    config: str = ""
+    started: float = 0.0
+    data_version: int = sample_data.DATA_VERSION
+    scale: float = 1.0
+    loaded: list[str] = field(default_factory=list)  # sample databases completely loaded
+
+    def live_users(self, exclude: int | None = None) -> list[int]:
+        return [p for p in self.users if p != exclude and _pid_alive(p)]
+
+
+def read_info(directory: Path) -> DemoInfo | None:
+    try:
+        data = json.loads((Path(directory) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        known = {k: data[k] for k in DemoInfo.__dataclass_fields__ if k in data}
+        return DemoInfo(**known)
+    except TypeError:
+        return None
+
+
+def _write_info(directory: Path, info: DemoInfo) -> None:
+    path = Path(directory) / INFO_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class DemoSession:
+    """A running demo this process uses; hand it to `finish()` when done."""
+
+    directory: Path
+    config_path: Path
+    socket: Path
+    port: int | None
+    sandbox_pid: int | None
+    reused: bool                      # the server was already running
+    shared_with: list[int]            # other live `dumpdeck demo` pids using the same server
+    kept_by_other: bool               # the running demo was already marked --keep
+    keep: bool
+    loaded: list[str] = field(default_factory=list)      # databases loaded by this call
+    rows_loaded: int = 0
+    seeded: list[str] = field(default_factory=list)      # databases backed up by this call
+    seed_warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # sandbox_start, data_load, seed_backups
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    stopped: bool
+    purged: bool
+    kept: bool
+    still_used_by: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StopResult:
+    directory: Path
+    was_running: bool
+    purged: bool
+    cut_off: tuple[int, ...] = ()     # live `dumpdeck demo` processes whose server went away
+
+
+@dataclass(frozen=True)
+class DemoStatus:
+    directory: Path
+    exists: bool
+    running: bool
+    info: DemoInfo | None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_demo_dir(directory: Path) -> bool:
+    return (Path(directory) / INFO_FILE).is_file() or (Path(directory) / SERVER_DIR / "data" / "mysql").is_dir()
+
+
+def _check_directory(directory: Path) -> None:
+    sock = directory / SERVER_DIR / "mysqld.sock"
+    if len(os.fsencode(sock)) > SUN_PATH_MAX:
+        raise UsageError(
+            f"demo directory {directory} is too deep: its socket path {sock} would be "
+            f"{len(os.fsencode(sock))} bytes, the limit is {SUN_PATH_MAX}; choose a shorter --dir")
+    if directory.exists():
+        if not directory.is_dir():
+            raise UsageError(f"demo directory {directory} exists and is not a directory")
+        if any(directory.iterdir()) and not is_demo_dir(directory):
+            raise UsageError(f"{directory} is not empty and is not a dumpdeck demo directory; "
+                             "choose another --dir (nothing was changed)")
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, timeout: float = 300.0, on_wait: Step | None = None) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and on_wait is not None:
+                    on_wait("another `dumpdeck demo` is setting up or stopping this demo; waiting for it")
+                    told = True
+                if time.monotonic() > deadline:
+                    raise DemoError(f"{directory / LOCK_FILE} is held by another dumpdeck demo "
+                                    f"for more than {timeout:.0f}s; giving up") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sandbox(directory: Path, port: int | None = None) -> Sandbox:
+    return Sandbox(directory=directory / SERVER_DIR, port=port, extra_args=SERVER_ARGS)
+
+
+def _purge(directory: Path) -> None:
+    """Remove what the demo put in `directory`, then the directory itself if that left it empty."""
+    for name in OWNED_ENTRIES:
+        p = directory / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    with contextlib.suppress(OSError):
+        (directory / (INFO_FILE + ".tmp")).unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
+def config_text(directory: Path, socket: Path) -> str:
+    """The demo config: one server on the sandbox socket, everything else inside `directory`."""
+    state = directory / STATE_DIR
+    data = {
+        "servers": {SERVER_NAME: {"socket": str(socket), "user": "root"}},
+        "backup": {"dir": str(directory / BACKUP_DIR), "compression": "zstd", "level": 3,
+                   "timeout": "15m", "stall_timeout": "2m"},
+        "state_dir": str(state),
+        "log": {"file": str(state / "dumpdeck.log"), "max_size": "10MiB", "keep": 3},
+        "jobs": {"nightly": {"server": SERVER_NAME, "databases": ["*"], "schedule": "0 2 * * *",
+                             "parallel": 2, "retries": 1, "verify": 2}},
+        "retention": {"keep_last": 7, "keep_days": 14, "daily": 7, "weekly": 4, "monthly": 6},
+        "restore_test": {"target": "sandbox"},
+    }
+    header = ("# dumpdeck demo configuration, written by `dumpdeck demo`.\n"
+              "# The server is a sandbox MariaDB with sample databases; root has no password and\n"
+              f"# listens on a unix socket only. Open the console with:\n"
+              f"#   dumpdeck --config {shlex.quote(str(directory / CONFIG_FILE))}\n")
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def write_config(directory: Path, socket: Path) -> Path:
+    path = directory / CONFIG_FILE
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(config_text(directory, socket))
+    os.replace(tmp, path)
+    load_config(path)  # the demo never hands out a config the loader would refuse
+    return path
+
+
+def _has_dumps(directory: Path) -> bool:
+    backups = directory / BACKUP_DIR
+    return backups.is_dir() and any(backups.rglob("*.manifest.json"))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def status(directory: Path | None = None) -> DemoStatus:
+    directory = Path(directory) if directory is not None else default_demo_dir()
+    info = read_info(directory)
+    running = directory.is_dir() and _sandbox(directory).alive()
+    return DemoStatus(directory=directory, exists=directory.is_dir() and is_demo_dir(directory),
+                      running=running, info=info)
+
+
+def seed_backups(config: Config, databases: list[str] | tuple[str, ...], parallel: int = 2) -> tuple[list[str], list[str]]:
+    """One dump of each database through backend.dump, `parallel` at once → (done, warnings)."""
+    import concurrent.futures
+
+    from .dump import dump_database
+
+    server = config.server(SERVER_NAME)
+    done: list[str] = []
+    warnings: list[str] = []
+    lock = threading.Lock()
+
+    def one(db: str) -> None:
+        try:
+            result = dump_database(server, config.backup, db)
+        except DumpdeckError as exc:
+            with lock:
+                warnings.append(f"seed backup of {db!r} failed: {exc}")
+            return
+        with lock:
+            done.append(db)
+            warnings.extend(f"{db}: {w}" for w in result.warnings)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(one, databases))
+    order = {db: i for i, db in enumerate(databases)}
+    done.sort(key=order.__getitem__)
+    return done, warnings
+
+
+def start(directory: Path | None = None, *, port: int | None = None, keep: bool = False,
+          seed: bool = True, scale: float = 1.0, on_step: Step | None = None) -> DemoSession:
+    """Start (or join) the demo in `directory`: sandbox up, sample data loaded, config written.
+
+    Raises MissingBinaryError (exit 2) before touching the disk when mariadbd is not installed.
+    On any failure or Ctrl-C during set-up, a server this call started is stopped again.
+    """
+    say = on_step or (lambda _msg: None)
+    directory = Path(directory).expanduser().absolute() if directory is not None else default_demo_dir()
+    require_binaries()
+    _check_directory(directory)
+    me = os.getpid()
+    with _locked(directory, on_wait=say):
+        info = read_info(directory)
+        sb = _sandbox(directory, port)
+        timings: dict[str, float] = {}
+        reused = sb.alive() and sb._ping()
+        shared_with: list[int] = []
+        kept_by_other = False
+        if reused:
+            shared_with = info.live_users(exclude=me) if info else []
+            kept_by_other = bool(info and info.keep)
+            sb.port = info.port if info else None
+            if info is None:
+                info = DemoInfo(directory=str(directory), socket=str(sb.socket), port=sb.port,
+                                sandbox_pid=sb.pid, owner_pid=None)
+            say(f"a demo sandbox is already running in {directory} (mariadbd pid {sb.pid}); sharing it")
+        else:
+            t0 = time.monotonic()
+            say(f"starting a sandbox MariaDB in {directory}")
+            previous = info
+            try:
+                sb = Sandbox.create(directory / SERVER_DIR, port=port, extra_args=SERVER_ARGS)
+                sb.start()
+            except BaseException:
+                sb.stop()
+                if previous is None:  # nothing of value was there before this call
+                    _purge(directory)
+                raise
+            timings["sandbox_start"] = time.monotonic() - t0
+            info = DemoInfo(directory=str(directory), socket=str(sb.socket), port=port, sandbox_pid=sb.pid,
+                            owner_pid=me, users=[], keep=False, started=time.time(),
+                            loaded=list(previous.loaded) if previous else [],
+                            data_version=previous.data_version if previous else sample_data.DATA_VERSION,
+                            scale=previous.scale if previous else scale)
+        info.users = info.live_users(exclude=me) + [me]
+        _write_info(directory, info)
+
+        session = DemoSession(directory=directory, config_path=directory / CONFIG_FILE, socket=sb.socket,
+                              port=info.port, sandbox_pid=sb.pid, reused=reused, shared_with=shared_with,
+                              kept_by_other=kept_by_other, keep=keep or kept_by_other, timings=timings)
+        try:
+            _ensure_data(sb, directory, info, scale, session, say)
+            session.config_path = write_config(directory, sb.socket)
+            info.config = str(session.config_path)
+            if seed and not _has_dumps(directory):
+                t0 = time.monotonic()
+                say("taking one backup of each sample database")
+                cfg = load_config(session.config_path)
+                session.seeded, session.seed_warnings = seed_backups(cfg, list(sample_data.DATABASES))
+                session.timings["seed_backups"] = time.monotonic() - t0
+            info.keep = info.keep or keep
+            _write_info(directory, info)
+        except BaseException:
+            _leave(directory, me, purge=True)
+            raise
+    return session
+
+
+def _ensure_data(sb: Sandbox, directory: Path, info: DemoInfo, scale: float,
+                 session: DemoSession, say: Step) -> None:
+    if info.data_version != sample_data.DATA_VERSION or info.scale != scale:
+        info.loaded = []
+    info.data_version = sample_data.DATA_VERSION
+    info.scale = scale
+    with sb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        present = {r[0] for r in cur.fetchall()}
+    missing = [db for db in sample_data.DATABASES if db not in info.loaded or db not in present]
+    if not missing:
+        return
+    rows = sum(db.rows for db in sample_data.catalog(scale) if db.name in missing)
+    say(f"loading sample databases {', '.join(missing)} ({rows:,} rows)")
+    t0 = time.monotonic()
+
+    def loaded(name: str, _secs: float) -> None:
+        info.loaded = sorted(set(info.loaded) | {name})
+        _write_info(directory, info)
+
+    report = sample_data.load(sb.connect, missing, scale=scale, parallel=2, on_loaded=loaded)
+    session.loaded = list(missing)
+    session.rows_loaded = report.rows
+    session.timings["data_load"] = time.monotonic() - t0
+
+
+def _leave(directory: Path, me: int, purge: bool) -> FinishResult:
+    """Deregister `me`; the last user of a demo that is not kept stops (and purges) it. Lock held."""
+    info = read_info(directory)
+    others = info.live_users(exclude=me) if info else []
+    if info is not None and (info.keep or others):
+        info.users = others
+        _write_info(directory, info)
+        return FinishResult(stopped=False, purged=False, kept=info.keep, still_used_by=tuple(others))
+    sb = _sandbox(directory)
+    sb.stop()
+    if purge:
+        _purge(directory)
+    elif info is not None:
+        info.users = []
+        info.sandbox_pid = None
+        _write_info(directory, info)
+    return FinishResult(stopped=True, purged=purge, kept=False)
+
+
+def finish(session: DemoSession, purge: bool = True) -> FinishResult:
+    """This process is done with the demo: stop and remove it, unless it is kept or still in use."""
+    directory = session.directory
+    if not directory.is_dir():
+        return FinishResult(stopped=False, purged=True, kept=False)
+    with _locked(directory):
+        return _leave(directory, os.getpid(), purge=purge)
+
+
+def stop(directory: Path | None = None, *, purge: bool = False) -> StopResult:
+    """Stop the demo in `directory` whoever started it; with `purge`, remove its files too."""
+    directory = Path(directory).expanduser().absolute() if directory is not None else default_demo_dir()
+    if not directory.is_dir() or not is_demo_dir(directory):
+        return StopResult(directory=directory, was_running=False, purged=False)
+    with _locked(directory):
+        info = read_info(directory)
+        cut_off = tuple(info.live_users(exclude=os.getpid())) if info else ()
+        sb = _sandbox(directory)
+        was_running = sb.alive()
+        sb.stop()
+        if purge:
+            _purge(directory)
+        elif info is not None:
+            info.users = []
+            info.keep = False
+            info.sandbox_pid = None
+            _write_info(directory, info)
+    return StopResult(directory=directory, was_running=was_running, purged=purge, cut_off=cut_off)
