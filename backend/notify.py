@@ -540,3 +540,77 @@ def log_path_for(config, run_id: int | None) -> str | None:
     if run_id is None:
         return None
     return str(Path(config.runs_log_dir) / f"{run_id}.log")
+
+
+# --------------------------------------------------------------------------- outbox: policy + delivery + record
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What happened to one subject's outcome: the policy decision and each channel's delivery."""
+
+    key: str
+    decision: object                 # policy.Decision
+    message: Message | None
+    deliveries: tuple[Delivery, ...] = ()
+
+    @property
+    def sent(self) -> bool:
+        return any(d.ok for d in self.deliveries)
+
+
+def dispatch(config, store, key: str, status: str, compose, *, now: float, policy: str | None = None,
+             first_success: bool = True, bad_severity: str = "FAILED", detail: str | None = None) -> Dispatch:
+    """Apply the policy to one outcome of `key`, persist the new state, deliver and record.
+
+    `compose(decision) -> Message` is called only when the policy says send.
+    Failed deliveries are recorded with the message, so `retry_pending` can resend them.
+    """
+    from . import policy as policy_mod
+
+    state_key = f"notify:{key}"
+    previous = store.get_notify_state(state_key)
+    decision = policy_mod.decide(policy or config.notify.policy, previous, status, now,
+                                 config.notify.digest_every, detail=detail, first_success=first_success,
+                                 bad_severity=bad_severity)
+    store.set_notify_state(state_key, decision.state.to_dict())
+    if not decision.send:
+        log.info("notification for %s not sent: %s", key, decision.why)
+        return Dispatch(key, decision, None)
+    message = compose(decision)
+    clean = scrubbed(message, secrets(config))
+    deliveries = tuple(deliver(config, clean))
+    for d in deliveries:
+        store.record_notification(d.channel, key, clean.subject, d.ok, d.error,
+                                  payload=None if d.ok else clean.to_dict())
+    return Dispatch(key, decision, clean, deliveries)
+
+
+def retry_pending(config, store, *, max_age: float = 3 * 86400.0, now: float | None = None) -> list[Delivery]:
+    """Resend failed notifications (oldest first) on their channel; older than `max_age` are left alone."""
+    import time as _time
+
+    now = _time.time() if now is None else now
+    out = []
+    for row in store.pending_notifications():
+        payload = row.get("payload")
+        at = row.get("at")
+        if not payload or (at is not None and now - at.timestamp() > max_age):
+            continue
+        if row["channel"] not in channels(config):
+            continue
+        try:
+            original = Message.from_dict(payload)
+        except (KeyError, TypeError):
+            continue
+        when = _when(at)
+        note = (f"(This message could not be delivered at {when}: {row.get('error') or 'unknown error'}.\n"
+                f" It is resent now, with the next event.)\n\n")
+        message = Message(original.severity, original.title, note + original.body, original.key, original.facts)
+        [result] = deliver(config, message, only=[row["channel"]])
+        if result.ok:
+            store.mark_notification_sent(row["id"])
+        else:
+            store.mark_notification_failed(row["id"], result.error or "failed")
+        out.append(result)
+    return out

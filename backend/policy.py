@@ -15,8 +15,11 @@ smart (the default)
     - each new failure (a transition into ``failed``) is sent at once;
     - while the failure lasts, one digest at most every `digest_every` seconds;
     - the recovery after a failure or warning is sent;
-    - a new warning (a transition into ``warning`` or a different warning
-      text) is sent once; a lasting warning follows the digest cadence too.
+    - a new warning (a transition into ``warning``) is sent once; a lasting
+      warning follows the digest cadence too;
+    - `detail` is a newline-separated set of problem ids (``overdue:main/shop``);
+      while in a bad state, an id not seen in the previous outcome is a new
+      event and is sent at once (a second database going stale is news).
 failures
     - every failure and every warning is sent; the recovery after them is
       sent (an operator who was told "broken" must be told "fixed"); plain
@@ -133,14 +136,22 @@ def decide(policy: str, previous: NotifyState | dict | None, status: str, now: f
     worse = prev.status is None or prev.status == "ok" or (prev.status == "warning" and new == "failed")
     if worse:
         return sent(kind, severity, f"new {kind}")
-    if new == "warning" and detail is not None and detail != prev.detail:
-        return sent(kind, severity, "a different warning")
+    if _new_items(detail, prev.detail):
+        return sent(kind, severity, f"a new {kind}: {', '.join(_new_items(detail, prev.detail))}")
     # the same bad state goes on: a digest at most every digest_every seconds
     last = prev.last_sent if prev.last_sent is not None else prev.since
     if last is None or now - last >= digest_every:
         return sent("digest", severity, f"still {new} after {streak} outcome(s); digest due",
                     failing_for=now - since, streak=streak)
     return silent(f"still {new}; next digest in {digest_every - (now - last):.0f}s", severity)
+
+
+def _new_items(detail: str | None, previous: str | None) -> list[str]:
+    """Lines of `detail` not in `previous` (a detail is a newline-separated set of problem ids)."""
+    if not detail:
+        return []
+    old = set((previous or "").splitlines())
+    return [line for line in detail.splitlines() if line and line not in old]
 
 
 def effective_policy(config, job_name: str | None) -> str:

@@ -129,3 +129,63 @@ def assess_entry(entry, entries: Sequence, trends_cfg) -> list[TrendFlag]:
     same = history_for(entries, entry.server, entry.database)
     older = [e for e in same if e.path != entry.path and (e.when and entry.when and e.when < entry.when)]
     return assess(sample_of(entry), [sample_of(e) for e in older], trends_cfg)
+
+
+# --------------------------------------------------------------------------- dumps on disk
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The fields of catalog.DumpEntry that trends, the report and the check read."""
+
+    path: object
+    server: str
+    database: str
+    when: object
+    size: int
+    codec: str
+    manifest: object
+    verified_level: int = 0
+    verified_at: object = None
+    legacy: bool = False
+
+
+def catalog_entries(config) -> list:
+    """Every dump on disk, newest first: backend.catalog.scan when it exists, else the manifests."""
+    try:
+        from . import catalog  # type: ignore[attr-defined]
+    except ImportError:
+        catalog = None
+    if catalog is not None and hasattr(catalog, "scan"):
+        return list(catalog.scan(config.backup.dir).entries)
+    return _scan_manifests(config.backup.dir)
+
+
+def _scan_manifests(backup_dir) -> list:
+    from datetime import datetime
+    from pathlib import Path
+
+    from . import manifest as manifest_mod
+
+    out = []
+    root = Path(backup_dir)
+    for mpath in root.glob("*/*/*" + manifest_mod.SUFFIX):
+        dump = manifest_mod.dump_path_for(mpath)
+        try:
+            m = manifest_mod.load(dump)
+            size = dump.stat().st_size
+            when = datetime.fromisoformat(m.finished.replace("Z", "+00:00"))
+        except (manifest_mod.ManifestError, OSError, ValueError):
+            continue
+        best = [v for v in m.verifications if v.passed]
+        at = None
+        if best:
+            top = max(best, key=lambda v: (v.level, v.at))
+            try:
+                at = datetime.fromisoformat(top.at.replace("Z", "+00:00"))
+            except ValueError:
+                at = None
+        out.append(_Entry(path=dump, server=mpath.parent.parent.name, database=m.database, when=when,
+                          size=size, codec=m.codec, manifest=m, verified_level=m.verified_level, verified_at=at))
+    out.sort(key=lambda e: e.when, reverse=True)
+    return out

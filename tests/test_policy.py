@@ -86,8 +86,9 @@ def test_alarm_subjects_without_first_success_and_critical_severity():
 def test_new_warning_text_is_a_new_event():
     d1 = decide("smart", None, "warning", 0, 1e9, detail="shop is small", first_success=False)
     d2 = decide("smart", d1.state, "warning", 10, 1e9, detail="shop is small", first_success=False)
-    d3 = decide("smart", d2.state, "warning", 20, 1e9, detail="crm is small", first_success=False)
-    assert (d1.send, d2.send, d3.send) == (True, False, True)
+    d3 = decide("smart", d2.state, "warning", 20, 1e9, detail="shop is small\ncrm is small", first_success=False)
+    d4 = decide("smart", d3.state, "warning", 30, 1e9, detail="crm is small", first_success=False)
+    assert (d1.send, d2.send, d3.send, d4.send) == (True, False, True, False)
 
 
 def test_state_round_trips_and_tolerates_garbage():

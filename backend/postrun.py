@@ -1,0 +1,321 @@
+"""What happens after every run: trend flags, notifications, the status page.
+
+The runner calls `after_run(config, store, run)` once a run has its final
+status. In order, each step on its own (one failing does not stop the next):
+
+1. trend flags (small / large / slow) written into the manifests of the run's dumps;
+2. failed notifications from earlier events are retried;
+3. the run is notified per the job's policy (always | failures | smart);
+4. failed verifications of the run's dumps are notified;
+5. disk levels (warning / critical) are notified;
+6. the status page is regenerated at `report.file` (default `<state_dir>/report.html`).
+
+It never raises: a backup that succeeded stays succeeded whatever SMTP, a
+webhook or the report writer do. Problems are logged, recorded in the state
+store (events, and the notification log for retries) and returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import manifest as manifest_mod
+from . import notify, policy, trends
+
+log = logging.getLogger("dumpdeck.postrun")
+
+# Run statuses that say nothing about the job's health: no notification, no state change.
+NEUTRAL_STATUSES = ("skipped", "cancelled", "queued", "running")
+OK_DB_STATUSES = ("succeeded", "done", "ok")
+
+
+@dataclass
+class PostRunResult:
+    run_id: int | None
+    dispatches: list = field(default_factory=list)   # notify.Dispatch
+    retried: list = field(default_factory=list)      # notify.Delivery
+    flags: dict = field(default_factory=dict)        # database -> [flag text]
+    report: Path | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def deliveries(self) -> list:
+        return [d for x in self.dispatches for d in x.deliveries]
+
+
+def after_run(config, store, run, *, now: float | None = None) -> PostRunResult:
+    """Everything after a run. Never raises (see the module docstring)."""
+    result = PostRunResult(getattr(run, "id", None))
+    try:
+        _after_run(config, store, run, now if now is not None else time.time(), result)
+    except BaseException as exc:  # noqa: BLE001 — the backup must never fail because of this
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        _fail(store, result, "post-run", exc)
+    return result
+
+
+def _fail(store, result: PostRunResult, step: str, exc: BaseException) -> None:
+    text = f"{step} failed: {type(exc).__name__}: {exc}"
+    log.exception("after run %s: %s", result.run_id, text)
+    result.errors.append(text)
+    try:
+        store.add_event(result.run_id, "warning", "postrun", text)
+    except Exception:  # the store itself may be the problem
+        log.exception("could not record the post-run failure in the state store")
+
+
+def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
+    # fresh copy: the runner may hand us the record it had before finishing
+    try:
+        fresh = store.get_run(run.id)
+        if fresh is not None:
+            run = fresh
+    except Exception as exc:
+        _fail(store, result, "reading the run", exc)
+    progress = []
+    try:
+        progress = store.progress(run.id)
+    except Exception as exc:
+        _fail(store, result, "reading the run's progress", exc)
+
+    entries: list = []
+    try:
+        entries = trends.catalog_entries(config)
+    except Exception as exc:
+        _fail(store, result, "scanning the backup directory", exc)
+
+    manifests: dict[str, manifest_mod.Manifest] = {}
+    for p in progress:
+        if p.status in OK_DB_STATUSES and p.file and not p.file.endswith(".partial"):
+            try:
+                manifests[p.database] = manifest_mod.load(Path(p.file))
+            except Exception as exc:
+                _fail(store, result, f"reading the manifest of {p.file}", exc)
+
+    # 1. trend flags into the manifests
+    for p in progress:
+        m = manifests.get(p.database)
+        if m is None:
+            continue
+        try:
+            flags = flag_dump(config, Path(p.file), entries)
+            result.flags[p.database] = [f.text for f in flags]
+            if flags:
+                manifests[p.database] = manifest_mod.load(Path(p.file))
+        except Exception as exc:
+            _fail(store, result, f"trend flags for {p.database}", exc)
+
+    disk = []
+    try:
+        disk = disk_lines(config)
+    except Exception as exc:
+        _fail(store, result, "reading disk usage", exc)
+
+    # 2. retry what could not be delivered before
+    try:
+        result.retried = notify.retry_pending(config, store, now=now)
+    except Exception as exc:
+        _fail(store, result, "retrying pending notifications", exc)
+
+    # 3. the run itself
+    if run.status not in NEUTRAL_STATUSES:
+        try:
+            summary = summarize(config, run, progress, manifests, result.flags)
+            status = "ok" if summary.ok else "failed"
+            flagged = [d for d in summary.databases if d.flags]
+            if status == "ok" and flagged:
+                status = "warning"
+            detail = "; ".join(f"{d.database}: {', '.join(f.split(':')[0] for f in d.flags)}" for d in flagged) or None
+            cfg_path = str(config.path) if getattr(config, "path", None) else None
+
+            def compose(decision, summary=summary):
+                return notify.compose_run(summary, decision.kind, decision.severity, disk=disk,
+                                          failing_for=decision.failing_for, streak=decision.streak,
+                                          config_path=cfg_path)
+            key = f"job:{run.job}" if run.job != "adhoc" else f"job:adhoc@{run.server}"
+            result.dispatches.append(notify.dispatch(
+                config, store, key, status, compose, now=now,
+                policy=policy.effective_policy(config, run.job), detail=detail))
+        except Exception as exc:
+            _fail(store, result, "notifying the run", exc)
+    else:
+        log.info("run %s is %s: no notification", run.id, run.status)
+
+    # 4. failed verifications of this run's dumps
+    for p in progress:
+        m = manifests.get(p.database)
+        if m is None or not m.verifications:
+            continue
+        try:
+            result.dispatches.append(notify_verification(config, store, run.server, p.database, p.file,
+                                                         m.verifications[-1], now=now))
+        except Exception as exc:
+            _fail(store, result, f"notifying the verification of {p.database}", exc)
+
+    # 5. disk levels
+    for line in disk:
+        try:
+            result.dispatches.append(notify_disk(config, store, line, now=now))
+        except Exception as exc:
+            _fail(store, result, f"notifying disk {line.path}", exc)
+
+    # 6. the status page
+    try:
+        from . import report
+
+        result.report = report.write_report(config, store=store, entries=entries)
+    except Exception as exc:
+        _fail(store, result, "writing the status page", exc)
+
+    for x in result.dispatches:
+        for d in x.deliveries:
+            if not d.ok:
+                try:
+                    store.add_event(run.id, "warning", "notify",
+                                    f"notification {x.message.subject!r} on {d.channel} failed: {d.error}; "
+                                    f"it will be retried with the next event")
+                except Exception:
+                    log.exception("could not record a failed notification event")
+
+
+# --------------------------------------------------------------------------- pieces (also used by check)
+
+
+def flag_dump(config, dump_path: Path, entries: list | None = None) -> list:
+    """Compute trend flags of one dump against its database's history; write their names into
+    its manifest (`flags`: small / large / slow). Returns the TrendFlags."""
+    m = manifest_mod.load(dump_path)
+    if entries is None:
+        entries = trends.catalog_entries(config)
+    server = (m.server or {}).get("name") or dump_path.parent.parent.name
+    when = datetime.fromisoformat(m.finished.replace("Z", "+00:00"))
+    history = [e for e in trends.history_for(entries, server, m.database)
+               if Path(e.path) != Path(dump_path) and e.when < when]
+    flags = trends.assess(trends.Sample(m.bytes_raw, m.duration, when.timestamp(), True),
+                          [trends.sample_of(e) for e in history], config.trends)
+    names = [f.name for f in flags]
+    if names != list(m.flags):
+        with manifest_mod.locked(dump_path):
+            fresh = manifest_mod.load(dump_path)
+            fresh.flags = names
+            manifest_mod.save(fresh, dump_path)
+    return flags
+
+
+def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notify.RunSummary:
+    dbs = []
+    for p in progress:
+        m = manifests.get(p.database)
+        duration = None
+        if m is not None:
+            duration = m.duration
+        elif p.started is not None and p.updated is not None:
+            duration = (p.updated - p.started).total_seconds()
+        ver_failed = None
+        if m is not None and m.verifications and not m.verifications[-1].passed:
+            v = m.verifications[-1]
+            bad = [c for c in v.checks if not c.get("passed", True)]
+            ver_failed = f"level {v.level}: " + ("; ".join(
+                f"{c.get('name')}: {c.get('evidence')}" for c in bad) or "failed")
+        status = "succeeded" if p.status in OK_DB_STATUSES else p.status
+        dbs.append(notify.DbOutcome(
+            server=run.server, database=p.database, status=status, error=p.error,
+            file=p.file if p.file and not p.file.endswith(".partial") else None,
+            bytes_raw=(m.bytes_raw if m else (p.bytes_raw or None)),
+            bytes_stored=(m.bytes_stored if m else (p.bytes_stored or None)),
+            duration=duration, flags=tuple(flag_texts.get(p.database, ())),
+            verified_level=(m.verified_level if m and m.verifications else p.verified_level),
+            verification_failed=ver_failed))
+    return notify.RunSummary(
+        run_id=run.id, job=None if run.job == "adhoc" else run.job, trigger=run.trigger, server=run.server,
+        status=run.status, reason=run.reason, started=run.started, finished=run.finished,
+        databases=tuple(dbs), log_path=run.log_path or notify.log_path_for(config, run.id))
+
+
+def notify_verification(config, store, server: str, database: str, file: str, verification, *,
+                        now: float | None = None) -> notify.Dispatch:
+    """Notify a failed verification (and the next passing one after it). Quiet while they pass."""
+    now = time.time() if now is None else now
+    bad = [c for c in verification.checks if not c.get("passed", True)]
+    reason = "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or ("passed" if verification.passed else "failed")
+
+    def compose(decision):
+        return notify.compose_verification(server, database, str(file), verification.level, reason,
+                                           decision.kind, decision.severity, at=verification.at)
+    return notify.dispatch(config, store, f"verify:{server}/{database}",
+                           "ok" if verification.passed else "failed", compose, now=now,
+                           first_success=False, policy="smart")
+
+
+def notify_disk(config, store, line: notify.DiskLine, *, now: float | None = None) -> notify.Dispatch:
+    now = time.time() if now is None else now
+    status = {"ok": "ok", "warning": "warning", "critical": "failed"}[line.level]
+
+    def compose(decision):
+        return notify.compose_disk(line, decision.kind, decision.severity)
+    return notify.dispatch(config, store, f"disk:{line.path}", status, compose, now=now, first_success=False,
+                           bad_severity="CRITICAL", policy="smart")
+
+
+def disk_lines(config) -> list[notify.DiskLine]:
+    """Usage of the file systems holding the backups and the state, against `disk` thresholds."""
+    warn, crit = config.disk.warn_percent, config.disk.critical_percent
+    try:
+        from . import disk as disk_mod  # type: ignore[attr-defined]
+    except ImportError:
+        disk_mod = None
+    out: list[notify.DiskLine] = []
+    if disk_mod is not None and hasattr(disk_mod, "volumes"):
+        for v in disk_mod.volumes(config):
+            total = getattr(v, "total", None)
+            free = getattr(v, "free", None)
+            used = getattr(v, "used", None)
+            percent = getattr(v, "percent", None)
+            if percent is None and total:
+                percent = 100.0 * (used if used is not None else total - (free or 0)) / total
+            level = getattr(v, "level", None)
+            if level not in ("ok", "warning", "critical"):
+                level = _level(percent, warn, crit)
+            label = getattr(v, "label", None) or ", ".join(getattr(v, "roles", ()) or ()) or "backups"
+            out.append(notify.DiskLine(str(getattr(v, "path", getattr(v, "mount", "?"))), str(label), percent,
+                                       free, total, level, warn, crit))
+        return out
+    import os
+    import shutil
+
+    seen = set()
+    for label, path in (("backup dir", config.backup.dir), ("state dir", config.state_dir)):
+        p = Path(path)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            dev = os.stat(p).st_dev
+            if dev in seen:
+                continue
+            seen.add(dev)
+            usage = shutil.disk_usage(p)
+        except OSError:
+            continue
+        percent = 100.0 * usage.used / usage.total if usage.total else None
+        out.append(notify.DiskLine(str(path), label, percent, usage.free, usage.total,
+                                   _level(percent, warn, crit), warn, crit))
+    return out
+
+
+def _level(percent: float | None, warn: float, crit: float) -> str:
+    if percent is None:
+        return "ok"
+    if percent >= crit:
+        return "critical"
+    if percent >= warn:
+        return "warning"
+    return "ok"
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
