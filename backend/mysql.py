@@ -320,13 +320,10 @@ class PrivilegeReport:
 def check_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInfo | None = None) -> PrivilegeReport:
     g = grants(conn)
     missing = []
+    # Every privilege is required even when the inventory shows no views/triggers/events: an
+    # account without TRIGGER or EVENT cannot see them in information_schema either, and the
+    # dump would silently lack them.
     for priv, why in DUMP_PRIVILEGES.items():
-        if priv == "SHOW VIEW" and db is not None and db.views == 0:
-            continue
-        if priv == "TRIGGER" and db is not None and db.triggers == 0:
-            continue
-        if priv == "EVENT" and db is not None and db.events == 0:
-            continue
         if not g.has(priv, database):
             missing.append(f"{priv} (to {why})")
     warnings = []
