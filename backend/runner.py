@@ -325,12 +325,13 @@ def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, serve
             if by_runtime:
                 _final_progress(store, base, outcome, state)
                 store.add_event(run.id, "error", "dump-failed", f"{db}: {outcome.error}",
-                                {"database": db, "attempt": attempt, "status": outcome.status})
+                                {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()})
                 break
         except PrivilegeError as exc:
             outcome.status, outcome.error = "failed", str(exc)
             _final_progress(store, base, outcome, state)
-            store.add_event(run.id, "error", "dump-failed", f"{db}: {exc}", {"database": db, "attempt": attempt})
+            store.add_event(run.id, "error", "dump-failed", f"{db}: {exc}",
+                            {"database": db, "attempt": attempt, "status": "failed", "at": time.time()})
             break
         except DumpdeckError as exc:
             outcome.status, outcome.error = "failed", str(exc)
@@ -406,7 +407,13 @@ def _verify(config: Config, store: StateStore, run: Run, db: str, path: Path, le
 
             store.add_event(run.id, "info", "verify-start", f"{db}: verification level {level}",
                             {"database": db, "level": level})
-            result = verify_file(path, level)
+
+            def on_check(check) -> None:
+                store.add_event(run.id, "info" if check.passed else "error", "verify-check",
+                                f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: "
+                                f"{check.evidence}", {"database": db, "level": check.level, "passed": check.passed})
+
+            result = verify_file(path, level, on_check=on_check)
     except ImportError as exc:
         store.add_event(run.id, "warning", "verify-unavailable",
                         f"{db}: verification level {level} not available ({exc}); dump left unverified",
@@ -422,7 +429,7 @@ def _verify(config: Config, store: StateStore, run: Run, db: str, path: Path, le
                         {"database": db, "level": level})
         return 0, f"verification level {level} crashed: {type(exc).__name__}: {exc}"
     passed = _passed(result)
-    reached = getattr(result, "level", None) or getattr(result, "verified_level", None) or level
+    reached = getattr(result, "level_reached", None) or getattr(result, "verified_level", None) or level
     summary = _summary(result)
     if passed:
         store.add_event(run.id, "info", "verify-passed", f"{db}: verification level {level} passed",
