@@ -1,0 +1,541 @@
+"""The dumpdeck console: a Textual App that is a window onto the backend.
+
+It holds no job state of its own. Dumps run in the backend's detached runner;
+the App polls the state store, the catalog, the servers, the disk and the log
+file in thread workers (one-shot poll → message → render → re-arm timer, never
+overlapping), keeps the latest snapshots, and lets the active screen render them.
+Verification and restore-tests run in App-level workers (they survive leaving the
+dumps browser) and stream their checks as messages.
+
+`make_app(config, ...)` is the factory tests use; `run_console(config)` runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from textual import on, work
+from textual.app import App
+from textual.worker import Worker, WorkerState
+
+from backend.config import Config
+from backend.errors import DumpdeckError
+
+from themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
+
+from . import actions
+from .commands_palette import ActionsProvider
+from .messages import (ActionFailed, CatalogPolled, CheckArrived, DiskPolled, DumpDeleted, JobsPolled, LadderDone,
+                       LogPolled, RunStarted, SchedulesPolled, ServerPolled)
+from .poll import (CatalogSnapshot, CheckView, ConsoleBackend, DiskSnapshot, DumpView, JobsSnapshot, LiveBackend,
+                   RunView, ScheduleView, ServerSnapshot)
+
+
+@dataclass
+class Ladder:
+    """A verification or restore-test in progress or finished, attached to one dump."""
+
+    kind: str                 # verify | restore-test
+    target: str | None
+    checks: list[CheckView] = field(default_factory=list)
+    passed: bool | None = None
+    error: str | None = None
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Intervals:
+    jobs: float = 1.0
+    log: float = 1.0
+    servers: float = 15.0
+    catalog: float = 15.0
+    disk: float = 30.0
+
+
+class DumpdeckApp(App):
+    TITLE = "dumpdeck"
+    CSS_PATH = str(STYLESHEET)
+    BINDINGS = actions.bindings("app")
+    COMMANDS = {ActionsProvider}
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, config: Config, *, backend: ConsoleBackend | None = None, read_only: bool = False,
+                 theme: str | None = None, intervals: Intervals | None = None, live: bool = True,
+                 now: Callable[[], float] | None = None):
+        super().__init__()
+        self.config = config
+        self.backend = backend or LiveBackend(config)
+        self.read_only = read_only
+        self.live = live                       # False: poll once, never re-arm (snapshot tests)
+        refresh = config.console.refresh
+        self.intervals = intervals or Intervals(jobs=refresh, log=refresh)
+        self.now: Callable[[], float] = now or self.backend.now
+        self.servers: dict[str, ServerSnapshot | None] = {n: None for n in config.servers}
+        self.catalog = CatalogSnapshot()
+        self.jobs = JobsSnapshot()
+        self.disk = DiskSnapshot()
+        self.schedules: list[ScheduleView] = []
+        self.ladders: dict[str, Ladder] = {}
+        self.paused = False
+        self.poll_counts: dict[str, int] = {}
+        self.keymap: dict[str, str] = {}
+        self._keymap_problems: list[str] = []
+        self._timers: dict[str, object] = {}
+        self._polling: set[str] = set()
+        self._active_run_ids: set[int] = set()
+        register_themes(self)
+        self._theme_name = resolve_theme_name(theme or config.console.theme)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        try:
+            self.theme = self._theme_name
+        except Exception:
+            self.notify(f"unknown theme {self._theme_name!r}; themes: {', '.join(THEME_NAMES)}",
+                        severity="warning")
+            self.theme = resolve_theme_name(None)
+        self.keymap, self._keymap_problems = actions.check_keymap(dict(self.config.console.keys))
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        for problem in self._keymap_problems:
+            self.notify(problem, severity="warning", timeout=8)
+        for name in self.config.servers:
+            self._poll_server_soon(name, 0)
+        for kind in ("jobs", "log", "catalog"):
+            self._arm(kind, 0)
+
+    def get_default_screen(self):
+        from .screens.dashboard import DashboardScreen
+
+        return DashboardScreen()
+
+    def get_system_commands(self, screen):
+        # Keep Textual's system commands (theme, keys, screenshot…) after ours.
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------------ polling
+    def _arm(self, kind: str, delay: float) -> None:
+        """Schedule the next one-shot poll of `kind` (replacing a pending timer)."""
+        old = self._timers.pop(kind, None)
+        if old is not None:
+            old.stop()
+        if delay <= 0:
+            self._start_poll(kind)
+        else:
+            self._timers[kind] = self.set_timer(delay, lambda: self._start_poll(kind), name=f"poll-{kind}")
+
+    def _start_poll(self, kind: str) -> None:
+        self._timers.pop(kind, None)
+        if kind in self._polling:      # a poll is still running: it re-arms when it ends
+            return
+        self._polling.add(kind)
+        if kind.startswith("server:"):
+            self._poll_server_worker(kind.split(":", 1)[1])
+        elif kind == "jobs":
+            self._poll_jobs_worker()
+        elif kind == "log":
+            self._poll_log_worker()
+        elif kind == "catalog":
+            self._poll_catalog_worker()
+        elif kind == "disk":
+            self._poll_disk_worker()
+        elif kind == "schedules":
+            self._poll_schedules_worker()
+
+    def _poll_server_soon(self, name: str, delay: float) -> None:
+        self._arm(f"server:{name}", delay)
+
+    def _done(self, kind: str, delay: float | None) -> None:
+        self._polling.discard(kind)
+        self.poll_counts[kind] = self.poll_counts.get(kind, 0) + 1
+        if self.live and delay is not None:
+            self._arm(kind, delay)
+
+    def poll_now(self) -> None:
+        for name in self.config.servers:
+            self._arm(f"server:{name}", 0)
+        for kind in ("jobs", "catalog", "log"):
+            self._arm(kind, 0)
+
+    @work(thread=True, group="poll-servers", exit_on_error=False, description="inventory of one server")
+    def _poll_server_worker(self, name: str) -> None:
+        self.post_message(ServerPolled(self.backend.poll_server(name)))
+
+    @work(thread=True, group="poll-jobs", exit_on_error=False, description="runs and progress from the state store")
+    def _poll_jobs_worker(self) -> None:
+        self.post_message(JobsPolled(self.backend.poll_jobs()))
+
+    @work(thread=True, group="poll-log", exit_on_error=False, description="tail of the log file")
+    def _poll_log_worker(self) -> None:
+        self.post_message(LogPolled(self.backend.poll_log()))
+
+    @work(thread=True, group="poll-catalog", exit_on_error=False, description="scan of the backup directory")
+    def _poll_catalog_worker(self) -> None:
+        self.post_message(CatalogPolled(self.backend.poll_catalog()))
+
+    @work(thread=True, group="poll-disk", exit_on_error=False, description="volumes and footprint")
+    def _poll_disk_worker(self) -> None:
+        self.post_message(DiskPolled(self.backend.poll_disk(self.catalog)))
+
+    @work(thread=True, group="poll-schedules", exit_on_error=False, description="jobs and their next runs")
+    def _poll_schedules_worker(self) -> None:
+        self.post_message(SchedulesPolled(self.backend.poll_schedules()))
+
+    def _render_allowed(self) -> bool:
+        """Render only when not paused and no modal is on top of the active screen."""
+        from textual.screen import ModalScreen
+
+        return not self.paused and not isinstance(self.screen, ModalScreen)
+
+    def _render(self) -> None:
+        if self._render_allowed():
+            fn = getattr(self.screen, "render_state", None)
+            if fn is not None:
+                fn()
+
+    @on(ServerPolled)
+    def _server_polled(self, message: ServerPolled) -> None:
+        snap = message.snapshot
+        self.servers[snap.name] = snap
+        self._done(f"server:{snap.name}", self.intervals.servers if snap.reachable else min(10.0, self.intervals.servers))
+        self._render()
+
+    @on(JobsPolled)
+    def _jobs_polled(self, message: JobsPolled) -> None:
+        self.jobs = message.snapshot
+        now_active = {r.id for r in self.jobs.active}
+        finished = self._active_run_ids - now_active
+        self._active_run_ids = now_active
+        self._done("jobs", self.intervals.jobs)
+        if finished and self.live:     # a run ended: its dumps are on disk now
+            self._arm("catalog", 0)
+        self._render()
+
+    @on(CatalogPolled)
+    def _catalog_polled(self, message: CatalogPolled) -> None:
+        self.catalog = message.snapshot
+        self._done("catalog", self.intervals.catalog)
+        self._arm("disk", 0)
+        self._render()
+
+    @on(DiskPolled)
+    def _disk_polled(self, message: DiskPolled) -> None:
+        self.disk = message.snapshot
+        self._done("disk", None)       # the catalog poll re-arms the disk poll
+        self._render()
+
+    @on(LogPolled)
+    def _log_polled(self, message: LogPolled) -> None:
+        self._done("log", self.intervals.log)
+        dash = self._dashboard()
+        if dash is not None:
+            if message.chunk.lines or message.chunk.reset:
+                dash.add_log_lines(message.chunk.lines, message.chunk.reset)
+            dash.set_log_error(message.chunk.error)
+
+    @on(SchedulesPolled)
+    def _schedules_polled(self, message: SchedulesPolled) -> None:
+        self.schedules = message.schedules
+        self._done("schedules", None)
+        self._render()
+
+    def _dashboard(self):
+        from .screens.dashboard import DashboardScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                return screen
+        return None
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures become visible: a toast, and the poll is re-armed."""
+        worker = event.worker
+        if event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        text = str(error) if isinstance(error, DumpdeckError) else f"{type(error).__name__}: {error}"
+        group = worker.group or ""
+        if group.startswith("poll-"):
+            kind = group[5:]
+            if kind == "servers":
+                return  # poll_server never raises; nothing to re-arm by group
+            self._done(kind, max(5.0, getattr(self.intervals, kind, 5.0)) if kind != "disk" else None)
+            self.notify(f"{worker.description}: {text}", severity="error", timeout=6)
+        else:
+            self.notify(f"{worker.description} failed: {text}", severity="error", timeout=10)
+
+    # ------------------------------------------------------------------ screens
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.keymap, self.read_only))
+
+    def action_open_dumps(self) -> None:
+        from .screens.dumps import DumpsScreen
+
+        if not isinstance(self.screen, DumpsScreen):
+            self.push_screen(DumpsScreen())
+        self._arm("catalog", 0)
+
+    def action_open_schedules(self) -> None:
+        from .screens.schedules import SchedulesScreen
+
+        if not isinstance(self.screen, SchedulesScreen):
+            self.push_screen(SchedulesScreen())
+        self._arm("schedules", 0)
+
+    def open_run(self, run_id: int) -> None:
+        from .screens.run_detail import RunDetailScreen
+
+        self.push_screen(RunDetailScreen(run_id))
+
+    def action_cycle_theme(self) -> None:
+        names = [n for n in THEME_NAMES if n in self.available_themes]
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+        self._render()
+
+    def watch_theme(self, theme: str) -> None:
+        # tone colours are taken from the theme when rows render
+        self.call_later(self._render)
+
+    # ------------------------------------------------------------------ quitting
+    def _quit_message(self) -> str | None:
+        active = self.jobs.active
+        if not active:
+            return None
+        ids = ", ".join(f"#{r.id}" for r in active[:5])
+        return (f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background. "
+                f"Run `dumpdeck` again to watch them.")
+
+    def action_request_quit(self) -> None:
+        message = self._quit_message()
+        if message is None:
+            self.exit(0)
+            return
+        from .screens.modals import ConfirmModal
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.exit(0, message=message)
+
+        self.push_screen(ConfirmModal("Quit the console?", message.replace("dumpdeck: ", "") +
+                                      "\nQuitting does not stop them.", confirm_label="Quit", danger=False), done)
+
+    async def action_quit(self) -> None:
+        self.exit(0, message=self._quit_message())
+
+    # ------------------------------------------------------------------ backups and runs
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if self.read_only and action in actions.DESTRUCTIVE_ACTIONS:
+            return False
+        return True
+
+    def start_backup(self, server: str, databases: list[str]) -> None:
+        if self.read_only:
+            return
+        self._start_backup_worker(server, list(databases))
+
+    @work(thread=True, group="actions", exit_on_error=False, description="start a backup run")
+    def _start_backup_worker(self, server: str, databases: list[str]) -> None:
+        try:
+            run_id = self.backend.start_backup(server, databases)
+        except DumpdeckError as exc:
+            self.post_message(ActionFailed(f"backup of {', '.join(databases)} on {server}", str(exc)))
+            return
+        self.post_message(RunStarted(run_id, f"{server}: {', '.join(databases)}"))
+
+    def run_job_now(self, job: str) -> None:
+        if self.read_only:
+            return
+        self._run_job_worker(job)
+
+    @work(thread=True, group="actions", exit_on_error=False, description="start a job run")
+    def _run_job_worker(self, job: str) -> None:
+        try:
+            run_id = self.backend.run_job(job)
+        except DumpdeckError as exc:
+            self.post_message(ActionFailed(f"job {job}", str(exc)))
+            return
+        self.post_message(RunStarted(run_id, f"job {job}"))
+
+    @on(RunStarted)
+    def _run_started(self, message: RunStarted) -> None:
+        self.notify(f"run #{message.run_id} started: {message.what}", timeout=4)
+        self._arm("jobs", 0)
+
+    @on(ActionFailed)
+    def _action_failed(self, message: ActionFailed) -> None:
+        self.notify(f"{message.what}: {message.error}", severity="error", timeout=10)
+
+    def confirm_cancel(self, run: RunView) -> None:
+        if self.read_only:
+            return
+        from .screens.modals import ConfirmModal
+
+        what = ", ".join(p.database for p in run.progress) or ", ".join(run.databases) or (run.job or "")
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._cancel_worker(run.id)
+
+        self.push_screen(ConfirmModal(f"Cancel run #{run.id}?",
+                                      f"{what}\nThe runner stops its dumps and removes their partial files.",
+                                      confirm_label="Cancel run"), done)
+
+    @work(thread=True, group="actions", exit_on_error=False, description="cancel a run")
+    def _cancel_worker(self, run_id: int) -> None:
+        try:
+            self.backend.cancel_run(run_id)
+        except DumpdeckError as exc:
+            self.post_message(ActionFailed(f"cancel run #{run_id}", str(exc)))
+            return
+        self.call_from_thread(self.notify, f"cancel requested for run #{run_id}", timeout=4)
+        self.call_from_thread(self._arm, "jobs", 0)
+
+    # ------------------------------------------------------------------ verification
+    def start_verify(self, dump: DumpView) -> None:
+        if self._ladder_running(dump):
+            return
+        self.ladders[dump.key] = Ladder(kind="verify", target=None, started=self.now())
+        self._refresh_ladder(dump.key)
+        self._verify_worker(dump)
+
+    def _ladder_running(self, dump: DumpView) -> bool:
+        live = self.ladders.get(dump.key)
+        if live is not None and live.passed is None and live.error is None:
+            self.notify(f"{live.kind} of this dump is still running", severity="warning")
+            return True
+        return False
+
+    @work(thread=True, group="verify", exit_on_error=False, description="verify a dump")
+    def _verify_worker(self, dump: DumpView) -> None:
+        try:
+            passed = self.backend.verify(dump, lambda c: self.post_message(CheckArrived(dump.key, c)),
+                                         record=not self.read_only)
+        except DumpdeckError as exc:
+            self.post_message(LadderDone(dump.key, "verify", None, str(exc)))
+            return
+        except Exception as exc:
+            self.post_message(LadderDone(dump.key, "verify", None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(LadderDone(dump.key, "verify", passed))
+
+    def choose_restore_target(self, dump: DumpView) -> None:
+        if self.read_only or self._ladder_running(dump):
+            return
+        from .screens.modals import TargetChooser
+
+        def done(target: str | None) -> None:
+            if target:
+                self.start_restore_test(dump, target)
+
+        self.push_screen(TargetChooser(f"{dump.server}/{dump.database} · {dump.path.name}",
+                                       self.backend.restore_targets(), self.config.restore_test.target), done)
+
+    def start_restore_test(self, dump: DumpView, target: str) -> None:
+        if self.read_only:
+            return
+        self.ladders[dump.key] = Ladder(kind="restore-test", target=target, started=self.now())
+        self._refresh_ladder(dump.key)
+        self._restore_worker(dump, target)
+
+    @work(thread=True, group="restore-test", exit_on_error=False, description="restore-test a dump")
+    def _restore_worker(self, dump: DumpView, target: str) -> None:
+        try:
+            passed = self.backend.restore_test(dump, target, lambda c: self.post_message(CheckArrived(dump.key, c)))
+        except DumpdeckError as exc:
+            self.post_message(LadderDone(dump.key, "restore-test", None, str(exc)))
+            return
+        except Exception as exc:
+            self.post_message(LadderDone(dump.key, "restore-test", None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(LadderDone(dump.key, "restore-test", passed))
+
+    @on(CheckArrived)
+    def _check_arrived(self, message: CheckArrived) -> None:
+        ladder = self.ladders.get(message.dump_key)
+        if ladder is not None:
+            ladder.checks.append(message.check)
+            self._refresh_ladder(message.dump_key)
+
+    @on(LadderDone)
+    def _ladder_done(self, message: LadderDone) -> None:
+        ladder = self.ladders.get(message.dump_key)
+        if ladder is not None:
+            ladder.passed = message.passed
+            ladder.error = message.error
+            self._refresh_ladder(message.dump_key)
+        if message.error:
+            self.notify(f"{message.kind}: {message.error}", severity="error", timeout=10)
+        else:
+            self.notify(f"{message.kind} {'passed' if message.passed else 'FAILED'}",
+                        severity="information" if message.passed else "error", timeout=5)
+        self._arm("catalog", 0)        # the result is recorded in the manifest
+
+    def _refresh_ladder(self, key: str) -> None:
+        from .screens.dumps import DumpsScreen
+
+        screen = self.screen
+        if isinstance(screen, DumpsScreen) and screen.is_mounted:
+            current = screen.current()
+            if current is not None and current.key == key:
+                screen.show_ladder()
+
+    # ------------------------------------------------------------------ deleting
+    def confirm_delete(self, dump: DumpView) -> None:
+        if self.read_only:
+            return
+        from .screens.modals import ConfirmModal
+
+        verified = [d for d in self.catalog.dumps
+                    if d.server == dump.server and d.database == dump.database and d.verified_level > 0]
+        last_verified = dump.verified_level > 0 and len(verified) == 1
+        message = f"{dump.path}\n{dump.server}/{dump.database}, verified to L{dump.verified_level}."
+        if last_verified:
+            message += "\nThis is the LAST verified dump of this database."
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._delete_worker(dump)
+
+        self.push_screen(ConfirmModal("Delete this dump?", message, confirm_label="Delete",
+                                      require_text=dump.database if last_verified else None), done)
+
+    @work(thread=True, group="actions", exit_on_error=False, description="delete a dump")
+    def _delete_worker(self, dump: DumpView) -> None:
+        try:
+            self.backend.delete_dump(dump)
+        except (DumpdeckError, OSError) as exc:
+            self.post_message(ActionFailed(f"delete {dump.path.name}", str(exc)))
+            return
+        self.post_message(DumpDeleted(dump.key))
+
+    @on(DumpDeleted)
+    def _dump_deleted(self, message: DumpDeleted) -> None:
+        self.catalog = CatalogSnapshot(dumps=tuple(d for d in self.catalog.dumps if d.key != message.dump_key),
+                                       partials=self.catalog.partials, error=self.catalog.error,
+                                       scanned_at=self.catalog.scanned_at)
+        self.ladders.pop(message.dump_key, None)
+        self.notify("dump deleted", timeout=3)
+        self._render()
+        self._arm("catalog", 0)
+
+
+def make_app(config: Config, **kwargs) -> DumpdeckApp:
+    """The factory tests and the CLI use."""
+    return DumpdeckApp(config, **kwargs)
+
+
+def run_console(config: Config, *, read_only: bool = False, theme: str | None = None) -> int:
+    """Run the console until the user quits; returns the exit code."""
+    app = make_app(config, read_only=read_only, theme=theme)
+    app.run()
+    return int(app.return_code or 0)

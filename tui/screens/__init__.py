@@ -1,0 +1,1 @@
+"""Console screens: dashboard, dumps browser, schedules, run detail, help, modals."""

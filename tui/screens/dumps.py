@@ -1,0 +1,285 @@
+"""The dumps browser: the catalog newest first, filters, the manifest, and the verification ladder.
+
+Verify (`v`), restore-test (`r`) and delete (`x`) are started by the App in its own
+workers, so leaving this screen never cancels them; the ladder is kept by the App
+per dump and shown here check by check as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from backend.units import format_bytes, format_duration
+
+from .. import actions
+from ..poll import CheckView, DumpView
+from ..widgets.table import Cell, KeyedTable, tone_style
+
+LEVEL_FILTERS: tuple[tuple[str, object], ...] = (
+    ("any level", None), ("unverified", 0), ("≥L1", 1), ("≥L2", 2), ("≥L3", 3), ("L4 restore-tested", 4))
+
+
+def when_text(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M") if epoch else "?"
+
+
+def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
+    """`server:main db:shop level:2 free words` → ({server, db, level}, [words])."""
+    fields: dict[str, str] = {}
+    words: list[str] = []
+    for tok in text.split():
+        key, sep, value = tok.partition(":")
+        if sep and key in ("server", "db", "database", "level") and value:
+            fields["db" if key == "database" else key] = value.lower()
+        else:
+            words.append(tok.lower())
+    return fields, words
+
+
+def dump_matches(d: DumpView, fields: dict[str, str], words: list[str], level: object) -> bool:
+    if "server" in fields and fields["server"] not in d.server.lower():
+        return False
+    if "db" in fields and fields["db"] not in d.database.lower():
+        return False
+    if "level" in fields:
+        try:
+            if d.verified_level < int(fields["level"].lstrip(">=")):
+                return False
+        except ValueError:
+            pass
+    for w in words:
+        if w not in d.database.lower() and w not in d.server.lower() and w not in d.path.name.lower():
+            return False
+    if level == 0 and d.verified_level != 0:
+        return False
+    if isinstance(level, int) and level > 0 and d.verified_level < level:
+        return False
+    return True
+
+
+class DumpsScreen(Screen):
+    SCOPE = "dumps"
+    BINDINGS = actions.bindings("dumps")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def __init__(self) -> None:
+        super().__init__(id="dumps-screen")
+        self.filter_text = ""
+        self.level_index = 0
+        self._shown_key: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Dumps", id="statusbar")
+        with Horizontal(id="dumps-body"):
+            with Vertical(id="dumps-list", classes="pane"):
+                yield Input(placeholder="filter: words, server:NAME db:NAME level:N", id="dumps-filter",
+                            classes="filter")
+                yield KeyedTable([("when", "When (UTC)"), ("server", "Server"), ("database", "Database"),
+                                  ("size", "Size"), ("level", "Lvl"), ("result", "Last check"),
+                                  ("codec", "Codec")], id="dumps")
+            with Vertical(id="dumps-side"):
+                with VerticalScroll(id="details-pane", classes="pane"):
+                    yield Static("", id="details")
+                with Vertical(id="ladder-pane", classes="pane"):
+                    yield KeyedTable([("level", "L"), ("check", "Check"), ("result", "Result"),
+                                      ("evidence", "Evidence")], id="ladder")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#dumps-filter", Input).display = False
+        self.query_one("#details-pane").border_title = "Manifest"
+        self.query_one("#ladder-pane").border_title = "Verification"
+        self.query_one("#dumps", KeyedTable).focus()
+        self.render_state()
+
+    def on_screen_resume(self) -> None:
+        self.render_state()
+
+    # ------------------------------------------------------------------ rendering
+    def visible_dumps(self) -> list[DumpView]:
+        fields, words = parse_filter(self.filter_text)
+        level = LEVEL_FILTERS[self.level_index][1]
+        return [d for d in self.app.catalog.dumps if dump_matches(d, fields, words, level)]
+
+    def render_state(self) -> None:
+        if not self.is_mounted:
+            return
+        app = self.app
+        dumps = self.visible_dumps()
+        rows = []
+        for d in dumps:
+            tone = "bad" if d.last_result == "failed" or d.manifest_error else ("ok" if d.verified_level else "warn")
+            result = "manifest error" if d.manifest_error else (d.last_result or ("legacy" if d.legacy else "-"))
+            rows.append((d.key, (
+                Cell(when_text(d.when), d.when), d.server, d.database,
+                Cell(format_bytes(d.size), d.size, justify="right"),
+                Cell(f"L{d.verified_level}" if d.verified_level else "-", d.verified_level,
+                     style=tone_style(app, tone) if tone != "ok" else tone_style(app, "ok")),
+                Cell(result, result, style=tone_style(app, tone)), d.codec or "-",
+            ), d))
+        table = self.query_one("#dumps", KeyedTable)
+        table.sync(rows)
+        level_name = LEVEL_FILTERS[self.level_index][0]
+        total = len(app.catalog.dumps)
+        parts = [f"Dumps {len(dumps)}/{total}", f"level: {level_name}"]
+        if self.filter_text:
+            parts.append(f"filter: {self.filter_text}")
+        if app.catalog.partials:
+            parts.append(f"{len(app.catalog.partials)} partial file(s) being written or left over")
+        if app.catalog.error:
+            parts.append(app.catalog.error)
+        if app.read_only:
+            parts.append("READ-ONLY")
+        self.query_one("#statusbar", Static).update(" · ".join(parts))
+        self.query_one("#dumps-list").border_title = "Catalog (newest first)"
+        self.show_details(force=True)
+
+    def current(self) -> DumpView | None:
+        table = self.query_one("#dumps", KeyedTable)
+        key = table.cursor_key
+        return table.raw(key) if key else None
+
+    def show_details(self, force: bool = False) -> None:
+        d = self.current()
+        key = d.key if d else None
+        if not force and key == self._shown_key:
+            return
+        self._shown_key = key
+        self.query_one("#details", Static).update(self.details_text(d) if d else "No dump selected.")
+        self.show_ladder()
+
+    def details_text(self, d: DumpView) -> str:
+        lines = [f"{d.path}", f"server {d.server} · database {d.database}",
+                 f"{when_text(d.when)} UTC · {format_bytes(d.size)} · {d.codec or 'plain'}"]
+        if d.legacy:
+            lines.append("legacy dump (old script naming): no manifest")
+        if d.manifest_error:
+            lines.append(f"manifest problem: {d.manifest_error}")
+        m = d.manifest
+        if m is not None:
+            g = lambda name, default=None: getattr(m, name, default)  # noqa: E731
+            srv = g("server", {}) or {}
+            tool = g("tool", {}) or {}
+            lines += [
+                f"source: {srv.get('flavour', '?')} {srv.get('version', '')} {srv.get('host', '')}".rstrip(),
+                f"tool: {tool.get('path', '?')} {tool.get('version', '')}".rstrip(),
+                f"took {format_duration(g('duration'))} · raw {format_bytes(g('bytes_raw'))} · "
+                f"stored {format_bytes(g('bytes_stored'))}",
+                f"sha256 {str(g('sha256', ''))[:16]}…",
+                f"tables {len(g('tables', []) or [])} · views {len(g('views', []) or [])} · "
+                f"routines {len(g('procedures', []) or []) + len(g('functions', []) or [])} · "
+                f"triggers {len(g('triggers', []) or [])} · events {len(g('events', []) or [])}",
+            ]
+            coords = g("coordinates", {}) or {}
+            if coords:
+                lines.append("binlog " + ", ".join(f"{k}={v}" for k, v in coords.items()))
+            for w in (g("warnings", []) or [])[:5]:
+                lines.append(f"warning: {w}")
+            if g("flags"):
+                lines.append("flags: " + ", ".join(g("flags")))
+            if g("options"):
+                lines.append("options: " + " ".join(g("options"))[:300])
+            ver = g("verifications", []) or []
+            if ver:
+                lines.append(f"verifications: {len(ver)}, best level L{d.verified_level}")
+        return "\n".join(lines)
+
+    def show_ladder(self) -> None:
+        d = self.current()
+        table = self.query_one("#ladder", KeyedTable)
+        pane = self.query_one("#ladder-pane")
+        if d is None:
+            table.sync([])
+            pane.border_title = "Verification"
+            return
+        live = self.app.ladders.get(d.key)
+        checks: list[CheckView] = []
+        title = "Verification"
+        if live is not None:
+            checks = list(live.checks)
+            state = "running…" if live.passed is None and live.error is None else (
+                "error" if live.error else ("PASSED" if live.passed else "FAILED"))
+            title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
+            pane.border_subtitle = live.error or ""
+        elif d.manifest is not None and getattr(d.manifest, "verifications", None):
+            v = d.manifest.verifications[-1]
+            checks = [CheckView(name=str(c.get("name", "?")), passed=bool(c.get("passed")),
+                                evidence=str(c.get("evidence", "")), level=int(c.get("level", v.level) or 0))
+                      for c in (v.checks or [])]
+            title = f"last: L{v.level} {'passed' if v.passed else 'FAILED'} at {v.at}"
+            pane.border_subtitle = ""
+        else:
+            pane.border_subtitle = "v verify · r restore-test"
+        app = self.app
+        rows = []
+        for i, c in enumerate(checks):
+            rows.append((f"{i}:{c.name}", (
+                f"L{c.level}" if c.level else "", c.name,
+                Cell("pass" if c.passed else "FAIL", c.passed, style=tone_style(app, "ok" if c.passed else "bad")),
+                c.evidence[:200]), c))
+        table.sync(rows)
+        pane.border_title = title
+
+    # ------------------------------------------------------------------ events
+    @on(DataTable.RowHighlighted, "#dumps")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_details()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS:
+            return False
+        return True
+
+    def action_back(self) -> None:
+        inp = self.query_one("#dumps-filter", Input)
+        if inp.has_focus:
+            inp.value = ""
+            inp.display = False
+            self.query_one("#dumps").focus()
+            return
+        self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#dumps-filter", Input)
+        inp.display = True
+        inp.focus()
+
+    def action_cycle_level(self) -> None:
+        self.level_index = (self.level_index + 1) % len(LEVEL_FILTERS)
+        self.render_state()
+
+    def action_sort(self) -> None:
+        self.query_one("#dumps", KeyedTable).cycle_sort()
+
+    @on(Input.Changed, "#dumps-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.render_state()
+
+    @on(Input.Submitted, "#dumps-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.display = False
+        self.query_one("#dumps").focus()
+
+    def action_verify(self) -> None:
+        d = self.current()
+        if d is not None:
+            self.app.start_verify(d)
+
+    def action_restore_test(self) -> None:
+        d = self.current()
+        if d is not None:
+            self.app.choose_restore_target(d)
+
+    def action_delete(self) -> None:
+        d = self.current()
+        if d is not None:
+            self.app.confirm_delete(d)

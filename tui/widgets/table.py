@@ -1,0 +1,193 @@
+"""KeyedTable: a DataTable fed by stable row keys and diffed, never rebuilt.
+
+`sync(rows)` takes (key, cells) pairs in the wanted order. It removes rows whose
+key went away, updates only the cells that changed, adds new rows, and applies
+the current sort, all inside one `app.batch_update()`. When most rows changed it
+clears and re-adds instead (cheaper than thousands of single updates).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+TONE_VARIABLE = {"ok": "success", "warn": "warning", "bad": "error", "busy": "primary",
+                 "muted": "foreground-muted", "accent": "accent"}
+
+
+def tone_style(app, tone: str) -> str:
+    """A Rich style for a tone, taken from the current theme's variables (no colours here)."""
+    variables = app.theme_variables if hasattr(app, "theme_variables") else app.get_css_variables()
+    colour = variables.get(TONE_VARIABLE.get(tone, "foreground"))
+    if not colour:
+        return ""
+    return colour if tone not in ("bad",) else f"bold {colour}"
+
+
+def toned(app, text: str, tone: str) -> Text:
+    return Text(text, style=tone_style(app, tone))
+
+
+def bar(app, fraction: float | None, width: int = 10, tone: str = "busy") -> Text:
+    """A text progress bar, coloured by tone; an unknown fraction shows as dots."""
+    if fraction is None:
+        return Text("·" * width, style=tone_style(app, "muted"))
+    fraction = max(0.0, min(1.0, fraction))
+    full = int(round(fraction * width))
+    t = Text("█" * full, style=tone_style(app, tone))
+    t.append("░" * (width - full), style=tone_style(app, "muted"))
+    return t
+
+
+class KeyedTable(DataTable):
+    """DataTable with keyed diffing and column sort (click a header, or `sort` cycles)."""
+
+    DEFAULT_CSS = ""
+
+    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs):
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._columns = list(columns)          # (key, label)
+        self._rows: dict[str, tuple] = {}      # key -> cells as last rendered
+        self._raw: dict[str, Any] = {}         # key -> the object the row was made from (for sorting)
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+
+    def on_mount(self) -> None:
+        for key, label in self._columns:
+            self.add_column(label, key=key)
+
+    @property
+    def row_keys(self) -> list[str]:
+        return [str(r.key.value) for r in self.ordered_rows]
+
+    def raw(self, key: str) -> Any:
+        return self._raw.get(key)
+
+    @property
+    def cursor_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+    def sync(self, rows: Sequence[tuple[str, tuple, Any]]) -> None:
+        """rows: (key, cells, raw object). Order is kept for new tables; sort applies after."""
+        new_keys = {k for k, _, _ in rows}
+        old_keys = set(self._rows)
+        cursor = self.cursor_key
+        with self.app.batch_update():
+            stale = old_keys - new_keys
+            changed = sum(1 for k, cells, _ in rows if self._rows.get(k) != cells)
+            rebuild = (len(stale) + changed > 200 and (len(stale) + changed) > len(rows) // 2) or \
+                (not old_keys and rows)
+            if rebuild:
+                self.clear()
+                self._rows.clear()
+                self._raw.clear()
+                self.add_rows_keyed(rows)
+            else:
+                for key in stale:
+                    self.remove_row(key)
+                    self._rows.pop(key, None)
+                    self._raw.pop(key, None)
+                col_keys = [c for c, _ in self._columns]
+                for key, cells, raw in rows:
+                    self._raw[key] = raw
+                    old = self._rows.get(key)
+                    if old is None:
+                        self.add_row(*cells, key=key)
+                    elif old != cells:
+                        for i, (a, b) in enumerate(zip(old, cells)):
+                            if a != b:
+                                self.update_cell(key, col_keys[i], b)
+                    self._rows[key] = cells
+            if self.sort_column is not None:
+                self._apply_sort()
+            if cursor is not None and cursor in self._rows:
+                try:
+                    idx = self.get_row_index(cursor)
+                    if idx != self.cursor_row:
+                        self.move_cursor(row=idx, animate=False, scroll=False)
+                except Exception:
+                    pass
+
+    def add_rows_keyed(self, rows: Sequence[tuple[str, tuple, Any]]) -> None:
+        for key, cells, raw in rows:
+            self.add_row(*cells, key=key)
+            self._rows[key] = cells
+            self._raw[key] = raw
+
+    def _apply_sort(self) -> None:
+        self.sort(self.sort_column, key=_sortable, reverse=self.sort_reverse)
+
+    def sort_by(self, column: str) -> None:
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._apply_sort()
+        self._update_sort_labels()
+
+    def cycle_sort(self) -> None:
+        keys = [c for c, _ in self._columns]
+        if self.sort_column is None:
+            nxt = keys[0]
+        elif not self.sort_reverse:
+            self.sort_by(self.sort_column)
+            return
+        else:
+            i = keys.index(self.sort_column)
+            nxt = keys[(i + 1) % len(keys)]
+        self.sort_column, self.sort_reverse = nxt, False
+        self._apply_sort()
+        self._update_sort_labels()
+
+    def _update_sort_labels(self) -> None:
+        for key, label in self._columns:
+            col = self.columns.get(key) if hasattr(self.columns, "get") else None
+            if col is None:
+                continue
+            mark = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_column else ""
+            col.label = Text(label + mark)
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+
+class Cell(Text):
+    """A Text cell that sorts by `value` (bytes, seconds, a level) rather than by its text."""
+
+    def __init__(self, text: str, value: Any = None, style: str = "", justify=None):
+        super().__init__(text, style=style, justify=justify)
+        self.value = value
+
+    @classmethod
+    def of(cls, text: Text, value: Any = None) -> "Cell":
+        cell = cls("", value)
+        cell.append_text(text)
+        return cell
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Cell) and self.plain == other.plain and self.value == other.value
+                and self.style == other.style)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _sortable(v: Any) -> tuple:
+    if isinstance(v, Cell):
+        v = v.value if v.value is not None else v.plain
+    elif isinstance(v, Text):
+        v = v.plain
+    if v is None:
+        return (2, 0, "")
+    if isinstance(v, (int, float)):
+        return (0, v, "")
+    return (1, 0, str(v).lower())
