@@ -478,7 +478,8 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
         catalog = scan(config.backup.dir)
         decisions = retention.plan_for_config(config, catalog, job=job)
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
-        deleted = retention.apply(decisions, dry_run=False)
+        deleted = retention.apply(decisions, dry_run=False, partials=catalog.partials,
+                                  partial_max_age=config.retention.partial_max_age)
     except Exception as exc:
         log.exception("retention failed")
         store.add_event(run.id, "error", "retention", f"retention failed: {exc}")

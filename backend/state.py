@@ -546,6 +546,14 @@ class StateStore:
             (server, database))
         return _row_to_run(rows[0]) if rows else None
 
+    def latest_attempt(self, server: str, database: str) -> DbProgress | None:
+        """The most recent finished dump attempt of a database (any status but pending/running)."""
+        rows = self._read(
+            "SELECT p.* FROM progress p JOIN runs r ON p.run_id = r.id WHERE r.server=? AND p.database=? "
+            "AND p.status NOT IN ('pending', 'running', 'retrying', 'skipped') ORDER BY p.run_id DESC LIMIT 1",
+            (server, database))
+        return _row_to_progress(rows[0]) if rows else None
+
     def history(self, server: str, database: str, limit: int = 10) -> list[HistoryRow]:
         """Successful dumps of one database, newest first."""
         rows = self._read(

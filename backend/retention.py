@@ -1,0 +1,299 @@
+"""Retention: which dumps to keep, and why; then (and only then) delete the rest.
+
+`plan` decides per database, newest first, and every decision carries its
+reasons. Rules that keep a dump (any one is enough):
+
+- `keep_last N`: the N newest dumps;
+- `keep_days D`: every dump younger than D days;
+- GFS `daily/weekly/monthly/yearly N`: the newest dump in each of the N most
+  recent days / ISO weeks / months / years that have a dump (buckets are
+  counted back from the newest dump, in UTC; a period without a dump does
+  not use up a bucket);
+- floors, held whatever the policy says:
+  * the newest dump verified to level 2 or more (the stream decodes
+    completely and the footer is there: the least that proves a dump is
+    whole) is always kept;
+  * if no dump of the database reached level 2, its newest dump is kept, so
+    retention can never delete the last copy of a database.
+
+What is never deleted:
+
+- anything, when the policy is empty (no key set): retention refuses to
+  guess and keeps everything;
+- legacy files of the old bash scripts, unless asked (`include_legacy`);
+- dumps without a readable manifest (kept for inspection; `dumpdeck list`
+  shows why).
+
+Dumps whose last verification failed do not take a keep_last or GFS slot
+(a bad dump must not push a good one out) and do not count as a floor; they
+are kept while younger than keep_days, and deleted otherwise.
+
+`apply` deletes the dump, then its manifest, logging each deletion, and
+removes orphan `.partial` files older than `retention.partial_max_age`
+whose flock can be taken (no live writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable, Protocol
+
+from .config import Config, JobConfig, RetentionPolicy
+from .manifest import manifest_path
+
+log = logging.getLogger("dumpdeck.retention")
+
+FLOOR_LEVEL = 2
+
+
+class EntryLike(Protocol):
+    path: Path
+    server: str | None
+    database: str
+    when: datetime
+    size: int
+    manifest: object | None
+    manifest_error: str | None
+    legacy: bool
+    verified_level: int
+
+
+@dataclass
+class Decision:
+    entry: "EntryLike"
+    keep: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def action(self) -> str:
+        return "keep" if self.keep else "delete"
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _age(now: datetime, when: datetime) -> str:
+    from .units import format_duration
+
+    return format_duration(max(0.0, (now - when).total_seconds()))
+
+
+BUCKETS = (
+    ("daily", lambda d: d.strftime("%Y-%m-%d")),
+    ("weekly", lambda d: "%04d-W%02d" % d.isocalendar()[:2]),
+    ("monthly", lambda d: d.strftime("%Y-%m")),
+    ("yearly", lambda d: d.strftime("%Y")),
+)
+
+
+def describe(policy: RetentionPolicy) -> str:
+    parts = []
+    if policy.keep_last is not None:
+        parts.append(f"keep_last {policy.keep_last}")
+    if policy.keep_days is not None:
+        parts.append(f"keep_days {policy.keep_days:g}")
+    for name, _ in BUCKETS:
+        if getattr(policy, name):
+            parts.append(f"{name} {getattr(policy, name)}")
+    return ", ".join(parts) or "no policy"
+
+
+def _failed_verification(e: EntryLike) -> bool:
+    return getattr(e, "last_result", None) is False
+
+
+def plan(entries: Iterable[EntryLike], policy: RetentionPolicy, now: datetime | None = None, *,
+         include_legacy: bool = False) -> list[Decision]:
+    """Decide keep/delete for every entry (grouped per server and database), with reasons.
+    Decisions come back in the order of `entries`."""
+    now = _utc(now or datetime.now(timezone.utc))
+    entries = list(entries)
+    decisions: dict[int, Decision] = {}
+    groups: dict[tuple[str | None, str], list[EntryLike]] = {}
+    for e in entries:
+        groups.setdefault((e.server, e.database), []).append(e)
+    for group in groups.values():
+        for d in _plan_group(group, policy, now, include_legacy):
+            decisions[id(d.entry)] = d
+    return [decisions[id(e)] for e in entries]
+
+
+def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime,
+                include_legacy: bool) -> list[Decision]:
+    group = sorted(group, key=lambda e: _utc(e.when), reverse=True)
+    out = {id(e): Decision(e, False, []) for e in group}
+
+    def keep(e: EntryLike, reason: str) -> None:
+        d = out[id(e)]
+        d.keep = True
+        d.reasons.append(reason)
+
+    managed: list[EntryLike] = []
+    for e in group:
+        if e.legacy and not include_legacy:
+            keep(e, "legacy file of the old backup scripts: never deleted by retention unless asked "
+                    "(--include-legacy)")
+        elif not e.legacy and (e.manifest is None or e.manifest_error):
+            keep(e, f"no readable manifest ({e.manifest_error or 'missing'}): kept for inspection")
+        else:
+            managed.append(e)
+
+    if policy.empty:
+        for e in managed:
+            keep(e, "no retention policy is set: everything is kept")
+        return [out[id(e)] for e in group]
+
+    good = [e for e in managed if not _failed_verification(e)]
+    bad = {id(e) for e in managed if _failed_verification(e)}
+
+    if policy.keep_last is not None:
+        for i, e in enumerate(good[: policy.keep_last]):
+            keep(e, f"keep_last {policy.keep_last}: #{i + 1} newest")
+    if policy.keep_days is not None:
+        limit = now - timedelta(days=policy.keep_days)
+        for e in managed:
+            if _utc(e.when) >= limit:
+                keep(e, f"keep_days {policy.keep_days:g}: {_age(now, _utc(e.when))} old")
+    for name, key in BUCKETS:
+        count = getattr(policy, name)
+        if not count:
+            continue
+        seen: list[str] = []
+        for e in good:
+            k = key(_utc(e.when))
+            if k in seen:
+                continue
+            if len(seen) >= count:
+                break
+            seen.append(k)
+            keep(e, f"{name} {count}: newest of {k} (bucket {len(seen)} of {count})")
+
+    # floors
+    verified = next((e for e in good if (e.verified_level or 0) >= FLOOR_LEVEL), None)
+    if verified is not None:
+        keep(verified, f"floor: newest dump verified to level {FLOOR_LEVEL}+ (level {verified.verified_level}) "
+                       "is always kept")
+    elif good:
+        keep(good[0], f"floor: newest dump of the database (none verified to level {FLOOR_LEVEL} yet) is always kept")
+
+    policy_text = describe(policy)
+    for e in managed:
+        d = out[id(e)]
+        if not d.keep:
+            if id(e) in bad:
+                d.reasons.append(f"last verification failed: takes no slot; older than the policy keeps "
+                                 f"({policy_text}), {_age(now, _utc(e.when))} old")
+            else:
+                d.reasons.append(f"not kept by any rule ({policy_text}); {_age(now, _utc(e.when))} old")
+    return [out[id(e)] for e in group]
+
+
+# --------------------------------------------------------------------------- per config
+
+
+def policy_for(config: Config, server: str | None, database: str, job: JobConfig | None = None) -> RetentionPolicy:
+    """Per-database policy, else the given job's, else the first job covering the database, else default."""
+    from .jobs import matches_job
+
+    if database in config.retention.databases:
+        return config.retention.databases[database]
+    if job is not None and job.retention is not None:
+        return job.retention
+    for j in config.jobs.values():
+        if j.retention is not None and (server is None or j.server == server) and matches_job(j, database):
+            return j.retention
+    return config.retention.default
+
+
+def plan_for_config(config: Config, catalog, job: JobConfig | None = None, now: datetime | None = None, *,
+                    include_legacy: bool = False) -> list[Decision]:
+    """Plan for every dump in the catalog (or only the job's server and databases)."""
+    from .jobs import matches_job
+
+    entries = list(catalog.entries)
+    if job is not None:
+        entries = [e for e in entries if e.server == job.server and
+                   (matches_job(job, e.database) if job.name != "adhoc" else e.database in job.databases)]
+    groups: dict[tuple[str | None, str], list] = {}
+    for e in entries:
+        groups.setdefault((e.server, e.database), []).append(e)
+    out: list[Decision] = []
+    for (server, database), group in groups.items():
+        out.extend(plan(group, policy_for(config, server, database, job), now, include_legacy=include_legacy))
+    return out
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def apply(decisions: list[Decision], *, dry_run: bool, partials: Iterable = (), partial_max_age: float | None = None,
+          now: datetime | None = None) -> list[Path]:
+    """Delete what the plan says (dump, then manifest) and old orphan partials. Returns the deleted
+    paths (dumps and partials; in a dry run, what would be deleted)."""
+    deleted: list[Path] = []
+    # Guard: never empty a database in one go when the plan was built with the floor (defence in depth).
+    by_db: dict[tuple, list[Decision]] = {}
+    for d in decisions:
+        by_db.setdefault((d.entry.server, d.entry.database), []).append(d)
+    for key, ds in by_db.items():
+        if ds and not any(d.keep for d in ds) and not all(_failed_verification(d.entry) for d in ds):
+            raise RuntimeError(f"retention plan would delete every dump of {key[1]!r}; refusing")
+    for d in decisions:
+        if d.keep:
+            continue
+        path = Path(d.entry.path)
+        if dry_run:
+            deleted.append(path)
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("retention: cannot delete %s: %s", path, exc.strerror)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            manifest_path(path).unlink()
+        log.info("retention: deleted %s (%s)", path, "; ".join(d.reasons))
+        deleted.append(path)
+    if partial_max_age is not None:
+        deleted.extend(clean_partials(partials, partial_max_age, dry_run=dry_run, now=now))
+    return deleted
+
+
+def clean_partials(partials: Iterable, max_age: float, *, dry_run: bool, now: datetime | None = None) -> list[Path]:
+    """Remove `.partial` files older than `max_age` seconds that no live writer holds (flock)."""
+    now_ts = _utc(now).timestamp() if now else datetime.now(timezone.utc).timestamp()
+    out = []
+    for p in partials:
+        path = Path(getattr(p, "path", p))
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if now_ts - mtime < max_age:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                log.info("retention: removed orphan partial %s (%d s old)", path, now_ts - mtime)
+            out.append(path)
+        finally:
+            os.close(fd)
+    return out
