@@ -20,6 +20,7 @@ webhooks expect, ``format: json`` sends the structured fields as well.
 
 from __future__ import annotations
 
+import email.policy
 import json
 import logging
 import smtplib
@@ -392,7 +393,9 @@ def channels(config) -> list[str]:
 
 
 def build_email(cfg, message: Message) -> EmailMessage:
-    em = EmailMessage()
+    # long lines rather than folded ones: Python's folder may break a long subject before its
+    # first word, and some clients then show it with a leading space
+    em = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     em["Subject"] = message.subject
     em["From"] = cfg.sender
     em["To"] = ", ".join(cfg.to)

@@ -168,7 +168,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
     try:
         from . import report
 
-        result.report = report.write_report(config, store=store, entries=entries)
+        result.report = report.write_report(config, store=store)  # rescan: the flags just changed manifests
     except Exception as exc:
         _fail(store, result, "writing the status page", exc)
 
@@ -193,9 +193,10 @@ def flag_dump(config, dump_path: Path, entries: list | None = None) -> list:
     if entries is None:
         entries = trends.catalog_entries(config)
     server = (m.server or {}).get("name") or dump_path.parent.parent.name
-    when = datetime.fromisoformat(m.finished.replace("Z", "+00:00"))
-    history = [e for e in trends.history_for(entries, server, m.database)
-               if Path(e.path) != Path(dump_path) and e.when < when]
+    same = trends.history_for(entries, server, m.database)
+    mine = [e for e in same if Path(e.path) == Path(dump_path)]
+    when = mine[0].when if mine else datetime.fromisoformat(m.started.replace("Z", "+00:00"))
+    history = [e for e in same if Path(e.path) != Path(dump_path) and e.when <= when]
     flags = trends.assess(trends.Sample(m.bytes_raw, m.duration, when.timestamp(), True),
                           [trends.sample_of(e) for e in history], config.trends)
     names = [f.name for f in flags]

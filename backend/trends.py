@@ -127,7 +127,7 @@ def history_for(entries: Sequence, server: str, database: str) -> list:
 def assess_entry(entry, entries: Sequence, trends_cfg) -> list[TrendFlag]:
     """Flags for one catalog entry against the dumps of the same database older than it."""
     same = history_for(entries, entry.server, entry.database)
-    older = [e for e in same if e.path != entry.path and (e.when and entry.when and e.when < entry.when)]
+    older = [e for e in same if e.path != entry.path and (e.when and entry.when and e.when <= entry.when)]
     return assess(sample_of(entry), [sample_of(e) for e in older], trends_cfg)
 
 
@@ -174,7 +174,7 @@ def _scan_manifests(backup_dir) -> list:
         try:
             m = manifest_mod.load(dump)
             size = dump.stat().st_size
-            when = datetime.fromisoformat(m.finished.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(m.started.replace("Z", "+00:00"))
         except (manifest_mod.ManifestError, OSError, ValueError):
             continue
         best = [v for v in m.verifications if v.passed]

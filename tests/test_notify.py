@@ -36,10 +36,10 @@ WEBHOOK_TOKEN = "T0AAA/B0BBB/XyzSecretHookToken"
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message and every login."""
 
-    def __init__(self, *, tls_context=None, implicit_tls=None, require_auth=True):
+    def __init__(self, *, port: int | None = None, tls_context=None, implicit_tls=None, require_auth=True):
         self.messages: list = []
         self.logins: list = []
-        self.port = free_port()
+        self.port = port or free_port()
         kwargs = dict(hostname="127.0.0.1", port=self.port, authenticator=self._auth,
                       auth_required=require_auth, auth_require_tls=tls_context is not None)
         if tls_context is not None:
