@@ -199,6 +199,34 @@ def _sandbox(directory: Path, port: int | None = None) -> Sandbox:
     return Sandbox(directory=directory / SERVER_DIR, port=port, extra_args=SERVER_ARGS)
 
 
+def _server_pid(sb: Sandbox) -> int | None:
+    """The pid of the mariadbd serving `sb`'s datadir, per its pid file — None if that pid is
+    gone or is now some other process (a stale pid file after a reboot must never make us
+    signal a stranger)."""
+    pid = sb._pid_from_file()
+    if not pid or not _pid_alive(pid):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    return pid if os.fsencode(f"--datadir={sb.datadir}") in argv else None
+
+
+def _stop_server(sb: Sandbox) -> bool:
+    """Stop the server of `sb` if it runs; drop a stale pid file. True if one was running."""
+    pid = _server_pid(sb)
+    if pid is None:
+        with contextlib.suppress(OSError):
+            sb.pid_file.unlink()
+        sb.pid = None
+        return False
+    sb.pid = pid
+    sb.stop()
+    return True
+
+
 def _purge(directory: Path) -> None:
     """Remove what the demo put in `directory`, then the directory itself if that left it empty."""
     for name in OWNED_ENTRIES:
@@ -255,7 +283,7 @@ def _has_dumps(directory: Path) -> bool:
 def status(directory: Path | None = None) -> DemoStatus:
     directory = Path(directory) if directory is not None else default_demo_dir()
     info = read_info(directory)
-    running = directory.is_dir() and _sandbox(directory).alive()
+    running = directory.is_dir() and _server_pid(_sandbox(directory)) is not None
     return DemoStatus(directory=directory, exists=directory.is_dir() and is_demo_dir(directory),
                       running=running, info=info)
 
@@ -305,7 +333,12 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
         info = read_info(directory)
         sb = _sandbox(directory, port)
         timings: dict[str, float] = {}
-        reused = sb.alive() and sb._ping()
+        running_pid = _server_pid(sb)
+        reused = running_pid is not None and sb._ping()
+        if running_pid is not None:
+            sb.pid = running_pid
+        if not reused:
+            _stop_server(sb)  # a hung server of this datadir, or a stale pid file
         shared_with: list[int] = []
         kept_by_other = False
         if reused:
@@ -324,7 +357,7 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
                 sb = Sandbox.create(directory / SERVER_DIR, port=port, extra_args=SERVER_ARGS)
                 sb.start()
             except BaseException:
-                sb.stop()
+                _stop_server(sb)
                 if previous is None:  # nothing of value was there before this call
                     _purge(directory)
                 raise
@@ -392,8 +425,7 @@ def _leave(directory: Path, me: int, purge: bool) -> FinishResult:
         info.users = others
         _write_info(directory, info)
         return FinishResult(stopped=False, purged=False, kept=info.keep, still_used_by=tuple(others))
-    sb = _sandbox(directory)
-    sb.stop()
+    _stop_server(_sandbox(directory))
     if purge:
         _purge(directory)
     elif info is not None:
@@ -421,8 +453,7 @@ def stop(directory: Path | None = None, *, purge: bool = False) -> StopResult:
         info = read_info(directory)
         cut_off = tuple(info.live_users(exclude=os.getpid())) if info else ()
         sb = _sandbox(directory)
-        was_running = sb.alive()
-        sb.stop()
+        was_running = _stop_server(sb)
         if purge:
             _purge(directory)
         elif info is not None:

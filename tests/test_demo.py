@@ -302,7 +302,7 @@ def test_keep_then_stop_purge_leaves_no_process_and_no_file(tmp_path):
     assert r4.returncode == 0 and "nothing to stop" in r4.stdout
 
 
-def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path):
+def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path, mariadb):
     directory = tmp_path / "d"
     s = demo.start(directory, keep=True, seed=False, scale=SMALL)
     demo.finish(s)
@@ -310,7 +310,13 @@ def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path):
     result = demo.stop(directory)
     assert result.was_running and not result.purged and not _pid_alive(pid)
     assert (directory / "server" / "data" / "shop").is_dir()
-    again = demo.start(directory, seed=False, scale=SMALL)
+    # A stale pid file naming some other mariadbd (pid reuse after a reboot) is never signalled.
+    (directory / "server" / "mysqld.pid").write_text(f"{mariadb.pid}\n")
+    assert not demo.stop(directory).was_running
+    assert mariadb.alive() and not demo.status(directory).running
+    (directory / "server" / "mysqld.pid").write_text(f"{mariadb.pid}\n")
+    again = demo.start(directory, seed=False, scale=SMALL)  # starts its own server despite that file
+    assert not again.reused and again.sandbox_pid != mariadb.pid and mariadb.alive()
     try:
         assert again.loaded == [] and "data_load" not in again.timings  # data survived the stop
         with demo._sandbox(directory).connect() as conn, conn.cursor() as cur:
