@@ -1,0 +1,178 @@
+"""Disk: usage of each volume holding backups or state, footprints per database, days until full.
+
+Volumes are found with psutil for the backup directory and the state
+directory (the nearest existing parent of each), deduplicated by device, and
+graded `ok`, `warning` (≥ disk.warn_percent) or `critical` (≥
+disk.critical_percent).
+
+The projection divides the free space of the backup volume by the net growth
+over the last `window_days` (from the catalog's sizes and times): a database
+without a retention policy grows by every byte it writes; one with a policy
+keeps a bounded number of dumps, so it grows by that number times the growth
+of one dump's size. With no growth, or fewer than two dumps in the window, it
+is None (not filling up). It is a projection, not a promise: a database that
+doubles tomorrow is not in it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .config import Config
+
+
+@dataclass(frozen=True)
+class VolumeUsage:
+    mount: str
+    total: int
+    used: int
+    free: int
+    percent: float
+    level: str                      # ok | warning | critical
+    paths: tuple[str, ...] = ()
+    device: str = ""
+    fstype: str = ""
+
+
+def _existing(path: Path) -> Path:
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _mount_of(path: Path) -> tuple[str, str, str]:
+    """(mount point, device, fstype) of the filesystem holding `path`: walk up while st_dev stays."""
+    import psutil
+
+    mp = os.path.realpath(path)
+    dev = os.stat(mp).st_dev
+    while mp != "/":
+        parent = os.path.dirname(mp)
+        if os.stat(parent).st_dev != dev:
+            break
+        mp = parent
+    device = fstype = ""
+    for part in psutil.disk_partitions(all=True):
+        if part.mountpoint == mp:  # the last one listed wins (stacked mounts)
+            device, fstype = part.device, part.fstype
+    return mp, device, fstype
+
+
+def grade(percent: float, config: Config) -> str:
+    if percent >= config.disk.critical_percent:
+        return "critical"
+    if percent >= config.disk.warn_percent:
+        return "warning"
+    return "ok"
+
+
+def volumes(config: Config, extra_paths: list[Path] | None = None) -> list[VolumeUsage]:
+    """Usage of each distinct volume holding the backup dir, the state dir (and `extra_paths`)."""
+    import psutil
+
+    wanted = [("backups", Path(config.backup.dir)), ("state", Path(config.state_dir))]
+    wanted += [(str(p), Path(p)) for p in (extra_paths or [])]
+    by_dev: dict[int, dict] = {}
+    for label, path in wanted:
+        probe = _existing(path)
+        try:
+            dev = os.stat(probe).st_dev
+        except OSError:
+            continue
+        slot = by_dev.setdefault(dev, {"probe": probe, "paths": []})
+        slot["paths"].append(f"{label}: {path}")
+    out = []
+    for dev, slot in by_dev.items():
+        usage = psutil.disk_usage(str(slot["probe"]))
+        mount, device, fstype = _mount_of(slot["probe"])
+        # psutil's percent is of the space usable by unprivileged users, like df
+        out.append(VolumeUsage(mount=mount, total=usage.total, used=usage.used, free=usage.free,
+                               percent=usage.percent, level=grade(usage.percent, config),
+                               paths=tuple(slot["paths"]), device=device, fstype=fstype))
+    return out
+
+
+def footprint(catalog) -> dict[tuple[str | None, str], int]:
+    """Bytes on disk per (server, database): dumps plus their manifests."""
+    from .manifest import manifest_path
+
+    out: dict[tuple[str | None, str], int] = {}
+    for e in catalog.entries:
+        size = e.size
+        try:
+            size += os.stat(manifest_path(e.path)).st_size
+        except OSError:
+            pass
+        out[(e.server, e.database)] = out.get((e.server, e.database), 0) + size
+    return out
+
+
+@dataclass
+class Growth:
+    bytes_per_day: float            # net growth of the footprint
+    written_per_day: float          # bytes of new dumps per day
+    window_days: float
+    dumps: int
+    notes: list[str] = field(default_factory=list)
+
+
+def growth(config: Config, catalog, now: datetime | None = None, window_days: float = 14.0) -> Growth | None:
+    """Net growth over the last `window_days`, per database:
+
+    - a database with no retention policy keeps every dump, so it grows by what it writes per day;
+    - a database with a policy keeps a bounded number of dumps (what the current plan keeps), so it
+      grows by that number times the growth of one dump's size (first to last dump in the window).
+    """
+    from .retention import plan_for_config, policy_for
+
+    now = now or datetime.now(timezone.utc)
+    start = now - timedelta(days=window_days)
+    recent = [e for e in catalog.entries if e.when >= start]
+    if len(recent) < 2:
+        return None
+    ordered = sorted(recent, key=lambda e: e.when)
+    span_days = max((ordered[-1].when - ordered[0].when).total_seconds() / 86400.0, 1.0)
+    # bytes written after the first dump of the window, over the time since it
+    written = sum(e.size for e in ordered[1:]) / span_days
+    kept: dict[tuple, int] = {}
+    notes: list[str] = []
+    try:
+        for d in plan_for_config(config, catalog, now=now):
+            if d.keep:
+                key = (d.entry.server, d.entry.database)
+                kept[key] = kept.get(key, 0) + 1
+    except Exception as exc:  # a projection never breaks a screen
+        notes.append(f"retention not considered: {exc}")
+    net = 0.0
+    groups: dict[tuple, list] = {}
+    for e in recent:
+        groups.setdefault((e.server, e.database), []).append(e)
+    for key, items in groups.items():
+        items.sort(key=lambda e: e.when)
+        policy = policy_for(config, key[0], key[1])
+        if len(items) < 2:
+            continue
+        days = max((items[-1].when - items[0].when).total_seconds() / 86400.0, 1.0)
+        if policy.empty or key not in kept:
+            net += sum(e.size for e in items[1:]) / days
+        else:
+            slope = (items[-1].size - items[0].size) / days
+            net += kept[key] * max(0.0, slope)
+    return Growth(net, written, span_days, len(recent), notes)
+
+
+def projection(config: Config, catalog, now: datetime | None = None, window_days: float = 14.0,
+               free_bytes: int | None = None) -> float | None:
+    """Days until the backup volume is full at the recent net growth, or None (no growth / no data)."""
+    g = growth(config, catalog, now, window_days)
+    if g is None or g.bytes_per_day <= 0:
+        return None
+    if free_bytes is None:
+        import psutil
+
+        free_bytes = psutil.disk_usage(str(_existing(Path(config.backup.dir)))).free
+    return free_bytes / g.bytes_per_day
