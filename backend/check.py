@@ -66,7 +66,7 @@ def _is_literal(name: str) -> bool:
 
 def expected_databases(config, entries: Sequence, run_dbs: Sequence[tuple[str, str]] = ()) -> dict[tuple[str, str], float]:
     """(server, database) → max_age in seconds, for every database that must have fresh backups."""
-    seen = {(e.server, e.database) for e in entries} | set(run_dbs)
+    seen = {(e.server or "-", e.database) for e in entries} | set(run_dbs)
     if not config.jobs:
         return {key: config.checks.max_age for key in seen}
     from .jobs import matches_job
@@ -107,7 +107,7 @@ def evaluate(config, now: float | None = None, *, store=None, entries: Sequence 
     expected = expected_databases(config, entries, list(last_run))
     by_db: dict[tuple[str, str], list] = {}
     for e in entries:
-        by_db.setdefault((e.server, e.database), []).append(e)
+        by_db.setdefault((e.server or "-", e.database), []).append(e)
     oldest_age = 0.0
     newest_age: float | None = None
     for key in sorted(expected):

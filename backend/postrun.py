@@ -282,8 +282,8 @@ def disk_lines(config) -> list[notify.DiskLine]:
             level = getattr(v, "level", None)
             if level not in ("ok", "warning", "critical"):
                 level = _level(percent, warn, crit)
-            label = getattr(v, "label", None) or ", ".join(getattr(v, "roles", ()) or ()) or "backups"
-            out.append(notify.DiskLine(str(getattr(v, "path", getattr(v, "mount", "?"))), str(label), percent,
+            label = getattr(v, "label", None) or "; ".join(getattr(v, "paths", ()) or ()) or "backups"
+            out.append(notify.DiskLine(str(getattr(v, "mount", None) or getattr(v, "path", "?")), str(label), percent,
                                        free, total, level, warn, crit))
         return out
     import os

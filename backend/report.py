@@ -93,6 +93,28 @@ def _retention_text(config, database: str, job_policy=None) -> str:
     return "keep " + ", ".join(parts) if parts else "keep everything (no policy)"
 
 
+def _retention_state(config, server: str, database: str, entries: list, now: datetime) -> str:
+    """The policy and what the next prune would do, from backend.retention (fallback: the policy only)."""
+    try:
+        from . import retention
+    except ImportError:
+        return _retention_text(config, database)
+    try:
+        policy = retention.policy_for(config, server if server != "-" else None, database)
+        text = retention.describe(policy)
+        if entries:
+            decisions = retention.plan(entries, policy, now)
+            drop = [d for d in decisions if not d.keep]
+            if drop:
+                text += (f" · next prune deletes {len(drop)} "
+                         f"({format_bytes(sum(d.entry.size or 0 for d in drop))})")
+            else:
+                text += " · nothing to prune"
+        return text
+    except Exception:
+        return _retention_text(config, database)
+
+
 def collect(config, store=None, entries: Sequence | None = None, now: datetime | None = None,
             *, with_check: bool = True) -> ReportData:
     now = now or datetime.now(timezone.utc)
@@ -105,7 +127,7 @@ def collect(config, store=None, entries: Sequence | None = None, now: datetime |
             entries = []
     groups: dict[tuple[str, str], list] = {}
     for e in entries:
-        groups.setdefault((e.server, e.database), []).append(e)
+        groups.setdefault((e.server or "-", e.database), []).append(e)
 
     runs: list = []
     failures: dict[tuple[str, str], tuple[str, datetime | None]] = {}
@@ -163,7 +185,7 @@ def collect(config, store=None, entries: Sequence | None = None, now: datetime |
             verified_at=(best.verified_at if best else None),
             dumps=len(es), total_stored=sum(e.size or 0 for e in es),
             oldest=es[-1].when if es else None,
-            retention=_retention_text(config, db),
+            retention=_retention_state(config, server, db, es, now),
             flags=tuple(getattr(m, "flags", ()) or ()) if m is not None else (),
             last_failure=fail[0] if fail else None, last_failure_at=fail[1] if fail else None,
             max_age=job_max_age.get((server, db), config.checks.max_age),
