@@ -1,0 +1,84 @@
+"""`dumpdeck verify FILE | --latest DB [--server S] [--level 1-3] [--json]`: the verification ladder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from backend import catalog
+from backend.errors import UsageError
+from backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
+
+from ..output import print_json, style
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "verify", help="verify a dump: file, stream, content (levels 1-3)",
+        description="Check a dump level by level: L1 file (exists, sha256 matches the manifest), L2 stream "
+                    "(decodes completely, dump header and '-- Dump completed' footer), L3 content (statement "
+                    "statistics against the manifest's inventory, nothing outside the database). Stops at the "
+                    "first failing level; the result is appended to the manifest.",
+        epilog="exit codes: 0 passed, 1 failed, 2 usage error")
+    add_target_args(p)
+    p.add_argument("--level", "-l", type=int, choices=[1, 2, 3], default=3, help="highest level to check (default 3)")
+    p.add_argument("--no-record", action="store_true", help="do not append the result to the manifest")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    p.set_defaults(func=run)
+
+
+def add_target_args(p) -> None:
+    p.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the dump file")
+    p.add_argument("--latest", metavar="DB", help="the newest dump of this database (from the backup directory)")
+    p.add_argument("--server", "-s", help="with --latest: only dumps of this server")
+
+
+def resolve_file(args, ctx) -> Path:
+    if args.file is not None and args.latest:
+        raise UsageError("give either FILE or --latest DB, not both")
+    if args.file is not None:
+        if not args.file.exists():
+            raise UsageError(f"{args.file}: no such file")
+        return args.file
+    if not args.latest:
+        raise UsageError("name a dump FILE or use --latest DB")
+    cat = catalog.scan(ctx.config.backup.dir)
+    entry = cat.latest(args.latest, args.server)
+    if entry is None:
+        where = f" of server {args.server}" if args.server else ""
+        raise UsageError(f"no dump of database {args.latest!r}{where} in {ctx.config.backup.dir}")
+    return entry.path
+
+
+class Checklist:
+    """Prints each check as it completes: ✓/✗, level, name, evidence."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.level = 0
+
+    def __call__(self, c: CheckResult) -> None:
+        if c.level != self.level:
+            self.level = c.level
+            self.stream.write(style(f"L{c.level} {LEVEL_NAMES.get(c.level, '')}", bold=True, stream=self.stream) + "\n")
+        mark = style("✓", ok=True, stream=self.stream) if c.passed else style("✗", ok=False, stream=self.stream)
+        self.stream.write(f"  {mark} {c.name}: {c.evidence}\n")
+        self.stream.flush()
+
+
+def print_summary(report: VerifyReport, stream=None) -> None:
+    stream = stream or sys.stdout
+    text = f"{report.path.name}: {report.summary} in {report.duration:.1f}s"
+    stream.write(style(text, ok=report.passed, bold=True, stream=stream) + "\n")
+
+
+def run(args, ctx) -> int:
+    path = resolve_file(args, ctx)
+    if args.json:
+        report = verify_file(path, args.level, record=not args.no_record)
+        print_json(report.to_dict())
+    else:
+        sys.stdout.write(style(str(path), dim=True) + "\n")
+        report = verify_file(path, args.level, on_check=Checklist(), record=not args.no_record)
+        print_summary(report)
+    return 0 if report.passed else 1
