@@ -1,0 +1,170 @@
+"""Schedules: cron expressions, next run times, the managed crontab block, systemd units."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backend import schedule
+from backend.config import JobConfig, load_config
+from backend.errors import ConfigError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FOREIGN = textwrap.dedent("""\
+    MAILTO=ops@example.com
+    # my own stuff
+    15 3 * * * /usr/local/bin/rotate-logs --fast  # 100% mine
+    @reboot /usr/bin/true
+    """)
+
+
+def cfg(write_config, jobs_yaml: str):
+    return load_config(write_config("jobs:\n" + textwrap.indent(textwrap.dedent(jobs_yaml), "  ")))
+
+
+def test_valid_expressions_give_next_runs_in_the_job_time_zone():
+    job = JobConfig(name="n", server="main", schedule="30 2 * * 1-5", timezone="Europe/Berlin")
+    now = datetime(2024, 3, 29, 12, tzinfo=timezone.utc)  # a Friday; DST starts Sunday 31 March
+    runs = schedule.next_runs(job, 3, now)
+    assert [r.isoformat() for r in runs] == ["2024-04-01T02:30:00+02:00", "2024-04-02T02:30:00+02:00",
+                                             "2024-04-03T02:30:00+02:00"]
+    assert all(r.tzinfo == ZoneInfo("Europe/Berlin") for r in runs)
+    daily = JobConfig(name="d", server="main", schedule="@daily", timezone="UTC")
+    assert schedule.next_runs(daily, 1, now)[0] == datetime(2024, 3, 30, tzinfo=ZoneInfo("UTC"))
+
+
+@pytest.mark.parametrize("expr, fragment", [
+    ("61 2 * * *", "not a valid cron expression"),
+    ("0 2 * *", "expected 5 fields"),
+    ("@sometimes", "known shortcuts"),
+    ("0 25 * * *", "not a valid cron expression"),
+])
+def test_invalid_expressions_are_clear_errors(write_config, expr, fragment):
+    with pytest.raises(ConfigError) as err:
+        cfg(write_config, f"nightly:\n  schedule: '{expr}'\n")
+    text = str(err.value)
+    assert "jobs.nightly.schedule" in text and fragment in text and "config.yaml:" in text
+    with pytest.raises(ConfigError, match=fragment):
+        schedule.next_runs(JobConfig(name="x", server="main", schedule=expr))
+
+
+def test_crontab_install_is_idempotent_and_leaves_foreign_lines_alone(write_config, tmp_path):
+    config = cfg(write_config, """\
+        nightly: {schedule: "0 2 * * *"}
+        berlin: {schedule: "30 1 * * 0", timezone: Europe/Berlin}
+        manual: {}
+        """)
+    crontab = tmp_path / "crontab"
+    crontab.write_text(FOREIGN)
+    first = schedule.install(config, crontab)
+    assert first.changed
+    text = crontab.read_text()
+    assert text.startswith(FOREIGN)
+    block = text[len(FOREIGN):]
+    assert block == schedule.crontab_block(config)
+    lines = block.splitlines()
+    assert lines[0] == schedule.BEGIN and lines[-1] == schedule.END
+    run_lines = [ln for ln in lines if "job run" in ln]
+    assert len(run_lines) == 2
+    assert run_lines[0].startswith("0 2 * * * ") and run_lines[0].endswith("job run nightly >/dev/null 2>&1")
+    assert f"--config {config.path.resolve()}" in run_lines[0]
+    assert Path(run_lines[0].split()[5]).is_absolute()
+    assert lines[lines.index(run_lines[1]) - 1] == "CRON_TZ=Europe/Berlin"  # zoned jobs come last
+    mtime = crontab.stat().st_mtime_ns
+    second = schedule.install(config, crontab)
+    assert not second.changed and crontab.read_text() == text and crontab.stat().st_mtime_ns == mtime
+
+    # a changed config replaces the block; foreign lines keep their text and order
+    config2 = cfg(write_config, 'nightly: {schedule: "0 3 * * *"}\n')
+    assert schedule.install(config2, crontab).changed
+    text2 = crontab.read_text()
+    assert text2.startswith(FOREIGN) and "0 3 * * *" in text2 and "0 2 * * *" not in text2
+    assert text2.count(schedule.BEGIN) == 1
+
+    removed = schedule.remove(config2, crontab)
+    assert removed.changed and crontab.read_text() == FOREIGN
+    assert not schedule.remove(config2, crontab).changed
+
+
+def test_a_block_with_cron_tz_moves_below_lines_added_after_it(write_config, tmp_path):
+    config = cfg(write_config, 'berlin: {schedule: "0 1 * * *", timezone: Europe/Berlin}\n')
+    crontab = tmp_path / "crontab"
+    crontab.write_text(FOREIGN)
+    schedule.install(config, crontab)
+    crontab.write_text(crontab.read_text() + "0 5 * * * /usr/bin/added-later\n")
+    config2 = cfg(write_config, 'berlin: {schedule: "0 2 * * *", timezone: Europe/Berlin}\n')
+    schedule.install(config2, crontab)
+    text = crontab.read_text()
+    assert text.startswith(FOREIGN + "0 5 * * * /usr/bin/added-later\n" + schedule.BEGIN)
+
+
+def test_damaged_block_is_refused(write_config, tmp_path):
+    config = cfg(write_config, 'nightly: {schedule: "0 2 * * *"}\n')
+    crontab = tmp_path / "crontab"
+    crontab.write_text(FOREIGN + schedule.BEGIN + "\n0 2 * * * something\n")
+    with pytest.raises(UsageError, match="damaged"):
+        schedule.install(config, crontab)
+    assert crontab.read_text() == FOREIGN + schedule.BEGIN + "\n0 2 * * * something\n"
+
+
+def test_percent_signs_in_paths_are_escaped_for_cron(write_config, tmp_path):
+    path = write_config('jobs:\n  n: {schedule: "0 2 * * *"}\n', name="odd%name.yaml")
+    block = schedule.crontab_block(load_config(path))
+    assert "odd\\%name.yaml" in block
+
+
+def test_schedule_cli_uses_the_crontab_file_from_the_environment(write_config, tmp_path):
+    path = write_config('jobs:\n  nightly: {schedule: "0 2 * * *"}\n')
+    crontab = tmp_path / "ct"
+    crontab.write_text(FOREIGN)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), schedule.ENV_CRONTAB_FILE: str(crontab)}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "schedule", *a],  # noqa: E731
+                                    capture_output=True, text=True, cwd=ROOT, env=env)
+    show = run("show")
+    assert show.returncode == 0 and "no dumpdeck block installed" in show.stdout and "nightly" in show.stdout
+    assert run("install").returncode == 0
+    again = run("install")
+    assert "already up to date" in again.stdout
+    assert "installed and up to date" in run("show").stdout
+    assert crontab.read_text().startswith(FOREIGN)
+    assert run("remove").returncode == 0 and crontab.read_text() == FOREIGN
+
+
+@pytest.mark.parametrize("expr, tz, calendar", [
+    ("0 2 * * *", None, "*-*-* 02:00:00"),
+    ("*/15 * * * *", None, "*-*-* *:00/15:00"),
+    ("30 1 * * 1-5", "Europe/Berlin", "Mon..Fri *-*-* 01:30:00 Europe/Berlin"),
+    ("0 3 1 */3 *", None, "*-01/3-01 03:00:00"),
+    ("0 0 * * 0", None, "Sun *-*-* 00:00:00"),
+    ("0 4 * * 5-7", None, "Fri..Sat,Sun *-*-* 04:00:00"),
+    ("@weekly", None, "Sun *-*-* 00:00:00"),
+    ("5,35 8-18 * * *", None, "*-*-* 08..18:05,35:00"),
+])
+def test_cron_to_on_calendar(expr, tz, calendar):
+    assert schedule.on_calendar(expr, tz) == calendar
+
+
+def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
+    with pytest.raises(schedule.Untranslatable, match="EITHER"):
+        schedule.on_calendar("0 2 1 * 1")
+    config = cfg(write_config, """\
+        nightly: {schedule: "0 2 * * *"}
+        odd: {schedule: "0 2 1 * 1"}
+        """)
+    res = schedule.install_systemd(config, tmp_path / "units")
+    assert sorted(p.name for p in res.written) == ["dumpdeck-nightly.service", "dumpdeck-nightly.timer"]
+    assert len(res.problems) == 1 and "job odd" in res.problems[0] and "cannot translate" in res.problems[0]
+    timer = (tmp_path / "units" / "dumpdeck-nightly.timer").read_text()
+    assert "OnCalendar=*-*-* 02:00:00" in timer and "Persistent=true" in timer
+    service = (tmp_path / "units" / "dumpdeck-nightly.service").read_text()
+    assert "job run nightly" in service and "Type=oneshot" in service and "SuccessExitStatus=3" in service
+    again = schedule.install_systemd(config, tmp_path / "units")
+    assert again.written == [] and len(again.unchanged) == 2
+    assert len(schedule.remove_systemd(config, tmp_path / "units")) == 2
