@@ -83,7 +83,7 @@ class DumpdeckApp(App):
         self.poll_counts: dict[str, int] = {}
         self.keymap: dict[str, str] = {}
         self._keymap_problems: list[str] = []
-        self._timers: dict[str, object] = {}
+        self._poll_timers: dict[str, object] = {}
         self._polling: set[str] = set()
         self._active_run_ids: set[int] = set()
         register_themes(self)
@@ -119,16 +119,16 @@ class DumpdeckApp(App):
     # ------------------------------------------------------------------ polling
     def _arm(self, kind: str, delay: float) -> None:
         """Schedule the next one-shot poll of `kind` (replacing a pending timer)."""
-        old = self._timers.pop(kind, None)
+        old = self._poll_timers.pop(kind, None)
         if old is not None:
             old.stop()
         if delay <= 0:
             self._start_poll(kind)
         else:
-            self._timers[kind] = self.set_timer(delay, lambda: self._start_poll(kind), name=f"poll-{kind}")
+            self._poll_timers[kind] = self.set_timer(delay, lambda: self._start_poll(kind), name=f"poll-{kind}")
 
     def _start_poll(self, kind: str) -> None:
-        self._timers.pop(kind, None)
+        self._poll_timers.pop(kind, None)
         if kind in self._polling:      # a poll is still running: it re-arms when it ends
             return
         self._polling.add(kind)

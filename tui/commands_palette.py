@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 
 from .actions import ACTIONS, ActionSpec, key_label
 
@@ -33,11 +34,12 @@ class ActionsProvider(Provider):
 
     def _text(self, spec: ActionSpec) -> str:
         keymap = getattr(self.app, "keymap", {})
-        return f"{spec.group}: {spec.description}  [{key_label(spec, keymap)}]"
+        return f"{spec.group}: {spec.description} · key {key_label(spec, keymap)}"
 
     async def discover(self) -> Hits:
         for spec in self._available():
-            yield DiscoveryHit(self._text(spec), partial(self._run, spec), help=spec.id)
+            text = self._text(spec)
+            yield DiscoveryHit(Content(text), partial(self._run, spec), text=text, help=spec.id)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -45,4 +47,4 @@ class ActionsProvider(Provider):
             text = self._text(spec)
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self._run, spec), help=spec.id)
+                yield Hit(score, matcher.highlight(text), partial(self._run, spec), text=text, help=spec.id)

@@ -65,7 +65,7 @@ def database_rows(servers: dict[str, ServerSnapshot | None], catalog: CatalogSna
                               last_good=None, level=0, status="connecting", tone="muted"))
             continue
         if not snap.reachable:
-            rows.append(DbRow(key=db_key(name, ""), server=name, database="(server unreachable)", bytes=None,
+            rows.append(DbRow(key=db_key(name, ""), server=name, database="(unreachable)", bytes=None,
                               tables=None, last_good=None, level=0, status="unreachable", tone="bad"))
             continue
         for db in snap.databases:

@@ -103,10 +103,16 @@ class KeyedTable(DataTable):
                     elif old != cells:
                         for i, (a, b) in enumerate(zip(old, cells)):
                             if a != b:
-                                self.update_cell(key, col_keys[i], b)
+                                self.update_cell(key, col_keys[i], b, update_width=True)
                     self._rows[key] = cells
             if self.sort_column is not None:
                 self._apply_sort()
+            elif not rebuild and self.row_keys != [k for k, _, _ in rows]:
+                # new rows were appended out of place: restore the wanted order
+                self.clear()
+                self._rows.clear()
+                self._raw.clear()
+                self.add_rows_keyed(rows)
             if cursor is not None and cursor in self._rows:
                 try:
                     idx = self.get_row_index(cursor)
