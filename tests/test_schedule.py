@@ -168,3 +168,29 @@ def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
     again = schedule.install_systemd(config, tmp_path / "units")
     assert again.written == [] and len(again.unchanged) == 2
     assert len(schedule.remove_systemd(config, tmp_path / "units")) == 2
+
+
+@pytest.mark.parametrize("expr, tz", [
+    ("0 2 * * *", None), ("*/15 * * * *", None), ("30 1 * * 1-5", "Europe/Berlin"), ("0 3 1 */3 *", None),
+    ("0 4 * * 5-7", None), ("5,35 8-18 * * *", None), ("0 6 * * 0-2", None), ("@monthly", None),
+])
+def test_on_calendar_fires_when_cron_does(expr, tz):
+    """systemd-analyze computes the timer's next elapses; croniter the cron's: they must agree."""
+    import os
+    import shutil
+
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed: the translations are checked by test_cron_to_on_calendar only")
+    cal = schedule.on_calendar(expr, tz)
+    res = subprocess.run([exe, "calendar", "--iterations=5", cal], capture_output=True, text=True,
+                         env={**os.environ, "TZ": "UTC"})
+    assert res.returncode == 0, res.stderr
+    got = [datetime.strptime(line.split(":", 1)[1].strip(), "%a %Y-%m-%d %H:%M:%S %Z").replace(tzinfo=timezone.utc)
+           for line in res.stdout.splitlines() if "elapse:" in line or "Iter. #" in line]
+    assert len(got) == 5
+    job = JobConfig(name="x", server="main", schedule=expr, timezone=tz or "UTC")
+    from datetime import timedelta
+
+    expect = schedule.next_runs(job, 5, got[0] - timedelta(seconds=1))
+    assert [e.astimezone(timezone.utc) for e in expect] == got
