@@ -471,8 +471,9 @@ class StateStore:
             values[_PROGRESS_COLS.index("updated")] = time.time()
         with self._write() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO progress ({', '.join(_PROGRESS_COLS)}) "
-                f"VALUES ({', '.join('?' * len(_PROGRESS_COLS))})", values)
+                f"INSERT INTO progress ({', '.join(_PROGRESS_COLS)}) "
+                f"VALUES ({', '.join('?' * len(_PROGRESS_COLS))}) ON CONFLICT (run_id, database) DO UPDATE SET "
+                + ", ".join(f"{c}=excluded.{c}" for c in _PROGRESS_COLS[2:]), values)
 
     # ------------------------------------------------------------------ events
 
