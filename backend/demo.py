@@ -302,7 +302,7 @@ def seed_backups(config: Config, databases: list[str] | tuple[str, ...], paralle
     def one(db: str) -> None:
         try:
             result = dump_database(server, config.backup, db)
-        except DumpdeckError as exc:
+        except Exception as exc:  # a failed seed backup costs the demo some history, nothing more
             with lock:
                 warnings.append(f"seed backup of {db!r} failed: {exc}")
             return
@@ -383,11 +383,19 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
                 cfg = load_config(session.config_path)
                 session.seeded, session.seed_warnings = seed_backups(cfg, list(sample_data.DATABASES))
                 session.timings["seed_backups"] = time.monotonic() - t0
+            if _server_pid(sb) is None:
+                raise DemoError(f"the sandbox mariadbd in {sb.directory} stopped during set-up: {sb._log_tail()}")
             info.keep = info.keep or keep
             _write_info(directory, info)
-        except BaseException:
+        except BaseException as exc:
+            died = None if _server_pid(sb) is not None else sb._log_tail()
             _leave(directory, me, purge=True)
-            raise
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, DumpdeckError)):
+                raise
+            msg = f"setting up the demo in {directory} failed: {type(exc).__name__}: {exc}"
+            if died is not None:
+                msg += f"; the sandbox mariadbd had stopped, its error log said: {died}"
+            raise DemoError(msg) from exc
     return session
 
 

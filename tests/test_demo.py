@@ -495,3 +495,35 @@ def test_demo_runs_as_a_normal_user(tmp_path):
         if info and info.sandbox_pid and _pid_alive(info.sandbox_pid):
             demo.stop(directory, purge=True)
         subprocess.run(["rm", "-rf", str(base)])
+
+
+def test_default_directory_is_in_the_xdg_state_dir(capsys, monkeypatch):
+    import tempfile
+
+    from tui.cli import main
+
+    # pytest's tmp_path is too deep for a unix socket path (107 bytes), so a short state dir
+    state = Path(tempfile.mkdtemp(prefix="ddx-"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    expected = state / "dumpdeck" / "demo"
+    assert demo.default_demo_dir() == expected
+    try:
+        assert main(["demo", "--no-console", "--scale", str(SMALL), "--no-seed-backups"]) == 0
+        out = capsys.readouterr().out
+        assert demo.read_info(expected).socket == str(expected / "server" / "mysqld.sock")
+        assert "stop it:           dumpdeck demo --stop   (add --purge" in out  # no --dir needed
+        assert f"dumpdeck --config {expected / 'dumpdeck-demo.yaml'}" in out
+    finally:
+        assert main(["demo", "--stop", "--purge"]) == 0
+    assert not expected.exists()
+    import shutil
+
+    shutil.rmtree(state)
+
+
+def test_too_deep_a_directory_is_refused_before_anything_is_written(tmp_path):
+    directory = tmp_path / ("x" * 60) / "demo"
+    r = cli("demo", "--dir", str(directory), "--no-console")
+    assert r.returncode == 2
+    assert "too deep" in r.stderr and "limit is 107" in r.stderr
+    assert not directory.exists()
