@@ -188,6 +188,9 @@ def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence
             headline = f"{summary.label}: {failed[0].database} failed"
         else:
             headline = f"{summary.label}: run {summary.status}"
+    elif [d for d in dbs if d.verification_failed]:
+        bad = [d.database for d in dbs if d.verification_failed]
+        headline = f"{summary.label}: dumped, but verification failed ({', '.join(bad)})"
     elif flagged:
         headline = f"{summary.label}: succeeded with unusual dumps ({', '.join(d.database for d in flagged)})"
     else:
@@ -243,7 +246,10 @@ def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence
         lines.append(f"  dumpdeck{cfg} databases --server {d.server}   (is {d.database} reachable and dumpable?)")
     for d in flagged[:5]:
         lines.append(f"  dumpdeck{cfg} dumps   (compare {d.database}'s recent dumps)")
-    if not failed and not flagged and summary.ok:
+    unverified = [d for d in dbs if d.verification_failed]
+    for d in unverified[:5]:
+        lines.append(f"  dumpdeck{cfg} verify {d.file or d.database}   (the failed check and its evidence)")
+    if not failed and not flagged and not unverified and summary.ok:
         lines.append(f"  dumpdeck{cfg} report   (the status page of every database)")
     facts = {
         "run": summary.run_id, "job": summary.job, "server": summary.server, "status": summary.status,

@@ -127,10 +127,12 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
         try:
             summary = summarize(config, run, progress, manifests, result.flags)
             status = "ok" if summary.ok else "failed"
-            flagged = [d for d in summary.databases if d.flags]
+            flagged = [d for d in summary.databases if d.flags or d.verification_failed]
             if status == "ok" and flagged:
                 status = "warning"
-            detail = "; ".join(f"{d.database}: {', '.join(f.split(':')[0] for f in d.flags)}" for d in flagged) or None
+            # one line per problem, so a new one while warning is news (see policy.decide)
+            detail = "\n".join([f"{f.split(':')[0]}:{d.database}" for d in flagged for f in d.flags]
+                               + [f"verify:{d.database}" for d in flagged if d.verification_failed]) or None
             cfg_path = str(config.path) if getattr(config, "path", None) else None
 
             def compose(decision, summary=summary):

@@ -220,3 +220,41 @@ def test_after_run_never_raises_even_with_a_broken_store(tmp_path, write_config)
 
     result = postrun.after_run(config, Broken(), R())
     assert result.errors and all("exploded" in e or "Error" in e for e in result.errors)
+
+
+# --------------------------------------------------------------------------- verification and disk alarms
+
+
+def test_failed_verification_and_disk_levels_notify(tmp_path, write_config):
+    from .test_report import synth_dump
+
+    with SmtpSink() as smtp:
+        extra = job_yaml("shop") + notify_yaml(tmp_path, smtp_port=smtp.port) + \
+            "disk:\n  warn_percent: 1\n  critical_percent: 1\n"
+        config = load_config(write_config(extra))
+        now = datetime.now(timezone.utc)
+        dump = synth_dump(Path(config.backup.dir), "main", "shop", now - timedelta(minutes=1), raw=1000, stored=100,
+                          duration=2, verified=[(1, True), (2, False)])
+        m = manifest_mod.load(dump)
+        m.verifications[-1].checks = [{"name": "row counts", "passed": False,
+                                       "evidence": "orders: 10 rows in the dump, 12 expected"}]
+        manifest_mod.save(m, dump)
+        with StateStore.open(config.state_db) as store:
+            run = store.create_run("nightly", "cron", "main", ["shop"], log_dir=config.runs_log_dir)
+            store.set_progress(DbProgress(run.id, "shop", status="succeeded", file=str(dump),
+                                          started=now - timedelta(minutes=2), updated=now))
+            run = store.finish_run(run.id, "succeeded", "1 of 1 dumped")
+            result = postrun.after_run(config, store, run, now=now.timestamp())
+            assert result.errors == []
+            # the same state again: nothing new to say about verification or disk
+            again = postrun.after_run(config, store, run, now=now.timestamp() + 60)
+    subjects = [smtp.parsed(i)["Subject"] for i in range(len(smtp.messages))]
+    assert any(s.startswith("[FAILED] dumpdeck: main/shop: verification level 2 FAILED") for s in subjects), subjects
+    assert any(s.startswith("[CRITICAL] dumpdeck: disk ") for s in subjects), subjects
+    verify_body = next(smtp.parsed(i).get_content() for i, s in enumerate(subjects) if "verification level" in s)
+    assert "orders: 10 rows in the dump, 12 expected" in verify_body and f"dumpdeck verify {dump}" in verify_body
+    run_body = next(smtp.parsed(i).get_content() for i, s in enumerate(subjects) if "job nightly" in s)
+    assert "VERIFICATION FAILED: level 2: row counts" in run_body and f"verify {dump}" in run_body
+    assert not [x for x in again.dispatches if x.sent and not x.key.startswith("job:")]
+    assert any(s.startswith("[WARNING] dumpdeck: job nightly on main: dumped, but verification failed (shop)")
+               for s in subjects), subjects
