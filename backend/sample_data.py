@@ -518,12 +518,19 @@ def load(connect: Callable[[], object], databases: tuple[str, ...] | list[str] |
 
     # Biggest first, so the parallel lanes finish together.
     order = sorted(names, key=lambda d: -next(db.rows for db in catalog(scale) if db.name == d))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="sample-load")
+    try:
         futures = {pool.submit(one, name): name for name in order}
         for fut in concurrent.futures.as_completed(futures):
             name = futures[fut]
             per[name] = fut.result()
             if on_loaded is not None:
                 on_loaded(name, per[name])
+    except BaseException:
+        # Ctrl-C or a failed load: do not wait for the other lanes; the caller stops the
+        # server, which ends their queries.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     rows = sum(db.rows for db in catalog(scale) if db.name in names)
     return LoadReport(databases=names, rows=rows, seconds=time.monotonic() - t0, per_database=per)
