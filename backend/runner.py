@@ -112,8 +112,21 @@ def execute(config: Config, store: StateStore, run_id: int, *, lock: JobLock | N
         log.warning("run %s is %s, not queued: nothing to do", run_id, run.status)
         return run
     cancel = cancel or threading.Event()
+    previous = None
     if install_signals and threading.current_thread() is threading.main_thread():
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         install_signal_handlers(cancel)
+    try:
+        return _execute(config, store, run, cancel, lock)
+    finally:
+        if previous is not None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Event,
+             lock: JobLock | None = None) -> Run:
+    run_id = run.id
     try:
         job = job_for_run(config, run)
     except DumpdeckError as exc:
