@@ -626,7 +626,10 @@ def restore_test(path: Path, config: Config, target: str | None = None, on_check
         with contextlib.suppress(manifest_mod.ManifestError):
             if manifest is not None:
                 manifest = manifest_mod.load(path)
-    entry_server = path.parent.parent.name if path.parent.parent != path.parent else None
+    entry_server = None
+    with contextlib.suppress(ValueError):
+        rel = path.resolve().relative_to(Path(config.backup.dir).resolve()).parts
+        entry_server = rel[0] if len(rel) == 3 else None
     database = manifest.database if manifest is not None else _guess_db(path)
 
     # ---- L4
