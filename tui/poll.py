@@ -78,6 +78,7 @@ class CatalogSnapshot:
     partials: tuple[str, ...] = ()
     error: str | None = None
     scanned_at: float = 0.0
+    raw: Any = field(default=None, compare=False, repr=False)   # the backend Catalog (for backend.disk)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ class LogTail:
 
 def log_level_of(line: str) -> str:
     for level in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
-        if f" {level} " in line or f"[{level}]" in line or line.startswith(level):
+        if f" {level} " in line or f"[{level}]" in line or line.startswith(level) or line.endswith(f" {level}"):
             return level
     return "INFO"
 
@@ -407,7 +408,8 @@ class LiveBackend(ConsoleBackend):
             return CatalogSnapshot(error=str(exc), scanned_at=self.now())
         dumps = tuple(dump_view(e) for e in cat.entries)
         partials = tuple(str(_get(p, "path", default=p)) for p in (getattr(cat, "partials", None) or ()))
-        return CatalogSnapshot(dumps=dumps, partials=partials, scanned_at=self.now())
+        errors = "; ".join(getattr(cat, "errors", None) or []) or None
+        return CatalogSnapshot(dumps=dumps, partials=partials, scanned_at=self.now(), error=errors, raw=cat)
 
     # ---------------------------------------------------------------- state / jobs
     def _open_store(self):
@@ -522,29 +524,35 @@ class LiveBackend(ConsoleBackend):
 
     # ---------------------------------------------------------------- disk
     def poll_disk(self, catalog: CatalogSnapshot | None) -> DiskSnapshot:
-        vols: list[VolumeView] = []
-        foot: list[FootprintView] = []
         try:
             from backend import disk
         except ImportError:
             disk = None
+        vols: list[VolumeView] = []
         try:
-            if disk is not None and hasattr(disk, "volumes"):
+            if disk is not None:
+                backup_dir = str(self.config.backup.dir)
                 for v in disk.volumes(self.config):
-                    vols.append(VolumeView(
-                        path=str(_get(v, "path", "mount", default="?")), total=int(_get(v, "total", default=0) or 0),
-                        used=int(_get(v, "used", default=0) or 0), free=int(_get(v, "free", default=0) or 0),
-                        days_until_full=_get(v, "days_until_full")))
+                    days = None
+                    holds_backups = any(backup_dir.startswith(p) or p.startswith(backup_dir) for p in v.paths) \
+                        or not v.paths
+                    if holds_backups and catalog is not None and catalog.raw is not None:
+                        days = disk.projection(self.config, catalog.raw, free_bytes=v.free)
+                    vols.append(VolumeView(path=v.mount, total=v.total, used=v.used, free=v.free,
+                                           days_until_full=days))
             else:
                 vols.append(_statvfs_volume(self.config.backup.dir))
         except DumpdeckError as exc:
             return DiskSnapshot(error=str(exc))
         except OSError as exc:
             return DiskSnapshot(error=f"{self.config.backup.dir}: {exc.strerror}")
+        foot: list[FootprintView] = []
         if catalog is not None:
             foot = footprint_of(catalog)
-            if vols and vols[0].days_until_full is None:
-                vols[0] = replace(vols[0], days_until_full=project_days(catalog, vols[0], self.now()))
+            if disk is not None and catalog.raw is not None:
+                sizes = disk.footprint(catalog.raw)
+                foot = sorted((replace(f, bytes=int(sizes.get((f.server, f.database), f.bytes))) for f in foot),
+                              key=lambda f: -f.bytes)
         return DiskSnapshot(volumes=tuple(vols), footprint=tuple(foot))
 
     # ---------------------------------------------------------------- log

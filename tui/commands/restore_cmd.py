@@ -37,6 +37,12 @@ def run(args, ctx) -> int:
         from backend.errors import UsageError
 
         raise UsageError("--parallel must be at least 1")
+    target = args.target or config.restore_test.target
+    if target not in ("same", "sandbox") and target not in config.servers:
+        from backend.errors import UsageError
+
+        raise UsageError(f"--target {target!r}: not 'same', 'sandbox' or a configured server "
+                         f"({', '.join(config.servers)})")
     cancel = threading.Event()
 
     def on_term(signum, frame):  # SIGTERM: stop loading, the scratch database is still dropped

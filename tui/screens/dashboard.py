@@ -7,6 +7,7 @@ poll unless the user paused (`p`) or a modal is on top.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from textual import on
@@ -24,6 +25,17 @@ from ..widgets.table import Cell, KeyedTable, bar, tone_style
 
 LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
 LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARNING": 2, "ERROR": 3, "CRITICAL": 4}
+
+
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T](\d\d:\d\d:\d\d)[,.]\d+ (\w+)\s+(?:\[\d+\] )?(?:dumpdeck\.)?(.*)$")
+
+
+def compact_log_line(line: str) -> str:
+    """`2025-06-15 15:01:00,000 INFO    [4242] dumpdeck.runner: msg` → `15:01:00 INFO runner: msg`."""
+    m = _LOG_LINE.match(line)
+    if not m:
+        return line
+    return f"{m.group(1)} {m.group(2)} {m.group(3)}"
 
 
 class Pane(Vertical):
@@ -57,7 +69,7 @@ class DashboardScreen(Screen):
         with Grid(id="panes"):
             with Pane(title="Databases", id="databases-pane"):
                 yield Input(placeholder="filter databases (server or name)…", id="db-filter", classes="filter")
-                yield KeyedTable([("sel", " "), ("server", "Server"), ("database", "Database"), ("size", "Size"),
+                yield KeyedTable([("server", "Server"), ("database", "Database"), ("size", "Size"),
                                   ("tables", "Tbl"), ("age", "Last good"), ("level", "Lvl"),
                                   ("status", "Status")], id="databases")
             with Pane(title="Jobs", id="jobs-pane"):
@@ -121,10 +133,9 @@ class DashboardScreen(Screen):
             if q and q not in r.database.lower() and q not in r.server.lower() and q not in r.status:
                 continue
             age = r.age(now)
+            mark = "● " if r.key in self.selected else "  "
             out.append((r.key, (
-                Cell("●" if r.key in self.selected else " ", 1 if r.key in self.selected else 0,
-                     style=tone_style(app, "accent")),
-                r.server, r.database,
+                r.server, Cell(mark + r.database, r.database, style=tone_style(app, "accent") if mark.strip() else ""),
                 Cell(bytes_text(r.bytes), r.bytes, justify="right"),
                 Cell("-" if r.tables is None else str(r.tables), r.tables, justify="right"),
                 Cell(age_text(age), age if age is not None else float("inf"), style=tone_style(app, r.tone)
@@ -218,6 +229,7 @@ class DashboardScreen(Screen):
 
     # ------------------------------------------------------------------ log
     def add_log_lines(self, lines, reset: bool = False) -> None:
+        lines = [compact_log_line(ln) for ln in lines]
         if not self.is_mounted:
             if reset:
                 self.log_lines.clear()
