@@ -98,6 +98,13 @@ class Sandbox:
     def info_file(self) -> Path:
         return self.directory / "sandbox.json"
 
+    def _tmpdir(self) -> Path:
+        # A private tmpdir: servers sharing /tmp collide on their internal temporary
+        # tables (#sql-temptable-*), which fails install-db and can crash a server.
+        tmp = self.directory / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return tmp
+
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
@@ -122,7 +129,7 @@ class Sandbox:
         args = [
             mariadbd, "--no-defaults",
             f"--datadir={self.datadir}", f"--socket={self.socket}", f"--pid-file={self.pid_file}",
-            f"--log-error={self.error_log}", "--skip-name-resolve",
+            f"--log-error={self.error_log}", f"--tmpdir={self._tmpdir()}", "--skip-name-resolve",
             "--innodb-buffer-pool-size=128M", "--innodb-log-file-size=16M",
             "--max-allowed-packet=256M", "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_general_ci", "--event-scheduler=OFF",
@@ -285,7 +292,8 @@ def _template(install_db: str) -> Path:
         return cached
     base = Path(tempfile.mkdtemp(prefix="dumpdeck-template-"))
     datadir = base / "data"
-    args = [install_db, "--no-defaults", f"--datadir={datadir}",
+    (base / "tmp").mkdir()  # private: concurrent install-db runs collide in a shared /tmp
+    args = [install_db, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={base / 'tmp'}",
             "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
             "--innodb-log-file-size=16M"]
     if os.geteuid() == 0:
