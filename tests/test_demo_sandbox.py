@@ -13,13 +13,16 @@ SCRIPT = """
 import sys
 from pathlib import Path
 from backend.sandbox import Sandbox
-sb = Sandbox.create(Path(sys.argv[1])).start()
-with sb.connect() as conn, conn.cursor() as cur:
-    # an information_schema query uses an internal temporary table
-    cur.execute("SELECT COUNT(*) FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-                "USING (TABLE_SCHEMA, TABLE_NAME)")
-    cur.fetchall()
-sb.destroy()
+sb = Sandbox.create(Path(sys.argv[1]))
+try:
+    sb.start()
+    with sb.connect() as conn, conn.cursor() as cur:
+        # an information_schema query uses an internal temporary table
+        cur.execute("SELECT COUNT(*) FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                    "USING (TABLE_SCHEMA, TABLE_NAME)")
+        cur.fetchall()
+finally:
+    sb.destroy()
 """
 
 
