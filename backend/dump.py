@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -266,13 +266,23 @@ def dump_database(
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DumpError(f"cannot create {final.parent}: {exc.strerror}") from None
-
-    try:
-        f = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640), "wb")
-    except FileExistsError:
-        raise DumpError(f"{partial} already exists: another dump of {database!r} started this same second") from None
-    except OSError as exc:
-        raise DumpError(f"cannot create {partial}: {exc.strerror}") from None
+    f = None
+    for bump in range(60):
+        # Two dumps of one database in the same second must not share a name: the later one
+        # takes the next free second in its *name* (the manifest keeps the true start time).
+        final, partial = target_paths(backup.dir, server.name, database,
+                                      started + timedelta(seconds=bump), backup.compression)
+        if final.exists():
+            continue
+        try:
+            f = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640), "wb")
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise DumpError(f"cannot create {partial}: {exc.strerror}") from None
+    if f is None:
+        raise DumpError(f"no free file name for a dump of {database!r} in {final.parent}")
     fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     proc: subprocess.Popen | None = None
@@ -384,7 +394,11 @@ def dump_database(
             os.fsync(f.fileno())
         except OSError as exc:
             raise DumpError(f"writing {partial} failed: {exc.strerror}") from None
-        os.rename(partial, final)
+        try:
+            os.link(partial, final)  # never replaces an existing dump, unlike rename
+        except FileExistsError:
+            raise DumpError(f"{final} appeared while dumping; refusing to replace it") from None
+        os.unlink(partial)
         with contextlib.suppress(OSError):
             fd_dir = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
             os.fsync(fd_dir)

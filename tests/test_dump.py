@@ -243,7 +243,9 @@ echo '-- Dumping data for table `t`'
 if [ "$DD_MODE" = trickle ]; then
   while true; do echo "(1,'x'),"; sleep 0.1; done
 fi
-exec sleep 3600
+sleep 3600 &
+[ -n "$DD_PIDFILE" ] && echo $! > "$DD_PIDFILE"
+wait
 """
 
 
@@ -254,15 +256,15 @@ def _stand_in(tmp_path, name="fake-dump") -> Path:
     return tool
 
 
-def test_stall_timeout_kills_the_group(tmp_path, config, sample_db):
+def test_stall_timeout_kills_the_group(tmp_path, config, sample_db, monkeypatch):
     tool = _stand_in(tmp_path)
-    before = set(p.pid for p in psutil.process_iter())
+    pidfile = tmp_path / "child.pid"
+    monkeypatch.setenv("DD_PIDFILE", str(pidfile))
     with pytest.raises(TimeoutError_, match="stalled: no output for 1s"):
         dump_database(config.server("main"), config.backup, sample_db, stall_timeout=1, dump_tool=str(tool))
-    leftovers = [p for p in psutil.process_iter(["cmdline"])
-                 if p.pid not in before and p.info["cmdline"] and "sleep" in p.info["cmdline"][0]
-                 and "3600" in p.info["cmdline"]]
-    assert not leftovers, "the stand-in's child survived the kill"
+    child = int(pidfile.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, \
+        "the stand-in's child survived the kill of the process group"
     assert not _no_partials(config)
 
 
@@ -343,3 +345,10 @@ def test_backend_imports_without_textual():
            "assert not any(k == 'tui' or k.startswith('tui.') for k in sys.modules), 'backend imported tui'\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_two_dumps_in_the_same_second_keep_both(config, sample_db):
+    first = dump_database(config.server("main"), config.backup, sample_db)
+    second = dump_database(config.server("main"), config.backup, sample_db)
+    assert first.path != second.path and first.path.exists() and second.path.exists()
+    assert manifest_mod.load(first.path).sha256 == __import__("hashlib").sha256(first.path.read_bytes()).hexdigest()
