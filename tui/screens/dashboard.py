@@ -21,6 +21,7 @@ from backend.units import format_bytes, format_duration
 from .. import actions
 from ..poll import RunView
 from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone, run_title
+from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, bar, tone_style
 
 LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
@@ -86,6 +87,7 @@ class DashboardScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        apply_breakpoints(self)
         for f in self.query(".filter"):
             f.display = False
         self.query_one("#databases", KeyedTable).focus()
@@ -93,6 +95,7 @@ class DashboardScreen(Screen):
         self.render_state()
 
     def on_screen_resume(self) -> None:
+        apply_breakpoints(self)
         self.render_state()
 
     # ------------------------------------------------------------------ rendering

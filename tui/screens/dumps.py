@@ -20,6 +20,7 @@ from backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..poll import CheckView, DumpView
+from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, tone_style
 
 LEVEL_FILTERS: tuple[tuple[str, object], ...] = (
@@ -93,6 +94,7 @@ class DumpsScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        apply_breakpoints(self)
         self.query_one("#dumps-filter", Input).display = False
         self.query_one("#details-pane").border_title = "Manifest"
         self.query_one("#ladder-pane").border_title = "Verification"
@@ -100,6 +102,7 @@ class DumpsScreen(Screen):
         self.render_state()
 
     def on_screen_resume(self) -> None:
+        apply_breakpoints(self)
         self.render_state()
 
     # ------------------------------------------------------------------ rendering

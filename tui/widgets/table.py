@@ -54,6 +54,17 @@ class KeyedTable(DataTable):
         self.sort_column: str | None = None
         self.sort_reverse = False
 
+    async def _on_idle(self, event) -> None:
+        # DataTable measures new rows on idle but keeps lines it rendered before measuring
+        # (textual 8.2.8): columns stay as wide as their labels until some later update.
+        # Invalidate the rendered lines whenever widths were recomputed.
+        pending = bool(self._updated_cells) or self._require_update_dimensions
+        await super()._on_idle(event)
+        if pending:
+            self._update_count += 1
+            self._line_cache.clear()
+            self.refresh()
+
     def on_mount(self) -> None:
         for key, label in self._columns:
             self.add_column(label, key=key)
