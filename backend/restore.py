@@ -194,8 +194,9 @@ class Loader:
     def __init__(self, server: ServerConfig, database: str, *, parallel: int = 2, init_sql: list[str] | None = None,
                  neutralise: bool = False, client: str = "mariadb", chunk_bytes: int = CHUNK_BYTES,
                  batch_bytes: int = BATCH_BYTES, memory_bytes: int = MEMORY_BYTES,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, fast_inserts: bool = True):
         self.server = server
+        self.fast_inserts = fast_inserts
         self.database = database
         self.parallel = max(1, int(parallel or 1))
         self.init_sql = list(init_sql or [])
@@ -237,7 +238,7 @@ class Loader:
     # ---------------------------------------------------------------- items
 
     def _items(self, chunks: Iterable[bytes]) -> Iterator[Statement | Marker | Delimiter]:
-        scanner = SqlScanner()
+        scanner = SqlScanner(fast_inserts=self.fast_inserts)
         for chunk in chunks:
             if self.cancel.is_set():
                 raise LoadError("restore-test cancelled")

@@ -200,7 +200,8 @@ class SqlScanner:
     for trailing whitespace/comments after the last statement (kept in `tail`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fast_inserts: bool = False) -> None:
+        self.fast_inserts = fast_inserts   # loader only: see the INSERT fast path in _scan
         self.buf = b""
         self.offset = 0            # stream offset of buf[0]
         self.line = 1              # line number at buf[0]
@@ -284,6 +285,19 @@ class SqlScanner:
                     self._stmt = statement_re(parts[0])
                     limit = None
                     pos = cur = eol + 1
+                    continue
+            if self.fast_inserts and self.delimiter == b";" and buf.startswith(b"INSERT INTO ", cur):
+                # mysqldump/mariadb-dump escape newlines inside values, so `);\n` ends an extended INSERT;
+                # taken only when that is the span's only `;` (the client cannot end the statement earlier).
+                e = buf.find(b");\n", cur)
+                if e >= 0 and buf.count(b";", cur, e + 2) == 1:
+                    end = e + 2
+                    raw = buf[pos:end]
+                    kind, name, schema = classify(buf[cur:min(end, cur + 2048)])
+                    yield Statement(kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur),
+                                    cur - pos)
+                    line += raw.count(b"\n")
+                    pos = cur = end
                     continue
             if final:
                 m = self._stmt.match(buf, cur)
