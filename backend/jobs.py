@@ -79,9 +79,10 @@ def resolve_databases(config: Config, job: JobConfig | str, *, available: list[s
 
 
 def adhoc_job(config: Config, server: str, databases: list[str]) -> JobConfig:
-    """The job settings of an ad-hoc run: the given databases, job defaults, backup timeouts."""
+    """The job settings of an ad-hoc run: the given databases, up to 2 at once, verified to level 2,
+    no retries, max_runtime = backup.timeout × databases (at least 1 h)."""
     return JobConfig(name=ADHOC, server=server, databases=tuple(databases), parallel=min(2, max(1, len(databases))),
-                     verify=1, max_runtime=max(config.backup.timeout * max(1, len(databases)), 3600.0))
+                     verify=2, max_runtime=max(config.backup.timeout * max(1, len(databases)), 3600.0))
 
 
 def job_for_run(config: Config, run: Run) -> JobConfig:

@@ -414,7 +414,16 @@ def _verify(config: Config, store: StateStore, run: Run, db: str, path: Path, le
 
             store.add_event(run.id, "info", "verify-start", f"{db}: restore-test on {config.restore_test.target}",
                             {"database": db, "level": 4})
-            result = restore_test(path, config, config.restore_test.target)
+
+            def on_rt_check(check) -> None:
+                store.add_event(run.id, "info" if check.passed else "error", "verify-check",
+                                f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: "
+                                f"{check.evidence}", {"database": db, "level": check.level, "passed": check.passed})
+
+            try:
+                result = restore_test(path, config, config.restore_test.target, on_check=on_rt_check, cancel=cancel)
+            except TypeError:  # an older signature
+                result = restore_test(path, config, config.restore_test.target)
         else:
             from .verify import verify_file  # noqa: PLC0415
 

@@ -368,3 +368,53 @@ def test_concurrent_readers_while_the_runner_writes(tmp_path, write_config, samp
     assert final.status == "succeeded", final.reason
     assert any(0 < b for b in seen_bytes)
     assert len(set(seen_bytes)) > 2  # readers saw the bytes grow while the dump ran
+
+
+# --------------------------------------------------------------------------- verification, logs
+
+
+@pytest.mark.parametrize("level", [3, 4])
+def test_run_verifies_each_dump_at_the_job_level(write_config, sample_db, level):
+    extra = f"jobs:\n  nightly:\n    databases: [{sample_db}]\n    verify: {level}\nrestore_test: {{target: same}}\n"
+    config = load_config(write_config(extra))
+    store = StateStore.open(config.state_db)
+    try:
+        run = store.create_run("nightly", "cli", "main", [sample_db], log_dir=config.runs_log_dir)
+        final = runner.execute(config, store, run.id)
+        assert final.status == "succeeded", final.reason
+        [p] = store.progress(run.id)
+        assert p.verified_level == level
+        evs = store.events(run.id, limit=1000)
+        checks = [e for e in evs if e.kind == "verify-check"]
+        assert checks and all(e.data["passed"] for e in checks)
+        assert max(e.data["level"] for e in checks) == level
+        assert any(e.kind == "verify-passed" for e in evs)
+        from backend import manifest as manifest_mod
+
+        assert manifest_mod.load(Path(p.file)).verified_level >= level
+    finally:
+        store.close()
+
+
+def test_main_log_rotates_and_each_run_has_its_own_log(write_config):
+    import logging
+
+    from backend.logs import setup_logging, tail
+
+    path = write_config("log: {max_size: 2KiB, keep: 2}\n")
+    config = load_config(path)
+    log = setup_logging(config, run_id=5)
+    try:
+        for i in range(200):
+            log.info("line %d %s", i, "x" * 40)
+    finally:
+        setup_logging(config)  # detach the run log
+        for h in list(logging.getLogger("dumpdeck").handlers):
+            h.close()
+    main = Path(config.log.file)
+    assert main.exists() and main.stat().st_size <= 2048
+    assert Path(str(main) + ".1").exists() and Path(str(main) + ".2").exists()
+    assert not Path(str(main) + ".3").exists()
+    run_log = config.runs_log_dir / "5.log"
+    assert tail(run_log, 1)[0].endswith("line 199 " + "x" * 40)
+    assert len(run_log.read_text().splitlines()) == 200
