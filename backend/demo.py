@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -47,6 +48,7 @@ SUN_PATH_MAX = 107  # bytes of a unix socket path (sockaddr_un.sun_path minus th
 SERVER_ARGS = ("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
 
 Step = Callable[[str], None]
+_log = logging.getLogger("dumpdeck.demo")
 
 
 class DemoError(DumpdeckError):
@@ -288,11 +290,14 @@ def status(directory: Path | None = None) -> DemoStatus:
                       running=running, info=info)
 
 
-def seed_backups(config: Config, databases: list[str] | tuple[str, ...], parallel: int = 2) -> tuple[list[str], list[str]]:
-    """One dump of each database through backend.dump, `parallel` at once → (done, warnings)."""
+def seed_backups(config: Config, databases: list[str] | tuple[str, ...], parallel: int = 2,
+                 verify_level: int = 3) -> tuple[list[str], list[str]]:
+    """One dump of each database through backend.dump, verified to `verify_level` (recorded in
+    its manifest, so the console shows the level), `parallel` at once → (done, warnings)."""
     import concurrent.futures
 
     from .dump import dump_database
+    from .verify import verify_file
 
     server = config.server(SERVER_NAME)
     done: list[str] = []
@@ -305,10 +310,23 @@ def seed_backups(config: Config, databases: list[str] | tuple[str, ...], paralle
         except Exception as exc:  # a failed seed backup costs the demo some history, nothing more
             with lock:
                 warnings.append(f"seed backup of {db!r} failed: {exc}")
+            _log.warning("seed backup of %r failed: %s", db, exc)
             return
+        _log.info("seed backup of %r: %s (%d bytes)", db, result.path, result.manifest.bytes_stored)
         with lock:
             done.append(db)
             warnings.extend(f"{db}: {w}" for w in result.warnings)
+        if verify_level:
+            try:
+                report = verify_file(result.path, level=verify_level, record=True)
+            except Exception as exc:
+                report = None
+                problem = str(exc)
+            else:
+                problem = None if report.passed else report.summary
+            if problem:
+                with lock:
+                    warnings.append(f"verifying the seed backup of {db!r} failed: {problem}")
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         list(pool.map(one, databases))
@@ -377,10 +395,11 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
             _ensure_data(sb, directory, info, scale, session, say)
             session.config_path = write_config(directory, sb.socket)
             info.config = str(session.config_path)
+            cfg = load_config(session.config_path)
+            _start_log(cfg, session, sb)
             if seed and not _has_dumps(directory):
                 t0 = time.monotonic()
-                say("taking one backup of each sample database")
-                cfg = load_config(session.config_path)
+                say("taking and verifying one backup of each sample database")
                 session.seeded, session.seed_warnings = seed_backups(cfg, list(sample_data.DATABASES))
                 session.timings["seed_backups"] = time.monotonic() - t0
             if _server_pid(sb) is None:
@@ -397,6 +416,22 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
                 msg += f"; the sandbox mariadbd had stopped, its error log said: {died}"
             raise DemoError(msg) from exc
     return session
+
+
+def _start_log(cfg: Config, session: DemoSession, sb: Sandbox) -> None:
+    """Say in the demo's own log what the demo did, so the console's log pane starts with it."""
+    with contextlib.suppress(Exception):
+        from .logs import setup_logging
+
+        setup_logging(cfg)
+        if session.reused:
+            _log.info("joined the running sandbox mariadbd pid %s on %s", sb.pid, sb.socket)
+        else:
+            _log.info("sandbox mariadbd pid %s started on %s in %.1fs", sb.pid, sb.socket,
+                      session.timings.get("sandbox_start", 0.0))
+        if session.loaded:
+            _log.info("loaded %s (%s rows) in %.1fs", ", ".join(session.loaded),
+                      f"{session.rows_loaded:,}", session.timings.get("data_load", 0.0))
 
 
 def _ensure_data(sb: Sandbox, directory: Path, info: DemoInfo, scale: float,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import demo, sample_data
+from backend import demo, manifest, sample_data
 from backend.codecs import open_decoded
 from backend.config import cron_problem, load_config
 from backend.credentials import client_credentials
@@ -191,8 +191,11 @@ def test_seed_backups_made_one_dump_per_database(demo_session, demo_config):
     for db in sample_data.DATABASES:
         dumps = sorted((demo_config.backup.dir / "demo" / safe_name(db)).glob("*.sql.zst"))
         assert len(dumps) == 1, db
+        assert manifest.load(dumps[0]).verified_level == 3, db  # the seed verified and recorded it
         report = verify_file(dumps[0], level=3, record=False)
         assert report.passed, f"{db}: {report.summary}"
+    log = demo_config.log.file.read_text()
+    assert "sandbox mariadbd pid" in log and "seed backup of 'sales archive'" in log
 
 
 # --------------------------------------------------------------------------- backup and restore
@@ -256,12 +259,17 @@ def test_every_sample_dump_reloads_to_identical_tables(demo_server, demo_config,
                 cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(scratch)}")
 
 
-def test_restore_test_of_every_sample_dump_passes(demo_config, fresh_dumps):
-    restore = pytest.importorskip(
-        "backend.restore", reason="backend/restore.py (issue 3) has not landed; the reload test above covers it")
+@pytest.mark.parametrize("target", ["same", "sandbox"])
+def test_restore_test_of_every_sample_dump_passes(demo_config, fresh_dumps, target):
+    """backend.restore.restore_test (level 4) into a scratch database of the demo server, and
+    into a sandbox server — the demo config's own restore_test target."""
+    from backend.restore import restore_test
+
+    assert demo_config.restore_test.target == "sandbox"
     for db, result in fresh_dumps.items():
-        report = restore.restore_test(result.path, demo_config, target="same")
-        assert report.passed, f"{db}: " + "; ".join(f"{c.name}: {c.evidence}" for c in report.checks if not c.passed)
+        report = restore_test(result.path, demo_config, target=target, record=False)
+        failed = "; ".join(f"{c.name}: {c.evidence}" for c in report.checks if not c.passed)
+        assert report.passed and report.level_reached == 4, f"{db} ({target}): {failed}"
 
 
 # --------------------------------------------------------------------------- lifecycle
