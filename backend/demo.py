@@ -374,10 +374,15 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
             try:
                 sb = Sandbox.create(directory / SERVER_DIR, port=port, extra_args=SERVER_ARGS)
                 sb.start()
-            except BaseException:
+            except BaseException as exc:
                 _stop_server(sb)
+                reason = _server_error(sb) if isinstance(exc, SandboxError) else None
                 if previous is None:  # nothing of value was there before this call
                     _purge(directory)
+                if reason is not None:
+                    hint = ("; choose another --port" if port and ("Bind on TCP/IP" in reason or "in use" in reason)
+                            else "")
+                    raise DemoError(f"the sandbox mariadbd in {directory} did not start: {reason}{hint}") from exc
                 raise
             timings["sandbox_start"] = time.monotonic() - t0
             info = DemoInfo(directory=str(directory), socket=str(sb.socket), port=port, sandbox_pid=sb.pid,
@@ -416,6 +421,17 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
                 msg += f"; the sandbox mariadbd had stopped, its error log said: {died}"
             raise DemoError(msg) from exc
     return session
+
+
+def _server_error(sb: Sandbox) -> str | None:
+    """The telling line of the server's error log ("[ERROR] Aborting" tells nothing)."""
+    try:
+        lines = sb.error_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [ln.split("[ERROR]", 1)[1].strip() for ln in lines
+              if "[ERROR]" in ln and "Aborting" not in ln]
+    return "; ".join(errors[-2:]) if errors else None
 
 
 def _start_log(cfg: Config, session: DemoSession, sb: Sandbox) -> None:

@@ -535,3 +535,17 @@ def test_too_deep_a_directory_is_refused_before_anything_is_written(tmp_path):
     assert r.returncode == 2
     assert "too deep" in r.stderr and "limit is 107" in r.stderr
     assert not directory.exists()
+
+
+def test_a_busy_port_is_named_and_nothing_is_left_behind(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        directory = tmp_path / "d"
+        r = cli("demo", "--dir", str(directory), "--no-console", "--port", str(busy.getsockname()[1]))
+    assert r.returncode == 1
+    assert "Address already in use" in r.stderr and "choose another --port" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not directory.exists()
