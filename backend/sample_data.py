@@ -516,8 +516,12 @@ def load(connect: Callable[[], object], databases: tuple[str, ...] | list[str] |
         finally:
             conn.close()
 
+    sizes = {db.name: db.rows for db in catalog(scale)}
+    unknown = [d for d in names if d not in sizes]
+    if unknown:
+        raise ValueError(f"no sample database named {unknown[0]!r}; known: {', '.join(DATABASES)}")
     # Biggest first, so the parallel lanes finish together.
-    order = sorted(names, key=lambda d: -next(db.rows for db in catalog(scale) if db.name == d))
+    order = sorted(names, key=lambda d: -sizes[d])
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="sample-load")
     try:
         futures = {pool.submit(one, name): name for name in order}
@@ -532,5 +536,5 @@ def load(connect: Callable[[], object], databases: tuple[str, ...] | list[str] |
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    rows = sum(db.rows for db in catalog(scale) if db.name in names)
+    rows = sum(sizes[d] for d in names)
     return LoadReport(databases=names, rows=rows, seconds=time.monotonic() - t0, per_database=per)
