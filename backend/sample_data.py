@@ -489,6 +489,8 @@ def load_database(conn, database: str, scale: float = 1.0) -> float:
     with conn.cursor() as cur:
         # Not replicated, not re-checked row by row: the generator is consistent by construction.
         cur.execute("SET SESSION sql_log_bin = 0, foreign_key_checks = 0, unique_checks = 0")
+        # The statements rely on backslash escapes in literals; pin the mode they were written for.
+        cur.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'")
         cur.execute(f"DROP DATABASE IF EXISTS {q}")
         cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
         cur.execute(f"USE {q}")
