@@ -211,7 +211,7 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
     if report.fatal:
         reason = "preflight failed: " + "; ".join(report.fatal)
         for db in databases:
-            store.set_progress(DbProgress(run.id, db, "failed", error="preflight failed", updated=_now(),
+            store.set_progress(DbProgress(run.id, db, "failed", error=reason, updated=_now(),
                                           estimate=report.raw_estimates.get(db),
                                           inventory_bytes=report.inventory_bytes.get(db)))
         store.add_event(run.id, "error", "preflight", reason,

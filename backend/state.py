@@ -519,7 +519,7 @@ class StateStore:
         for run, why in lost:
             removed = []
             for p in self.progress(run.id):
-                if p.file and p.file.endswith(".partial") and _remove_if_unlocked(Path(p.file)):
+                if p.file and p.file.endswith(".partial") and _remove_if_unlocked(Path(p.file), wait=3.0):
                     removed.append(p.file)
             with self._write() as conn:
                 cur = conn.execute(
@@ -652,8 +652,12 @@ def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_aft
     return None
 
 
-def _remove_if_unlocked(path: Path) -> bool:
-    """Remove a `.partial` file unless a live writer holds its flock."""
+def _remove_if_unlocked(path: Path, wait: float = 0.0) -> bool:
+    """Remove a `.partial` file unless a live writer holds its flock.
+
+    `wait`: for a writer known to be dead, how long to let the kernel release its lock. A
+    SIGKILLed multi-threaded runner shows as a zombie while its other threads are still
+    exiting and still hold the shared file table (and so the flock) for a moment."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -661,10 +665,15 @@ def _remove_if_unlocked(path: Path) -> bool:
     except OSError:
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # a live writer holds it
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False  # a live writer holds it
+                time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         return True

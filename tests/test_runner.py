@@ -172,6 +172,18 @@ def test_job_start_refuses_while_the_job_runs(tmp_path, write_config, sample_db)
 # --------------------------------------------------------------------------- kill, cancel
 
 
+def _holders(path) -> str:
+    """Which processes hold `path` open (diagnostics for a lock that should be free)."""
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(f.path == str(path) for f in p.open_files()):
+                out.append(f"{p.pid}: {' '.join(p.info['cmdline'] or [])}")
+        except (psutil.Error, OSError):
+            pass
+    return "holders: " + ("; ".join(out) or "none")
+
+
 def test_sigkilled_runner_is_marked_lost_and_its_partial_removed(tmp_path, write_config, sample_db):
     tool = stand_in_tool(tmp_path, HANG)
     config = job_config(write_config, sample_db, tool)
@@ -189,7 +201,7 @@ def test_sigkilled_runner_is_marked_lost_and_its_partial_removed(tmp_path, write
         assert [r.id for r in lost] == [run.id]
         final = store.get_run(run.id)
         assert final.status == "lost" and f"pid {run.pid}" in final.reason
-        assert not Path(partial).exists() and partials(config) == []
+        assert not Path(partial).exists() and partials(config) == [], _holders(partial)
         assert store.progress(run.id)[0].status == "failed"
         assert any(e.kind == "lost" for e in store.events(run.id))
         wait_until(lambda: no_process_runs(tool), what="the stand-in dump tool to die with its runner")
