@@ -295,7 +295,8 @@ def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> 
             except Exception as exc:  # unreachable server: the run still gets a record
                 run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
                 store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-                store.finish_run(run.id, "failed", f"cannot list the databases of job {job.name}: {exc}")
+                failed = store.finish_run(run.id, "failed", f"cannot list the databases of job {job.name}: {exc}")
+                runner._post_run(config, store, failed)  # a cron job on a dead server must be heard of
                 return 1
             run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
             store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())

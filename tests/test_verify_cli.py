@@ -73,3 +73,33 @@ def test_restore_test_cli_and_list(write_config, sample_db, capsys):
     data = json.loads(out)
     assert rc == 0 and data["partials_removed"] and data["scratch_dropped"] == {"main": []}
     assert not (path.parent / "x.sql.zst.partial").exists()
+
+
+def test_failed_verify_from_the_cli_notifies_and_the_recovery_too(tmp_path, write_config, sample_db):
+    """A verification run by hand is heard of like one inside a run: the failure, then the recovery."""
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+
+    from backend.config import load_config as _load
+    from backend.dump import dump_database as _dump
+
+    from .test_notify import WebhookSink, notify_yaml
+
+    with WebhookSink() as hook:
+        cfg_path = write_config(notify_yaml(tmp_path, webhook_url=hook.url))
+        config = _load(cfg_path)
+        result = _dump(config.server("main"), config.backup, sample_db)
+        good = result.path.read_bytes()
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0xFF
+        result.path.write_bytes(bytes(bad))
+        cmd = [_sys.executable, "-m", "tui.cli", "--config", str(cfg_path), "verify", str(result.path)]
+        proc = _sp.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert len(hook.bodies) == 1 and "[FAILED]" in _json.loads(hook.bodies[0])["text"]
+        assert sample_db in _json.loads(hook.bodies[0])["text"]
+        result.path.write_bytes(good)
+        proc = _sp.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert len(hook.bodies) == 2 and "[RECOVERED]" in _json.loads(hook.bodies[1])["text"]

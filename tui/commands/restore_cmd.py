@@ -61,4 +61,7 @@ def run(args, ctx) -> int:
             print_summary(report)
     finally:
         signal.signal(signal.SIGTERM, old)
+    from .verify_cmd import notify_result
+
+    notify_result(ctx, report)
     return 0 if report.passed else 1

@@ -81,4 +81,26 @@ def run(args, ctx) -> int:
         sys.stdout.write(style(str(path), dim=True) + "\n")
         report = verify_file(path, args.level, on_check=Checklist(), record=not args.no_record)
         print_summary(report)
+    notify_result(ctx, report)
     return 0 if report.passed else 1
+
+
+def notify_result(ctx, report: VerifyReport) -> None:
+    """A recorded verification outside a run notifies like one inside a run (smart: failures and the
+    recovery after them). Best effort: no config, no manifest or a mail failure never changes the result."""
+    if not report.recorded:
+        return
+    try:
+        from backend import manifest as manifest_mod
+        from backend import postrun
+        from backend.state import open_store
+
+        config = ctx.config
+        m = manifest_mod.load(report.path)
+        if not m.verifications:
+            return
+        with open_store(config) as store:
+            postrun.notify_verification(config, store, m.server.get("name", "?"), m.database, str(report.path),
+                                        m.verifications[-1])
+    except Exception:  # noqa: BLE001 - notification is best effort here
+        return
