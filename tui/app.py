@@ -50,8 +50,8 @@ class Intervals:
     jobs: float = 1.0
     log: float = 1.0
     servers: float = 15.0
-    catalog: float = 15.0
-    disk: float = 30.0
+    catalog: float = 60.0      # also rescanned when a run ends, after a verify, a restore-test or a delete
+    disk: float = 60.0
 
 
 class DumpdeckApp(App):
@@ -190,18 +190,19 @@ class DumpdeckApp(App):
 
         return not self.paused and not isinstance(self.screen, ModalScreen)
 
-    def _render(self) -> None:
+    def _render(self, what: str | None = None) -> None:
+        """Ask the active screen to render; `what` names the snapshot that changed (None: all)."""
         if self._render_allowed():
             fn = getattr(self.screen, "render_state", None)
             if fn is not None:
-                fn()
+                fn(what)
 
     @on(ServerPolled)
     def _server_polled(self, message: ServerPolled) -> None:
         snap = message.snapshot
         self.servers[snap.name] = snap
         self._done(f"server:{snap.name}", self.intervals.servers if snap.reachable else min(10.0, self.intervals.servers))
-        self._render()
+        self._render("servers")
 
     @on(JobsPolled)
     def _jobs_polled(self, message: JobsPolled) -> None:
@@ -212,20 +213,20 @@ class DumpdeckApp(App):
         self._done("jobs", self.intervals.jobs)
         if finished and self.live:     # a run ended: its dumps are on disk now
             self._arm("catalog", 0)
-        self._render()
+        self._render("jobs")
 
     @on(CatalogPolled)
     def _catalog_polled(self, message: CatalogPolled) -> None:
         self.catalog = message.snapshot
         self._done("catalog", self.intervals.catalog)
         self._arm("disk", 0)
-        self._render()
+        self._render("catalog")
 
     @on(DiskPolled)
     def _disk_polled(self, message: DiskPolled) -> None:
         self.disk = message.snapshot
         self._done("disk", None)       # the catalog poll re-arms the disk poll
-        self._render()
+        self._render("disk")
 
     @on(LogPolled)
     def _log_polled(self, message: LogPolled) -> None:
@@ -240,7 +241,7 @@ class DumpdeckApp(App):
     def _schedules_polled(self, message: SchedulesPolled) -> None:
         self.schedules = message.schedules
         self._done("schedules", None)
-        self._render()
+        self._render("schedules")
 
     def _dashboard(self):
         from .screens.dashboard import DashboardScreen

@@ -36,8 +36,21 @@ def db_key(server: str, database: str) -> str:
     return f"{server}/{database}"
 
 
+_good_cache: dict[int, tuple[CatalogSnapshot, dict]] = {}
+
+
 def newest_good(catalog: CatalogSnapshot) -> dict[tuple[str, str], DumpView]:
     """The newest dump per (server, database) that is not known to be bad (dumps are newest first)."""
+    cached = _good_cache.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    out = _newest_good(catalog)
+    _good_cache.clear()
+    _good_cache[id(catalog)] = (catalog, out)
+    return out
+
+
+def _newest_good(catalog: CatalogSnapshot) -> dict[tuple[str, str], DumpView]:
     out: dict[tuple[str, str], DumpView] = {}
     for d in catalog.dumps:
         k = (d.server, d.database)

@@ -63,6 +63,7 @@ class DashboardScreen(Screen):
         self.follow = True
         self.log_lines: deque[str] = deque(maxlen=5000)
         self._log_backlog = 0
+        self._last_busy: tuple = ()
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -99,14 +100,22 @@ class DashboardScreen(Screen):
         self.render_state()
 
     # ------------------------------------------------------------------ rendering
-    def render_state(self) -> None:
+    def render_state(self, what: str | None = None) -> None:
+        """Render the panes that depend on the snapshot named by `what` (None: everything)."""
         app = self.app
         if not self.is_mounted:
             return
         self._render_status()
-        self._render_databases()
-        self._render_jobs()
-        self._render_disk()
+        if what in (None, "servers", "catalog"):
+            self._render_databases()
+        elif what == "jobs":
+            busy = self._busy_signature()
+            if busy != self._last_busy:
+                self._render_databases()
+        if what in (None, "jobs"):
+            self._render_jobs()
+        if what in (None, "disk", "catalog"):
+            self._render_disk()
         self.query_one("#jobs-pane", Pane).border_subtitle = app.jobs.error or ""
         self.query_one("#disk-pane", Pane).border_subtitle = app.disk.error or ""
 
@@ -126,8 +135,13 @@ class DashboardScreen(Screen):
             parts.append("PAUSED (p)")
         self.query_one("#statusbar", Static).update(" · ".join(parts))
 
+    def _busy_signature(self) -> tuple:
+        return tuple((r.server, p.database, p.status, int((p.fraction or 0) * 100))
+                     for r in self.app.jobs.active for p in r.progress)
+
     def _render_databases(self) -> None:
         app = self.app
+        self._last_busy = self._busy_signature()
         now = app.now()
         rows = database_rows(app.servers, app.catalog, app.jobs, app.config, now)
         q = self.db_filter.lower()
@@ -306,7 +320,7 @@ class DashboardScreen(Screen):
     def action_toggle_pause(self) -> None:
         self.app.paused = not self.app.paused
         if not self.app.paused:
-            self.render_state()
+            self.render_state(None)
         else:
             self._render_status()
 

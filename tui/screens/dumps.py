@@ -111,8 +111,8 @@ class DumpsScreen(Screen):
         level = LEVEL_FILTERS[self.level_index][1]
         return [d for d in self.app.catalog.dumps if dump_matches(d, fields, words, level)]
 
-    def render_state(self) -> None:
-        if not self.is_mounted:
+    def render_state(self, what: str | None = None) -> None:
+        if not self.is_mounted or what not in (None, "catalog"):
             return
         app = self.app
         dumps = self.visible_dumps()

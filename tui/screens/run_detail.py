@@ -46,7 +46,7 @@ class RunDetailScreen(Screen):
                 return r
         return None
 
-    def render_state(self) -> None:
+    def render_state(self, what: str | None = None) -> None:
         if not self.is_mounted:
             return
         app = self.app

@@ -38,7 +38,7 @@ class SchedulesScreen(Screen):
         self.query_one("#schedules").focus()
         self.render_state()
 
-    def render_state(self) -> None:
+    def render_state(self, what: str | None = None) -> None:
         if not self.is_mounted:
             return
         app = self.app
