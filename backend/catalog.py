@@ -53,10 +53,11 @@ class DumpEntry:
     verified_at: datetime | None
     last_result: bool | None            # did the last verification pass? None = never verified
     last_level: int | None = None       # level reached by the last verification
+    path_str: str = field(default="", repr=False, compare=False)  # str(path), kept: sorting 10k Paths by str() costs
 
     @property
     def key(self) -> str:
-        return str(self.path)
+        return self.path_str or str(self.path)
 
     @property
     def name(self) -> str:
@@ -251,6 +252,13 @@ def scan(backup_dir: Path) -> Catalog:
     try:
         _walk(str(backup_dir), 0, [], cat)
     finally:
+        # The scan leaves ~100 young objects per dump that will live as long as the catalog.
+        # Re-enabling the collector as is would make the next allocation traverse all of them
+        # (half the cold scan time at 10,000 dumps). freeze+unfreeze splices every tracked object
+        # into the oldest generation in O(1) and resets the young count; they are still
+        # collected normally by later full collections.
+        gc.freeze()
+        gc.unfreeze()
         if gc_was:
             gc.enable()
     cat.entries.sort(key=lambda e: (e.when, e.key), reverse=True)
@@ -337,7 +345,7 @@ def _entry(de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str],
         codec = CODECS[suf]
         if error is None and not legacy:
             error = None  # a foreign dump without a manifest is not an error; `manifest is None` says it
-    return DumpEntry(path=Path(path), server=server, database=database, when=when, size=st.st_size, codec=codec,
+    return DumpEntry(path=Path(path), path_str=path, server=server, database=database, when=when, size=st.st_size, codec=codec,
                      manifest=manifest, manifest_error=error, legacy=legacy, verified_level=level, verified_at=at,
                      last_result=last, last_level=last_level)
 
