@@ -647,7 +647,7 @@ def load_config(path: Path | str | None = None) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: configuration file not found. Copy config.example.yaml there, "
-            f"or pass --config PATH (or set DUMPDECK_CONFIG)."
+            f"or pass --config PATH (or set DUMPDECK_CONFIG). To try dumpdeck on sample data: dumpdeck demo"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
