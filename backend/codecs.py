@@ -281,7 +281,8 @@ class DecodedStream:
         rc = self.proc.wait()
         self._stderr_thread.join()
         if check and rc != 0:
-            err = self._stderr.decode(errors="replace").strip().replace(str(self.path), self.path.name)
+            err = self._stderr.decode(errors="replace").replace(str(self.path), self.path.name)
+            err = "; ".join(line.strip() for line in err.splitlines() if line.strip())
             raise StreamError(f"{self.codec} stream does not decode (exit {rc}): {err or 'no message'}")
 
     def __enter__(self) -> "DecodedStream":
