@@ -93,6 +93,9 @@ def database_rows(servers: dict[str, ServerSnapshot | None], catalog: CatalogSna
                 status, tone = "stale", "warn"
             elif level == 0:
                 status, tone = "unverified", "warn"
+            elif not db.consistent:
+                # MyISAM/Aria/MEMORY tables: --single-transaction cannot make their data consistent
+                status, tone = "ok, not consistent", "warn"
             else:
                 status, tone = "ok", "ok"
             rows.append(DbRow(key=db_key(name, db.name), server=name, database=db.name, bytes=db.bytes,
