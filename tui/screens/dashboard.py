@@ -47,6 +47,14 @@ class Pane(Vertical):
     def __init__(self, *children, title: str, **kwargs):
         super().__init__(*children, **kwargs)
         self.border_title = title
+        self._titles: dict[str, str] = {"border_title": title}
+
+    def set_titles(self, title: str | None = None, subtitle: str | None = None) -> None:
+        """Set the border title/subtitle, repainting only when the text changed (every poll sets them)."""
+        for attr, value in (("border_title", title), ("border_subtitle", subtitle)):
+            if value is not None and self._titles.get(attr) != value:
+                self._titles[attr] = value
+                setattr(self, attr, value)
 
 
 class DashboardScreen(Screen):
@@ -64,6 +72,8 @@ class DashboardScreen(Screen):
         self.log_lines: deque[str] = deque(maxlen=5000)
         self._log_backlog = 0
         self._last_busy: tuple = ()
+        self._db_cells: dict[str, tuple[tuple, tuple]] = {}
+        self._status_text = ""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -116,8 +126,8 @@ class DashboardScreen(Screen):
             self._render_jobs()
         if what in (None, "disk", "catalog"):
             self._render_disk()
-        self.query_one("#jobs-pane", Pane).border_subtitle = app.jobs.error or ""
-        self.query_one("#disk-pane", Pane).border_subtitle = app.disk.error or ""
+        for pane_id, error in (("#jobs-pane", app.jobs.error), ("#disk-pane", app.disk.error)):
+            self.query_one(pane_id, Pane).set_titles(subtitle=error or "")
 
     def _render_status(self) -> None:
         app = self.app
@@ -133,7 +143,10 @@ class DashboardScreen(Screen):
             parts.append("READ-ONLY")
         if app.paused:
             parts.append("PAUSED (p)")
-        self.query_one("#statusbar", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#statusbar", Static).update(text)
 
     def _busy_signature(self) -> tuple:
         return tuple((r.server, p.database, p.status, int((p.fraction or 0) * 100))
@@ -146,20 +159,36 @@ class DashboardScreen(Screen):
         rows = database_rows(app.servers, app.catalog, app.jobs, app.config, now)
         q = self.db_filter.lower()
         out = []
+        # Cells are rebuilt only for rows whose content changed (a jobs poll changes the
+        # one or two rows being dumped); unchanged rows reuse the very same cell tuple, so
+        # KeyedTable.sync skips them by identity and nothing is allocated for them.
+        cache = self._db_cells
+        fresh: dict[str, tuple[tuple, tuple]] = {}
+        theme = app.theme
         for r in rows:
             if q and q not in r.database.lower() and q not in r.server.lower() and q not in r.status:
                 continue
-            age = r.age(now)
-            mark = "● " if r.key in self.selected else "  "
-            out.append((r.key, (
-                r.server, Cell(mark + r.database, r.database, style=tone_style(app, "accent") if mark.strip() else ""),
-                Cell(bytes_text(r.bytes), r.bytes, justify="right"),
-                Cell("-" if r.tables is None else str(r.tables), r.tables, justify="right"),
-                Cell(age_text(age), age if age is not None else float("inf"), style=tone_style(app, r.tone)
-                     if r.tone in ("warn", "bad") else ""),
-                Cell(level_text(r.level), r.level),
-                Cell(r.status, r.status, style=tone_style(app, r.tone)),
-            ), r))
+            age = age_text(r.age(now))
+            selected = r.key in self.selected
+            sig = (r, selected, age, theme)
+            hit = cache.get(r.key)
+            if hit is not None and hit[0] == sig:
+                cells = hit[1]
+            else:
+                mark = "● " if selected else "  "
+                cells = (
+                    r.server, Cell(mark + r.database, r.database, style=tone_style(app, "accent") if selected else ""),
+                    Cell(bytes_text(r.bytes), r.bytes, justify="right"),
+                    Cell("-" if r.tables is None else str(r.tables), r.tables, justify="right"),
+                    # sorts by the dump's time (newest first), which does not move as the clock does
+                    Cell(age, -r.last_good if r.last_good is not None else float("inf"),
+                         style=tone_style(app, r.tone) if r.tone in ("warn", "bad") else ""),
+                    Cell(level_text(r.level), r.level),
+                    Cell(r.status, r.status, style=tone_style(app, r.tone)),
+                )
+            fresh[r.key] = (sig, cells)
+            out.append((r.key, cells, r))
+        self._db_cells = fresh
         table = self.query_one("#databases", KeyedTable)
         table.sync(out)
         total = sum(1 for r in rows if r.bytes is not None)
@@ -167,8 +196,7 @@ class DashboardScreen(Screen):
         title = f"Databases {len(out)}/{total}" if q else f"Databases ({total})"
         if self.selected:
             title += f" · {len(self.selected)} selected"
-        pane.border_title = title
-        pane.border_subtitle = f"filter: {self.db_filter}" if self.db_filter else ""
+        pane.set_titles(title, f"filter: {self.db_filter}" if self.db_filter else "")
 
     def _job_rows(self, run: RunView) -> list[tuple[str, tuple, object]]:
         app = self.app
@@ -217,7 +245,7 @@ class DashboardScreen(Screen):
         self.query_one("#jobs", KeyedTable).sync(out)
         pane = self.query_one("#jobs-pane", Pane)
         active = len(app.jobs.active)
-        pane.border_title = f"Jobs · {active} running" if active else "Jobs"
+        pane.set_titles(f"Jobs · {active} running" if active else "Jobs")
 
     def _render_disk(self) -> None:
         app = self.app
@@ -266,7 +294,7 @@ class DashboardScreen(Screen):
 
     def set_log_error(self, error: str | None) -> None:
         if self.is_mounted:
-            self.query_one("#log-pane", Pane).border_subtitle = error or ""
+            self.query_one("#log-pane", Pane).set_titles(subtitle=error or "")
 
     def _log_match(self, line: str) -> bool:
         from ..poll import log_level_of
@@ -291,7 +319,7 @@ class DashboardScreen(Screen):
             extra.append(f"≥{self.log_level}")
         if self.log_filter:
             extra.append(f"“{self.log_filter}”")
-        self.query_one("#log-pane", Pane).border_title = " · ".join(["Log", state] + extra)
+        self.query_one("#log-pane", Pane).set_titles(" · ".join(["Log", state] + extra))
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:

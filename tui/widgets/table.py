@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 TONE_VARIABLE = {"ok": "success", "warn": "warning", "bad": "error", "busy": "primary",
                  "muted": "foreground-muted", "accent": "accent"}
@@ -111,10 +113,10 @@ class KeyedTable(DataTable):
                     old = self._rows.get(key)
                     if old is None:
                         self.add_row(*cells, key=key)
-                    elif old != cells:
+                    elif old is not cells and old != cells:
                         for i, (a, b) in enumerate(zip(old, cells)):
                             if a != b:
-                                self.update_cell(key, col_keys[i], b, update_width=True)
+                                self._update_cell(key, col_keys[i], b)
                     self._rows[key] = cells
             if self.sort_column is not None:
                 self._apply_sort()
@@ -131,6 +133,15 @@ class KeyedTable(DataTable):
                         self.move_cursor(row=idx, animate=False, scroll=False)
                 except Exception:
                     pass
+
+    def _update_cell(self, key: str, column: str, value: Any) -> None:
+        """update_cell, asking DataTable to re-measure only when the cell outgrows its column.
+
+        A narrower value keeps the column's width: re-measuring it makes DataTable measure
+        every cell of the column (500 rows for a one-cell change, each jobs poll)."""
+        width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+        col = self.columns.get(ColumnKey(column))
+        self.update_cell(key, column, value, update_width=col is None or width > col.content_width)
 
     def add_rows_keyed(self, rows: Sequence[tuple[str, tuple, Any]]) -> None:
         for key, cells, raw in rows:
