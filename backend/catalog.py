@@ -389,24 +389,44 @@ def clean_partials(catalog_or_dir: Catalog | Path | str, *, min_age: float = 0, 
     removed: list[Path] = []
     now = time.time()
     for p in partials:
-        try:
-            fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
+        if remove_orphan_partial(p.path, min_age=min_age, now=now, dry_run=dry_run):
+            removed.append(p.path)
+    return removed
+
+
+def remove_orphan_partial(path: Path | str, *, min_age: float = 0.0, now: float | None = None,
+                          wait: float = 0.0, dry_run: bool = False) -> bool:
+    """Remove one `.partial` file whose writer is gone; True when it was (or, dry, would be) removed.
+
+    A writer holds the file's flock for as long as it writes, so a lock we can take means the
+    writer is gone; we hold it while unlinking, so no writer can start on it in between.
+    `min_age`: seconds since the last write. `wait`: for a writer known to be dead, how long to
+    let the kernel drop its lock (a SIGKILLed multi-threaded runner shows as a zombie while its
+    other threads still hold the shared file table for a moment).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        deadline = time.monotonic() + wait
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except OSError:
-                continue  # a writer holds it: a live dump
-            st = os.fstat(fd)
-            if now - st.st_mtime < min_age:
-                continue
-            if not dry_run:
-                try:
-                    os.unlink(p.path)
-                except OSError:
-                    continue
-            removed.append(p.path)
-        finally:
-            os.close(fd)
-    return removed
+                if time.monotonic() >= deadline:
+                    return False  # a live writer holds it
+                time.sleep(0.05)
+        if (now if now is not None else time.time()) - os.fstat(fd).st_mtime < min_age:
+            return False
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            except OSError:
+                return False
+        return True
+    finally:
+        os.close(fd)

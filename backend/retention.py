@@ -270,30 +270,14 @@ def apply(decisions: list[Decision], *, dry_run: bool, partials: Iterable = (), 
 
 def clean_partials(partials: Iterable, max_age: float, *, dry_run: bool, now: datetime | None = None) -> list[Path]:
     """Remove `.partial` files older than `max_age` seconds that no live writer holds (flock)."""
+    from .catalog import remove_orphan_partial
+
     now_ts = _utc(now).timestamp() if now else datetime.now(timezone.utc).timestamp()
     out = []
     for p in partials:
         path = Path(getattr(p, "path", p))
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            continue
-        if now_ts - mtime < max_age:
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live writer
+        if remove_orphan_partial(path, min_age=max_age, now=now_ts, dry_run=dry_run):
             if not dry_run:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                log.info("retention: removed orphan partial %s (%d s old)", path, now_ts - mtime)
+                log.info("retention: removed orphan partial %s", path)
             out.append(path)
-        finally:
-            os.close(fd)
     return out

@@ -653,32 +653,10 @@ def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_aft
 
 
 def _remove_if_unlocked(path: Path, wait: float = 0.0) -> bool:
-    """Remove a `.partial` file unless a live writer holds its flock.
+    """Remove a `.partial` file unless a live writer holds its flock (see catalog.remove_orphan_partial)."""
+    from .catalog import remove_orphan_partial
 
-    `wait`: for a writer known to be dead, how long to let the kernel release its lock. A
-    SIGKILLed multi-threaded runner shows as a zombie while its other threads are still
-    exiting and still hold the shared file table (and so the flock) for a moment."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return False
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if time.monotonic() >= deadline:
-                    return False  # a live writer holds it
-                time.sleep(0.05)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return True
-    finally:
-        os.close(fd)
+    return remove_orphan_partial(path, wait=wait)
 
 
 def open_store(config) -> StateStore:
