@@ -36,9 +36,7 @@ whose flock can be taken (no live writer).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
