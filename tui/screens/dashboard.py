@@ -164,13 +164,14 @@ class DashboardScreen(Screen):
         # KeyedTable.sync skips them by identity and nothing is allocated for them.
         cache = self._db_cells
         fresh: dict[str, tuple[tuple, tuple]] = {}
-        theme = app.theme
+        # the colours actually in use (theme_variables follow a theme change a little later)
+        palette = tuple(tone_style(app, tone) for tone in ("ok", "warn", "bad", "busy", "accent"))
         for r in rows:
             if q and q not in r.database.lower() and q not in r.server.lower() and q not in r.status:
                 continue
             age = age_text(r.age(now))
             selected = r.key in self.selected
-            sig = (r, selected, age, theme)
+            sig = (r, selected, age, palette)
             hit = cache.get(r.key)
             if hit is not None and hit[0] == sig:
                 cells = hit[1]
