@@ -88,6 +88,7 @@ class DumpdeckApp(App):
         self._polling: set[str] = set()
         self._active_run_ids: set[int] = set()
         self._catalog_force = False
+        self._last_full_gc = time.monotonic()
         register_themes(self)
         self._theme_name = resolve_theme_name(theme or config.console.theme)
 
@@ -238,7 +239,16 @@ class DumpdeckApp(App):
             # in the collector's oldest generation, every full collection walks all of them:
             # pauses of 0.3-2 s every few seconds while the panes churn. Freezing moves them out
             # of the collector's sight; they are still freed by reference counting when the
-            # next catalog replaces this one.
+            # next catalog replaces this one. Cyclic garbage frozen with them (a screen dismissed
+            # later) would never be collected, so: young generations are collected first, and at
+            # most every 30 minutes everything is unfrozen for one full collection.
+            now = time.monotonic()
+            if now - self._last_full_gc > 1800:
+                gc.unfreeze()
+                gc.collect()
+                self._last_full_gc = now
+            else:
+                gc.collect(1)
             gc.freeze()
             self._render("catalog")
 
