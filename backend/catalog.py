@@ -430,3 +430,30 @@ def remove_orphan_partial(path: Path | str, *, min_age: float = 0.0, now: float 
         return True
     finally:
         os.close(fd)
+
+
+def delete(path: Path | str, reason: str) -> bool:
+    """Delete one dump and its manifest (the dump first: a manifest never outlives its dump
+    unnoticed). Logged with the reason. False when the dump was already gone."""
+    import logging
+
+    from .errors import DumpdeckError
+
+    log = logging.getLogger("dumpdeck.catalog")
+    path = Path(path)
+    try:
+        path.unlink()
+        existed = True
+    except FileNotFoundError:
+        existed = False
+    except OSError as exc:
+        raise DumpdeckError(f"cannot delete {path}: {exc.strerror}") from None
+    try:
+        manifest_mod.manifest_path(path).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise DumpdeckError(f"deleted {path.name} but not its manifest: {exc.strerror}") from None
+    if existed:
+        log.info("deleted %s (%s)", path, reason)
+    return existed

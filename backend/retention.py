@@ -42,7 +42,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from .catalog import delete as catalog_delete
 from .config import Config, JobConfig, RetentionPolicy
+from .errors import DumpdeckError
 from .manifest import manifest_path
 
 log = logging.getLogger("dumpdeck.retention")
@@ -251,15 +253,10 @@ def apply(decisions: list[Decision], *, dry_run: bool, partials: Iterable = (), 
             deleted.append(path)
             continue
         try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.error("retention: cannot delete %s: %s", path, exc.strerror)
+            catalog_delete(path, "retention: " + "; ".join(d.reasons))
+        except DumpdeckError as exc:
+            log.error("retention: %s", exc)
             continue
-        with contextlib.suppress(FileNotFoundError):
-            manifest_path(path).unlink()
-        log.info("retention: deleted %s (%s)", path, "; ".join(d.reasons))
         deleted.append(path)
     if partial_max_age is not None:
         deleted.extend(clean_partials(partials, partial_max_age, dry_run=dry_run, now=now))

@@ -222,3 +222,44 @@ async def test_unreachable_server_does_not_freeze(write_config, make_db):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         assert "down: dead" in str(app.screen_stack[0].query_one("#statusbar").render())
+
+
+async def test_delete_asks_and_the_last_verified_dump_needs_its_name(config, sample_db):
+    """`x` deletes after a confirmation; the last verified dump of a database also needs its name typed."""
+    from backend.dump import dump_database
+    from backend.manifest import manifest_path
+    from backend.verify import verify_file
+
+    older = dump_database(config.server("main"), config.backup, sample_db)
+    newer = dump_database(config.server("main"), config.backup, sample_db)
+    assert verify_file(newer.path, 2).passed          # only the newer one is verified
+    app = make_app(config, intervals=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("d")
+        assert isinstance(app.screen, DumpsScreen)
+        browser = app.screen
+        await until(pilot, lambda: browser.query_one("#dumps", KeyedTable).row_count == 2, what="both dumps listed")
+        table = browser.query_one("#dumps", KeyedTable)
+        by_path = {d.path: d for d in app.catalog.dumps}
+
+        await cursor_to(pilot, table, by_path[older.path].key)
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmModal) and app.screen.require_text is None
+        await pilot.press("n")                                   # changed my mind
+        assert app.screen is browser and older.path.exists()
+        await pilot.press("x")
+        await pilot.press("y")
+        await until(pilot, lambda: not older.path.exists(), what="the older dump to be deleted")
+        assert not manifest_path(older.path).exists() and newer.path.exists()
+
+        await until(pilot, lambda: table.row_count == 1, what="the browser to drop the deleted row")
+        await cursor_to(pilot, table, by_path[newer.path].key)
+        await pilot.press("x")
+        modal = app.screen
+        assert isinstance(modal, ConfirmModal) and modal.require_text == sample_db
+        await pilot.press("y", "enter")                          # neither confirms without the name
+        assert app.screen is modal and newer.path.exists()
+        modal.query_one("#confirm-text").value = ""
+        await pilot.press(*sample_db, "enter")
+        await until(pilot, lambda: not newer.path.exists(), what="the last verified dump to be deleted")
+        assert not manifest_path(newer.path).exists()

@@ -628,21 +628,9 @@ class LiveBackend(ConsoleBackend):
         return bool(_get(report, "passed"))
 
     def delete_dump(self, dump: DumpView) -> None:
-        try:
-            from backend import catalog
-        except ImportError:
-            catalog = None
-        fn = getattr(catalog, "delete", None) if catalog is not None else None
-        if fn is not None:
-            fn(dump.path)
-            return
-        from backend.manifest import manifest_path
+        from backend import catalog
 
-        for p in (dump.path, manifest_path(dump.path)):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+        catalog.delete(dump.path, "deleted from the console")
 
 
 FULL_RESCAN_EVERY = 600.0   # seconds: a full catalog rescan even when no directory mtime moved
