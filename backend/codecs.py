@@ -207,7 +207,7 @@ def make_encoder(codec: str, level: int, threads: int, sink: HashingSink,
     if codec == "gzip":
         pigz = shutil.which("pigz")
         if pigz and threads > 1:
-            argv = [pigz, f"-{level}", f"-p{threads}", "-c"]
+            argv = [pigz, f"-{level}", "--processes", str(threads), "-c"]
         else:
             argv = [_require("gzip"), f"-{level}", "-c", "-n"]
         return ProcessEncoder(sink, "gzip", argv, preexec)
