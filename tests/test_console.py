@@ -263,3 +263,57 @@ async def test_delete_asks_and_the_last_verified_dump_needs_its_name(config, sam
         await pilot.press(*sample_db, "enter")
         await until(pilot, lambda: not newer.path.exists(), what="the last verified dump to be deleted")
         assert not manifest_path(newer.path).exists()
+
+
+async def test_keys_remapped_by_binding_id_from_the_config(write_config):
+    """console.keys remaps by binding id; an unknown id is reported, naming the key path."""
+    config = load_config(write_config("console:\n  keys:\n    dumps: f6\n    nonsense: z\n"))
+    app = make_app(config, intervals=FAST)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("d")                      # the default key no longer opens the browser
+        assert not isinstance(app.screen, DumpsScreen)
+        await pilot.press("f6")
+        assert isinstance(app.screen, DumpsScreen)
+        await pilot.pause()
+        assert any("console.keys.nonsense" in n.message for n in app._notifications)
+
+
+async def test_no_color_is_honoured(write_config, monkeypatch):
+    from textual.filter import Monochrome, NoColor
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(load_config(write_config()), intervals=FAST)
+    async with app.run_test(size=(80, 24)):
+        assert app.no_color and any(isinstance(f, (Monochrome, NoColor)) for f in app._filters)
+
+
+async def test_quitting_with_a_running_job_says_it_continues(write_config, make_db, slow_tool):
+    from backend import jobs as jobs_mod
+    from backend.state import open_store
+
+    db = make_db("console_quit", rows=10)
+    path = write_config()
+    path.write_text(path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {slow_tool}\n"))
+    config = load_config(path)
+    app = make_app(config, intervals=FAST)
+    run = None
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: db in visible_dbs(app), what="database listed")
+            await cursor_to(pilot, db_table(app), f"main/{db}")
+            await pilot.press("b")
+            run = await until(pilot, lambda: next((r for r in app.jobs.active if db in r.databases), None),
+                              what="the run to be active")
+            await pilot.press("q")
+            assert isinstance(app.screen, ConfirmModal)
+            assert "continue in the background" in app.screen.message
+            await pilot.press("y")                  # Cancel has the focus; y confirms
+            await until(pilot, lambda: app.return_code is not None, what="the app to exit")
+        assert app.return_code == 0
+        # The run outlives the console: the state store still shows it running.
+        with open_store(config) as store:
+            assert store.get_run(run.id).status in ("queued", "running")
+    finally:
+        if run is not None:
+            with open_store(config) as store:
+                jobs_mod.cancel_run(store, run.id)
