@@ -81,7 +81,7 @@ class DashboardScreen(Screen):
         with Grid(id="panes"):
             with Pane(title="Databases", id="databases-pane"):
                 yield Input(placeholder="filter databases (server or name)…", id="db-filter", classes="filter")
-                yield KeyedTable([("server", "Server"), ("database", "Database"), ("size", "Size"),
+                yield KeyedTable([("server", "Server"), ("database", "  Database"), ("size", "Size"),
                                   ("tables", "Tbl"), ("age", "Last good"), ("level", "Lvl"),
                                   ("status", "Status")], id="databases")
             with Pane(title="Jobs", id="jobs-pane"):
