@@ -69,9 +69,9 @@ class DumpProgress:
 
     @property
     def fraction(self) -> float | None:
-        if not self.estimate:
-            return None
-        return min(1.0, self.bytes_raw / self.estimate)
+        if not self.estimate or self.bytes_raw > self.estimate:
+            return None  # no estimate, or it was wrong (stale table statistics): unknown
+        return self.bytes_raw / self.estimate
 
 
 @dataclass

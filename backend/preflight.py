@@ -77,16 +77,28 @@ def connect_with_retries(server: ServerConfig, *, retries: int = 2, delay: float
             attempt += 1
 
 
-def learned_ratios(store, server: str, database: str, limit: int = 10) -> tuple[float | None, float | None, int]:
-    """(stored/inventory, raw/inventory, n) medians from earlier successful dumps, or Nones."""
+def learned_ratios(store, server: str, database: str, limit: int = 10) -> tuple[float | None, int | None, int]:
+    """(compression ratio stored/raw, SQL bytes of the recent dumps scaled to today's inventory, n).
+
+    Deliberately not `x / inventory`: InnoDB's table statistics are often stale right after a
+    bulk load (a 250 MB table can show 16 KiB), and a ratio learned against such a figure
+    would later demand terabytes of free space. The compression ratio and the real size of
+    the last dumps are measured facts; the inventory only scales them, within x0.5..x2."""
     if store is None:
         return None, None, 0
-    rows = [h for h in store.history(server, database, limit) if h.inventory_bytes and h.bytes_stored > 0]
+    rows = [h for h in store.history(server, database, limit) if h.bytes_raw > 0 and h.bytes_stored > 0]
     if not rows:
         return None, None, 0
-    stored = statistics.median(h.bytes_stored / h.inventory_bytes for h in rows)
-    raw = statistics.median(h.bytes_raw / h.inventory_bytes for h in rows)
-    return stored, raw, len(rows)
+    compression = statistics.median(h.bytes_stored / h.bytes_raw for h in rows)
+    recent = rows[:3]  # history is newest first
+    raw = statistics.median(h.bytes_raw for h in recent)
+    return compression, int(raw), len(rows)
+
+
+def _scaled(raw: int, then_inventory: int | None, now_inventory: int) -> int:
+    if not then_inventory or not now_inventory:
+        return raw
+    return int(raw * min(2.0, max(0.5, now_inventory / then_inventory)))
 
 
 def preflight(config: Config, server: ServerConfig | str, databases: list[str], *, retries: int = 2,
@@ -120,16 +132,20 @@ def preflight(config: Config, server: ServerConfig | str, databases: list[str], 
 
     codec = config.backup.compression
     for db, inv in inventory.items():
-        stored_ratio, raw_ratio, n = learned_ratios(store, server_cfg.name, db)
-        if stored_ratio is None:
-            stored_ratio = DEFAULT_RATIO.get(codec, 1.0)
-            raw_ratio = DEFAULT_RAW_RATIO
-            report.ratio_source[db] = "default"
-        else:
-            report.ratio_source[db] = f"history ({n} run{'s' if n != 1 else ''})"
+        compression, recent_raw, n = learned_ratios(store, server_cfg.name, db)
         report.inventory_bytes[db] = inv.bytes
-        report.estimates[db] = int(inv.bytes * stored_ratio)
-        report.raw_estimates[db] = int(inv.bytes * (raw_ratio or DEFAULT_RAW_RATIO))
+        if compression is None or recent_raw is None:
+            report.ratio_source[db] = "default"
+            report.raw_estimates[db] = int(inv.bytes * DEFAULT_RAW_RATIO)
+            report.estimates[db] = int(inv.bytes * DEFAULT_RATIO.get(codec, 1.0))
+            continue
+        report.ratio_source[db] = f"history ({n} run{'s' if n != 1 else ''})"
+        latest = store.history(server_cfg.name, db, 1)
+        raw = _scaled(recent_raw, latest[0].inventory_bytes if latest else None, inv.bytes)
+        report.raw_estimates[db] = raw
+        # the compression ratio of earlier runs applies to the same codec only
+        report.estimates[db] = int(raw * (compression if _same_codec(store, server_cfg.name, db, codec)
+                                          else DEFAULT_RATIO.get(codec, 1.0) / DEFAULT_RAW_RATIO))
     report.needed_bytes = int(sum(report.estimates.values()) * HEADROOM)
     target = existing_parent(config.backup.dir)
     try:
@@ -152,3 +168,11 @@ def _with_system(server: ServerConfig) -> ServerConfig:
     import dataclasses
 
     return dataclasses.replace(server, include_system=True, exclude_databases=())
+
+
+def _same_codec(store, server: str, database: str, codec: str) -> bool:
+    """Whether the latest successful dump used `codec` (its file name tells)."""
+    from .codecs import codec_for_path
+
+    latest = store.history(server, database, 1)
+    return not latest or latest[0].file is None or codec_for_path(latest[0].file) == codec

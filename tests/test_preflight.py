@@ -48,8 +48,26 @@ def test_preflight_learns_the_ratio_from_history(config, sample_db):
         store.close()
     inv = report.inventory_bytes[sample_db]
     assert report.ratio_source[sample_db] == "history (3 runs)"
-    assert report.estimates[sample_db] == int(inv * 0.1)
-    assert report.raw_estimates[sample_db] == int(inv * 0.8)
+    # the last dumps' SQL size (800 B), scaled by the inventory's growth (clamped to x2) ...
+    assert inv > 2000 and report.raw_estimates[sample_db] == 1600
+    # ... times the compression ratio those dumps reached (100 / 800)
+    assert report.estimates[sample_db] == 200
+
+
+def test_stale_table_statistics_in_history_do_not_inflate_the_space_check(config, sample_db):
+    """InnoDB statistics lag behind bulk loads: a 2 GiB dump may have seen an inventory of 1 KiB.
+    A ratio learned against that figure would demand hundreds of GB and refuse the next backup."""
+    store = StateStore.open(config.state_db)
+    try:
+        run = store.create_run("adhoc", "cli", "main", [sample_db])
+        store.set_progress(DbProgress(run.id, sample_db, "succeeded", bytes_raw=2 * 1024**3, bytes_stored=1024**3,
+                                      inventory_bytes=1024, started=run.created))
+        report = preflight(config, "main", [sample_db], store=store)
+    finally:
+        store.close()
+    assert report.needed_bytes == int(2 * 1024**3 * 1.2)       # not hundreds of GB
+    assert report.raw_estimates[sample_db] == 4 * 1024**3      # 2 GiB x the growth clamp (2)
+    assert report.estimates[sample_db] == 2 * 1024**3          # x its compression ratio (0.5)
 
 
 def test_connection_is_retried_with_growing_delays(config, tmp_path):

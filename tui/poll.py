@@ -98,9 +98,9 @@ class DbProgressView:
 
     @property
     def fraction(self) -> float | None:
-        if not self.estimate:
-            return None
-        return max(0.0, min(1.0, self.bytes_raw / self.estimate))
+        if not self.estimate or self.bytes_raw > self.estimate:
+            return None  # no estimate, or it was wrong (stale table statistics): unknown, not "100%"
+        return max(0.0, self.bytes_raw / self.estimate)
 
 
 @dataclass(frozen=True)
@@ -497,8 +497,8 @@ class LiveBackend(ConsoleBackend):
         now = self.now()
         if typical is not None and started is not None:
             eta = max(0.0, typical - (now - started))
-        elif estimate and rate > 0:
-            eta = max(0.0, (int(estimate) - bytes_raw) / rate)
+        elif estimate and rate > 0 and bytes_raw < int(estimate):
+            eta = (int(estimate) - bytes_raw) / rate
         return DbProgressView(
             database=database, status=str(_get(p, "status", default="?")), bytes_raw=bytes_raw,
             bytes_stored=int(_get(p, "bytes_stored", default=0) or 0), rate=rate,

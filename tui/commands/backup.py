@@ -144,7 +144,7 @@ def _progress_text(store, run_id: int, server: str) -> str:
     rows = store.progress(run_id)
     for p in rows:
         if p.status in ("running", "retrying"):
-            frac = f"{min(1.0, p.bytes_raw / p.estimate) * 100:3.0f}% " if p.estimate else ""
+            frac = f"{p.bytes_raw / p.estimate * 100:3.0f}% " if p.estimate and p.bytes_raw <= p.estimate else ""
             parts.append(f"{p.database}: {frac}{format_bytes(p.bytes_raw)} {format_bytes(p.rate)}/s "
                          f"{p.current_table or ''}".rstrip())
     done = sum(1 for p in rows if p.status == "succeeded")
