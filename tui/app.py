@@ -195,10 +195,18 @@ class DumpdeckApp(App):
         self.post_message(SchedulesPolled(self.backend.poll_schedules()))
 
     def _render_allowed(self) -> bool:
-        """Render only when not paused and no modal is on top of the active screen."""
+        """Render only when not paused, a screen is up and mounted (a poll can answer before the
+        first screen is composed, or after quitting began), and no modal is on top of it."""
+        from textual.app import ScreenStackError
         from textual.screen import ModalScreen
 
-        return not self.paused and not isinstance(self.screen, ModalScreen)
+        if self.paused:
+            return False
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return False
+        return screen.is_mounted and not isinstance(screen, ModalScreen)
 
     def _render(self, what: str | None = None) -> None:
         """Ask the active screen to render; `what` names the snapshot that changed (None: all)."""
@@ -516,7 +524,12 @@ class DumpdeckApp(App):
     def _refresh_ladder(self, key: str) -> None:
         from .screens.dumps import DumpsScreen
 
-        screen = self.screen
+        from textual.app import ScreenStackError
+
+        try:
+            screen = self.screen
+        except ScreenStackError:  # a worker's message can arrive while the app shuts down
+            return
         if isinstance(screen, DumpsScreen) and screen.is_mounted:
             current = screen.current()
             if current is not None and current.key == key:
