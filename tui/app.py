@@ -213,7 +213,14 @@ class DumpdeckApp(App):
         if self._render_allowed():
             fn = getattr(self.screen, "render_state", None)
             if fn is not None:
-                fn(what)
+                from textual.css.query import NoMatches
+
+                try:
+                    fn(what)
+                except NoMatches:
+                    # The screen's widgets are not composed yet (or are being removed while the
+                    # app quits): nothing to render now; the next poll renders it.
+                    pass
 
     @on(ServerPolled)
     def _server_polled(self, message: ServerPolled) -> None:
