@@ -227,7 +227,10 @@ def _ts(dt: datetime | None) -> str:
 
 
 def _age(dt: datetime | None, now: datetime) -> str:
-    return format_duration((now - dt).total_seconds()) + " ago" if dt else "never"
+    if dt is None:
+        return "never"
+    seconds = (now - dt).total_seconds()
+    return "just now" if seconds < 1 else format_duration(seconds) + " ago"  # clock skew: never "-5m ago"
 
 
 def sparkline(values: Sequence[float], *, width: int = 120, height: int = 26, label: str = "",

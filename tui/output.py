@@ -77,7 +77,8 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
     if when is None:
         return "never"
     now = now or datetime.now(timezone.utc)
-    return format_duration((now - when).total_seconds()) + " ago"
+    seconds = (now - when).total_seconds()
+    return "just now" if seconds < 1 else format_duration(seconds) + " ago"
 
 
 class ProgressLine:
