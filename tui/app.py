@@ -465,16 +465,20 @@ class DumpdeckApp(App):
 
     @work(thread=True, group="verify", exit_on_error=False, description="verify a dump")
     def _verify_worker(self, dump: DumpView) -> None:
+        self._ladder_work(dump, "verify", lambda on_check: self.backend.verify(dump, on_check,
+                                                                              record=not self.read_only))
+
+    def _ladder_work(self, dump: DumpView, kind: str, call) -> None:
+        """Run a verification (in a worker thread): each check and the outcome go out as messages."""
         try:
-            passed = self.backend.verify(dump, lambda c: self.post_message(CheckArrived(dump.key, c)),
-                                         record=not self.read_only)
+            passed = call(lambda c: self.post_message(CheckArrived(dump.key, c)))
         except DumpdeckError as exc:
-            self.post_message(LadderDone(dump.key, "verify", None, str(exc)))
+            self.post_message(LadderDone(dump.key, kind, None, str(exc)))
             return
-        except Exception as exc:
-            self.post_message(LadderDone(dump.key, "verify", None, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # shown in the ladder, never a crashed worker
+            self.post_message(LadderDone(dump.key, kind, None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(LadderDone(dump.key, "verify", passed))
+        self.post_message(LadderDone(dump.key, kind, passed))
 
     def choose_restore_target(self, dump: DumpView) -> None:
         if self.read_only or self._ladder_running(dump):
@@ -497,15 +501,7 @@ class DumpdeckApp(App):
 
     @work(thread=True, group="restore-test", exit_on_error=False, description="restore-test a dump")
     def _restore_worker(self, dump: DumpView, target: str) -> None:
-        try:
-            passed = self.backend.restore_test(dump, target, lambda c: self.post_message(CheckArrived(dump.key, c)))
-        except DumpdeckError as exc:
-            self.post_message(LadderDone(dump.key, "restore-test", None, str(exc)))
-            return
-        except Exception as exc:
-            self.post_message(LadderDone(dump.key, "restore-test", None, f"{type(exc).__name__}: {exc}"))
-            return
-        self.post_message(LadderDone(dump.key, "restore-test", passed))
+        self._ladder_work(dump, "restore-test", lambda on_check: self.backend.restore_test(dump, target, on_check))
 
     @on(CheckArrived)
     def _check_arrived(self, message: CheckArrived) -> None:
