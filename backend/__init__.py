@@ -1,7 +1,5 @@
-"""dumpdeck engine: configuration, inventory, dumps, verification, jobs.
+"""dumpdeck engine: configuration, inventory, dumps, verification, jobs, retention, notification.
 
-This package never imports textual or tui; the console and the CLI are
-clients of it (tests/test_layers.py enforces the split).
+This package never imports textual or the console; the CLI and the console are
+clients of it (an import-linter contract and tests/test_layers.py enforce the split).
 """
-
-__version__ = "0.1.0"

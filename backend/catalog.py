@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import gc
 import fcntl
+import gc
 import json
 import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import manifest as manifest_mod
@@ -43,16 +43,16 @@ class DumpEntry:
     path: Path
     server: str | None
     database: str
-    when: datetime                      # UTC, aware
+    when: datetime  # UTC, aware
     size: int
     codec: str
     manifest: manifest_mod.Manifest | None
     manifest_error: str | None
     legacy: bool
-    verified_level: int                 # 0 = never verified (or the last check failed at L1)
+    verified_level: int  # 0 = never verified (or the last check failed at L1)
     verified_at: datetime | None
-    last_result: bool | None            # did the last verification pass? None = never verified
-    last_level: int | None = None       # level reached by the last verification
+    last_result: bool | None  # did the last verification pass? None = never verified
+    last_level: int | None = None  # level reached by the last verification
     path_str: str = field(default="", repr=False, compare=False)  # str(path), kept: sorting 10k Paths by str() costs
 
     @property
@@ -78,15 +78,15 @@ class PartialFile:
     path: Path
     size: int
     mtime: datetime
-    live: bool                          # a writer holds its flock
+    live: bool  # a writer holds its flock
 
 
 @dataclass
 class Catalog:
-    entries: list[DumpEntry] = field(default_factory=list)    # newest first
+    entries: list[DumpEntry] = field(default_factory=list)  # newest first
     partials: list[PartialFile] = field(default_factory=list)
     directory: Path | None = None
-    errors: list[str] = field(default_factory=list)           # unreadable directories
+    errors: list[str] = field(default_factory=list)  # unreadable directories
 
     def for_database(self, server: str | None, db: str) -> list[DumpEntry]:
         return [e for e in self.entries if e.database == db and (server is None or e.server == server)]
@@ -121,8 +121,15 @@ class Catalog:
 def _stamp_utc(stamp: str) -> datetime | None:
     """`20261124T020000Z` → aware UTC datetime (fast path, no strptime)."""
     try:
-        return datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]),
-                        int(stamp[13:15]), tzinfo=timezone.utc)
+        return datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
 
@@ -130,11 +137,12 @@ def _stamp_utc(stamp: str) -> datetime | None:
 def _legacy_time(stamp: str) -> datetime | None:
     """`20250101_020000` in the host's local time → aware UTC."""
     try:
-        local = datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]),
-                         int(stamp[13:15]))
+        local = datetime(
+            int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]), int(stamp[13:15])
+        )
     except ValueError:
         return None
-    return local.astimezone().astimezone(timezone.utc)
+    return local.astimezone().astimezone(UTC)
 
 
 def _parse_iso(text: str | None) -> datetime | None:
@@ -144,7 +152,7 @@ def _parse_iso(text: str | None) -> datetime | None:
         dt = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def verification_state(m: manifest_mod.Manifest) -> tuple[int, datetime | None, bool | None, int | None]:
@@ -306,8 +314,9 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
             _walk(de.path, depth + 1, parts + [de.name], cat)
 
 
-def _entry(de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str],
-           mde: os.DirEntry | None) -> DumpEntry | None:
+def _entry(
+    de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str], mde: os.DirEntry | None
+) -> DumpEntry | None:
     has_manifest = mde is not None
     try:
         st = de.stat(follow_symlinks=True)
@@ -336,7 +345,7 @@ def _entry(de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str],
     if database is None:
         database = unsafe_name(parts[1]) if depth >= 2 else name[: -len(suf)]
     if when is None:
-        when = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+        when = datetime.fromtimestamp(st.st_mtime, UTC)
     if manifest is not None:
         level, at, last, last_level = verification_state(manifest)
         codec = manifest.codec or CODECS[suf]
@@ -345,9 +354,22 @@ def _entry(de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str],
         codec = CODECS[suf]
         if error is None and not legacy:
             error = None  # a foreign dump without a manifest is not an error; `manifest is None` says it
-    return DumpEntry(path=Path(path), path_str=path, server=server, database=database, when=when, size=st.st_size, codec=codec,
-                     manifest=manifest, manifest_error=error, legacy=legacy, verified_level=level, verified_at=at,
-                     last_result=last, last_level=last_level)
+    return DumpEntry(
+        path=Path(path),
+        path_str=path,
+        server=server,
+        database=database,
+        when=when,
+        size=st.st_size,
+        codec=codec,
+        manifest=manifest,
+        manifest_error=error,
+        legacy=legacy,
+        verified_level=level,
+        verified_at=at,
+        last_result=last,
+        last_level=last_level,
+    )
 
 
 def _add_partial(de: os.DirEntry, cat: Catalog) -> None:
@@ -355,8 +377,9 @@ def _add_partial(de: os.DirEntry, cat: Catalog) -> None:
         st = de.stat(follow_symlinks=False)
     except OSError:
         return
-    cat.partials.append(PartialFile(Path(de.path), st.st_size,
-                                    datetime.fromtimestamp(st.st_mtime, timezone.utc), _is_locked(de.path)))
+    cat.partials.append(
+        PartialFile(Path(de.path), st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), _is_locked(de.path))
+    )
 
 
 def _is_locked(path: str) -> bool:
@@ -394,8 +417,9 @@ def clean_partials(catalog_or_dir: Catalog | Path | str, *, min_age: float = 0, 
     return removed
 
 
-def remove_orphan_partial(path: Path | str, *, min_age: float = 0.0, now: float | None = None,
-                          wait: float = 0.0, dry_run: bool = False) -> bool:
+def remove_orphan_partial(
+    path: Path | str, *, min_age: float = 0.0, now: float | None = None, wait: float = 0.0, dry_run: bool = False
+) -> bool:
     """Remove one `.partial` file whose writer is gone; True when it was (or, dry, would be) removed.
 
     A writer holds the file's flock for as long as it writes, so a lock we can take means the

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 from . import trends
 from .units import format_bytes, format_duration
@@ -41,9 +41,9 @@ LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL"}
 
 @dataclass(frozen=True)
 class Problem:
-    level: int           # WARNING | CRITICAL
-    id: str              # stable: overdue:main/shop, small:main/shop, disk:/var/backups
-    text: str            # for humans, with the figures
+    level: int  # WARNING | CRITICAL
+    id: str  # stable: overdue:main/shop, small:main/shop, disk:/var/backups
+    text: str  # for humans, with the figures
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class CheckResult:
     problems: tuple[Problem, ...] = ()
     databases: int = 0
     perfdata: dict = field(default_factory=dict)
-    notified: object = None   # notify.Dispatch when it notified
+    notified: object = None  # notify.Dispatch when it notified
 
     @property
     def label(self) -> str:
@@ -64,7 +64,9 @@ def _is_literal(name: str) -> bool:
     return not any(c in name for c in "*?[")
 
 
-def expected_databases(config, entries: Sequence, run_dbs: Sequence[tuple[str, str]] = ()) -> dict[tuple[str, str], float]:
+def expected_databases(
+    config, entries: Sequence, run_dbs: Sequence[tuple[str, str]] = ()
+) -> dict[tuple[str, str], float]:
     """(server, database) → max_age in seconds, for every database that must have fresh backups."""
     seen = {(e.server or "-", e.database) for e in entries} | set(run_dbs)
     if not config.jobs:
@@ -82,10 +84,11 @@ def expected_databases(config, entries: Sequence, run_dbs: Sequence[tuple[str, s
     return out
 
 
-def evaluate(config, now: float | None = None, *, store=None, entries: Sequence | None = None,
-             disk: Sequence | None = None) -> CheckResult:
+def evaluate(
+    config, now: float | None = None, *, store=None, entries: Sequence | None = None, disk: Sequence | None = None
+) -> CheckResult:
     now = time.time() if now is None else now
-    now_dt = datetime.fromtimestamp(now, timezone.utc)
+    now_dt = datetime.fromtimestamp(now, UTC)
     if entries is None:
         entries = trends.catalog_entries(config)
     problems: list[Problem] = []
@@ -123,24 +126,42 @@ def evaluate(config, now: float | None = None, *, store=None, entries: Sequence 
         oldest_age = max(oldest_age, age)
         newest_age = age if newest_age is None else min(newest_age, age)
         if age > max_age:
-            problems.append(Problem(CRITICAL, f"overdue:{name}",
-                                    f"{name}: no successful backup for {format_duration(age)} "
-                                    f"(max_age {format_duration(max_age)})"))
+            problems.append(
+                Problem(
+                    CRITICAL,
+                    f"overdue:{name}",
+                    f"{name}: no successful backup for {format_duration(age)} (max_age {format_duration(max_age)})",
+                )
+            )
         # anomalously small
         cur = trends.sample_of(last)
-        hist = [trends.sample_of(x) for x in es[1: 1 + config.trends.window]]
+        hist = [trends.sample_of(x) for x in es[1 : 1 + config.trends.window]]
         same_kind = [h.size for h in hist if h.raw == cur.raw]
         med = trends.median(same_kind)
-        if cur.size is not None and med and len(same_kind) >= trends.MIN_HISTORY and \
-                cur.size < med * config.checks.min_size_ratio:
-            problems.append(Problem(WARNING, f"small:{name}",
-                                    f"{name}: newest dump is {format_bytes(cur.size)}, "
-                                    f"{cur.size / med * 100:.0f}% of the median {format_bytes(med)} "
-                                    f"(min {config.checks.min_size_ratio * 100:.0f}%)"))
+        if (
+            cur.size is not None
+            and med
+            and len(same_kind) >= trends.MIN_HISTORY
+            and cur.size < med * config.checks.min_size_ratio
+        ):
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"small:{name}",
+                    f"{name}: newest dump is {format_bytes(cur.size)}, "
+                    f"{cur.size / med * 100:.0f}% of the median {format_bytes(med)} "
+                    f"(min {config.checks.min_size_ratio * 100:.0f}%)",
+                )
+            )
         m = getattr(last, "manifest", None)
         if m is not None and m.verifications and not m.verifications[-1].passed:
-            problems.append(Problem(WARNING, f"verify:{name}",
-                                    f"{name}: newest dump failed verification level {m.verifications[-1].level}"))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"verify:{name}",
+                    f"{name}: newest dump failed verification level {m.verifications[-1].level}",
+                )
+            )
         lr = last_run.get(key)
         if lr and lr[0] not in ("succeeded",) and lr[2] is not None and lr[2] > last.when:
             reason = " ".join((lr[1] or lr[0]).split())[:160]
@@ -148,6 +169,7 @@ def evaluate(config, now: float | None = None, *, store=None, entries: Sequence 
 
     if disk is None:
         from .postrun import disk_lines
+
         try:
             disk = disk_lines(config)
         except Exception as exc:
@@ -157,17 +179,30 @@ def evaluate(config, now: float | None = None, *, store=None, entries: Sequence 
     for d in disk:
         disk_max = max(disk_max, d.percent or 0.0)
         if d.level == "critical":
-            problems.append(Problem(CRITICAL, f"disk:{d.path}",
-                                    f"disk {d.path}: {d.percent:.0f}% used (critical at {d.critical_percent:.0f}%)"))
+            problems.append(
+                Problem(
+                    CRITICAL,
+                    f"disk:{d.path}",
+                    f"disk {d.path}: {d.percent:.0f}% used (critical at {d.critical_percent:.0f}%)",
+                )
+            )
         elif d.level == "warning":
-            problems.append(Problem(WARNING, f"disk:{d.path}",
-                                    f"disk {d.path}: {d.percent:.0f}% used (warning at {d.warn_percent:.0f}%)"))
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"disk:{d.path}",
+                    f"disk {d.path}: {d.percent:.0f}% used (warning at {d.warn_percent:.0f}%)",
+                )
+            )
 
     code = max((p.level for p in problems), default=OK)
-    perf = {"databases": len(expected),
-            "overdue": sum(1 for p in problems if p.id.startswith(("overdue:", "never:"))),
-            "small": sum(1 for p in problems if p.id.startswith("small:")),
-            "oldest_age": int(oldest_age), "disk_max": f"{disk_max:.0f}%"}
+    perf = {
+        "databases": len(expected),
+        "overdue": sum(1 for p in problems if p.id.startswith(("overdue:", "never:"))),
+        "small": sum(1 for p in problems if p.id.startswith("small:")),
+        "oldest_age": int(oldest_age),
+        "disk_max": f"{disk_max:.0f}%",
+    }
     perf_text = " ".join(f"{k}={v}" for k, v in perf.items())
     if problems:
         worst = sorted(problems, key=lambda p: -p.level)
@@ -177,9 +212,12 @@ def evaluate(config, now: float | None = None, *, store=None, entries: Sequence 
     elif not expected:
         line = f"DUMPDECK OK - no databases to watch yet (no jobs and no dumps) | {perf_text}"
     else:
-        line = (f"DUMPDECK OK - {len(expected)} database{'s' if len(expected) != 1 else ''} backed up, "
-                f"oldest last success {format_duration(oldest_age)} ago"
-                + (f", disk {disk_max:.0f}% used" if disk else "") + f" | {perf_text}")
+        line = (
+            f"DUMPDECK OK - {len(expected)} database{'s' if len(expected) != 1 else ''} backed up, "
+            f"oldest last success {format_duration(oldest_age)} ago"
+            + (f", disk {disk_max:.0f}% used" if disk else "")
+            + f" | {perf_text}"
+        )
     line = " ".join(line.split())  # one line, whatever the names contain
     return CheckResult(code, line, tuple(problems), len(expected), perf)
 
@@ -191,6 +229,7 @@ def check(config, now: float | None = None, *, notify: bool = True) -> CheckResu
     try:
         if Path(config.state_db).exists() or notify:
             from .state import StateStore
+
             store = StateStore.open(config.state_db)
     except Exception as exc:
         log.warning("dead-man's check: state store unavailable: %s", exc)
@@ -224,12 +263,29 @@ def _notify(config, store, result: CheckResult, now: float) -> CheckResult:
     cfg_path = str(config.path) if getattr(config, "path", None) else None
 
     def compose(decision):
-        return notify_mod.compose_check(result.line, [p.text for p in result.problems], decision.kind,
-                                        decision.severity, disk=disk, failing_for=decision.failing_for,
-                                        config_path=cfg_path)
+        return notify_mod.compose_check(
+            result.line,
+            [p.text for p in result.problems],
+            decision.kind,
+            decision.severity,
+            disk=disk,
+            failing_for=decision.failing_for,
+            config_path=cfg_path,
+        )
+
     try:
-        d = notify_mod.dispatch(config, store, "check", status, compose, now=now, first_success=False,
-                                bad_severity="CRITICAL", detail=detail, policy="smart")
+        d = notify_mod.dispatch(
+            config,
+            store,
+            "check",
+            status,
+            compose,
+            now=now,
+            first_success=False,
+            bad_severity="CRITICAL",
+            detail=detail,
+            policy="smart",
+        )
     except Exception:
         log.exception("dead-man's check: notification failed")
         return result

@@ -18,8 +18,9 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from .errors import DumpdeckError, DumpError
 
@@ -103,8 +104,7 @@ class ZstdEncoder(Encoder):
         super().__init__(sink)
         import zstandard
 
-        params = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0,
-                                          write_checksum=True)
+        params = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0, write_checksum=True)
         self._writer = params.stream_writer(sink, closefd=False, write_size=1 << 20)
 
     def write(self, data) -> None:
@@ -134,8 +134,14 @@ class ProcessEncoder(Encoder):
         super().__init__(sink)
         self.codec = codec
         self.argv = argv
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=preexec,
+            close_fds=True,
+        )
         self._error: BaseException | None = None
         self._pump = threading.Thread(target=self._drain, name=f"{codec}-drain", daemon=True)
         self._pump.start()
@@ -200,8 +206,9 @@ class ProcessEncoder(Encoder):
         return [self.proc.pid]
 
 
-def make_encoder(codec: str, level: int, threads: int, sink: HashingSink,
-                 preexec: Callable[[], None] | None = None) -> Encoder:
+def make_encoder(
+    codec: str, level: int, threads: int, sink: HashingSink, preexec: Callable[[], None] | None = None
+) -> Encoder:
     if codec == "zstd":
         return ZstdEncoder(sink, level, threads)
     if codec == "gzip":
@@ -285,7 +292,7 @@ class DecodedStream:
             err = "; ".join(line.strip() for line in err.splitlines() if line.strip())
             raise StreamError(f"{self.codec} stream does not decode (exit {rc}): {err or 'no message'}")
 
-    def __enter__(self) -> "DecodedStream":
+    def __enter__(self) -> DecodedStream:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -11,9 +11,10 @@ import configparser
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -123,7 +124,8 @@ class RetentionPolicy:
     @property
     def empty(self) -> bool:
         return (
-            self.keep_last is None and self.keep_days is None
+            self.keep_last is None
+            and self.keep_days is None
             and not (self.daily or self.weekly or self.monthly or self.yearly)
         )
 
@@ -183,7 +185,9 @@ class EmailConfig:
             try:
                 return self.password_file.read_text().rstrip("\r\n")
             except OSError as exc:
-                raise ConfigError(f"notify.email: cannot read password_file {self.password_file}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"notify.email: cannot read password_file {self.password_file}: {exc.strerror}"
+                ) from None
         if self.password_env is not None:
             return os.environ.get(self.password_env)
         return None
@@ -257,9 +261,7 @@ class Config:
         if name is None:
             if len(self.servers) == 1:
                 return next(iter(self.servers.values()))
-            raise ConfigError(
-                f"several servers are configured ({', '.join(self.servers)}); name one with --server"
-            )
+            raise ConfigError(f"several servers are configured ({', '.join(self.servers)}); name one with --server")
         try:
             return self.servers[name]
         except KeyError:
@@ -366,8 +368,15 @@ class _Reader:
                 self.error(keypath + (key,), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
         return value
 
-    def get(self, data: dict, key: str, keypath: tuple[str, ...], conv: Callable[[Any], Any],
-            default: Any = None, required: bool = False) -> Any:
+    def get(
+        self,
+        data: dict,
+        key: str,
+        keypath: tuple[str, ...],
+        conv: Callable[[Any], Any],
+        default: Any = None,
+        required: bool = False,
+    ) -> Any:
         if key not in data or data[key] is None:
             if required:
                 self.error(keypath + (key,), "is required")
@@ -380,8 +389,14 @@ class _Reader:
 
 
 def _typename(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
-            float: "a number", bool: "true/false"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+    }.get(type(value), type(value).__name__)
 
 
 def _closest(key: str, allowed: set[str]) -> str | None:
@@ -401,9 +416,10 @@ def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
     def conv(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"expected an integer, got {_typename(v)} {v!r}")
-        if lo is not None and v < lo or hi is not None and v > hi:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ValueError(f"{v} is out of range ({lo}..{hi})" if hi is not None else f"{v} must be at least {lo}")
         return v
+
     return conv
 
 
@@ -411,9 +427,10 @@ def _float(lo: float | None = None, hi: float | None = None) -> Callable[[Any], 
     def conv(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"expected a number, got {_typename(v)} {v!r}")
-        if lo is not None and v < lo or hi is not None and v > hi:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ValueError(f"{v} is out of range ({lo}..{hi})")
         return float(v)
+
     return conv
 
 
@@ -433,6 +450,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
         if s not in options:
             raise ValueError(f"{s!r} is not one of {', '.join(options)}")
         return s
+
     return conv
 
 
@@ -470,6 +488,7 @@ def _name(kind: str) -> Callable[[Any], str]:
         if not NAME_RE.match(s):
             raise ValueError(f"{kind} name {s!r} may use letters, digits, '_', '.' and '-' only")
         return s
+
     return conv
 
 
@@ -480,10 +499,23 @@ def _read_server(r: _Reader, name: str, raw: Any) -> ServerConfig:
     kp = ("servers", name)
     if not NAME_RE.match(name):
         r.error(kp, "server names may use letters, digits, '_', '.' and '-' only (they become directory names)")
-    d = r.mapping(raw, kp, {
-        "host", "port", "socket", "user", "password_file", "password_env", "option_file",
-        "tls", "connect_timeout", "include_system", "exclude_databases",
-    })
+    d = r.mapping(
+        raw,
+        kp,
+        {
+            "host",
+            "port",
+            "socket",
+            "user",
+            "password_file",
+            "password_env",
+            "option_file",
+            "tls",
+            "connect_timeout",
+            "include_system",
+            "exclude_databases",
+        },
+    )
     sources = [k for k in ("password_file", "password_env", "option_file") if d.get(k) is not None]
     if len(sources) > 1:
         r.error(kp, f"choose one password source, not {' and '.join(sources)}")
@@ -541,10 +573,26 @@ def _read_job(r: _Reader, name: str, raw: Any, servers: dict[str, ServerConfig])
     kp = ("jobs", name)
     if not NAME_RE.match(name):
         r.error(kp, "job names may use letters, digits, '_', '.' and '-' only")
-    d = r.mapping(raw, kp, {
-        "server", "databases", "exclude", "schedule", "timezone", "parallel", "max_runtime",
-        "stall_timeout", "retries", "retry_delay", "verify", "notify", "retention", "max_age",
-    })
+    d = r.mapping(
+        raw,
+        kp,
+        {
+            "server",
+            "databases",
+            "exclude",
+            "schedule",
+            "timezone",
+            "parallel",
+            "max_runtime",
+            "stall_timeout",
+            "retries",
+            "retry_delay",
+            "verify",
+            "notify",
+            "retention",
+            "max_age",
+        },
+    )
     server = r.get(d, "server", kp, _str, None)
     if server is None:
         if len(servers) == 1:
@@ -597,8 +645,10 @@ def cron_problem(expr: str) -> str | None:
             return None
         return f"{expr!r} is not a cron expression (known shortcuts: @hourly @daily @weekly @monthly @yearly)"
     if len(fields) != 5:
-        return (f"{expr!r} is not a cron expression: expected 5 fields "
-                f"(minute hour day-of-month month day-of-week), got {len(fields)}")
+        return (
+            f"{expr!r} is not a cron expression: expected 5 fields "
+            f"(minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
     from croniter import croniter
 
     try:
@@ -635,8 +685,21 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
 # --------------------------------------------------------------------------- entry points
 
 
-TOP_KEYS = {"servers", "backup", "state_dir", "log", "jobs", "retention", "disk", "notify",
-            "restore_test", "checks", "trends", "report", "console"}
+TOP_KEYS = {
+    "servers",
+    "backup",
+    "state_dir",
+    "log",
+    "jobs",
+    "retention",
+    "disk",
+    "notify",
+    "restore_test",
+    "checks",
+    "trends",
+    "report",
+    "console",
+}
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -681,14 +744,16 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     for name, raw in raw_servers.items():
         if isinstance(name, str):
             s = _read_server(r, name, raw)
-            s = _replace(s, socket=rel(s.socket), password_file=rel(s.password_file),
-                         option_file=rel(s.option_file))
+            s = _replace(s, socket=rel(s.socket), password_file=rel(s.password_file), option_file=rel(s.option_file))
             servers[name] = s
 
     # backup
     kp = ("backup",)
-    b = r.mapping(top.get("backup"), kp, {"dir", "compression", "level", "threads", "timeout",
-                                          "stall_timeout", "extra_options", "dump_tool"})
+    b = r.mapping(
+        top.get("backup"),
+        kp,
+        {"dir", "compression", "level", "threads", "timeout", "stall_timeout", "extra_options", "dump_tool"},
+    )
     codec = r.get(b, "compression", kp, _choice(*CODECS), "zstd")
     level_max = {"zstd": 19, "gzip": 9, "xz": 9, "none": 0}.get(codec, 19)
     level_default = {"zstd": 3, "gzip": 6, "xz": 3, "none": 0}.get(codec, 3)
@@ -703,8 +768,9 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         dump_tool=r.get(b, "dump_tool", kp, _str, None),
     )
     for opt in backup.extra_options:
-        if opt.startswith(("--password", "-p", "--databases", "--all-databases", "-A", "-B",
-                           "--result-file", "-r", "--defaults")):
+        if opt.startswith(
+            ("--password", "-p", "--databases", "--all-databases", "-A", "-B", "--result-file", "-r", "--defaults")
+        ):
             r.error(kp + ("extra_options",), f"{opt!r} is managed by dumpdeck and may not be set here")
 
     state_dir = rel(r.get(top, "state_dir", (), _path, None)) or default_state_dir()
@@ -730,7 +796,8 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     for db, raw in r.mapping(rt.get("databases"), kp + ("databases",), None).items():
         per_db[str(db)] = _read_policy(r, raw, kp + ("databases", str(db)))
     retention = RetentionConfig(
-        default=default_policy, databases=per_db,
+        default=default_policy,
+        databases=per_db,
         partial_max_age=r.get(rt, "partial_max_age", kp, _positive_duration, 86400.0),
     )
 
@@ -783,9 +850,20 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     if r.errors:
         raise ConfigError("\n".join(r.errors))
     return Config(
-        path=path, servers=servers, backup=backup, state_dir=state_dir, log=log, jobs=jobs,
-        retention=retention, disk=disk, notify=notify, restore_test=restore_test, checks=checks,
-        trends=trends, report=report, console=console,
+        path=path,
+        servers=servers,
+        backup=backup,
+        state_dir=state_dir,
+        log=log,
+        jobs=jobs,
+        retention=retention,
+        disk=disk,
+        notify=notify,
+        restore_test=restore_test,
+        checks=checks,
+        trends=trends,
+        report=report,
+        console=console,
     )
 
 
@@ -795,8 +873,11 @@ def _read_notify(r: _Reader, raw: Any, rel: Callable[[Path | None], Path | None]
     email = None
     if n.get("email") is not None:
         ekp = kp + ("email",)
-        e = r.mapping(n["email"], ekp, {"smtp_host", "port", "security", "user", "password_file",
-                                        "password_env", "from", "to", "cc", "timeout"})
+        e = r.mapping(
+            n["email"],
+            ekp,
+            {"smtp_host", "port", "security", "user", "password_file", "password_env", "from", "to", "cc", "timeout"},
+        )
         to = r.get(e, "to", ekp, _str_list, ())
         if not to:
             r.error(ekp + ("to",), "at least one recipient is required")
@@ -881,8 +962,11 @@ def redacted(config: Config) -> dict:
 
     def conv(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
-            return {f.name: conv(getattr(value, f.name)) for f in dataclasses.fields(value)
-                    if f.name not in ("user_from_option_file",)}
+            return {
+                f.name: conv(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.name not in ("user_from_option_file",)
+            }
         if isinstance(value, dict):
             return {str(k): conv(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .config import Config
@@ -31,7 +31,7 @@ class VolumeUsage:
     used: int
     free: int
     percent: float
-    level: str                      # ok | warning | critical
+    level: str  # ok | warning | critical
     paths: tuple[str, ...] = ()
     device: str = ""
     fstype: str = ""
@@ -90,9 +90,19 @@ def volumes(config: Config, extra_paths: list[Path] | None = None) -> list[Volum
         usage = psutil.disk_usage(str(slot["probe"]))
         mount, device, fstype = _mount_of(slot["probe"])
         # psutil's percent is of the space usable by unprivileged users, like df
-        out.append(VolumeUsage(mount=mount, total=usage.total, used=usage.used, free=usage.free,
-                               percent=usage.percent, level=grade(usage.percent, config),
-                               paths=tuple(slot["paths"]), device=device, fstype=fstype))
+        out.append(
+            VolumeUsage(
+                mount=mount,
+                total=usage.total,
+                used=usage.used,
+                free=usage.free,
+                percent=usage.percent,
+                level=grade(usage.percent, config),
+                paths=tuple(slot["paths"]),
+                device=device,
+                fstype=fstype,
+            )
+        )
     return out
 
 
@@ -113,8 +123,8 @@ def footprint(catalog) -> dict[tuple[str | None, str], int]:
 
 @dataclass
 class Growth:
-    bytes_per_day: float            # net growth of the footprint
-    written_per_day: float          # bytes of new dumps per day
+    bytes_per_day: float  # net growth of the footprint
+    written_per_day: float  # bytes of new dumps per day
     window_days: float
     dumps: int
     notes: list[str] = field(default_factory=list)
@@ -129,7 +139,7 @@ def growth(config: Config, catalog, now: datetime | None = None, window_days: fl
     """
     from .retention import plan_for_config, policy_for
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     start = now - timedelta(days=window_days)
     recent = [e for e in catalog.entries if e.when >= start]
     if len(recent) < 2:
@@ -165,8 +175,9 @@ def growth(config: Config, catalog, now: datetime | None = None, window_days: fl
     return Growth(net, written, span_days, len(recent), notes)
 
 
-def projection(config: Config, catalog, now: datetime | None = None, window_days: float = 14.0,
-               free_bytes: int | None = None) -> float | None:
+def projection(
+    config: Config, catalog, now: datetime | None = None, window_days: float = 14.0, free_bytes: int | None = None
+) -> float | None:
     """Days until the backup volume is full at the recent net growth, or None (no growth / no data)."""
     g = growth(config, catalog, now, window_days)
     if g is None or g.bytes_per_day <= 0:

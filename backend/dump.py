@@ -27,10 +27,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from . import manifest as manifest_mod
 from . import mysql
@@ -57,10 +57,10 @@ class DumpProgress:
 
     server: str
     database: str
-    phase: str                 # preflight | dumping | finishing | done | failed
+    phase: str  # preflight | dumping | finishing | done | failed
     bytes_raw: int = 0
     bytes_stored: int = 0
-    rate: float = 0.0          # raw bytes per second, recent
+    rate: float = 0.0  # raw bytes per second, recent
     current_table: str | None = None
     elapsed: float = 0.0
     estimate: int | None = None  # expected raw bytes
@@ -126,8 +126,14 @@ def tool_version(tool: str) -> str:
 
 def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool) -> list[str]:
     opts = [
-        "--single-transaction", "--quick", "--routines", "--triggers", "--events",
-        "--hex-blob", "--default-character-set=utf8mb4", "--no-tablespaces",
+        "--single-transaction",
+        "--quick",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--hex-blob",
+        "--default-character-set=utf8mb4",
+        "--no-tablespaces",
         "--max-allowed-packet=1G",
     ]
     is_mariadb_tool = "mariadb" in tool_version(tool).lower() or "mariadb" in os.path.basename(tool)
@@ -147,7 +153,8 @@ def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool) -> list[s
 
 
 _CHANGE_MASTER = re.compile(
-    rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)")
+    rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)"
+)
 _GTID_MARIADB = re.compile(rb"gtid_slave_pos='([^']*)'")
 _GTID_MYSQL = re.compile(rb"GTID_PURGED='\+?([^']*)'")
 
@@ -221,7 +228,7 @@ def dump_database(
     stall_timeout = stall_timeout if stall_timeout is not None else backup.stall_timeout
     cancel = cancel or threading.Event()
     t0 = time.monotonic()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
 
     def emit(p: DumpProgress) -> None:
         if on_progress is not None:
@@ -270,8 +277,9 @@ def dump_database(
     for bump in range(60):
         # Two dumps of one database in the same second must not share a name: the later one
         # takes the next free second in its *name* (the manifest keeps the true start time).
-        final, partial = target_paths(backup.dir, server.name, database,
-                                      started + timedelta(seconds=bump), backup.compression)
+        final, partial = target_paths(
+            backup.dir, server.name, database, started + timedelta(seconds=bump), backup.compression
+        )
         if final.exists():
             continue
         try:
@@ -296,8 +304,14 @@ def dump_database(
             argv = [tool, f"--defaults-extra-file={cred_path}", *options, "--", database]
             try:
                 proc = subprocess.Popen(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                    env=env, process_group=0, preexec_fn=_child_setup, close_fds=True,
+                    argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    process_group=0,
+                    preexec_fn=_child_setup,
+                    close_fds=True,
                 )
             except OSError as exc:
                 raise DumpError(f"cannot start {tool}: {exc.strerror}") from None
@@ -335,13 +349,14 @@ def dump_database(
                 if timeout and now - t0 > timeout:
                     _kill_group(proc)
                     raise TimeoutError_(
-                        f"dump of {database!r} exceeded its timeout of {_fmt_secs(timeout)} "
-                        f"after {raw:,} bytes; killed")
+                        f"dump of {database!r} exceeded its timeout of {_fmt_secs(timeout)} after {raw:,} bytes; killed"
+                    )
                 if stall_timeout and now - last_byte_at > stall_timeout:
                     _kill_group(proc)
                     raise TimeoutError_(
                         f"dump of {database!r} stalled: no output for {_fmt_secs(stall_timeout)} "
-                        f"(after {raw:,} bytes, table {current or 'none yet'}); killed")
+                        f"(after {raw:,} bytes, table {current or 'none yet'}); killed"
+                    )
                 if not poller.poll(200):
                     pass
                 else:
@@ -375,8 +390,21 @@ def dump_database(
                     elif rate == 0.0 and now > t0:
                         rate = raw / (now - t0)
                     last_emit = now
-                    emit(DumpProgress(server.name, database, "dumping", raw, sink.bytes, rate, current,
-                                      now - t0, estimate, timeout, str(partial)))
+                    emit(
+                        DumpProgress(
+                            server.name,
+                            database,
+                            "dumping",
+                            raw,
+                            sink.bytes,
+                            rate,
+                            current,
+                            now - t0,
+                            estimate,
+                            timeout,
+                            str(partial),
+                        )
+                    )
             rc = proc.wait()
             err_thread.join(timeout=5)
         stderr_text = _clean_stderr(bytes(stderr_buf))
@@ -385,9 +413,23 @@ def dump_database(
         if FOOTER not in tail:
             raise DumpError(
                 f"{os.path.basename(tool)} exited 0 but the output has no '-- Dump completed' footer: "
-                "the dump is incomplete" + (f" ({stderr_text})" if stderr_text else ""))
-        emit(DumpProgress(server.name, database, "finishing", raw, sink.bytes, rate, current,
-                          time.monotonic() - t0, estimate, timeout, str(partial)))
+                "the dump is incomplete" + (f" ({stderr_text})" if stderr_text else "")
+            )
+        emit(
+            DumpProgress(
+                server.name,
+                database,
+                "finishing",
+                raw,
+                sink.bytes,
+                rate,
+                current,
+                time.monotonic() - t0,
+                estimate,
+                timeout,
+                str(partial),
+            )
+        )
         try:
             encoder.close()
             f.flush()
@@ -403,12 +445,17 @@ def dump_database(
             fd_dir = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
             os.fsync(fd_dir)
             os.close(fd_dir)
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         coords = parse_coordinates(bytes(header))
         m = manifest_mod.Manifest(
             database=database,
-            server={"name": server.name, "host": server.address, "flavour": info.flavour,
-                    "version": info.version, "hostname": info.hostname},
+            server={
+                "name": server.name,
+                "host": server.address,
+                "flavour": info.flavour,
+                "version": info.version,
+                "hostname": info.hostname,
+            },
             tool={"path": tool, "version": tool_version(tool)},
             options=options,
             started=started.isoformat(timespec="seconds"),
@@ -420,10 +467,16 @@ def dump_database(
             level=backup.level if backup.compression != "none" else 0,
             sha256=sink.sha.hexdigest(),
             file=final.name,
-            tables=[manifest_mod.TableEntry(t.name, t.engine, t.rows, t.data_bytes + t.index_bytes)
-                    for t in table_rows if t.kind != "VIEW"],
-            views=objects["views"], procedures=objects["procedures"], functions=objects["functions"],
-            triggers=objects["triggers"], events=objects["events"],
+            tables=[
+                manifest_mod.TableEntry(t.name, t.engine, t.rows, t.data_bytes + t.index_bytes)
+                for t in table_rows
+                if t.kind != "VIEW"
+            ],
+            views=objects["views"],
+            procedures=objects["procedures"],
+            functions=objects["functions"],
+            triggers=objects["triggers"],
+            events=objects["events"],
             non_transactional=list(inv.non_transactional),
             coordinates=coords,
             warnings=warnings + ([f"dump tool said: {stderr_text}"] if stderr_text else []),
@@ -436,8 +489,11 @@ def dump_database(
                 final.unlink()
             raise DumpError(f"writing the manifest of {final.name} failed: {exc.strerror}") from None
         ok = True
-        emit(DumpProgress(server.name, database, "done", raw, sink.bytes, rate, current,
-                          m.duration, estimate, timeout, str(final)))
+        emit(
+            DumpProgress(
+                server.name, database, "done", raw, sink.bytes, rate, current, m.duration, estimate, timeout, str(final)
+            )
+        )
         return DumpResult(server.name, database, final, m, warnings)
     except (DumpdeckError, ConnectError):
         raise
@@ -451,8 +507,11 @@ def dump_database(
                 encoder.abort()
             with contextlib.suppress(OSError):
                 os.unlink(partial)
-            emit(DumpProgress(server.name, database, "failed", elapsed=time.monotonic() - t0,
-                              estimate=estimate, timeout=timeout))
+            emit(
+                DumpProgress(
+                    server.name, database, "failed", elapsed=time.monotonic() - t0, estimate=estimate, timeout=timeout
+                )
+            )
         with contextlib.suppress(OSError):
             f.close()
 

@@ -1,7 +1,7 @@
 """Jobs: which databases a job covers, the per-job lock, and starting/cancelling runs.
 
 A run is a row in the state store. `start_run` writes it (queued) and spawns
-`python -m backend.runner` in a new session with no terminal, its output in
+`python -m dumpdeck.backend.runner` in a new session with no terminal, its output in
 the run's log file, so an SSH hang-up or the death of the starter does not
 stop it. `run_job_foreground` is what cron calls: the same runner code in this
 process, under the job's flock; a second invocation while the first holds the
@@ -50,8 +50,7 @@ def matches_job(job: JobConfig, database: str) -> bool:
     """True when `database` is covered by the job's list/patterns and not excluded."""
     if any(fnmatch.fnmatchcase(database, pat) for pat in job.exclude):
         return False
-    return any(fnmatch.fnmatchcase(database, pat) if _is_pattern(pat) else pat == database
-               for pat in job.databases)
+    return any(fnmatch.fnmatchcase(database, pat) if _is_pattern(pat) else pat == database for pat in job.databases)
 
 
 def resolve_databases(config: Config, job: JobConfig | str, *, available: list[str] | None = None) -> list[str]:
@@ -81,8 +80,14 @@ def resolve_databases(config: Config, job: JobConfig | str, *, available: list[s
 def adhoc_job(config: Config, server: str, databases: list[str]) -> JobConfig:
     """The job settings of an ad-hoc run: the given databases, up to 2 at once, verified to level 2,
     no retries, max_runtime = backup.timeout × databases (at least 1 h)."""
-    return JobConfig(name=ADHOC, server=server, databases=tuple(databases), parallel=min(2, max(1, len(databases))),
-                     verify=2, max_runtime=max(config.backup.timeout * max(1, len(databases)), 3600.0))
+    return JobConfig(
+        name=ADHOC,
+        server=server,
+        databases=tuple(databases),
+        parallel=min(2, max(1, len(databases))),
+        verify=2,
+        max_runtime=max(config.backup.timeout * max(1, len(databases)), 3600.0),
+    )
 
 
 def job_for_run(config: Config, run: Run) -> JobConfig:
@@ -108,7 +113,7 @@ class JobLock:
     fd: int | None = None
 
     @classmethod
-    def for_key(cls, lock_dir: Path, key: str) -> "JobLock":
+    def for_key(cls, lock_dir: Path, key: str) -> JobLock:
         return cls(Path(lock_dir) / f"{key}.lock")
 
     def holder(self) -> dict:
@@ -125,8 +130,12 @@ class JobLock:
         except BlockingIOError:
             os.close(fd)
             return False
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "run": run_id,
-                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "run": run_id,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self.fd = fd
@@ -153,10 +162,12 @@ class JobLock:
         if not h:
             return f"job {job} is already running (lock {self.path} is held)"
         run = f", run {h['run']}" if h.get("run") is not None else ""
-        return (f"job {job} is already running (pid {h.get('pid')} on {h.get('host')}{run}, "
-                f"since {h.get('since')}); this invocation was skipped")
+        return (
+            f"job {job} is already running (pid {h.get('pid')} on {h.get('host')}{run}, "
+            f"since {h.get('since')}); this invocation was skipped"
+        )
 
-    def __enter__(self) -> "JobLock":
+    def __enter__(self) -> JobLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -172,8 +183,15 @@ def _abs_config_path(config: Config) -> Path:
     return Path(config.path).resolve()
 
 
-def start_run(config: Config, job_name: str | None = None, *, databases: list[str] | None = None,
-              server: str | None = None, trigger: str = "cli", store: StateStore | None = None) -> Run:
+def start_run(
+    config: Config,
+    job_name: str | None = None,
+    *,
+    databases: list[str] | None = None,
+    server: str | None = None,
+    trigger: str = "cli",
+    store: StateStore | None = None,
+) -> Run:
     """Queue a run and spawn its detached runner. Returns the run (queued, with the runner pid).
 
     With `job_name`: that job's databases (or `databases`, a subset). Without: an ad-hoc run of
@@ -207,9 +225,22 @@ def start_run(config: Config, job_name: str | None = None, *, databases: list[st
         with open(log_path, "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "backend.runner", "--config", str(config_path), "--run", str(run.id)],
-                    start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-                    cwd=str(Path(__file__).resolve().parent.parent), env=_runner_env(),
+                    [
+                        sys.executable,
+                        "-m",
+                        "dumpdeck.backend.runner",
+                        "--config",
+                        str(config_path),
+                        "--run",
+                        str(run.id),
+                    ],
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    close_fds=True,
+                    cwd="/",
+                    env=_runner_env(),
                 )
             except OSError as exc:
                 store.finish_run(run.id, "failed", f"cannot start the runner: {exc.strerror}")
@@ -237,9 +268,9 @@ def _reap_children() -> None:
 
 
 def _runner_env() -> dict:
+    """The runner's environment: ours, without a password a client could pick up. It finds the
+    package the way this process did (the installed `dumpdeck`), never through PYTHONPATH."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("MYSQL_PWD", None)
     return env
 
@@ -252,8 +283,9 @@ def cancel_run(store: StateStore, run_id: int) -> bool:
     run = store.get_run(run_id)
     if run is None or not run.active:
         return False
-    store.add_event(run.id, "warning", "cancel", f"cancel requested for run {run.id} ({run.job})",
-                    {"by_pid": os.getpid()})
+    store.add_event(
+        run.id, "warning", "cancel", f"cancel requested for run {run.id} ({run.job})", {"by_pid": os.getpid()}
+    )
     if run.pid is None or run.host != socket.gethostname():
         if run.pid is None:
             store.finish_run(run.id, "cancelled", "cancelled before its runner started")

@@ -38,8 +38,12 @@ def setup_logging(config, run_id: int | None = None, *, stderr: bool = False) ->
     try:
         Path(config.log.file).parent.mkdir(parents=True, exist_ok=True)
         main = logging.handlers.RotatingFileHandler(
-            config.log.file, maxBytes=max(0, int(config.log.max_size)), backupCount=int(config.log.keep),
-            encoding="utf-8", delay=True)
+            config.log.file,
+            maxBytes=max(0, int(config.log.max_size)),
+            backupCount=int(config.log.keep),
+            encoding="utf-8",
+            delay=True,
+        )
         main.setFormatter(logging.Formatter(FORMAT))
         handlers.append(main)
     except OSError as exc:

@@ -14,9 +14,10 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import DumpdeckError
 
@@ -32,8 +33,8 @@ class ManifestError(DumpdeckError):
 class TableEntry:
     name: str
     engine: str | None
-    rows: int               # estimate from information_schema (InnoDB: approximate)
-    bytes: int              # data + index
+    rows: int  # estimate from information_schema (InnoDB: approximate)
+    bytes: int  # data + index
     exact_rows: int | None = None  # filled by a restore-test or an exact count
 
 
@@ -41,7 +42,7 @@ class TableEntry:
 class Verification:
     level: int
     passed: bool
-    at: str                 # ISO 8601 UTC
+    at: str  # ISO 8601 UTC
     checks: list[dict] = field(default_factory=list)  # {name, passed, evidence}
     target: str | None = None
     duration: float | None = None
@@ -50,8 +51,8 @@ class Verification:
 @dataclass
 class Manifest:
     database: str
-    server: dict            # name, host, flavour, version
-    tool: dict              # path, version
+    server: dict  # name, host, flavour, version
+    tool: dict  # path, version
     options: list[str]
     started: str
     finished: str
@@ -61,7 +62,7 @@ class Manifest:
     codec: str
     level: int
     sha256: str
-    file: str               # base name of the dump file
+    file: str  # base name of the dump file
     tables: list[TableEntry] = field(default_factory=list)
     views: list[str] = field(default_factory=list)
     procedures: list[str] = field(default_factory=list)
@@ -71,7 +72,7 @@ class Manifest:
     non_transactional: list[str] = field(default_factory=list)
     coordinates: dict = field(default_factory=dict)  # binlog_file, binlog_position, gtid
     warnings: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)   # trend flags: small, large, slow
+    flags: list[str] = field(default_factory=list)  # trend flags: small, large, slow
     run_id: int | None = None
     verifications: list[Verification] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
@@ -95,7 +96,7 @@ class Manifest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Manifest":
+    def from_dict(cls, data: dict) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest is not a JSON object")
         version = data.get("format_version")

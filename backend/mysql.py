@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pymysql
 
@@ -97,8 +97,14 @@ def _grant_matches(pattern: str, database: str) -> bool:
     return re.fullmatch(regex, database) is not None
 
 
-def connect(server: ServerConfig, database: str | None = None, *, timeout: float | None = None,
-            read_timeout: float | None = None, autocommit: bool = True) -> pymysql.connections.Connection:
+def connect(
+    server: ServerConfig,
+    database: str | None = None,
+    *,
+    timeout: float | None = None,
+    read_timeout: float | None = None,
+    autocommit: bool = True,
+) -> pymysql.connections.Connection:
     """A PyMySQL connection, or ConnectError naming the server and what went wrong."""
     kwargs: dict = dict(
         user=server.effective_user(),
@@ -167,8 +173,16 @@ def server_info(conn, server: ServerConfig) -> ServerInfo:
     nums = [int(x) for x in re.findall(r"\d+", version.split("-")[0])[:3]]
     while len(nums) < 3:
         nums.append(0)
-    return ServerInfo(name=server.name, version=version, flavour=flavour, version_tuple=tuple(nums),  # type: ignore[arg-type]
-                      log_bin=bool(int(log_bin or 0)), gtid_mode=gtid, user=user, hostname=hostname)
+    return ServerInfo(
+        name=server.name,
+        version=version,
+        flavour=flavour,
+        version_tuple=tuple(nums),  # type: ignore[arg-type]
+        log_bin=bool(int(log_bin or 0)),
+        gtid_mode=gtid,
+        user=user,
+        hostname=hostname,
+    )
 
 
 def list_databases(conn, server: ServerConfig) -> list[str]:
@@ -191,8 +205,19 @@ def inventory(conn, server: ServerConfig, databases: Iterable[str] | None = None
     if not names:
         return []
     wanted = set(names)
-    agg: dict[str, dict] = {n: {"bytes": 0, "tables": 0, "views": 0, "engines": set(), "nontx": [],
-                                "routines": 0, "triggers": 0, "events": 0} for n in names}
+    agg: dict[str, dict] = {
+        n: {
+            "bytes": 0,
+            "tables": 0,
+            "views": 0,
+            "engines": set(),
+            "nontx": [],
+            "routines": 0,
+            "triggers": 0,
+            "events": 0,
+        }
+        for n in names
+    }
     with conn.cursor() as cur:
         cur.execute(
             "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, "
@@ -224,9 +249,18 @@ def inventory(conn, server: ServerConfig, databases: Iterable[str] | None = None
                 if schema in agg:
                     agg[schema][key] = int(count)
     return [
-        DatabaseInfo(server=server.name, name=n, bytes=a["bytes"], tables=a["tables"], views=a["views"],
-                     engines=tuple(sorted(a["engines"])), non_transactional=tuple(sorted(a["nontx"])),
-                     routines=a["routines"], triggers=a["triggers"], events=a["events"])
+        DatabaseInfo(
+            server=server.name,
+            name=n,
+            bytes=a["bytes"],
+            tables=a["tables"],
+            views=a["views"],
+            engines=tuple(sorted(a["engines"])),
+            non_transactional=tuple(sorted(a["nontx"])),
+            routines=a["routines"],
+            triggers=a["triggers"],
+            events=a["events"],
+        )
         for n, a in agg.items()
     ]
 
@@ -245,8 +279,10 @@ def tables(conn, database: str) -> list[TableInfo]:
             "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
             (database,),
         )
-        return [TableInfo(name=r[0], engine=r[1], rows=int(r[2]), data_bytes=int(r[3]),
-                          index_bytes=int(r[4]), kind=r[5]) for r in cur.fetchall()]
+        return [
+            TableInfo(name=r[0], engine=r[1], rows=int(r[2]), data_bytes=int(r[3]), index_bytes=int(r[4]), kind=r[5])
+            for r in cur.fetchall()
+        ]
 
 
 def object_names(conn, database: str) -> dict[str, list[str]]:
@@ -255,8 +291,9 @@ def object_names(conn, database: str) -> dict[str, list[str]]:
     with conn.cursor() as cur:
         cur.execute("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA=%s", (database,))
         out["views"] = sorted(r[0] for r in cur.fetchall())
-        cur.execute("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s",
-                    (database,))
+        cur.execute(
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s", (database,)
+        )
         for name, rtype in cur.fetchall():
             out["procedures" if rtype == "PROCEDURE" else "functions"].append(name)
         cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s", (database,))
@@ -312,9 +349,9 @@ DUMP_PRIVILEGES = {
 
 @dataclass(frozen=True)
 class PrivilegeReport:
-    missing: tuple[str, ...]         # privileges the dump cannot do without
-    warnings: tuple[str, ...]        # degradations (no coordinates, ...)
-    coordinates: bool                # binlog/GTID coordinates can be recorded
+    missing: tuple[str, ...]  # privileges the dump cannot do without
+    warnings: tuple[str, ...]  # degradations (no coordinates, ...)
+    coordinates: bool  # binlog/GTID coordinates can be recorded
 
 
 def check_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInfo | None = None) -> PrivilegeReport:
@@ -334,9 +371,14 @@ def check_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInf
         if monitor and reload_:
             coordinates = True
         else:
-            need = [p for p, ok in (("RELOAD", reload_),
-                                    ("BINLOG MONITOR" if info.flavour == "mariadb" else "REPLICATION CLIENT", monitor))
-                    if not ok]
+            need = [
+                p
+                for p, ok in (
+                    ("RELOAD", reload_),
+                    ("BINLOG MONITOR" if info.flavour == "mariadb" else "REPLICATION CLIENT", monitor),
+                )
+                if not ok
+            ]
             warnings.append(f"binary log coordinates will not be recorded: missing {', '.join(need)}")
     return PrivilegeReport(tuple(missing), tuple(warnings), coordinates)
 

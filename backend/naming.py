@@ -9,7 +9,7 @@ is safe on disk and can be read back.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _SAFE = re.compile(r"[\w.-]", re.UNICODE)
@@ -30,12 +30,12 @@ def unsafe_name(safe: str) -> str:
 
 
 def stamp(when: datetime | None = None) -> str:
-    when = when or datetime.now(timezone.utc)
-    return when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    when = when or datetime.now(UTC)
+    return when.astimezone(UTC).strftime(STAMP_FORMAT)
 
 
 def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def dump_basename(database: str, when: datetime, ext: str) -> str:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import manifest as manifest_mod
-from . import notify, policy, trends
+from . import notify, trends
+from .notify import policy
 
 log = logging.getLogger("dumpdeck.postrun")
 
@@ -36,9 +37,9 @@ OK_DB_STATUSES = ("succeeded", "done", "ok")
 @dataclass
 class PostRunResult:
     run_id: int | None
-    dispatches: list = field(default_factory=list)   # notify.Dispatch
-    retried: list = field(default_factory=list)      # notify.Delivery
-    flags: dict = field(default_factory=dict)        # database -> [flag text]
+    dispatches: list = field(default_factory=list)  # notify.Dispatch
+    retried: list = field(default_factory=list)  # notify.Delivery
+    flags: dict = field(default_factory=dict)  # database -> [flag text]
     report: Path | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -52,7 +53,7 @@ def after_run(config, store, run, *, now: float | None = None) -> PostRunResult:
     result = PostRunResult(getattr(run, "id", None))
     try:
         _after_run(config, store, run, now if now is not None else time.time(), result)
-    except BaseException as exc:  # noqa: BLE001 — the backup must never fail because of this
+    except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         _fail(store, result, "post-run", exc)
@@ -131,18 +132,39 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
             if status == "ok" and flagged:
                 status = "warning"
             # one line per problem, so a new one while warning is news (see policy.decide)
-            detail = "\n".join([f"{f.split(':')[0]}:{d.database}" for d in flagged for f in d.flags]
-                               + [f"verify:{d.database}" for d in flagged if d.verification_failed]) or None
+            detail = (
+                "\n".join(
+                    [f"{f.split(':')[0]}:{d.database}" for d in flagged for f in d.flags]
+                    + [f"verify:{d.database}" for d in flagged if d.verification_failed]
+                )
+                or None
+            )
             cfg_path = str(config.path) if getattr(config, "path", None) else None
 
             def compose(decision, summary=summary):
-                return notify.compose_run(summary, decision.kind, decision.severity, disk=disk,
-                                          failing_for=decision.failing_for, streak=decision.streak,
-                                          config_path=cfg_path)
+                return notify.compose_run(
+                    summary,
+                    decision.kind,
+                    decision.severity,
+                    disk=disk,
+                    failing_for=decision.failing_for,
+                    streak=decision.streak,
+                    config_path=cfg_path,
+                )
+
             key = f"job:{run.job}" if run.job != "adhoc" else f"job:adhoc@{run.server}"
-            result.dispatches.append(notify.dispatch(
-                config, store, key, status, compose, now=now,
-                policy=policy.effective_policy(config, run.job), detail=detail))
+            result.dispatches.append(
+                notify.dispatch(
+                    config,
+                    store,
+                    key,
+                    status,
+                    compose,
+                    now=now,
+                    policy=policy.effective_policy(config, run.job),
+                    detail=detail,
+                )
+            )
         except Exception as exc:
             _fail(store, result, "notifying the run", exc)
     else:
@@ -154,8 +176,9 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
         if m is None or not m.verifications:
             continue
         try:
-            result.dispatches.append(notify_verification(config, store, run.server, p.database, p.file,
-                                                         m.verifications[-1], now=now))
+            result.dispatches.append(
+                notify_verification(config, store, run.server, p.database, p.file, m.verifications[-1], now=now)
+            )
         except Exception as exc:
             _fail(store, result, f"notifying the verification of {p.database}", exc)
 
@@ -178,9 +201,13 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
         for d in x.deliveries:
             if not d.ok:
                 try:
-                    store.add_event(run.id, "warning", "notify",
-                                    f"notification {x.message.subject!r} on {d.channel} failed: {d.error}; "
-                                    f"it will be retried with the next event")
+                    store.add_event(
+                        run.id,
+                        "warning",
+                        "notify",
+                        f"notification {x.message.subject!r} on {d.channel} failed: {d.error}; "
+                        f"it will be retried with the next event",
+                    )
                 except Exception:
                     log.exception("could not record a failed notification event")
 
@@ -199,8 +226,11 @@ def flag_dump(config, dump_path: Path, entries: list | None = None) -> list:
     mine = [e for e in same if Path(e.path) == Path(dump_path)]
     when = mine[0].when if mine else datetime.fromisoformat(m.started.replace("Z", "+00:00"))
     history = [e for e in same if Path(e.path) != Path(dump_path) and e.when <= when]
-    flags = trends.assess(trends.Sample(m.bytes_raw, m.duration, when.timestamp(), True),
-                          [trends.sample_of(e) for e in history], config.trends)
+    flags = trends.assess(
+        trends.Sample(m.bytes_raw, m.duration, when.timestamp(), True),
+        [trends.sample_of(e) for e in history],
+        config.trends,
+    )
     names = [f.name for f in flags]
     if names != list(m.flags):
         with manifest_mod.locked(dump_path):
@@ -223,36 +253,71 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
         if m is not None and m.verifications and not m.verifications[-1].passed:
             v = m.verifications[-1]
             bad = [c for c in v.checks if not c.get("passed", True)]
-            ver_failed = f"level {v.level}: " + ("; ".join(
-                f"{c.get('name')}: {c.get('evidence')}" for c in bad) or "failed")
+            ver_failed = f"level {v.level}: " + (
+                "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or "failed"
+            )
         status = "succeeded" if p.status in OK_DB_STATUSES else p.status
-        dbs.append(notify.DbOutcome(
-            server=run.server, database=p.database, status=status, error=p.error,
-            file=p.file if p.file and not p.file.endswith(".partial") else None,
-            bytes_raw=(m.bytes_raw if m else (p.bytes_raw or None)),
-            bytes_stored=(m.bytes_stored if m else (p.bytes_stored or None)),
-            duration=duration, flags=tuple(flag_texts.get(p.database, ())),
-            verified_level=(m.verified_level if m and m.verifications else p.verified_level),
-            verification_failed=ver_failed))
+        dbs.append(
+            notify.DbOutcome(
+                server=run.server,
+                database=p.database,
+                status=status,
+                error=p.error,
+                file=p.file if p.file and not p.file.endswith(".partial") else None,
+                bytes_raw=(m.bytes_raw if m else (p.bytes_raw or None)),
+                bytes_stored=(m.bytes_stored if m else (p.bytes_stored or None)),
+                duration=duration,
+                flags=tuple(flag_texts.get(p.database, ())),
+                verified_level=(m.verified_level if m and m.verifications else p.verified_level),
+                verification_failed=ver_failed,
+            )
+        )
     return notify.RunSummary(
-        run_id=run.id, job=None if run.job == "adhoc" else run.job, trigger=run.trigger, server=run.server,
-        status=run.status, reason=run.reason, started=run.started, finished=run.finished,
-        databases=tuple(dbs), log_path=run.log_path or notify.log_path_for(config, run.id))
+        run_id=run.id,
+        job=None if run.job == "adhoc" else run.job,
+        trigger=run.trigger,
+        server=run.server,
+        status=run.status,
+        reason=run.reason,
+        started=run.started,
+        finished=run.finished,
+        databases=tuple(dbs),
+        log_path=run.log_path or notify.log_path_for(config, run.id),
+    )
 
 
-def notify_verification(config, store, server: str, database: str, file: str, verification, *,
-                        now: float | None = None) -> notify.Dispatch:
+def notify_verification(
+    config, store, server: str, database: str, file: str, verification, *, now: float | None = None
+) -> notify.Dispatch:
     """Notify a failed verification (and the next passing one after it). Quiet while they pass."""
     now = time.time() if now is None else now
     bad = [c for c in verification.checks if not c.get("passed", True)]
-    reason = "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or ("passed" if verification.passed else "failed")
+    reason = "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or (
+        "passed" if verification.passed else "failed"
+    )
 
     def compose(decision):
-        return notify.compose_verification(server, database, str(file), verification.level, reason,
-                                           decision.kind, decision.severity, at=verification.at)
-    return notify.dispatch(config, store, f"verify:{server}/{database}",
-                           "ok" if verification.passed else "failed", compose, now=now,
-                           first_success=False, policy="smart")
+        return notify.compose_verification(
+            server,
+            database,
+            str(file),
+            verification.level,
+            reason,
+            decision.kind,
+            decision.severity,
+            at=verification.at,
+        )
+
+    return notify.dispatch(
+        config,
+        store,
+        f"verify:{server}/{database}",
+        "ok" if verification.passed else "failed",
+        compose,
+        now=now,
+        first_success=False,
+        policy="smart",
+    )
 
 
 def notify_disk(config, store, line: notify.DiskLine, *, now: float | None = None) -> notify.Dispatch:
@@ -261,8 +326,18 @@ def notify_disk(config, store, line: notify.DiskLine, *, now: float | None = Non
 
     def compose(decision):
         return notify.compose_disk(line, decision.kind, decision.severity)
-    return notify.dispatch(config, store, f"disk:{line.path}", status, compose, now=now, first_success=False,
-                           bad_severity="CRITICAL", policy="smart")
+
+    return notify.dispatch(
+        config,
+        store,
+        f"disk:{line.path}",
+        status,
+        compose,
+        now=now,
+        first_success=False,
+        bad_severity="CRITICAL",
+        policy="smart",
+    )
 
 
 def disk_lines(config) -> list[notify.DiskLine]:
@@ -285,8 +360,18 @@ def disk_lines(config) -> list[notify.DiskLine]:
             if level not in ("ok", "warning", "critical"):
                 level = _level(percent, warn, crit)
             label = getattr(v, "label", None) or "; ".join(getattr(v, "paths", ()) or ()) or "backups"
-            out.append(notify.DiskLine(str(getattr(v, "mount", None) or getattr(v, "path", "?")), str(label), percent,
-                                       free, total, level, warn, crit))
+            out.append(
+                notify.DiskLine(
+                    str(getattr(v, "mount", None) or getattr(v, "path", "?")),
+                    str(label),
+                    percent,
+                    free,
+                    total,
+                    level,
+                    warn,
+                    crit,
+                )
+            )
         return out
     import os
     import shutil
@@ -305,8 +390,9 @@ def disk_lines(config) -> list[notify.DiskLine]:
         except OSError:
             continue
         percent = 100.0 * usage.used / usage.total if usage.total else None
-        out.append(notify.DiskLine(str(path), label, percent, usage.free, usage.total,
-                                   _level(percent, warn, crit), warn, crit))
+        out.append(
+            notify.DiskLine(str(path), label, percent, usage.free, usage.total, _level(percent, warn, crit), warn, crit)
+        )
     return out
 
 
@@ -321,4 +407,4 @@ def _level(percent: float | None, warn: float, crit: float) -> str:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import mysql
 from .config import Config, ServerConfig
@@ -32,14 +32,14 @@ DEFAULT_RAW_RATIO = 0.85
 class PreflightReport:
     ok: bool
     problems: list[str] = field(default_factory=list)
-    estimates: dict[str, int] = field(default_factory=dict)      # stored bytes expected per database
+    estimates: dict[str, int] = field(default_factory=dict)  # stored bytes expected per database
     free_bytes: int | None = None
     needed_bytes: int = 0
     raw_estimates: dict[str, int] = field(default_factory=dict)  # SQL bytes expected (progress, ETA)
     inventory_bytes: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    ratio_source: dict[str, str] = field(default_factory=dict)   # "history (n runs)" | "default"
-    db_problems: dict[str, str] = field(default_factory=dict)    # problems of one database only
+    ratio_source: dict[str, str] = field(default_factory=dict)  # "history (n runs)" | "default"
+    db_problems: dict[str, str] = field(default_factory=dict)  # problems of one database only
 
     @property
     def fatal(self) -> list[str]:
@@ -59,9 +59,14 @@ def existing_parent(path: Path) -> Path:
     return path
 
 
-def connect_with_retries(server: ServerConfig, *, retries: int = 2, delay: float = 1.0,
-                         sleep: Callable[[float], None] = time.sleep,
-                         on_retry: Callable[[int, float, str], None] | None = None):
+def connect_with_retries(
+    server: ServerConfig,
+    *,
+    retries: int = 2,
+    delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[int, float, str], None] | None = None,
+):
     """Connect, retrying `retries` times with a growing delay (delay, 2×delay, 4×delay…)."""
     attempt = 0
     while True:
@@ -70,7 +75,7 @@ def connect_with_retries(server: ServerConfig, *, retries: int = 2, delay: float
         except ConnectError as exc:
             if attempt >= retries or "access denied" in str(exc):
                 raise
-            wait = delay * (2 ** attempt)
+            wait = delay * (2**attempt)
             if on_retry is not None:
                 on_retry(attempt + 1, wait, str(exc))
             sleep(wait)
@@ -101,9 +106,17 @@ def _scaled(raw: int, then_inventory: int | None, now_inventory: int) -> int:
     return int(raw * min(2.0, max(0.5, now_inventory / then_inventory)))
 
 
-def preflight(config: Config, server: ServerConfig | str, databases: list[str], *, retries: int = 2,
-              delay: float = 1.0, sleep: Callable[[float], None] = time.sleep, store=None,
-              on_retry: Callable[[int, float, str], None] | None = None) -> PreflightReport:
+def preflight(
+    config: Config,
+    server: ServerConfig | str,
+    databases: list[str],
+    *,
+    retries: int = 2,
+    delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    store=None,
+    on_retry: Callable[[int, float, str], None] | None = None,
+) -> PreflightReport:
     server_cfg = config.server(server) if isinstance(server, str) or server is None else server
     report = PreflightReport(ok=False)
     try:
@@ -124,7 +137,8 @@ def preflight(config: Config, server: ServerConfig | str, databases: list[str], 
             priv = mysql.check_dump_privileges(conn, info, db, inventory.get(db))
             if priv.missing:
                 report.db_problems[db] = (
-                    f"server {server_cfg.name}: user {info.user} lacks {', '.join(priv.missing)} on database {db!r}")
+                    f"server {server_cfg.name}: user {info.user} lacks {', '.join(priv.missing)} on database {db!r}"
+                )
                 report.problems.append(report.db_problems[db])
             report.warnings.extend(f"{db}: {w}" for w in priv.warnings)
     finally:
@@ -144,8 +158,14 @@ def preflight(config: Config, server: ServerConfig | str, databases: list[str], 
         raw = _scaled(recent_raw, latest[0].inventory_bytes if latest else None, inv.bytes)
         report.raw_estimates[db] = raw
         # the compression ratio of earlier runs applies to the same codec only
-        report.estimates[db] = int(raw * (compression if _same_codec(store, server_cfg.name, db, codec)
-                                          else DEFAULT_RATIO.get(codec, 1.0) / DEFAULT_RAW_RATIO))
+        report.estimates[db] = int(
+            raw
+            * (
+                compression
+                if _same_codec(store, server_cfg.name, db, codec)
+                else DEFAULT_RATIO.get(codec, 1.0) / DEFAULT_RAW_RATIO
+            )
+        )
     report.needed_bytes = int(sum(report.estimates.values()) * HEADROOM)
     target = existing_parent(config.backup.dir)
     try:
@@ -158,7 +178,8 @@ def preflight(config: Config, server: ServerConfig | str, databases: list[str], 
             f"not enough space in {config.backup.dir}: need about {format_bytes(report.needed_bytes)} "
             f"(estimated {format_bytes(sum(report.estimates.values()))} + 20% headroom; largest: "
             + ", ".join(f"{db} {format_bytes(b)}" for db, b in biggest)
-            + f"), free {format_bytes(report.free_bytes)} on {target}")
+            + f"), free {format_bytes(report.free_bytes)} on {target}"
+        )
     report.ok = not report.problems
     return report
 

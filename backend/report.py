@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import html
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
-from . import __version__, trends
+from dumpdeck import __version__
+
+from . import trends
 from .notify import DiskLine
 from .units import format_bytes, format_duration
 
@@ -36,8 +38,8 @@ class DbRow:
     last_file: str | None = None
     size_stored: int | None = None
     size_raw: int | None = None
-    sizes: tuple[float, ...] = ()        # oldest → newest (raw SQL bytes, or stored)
-    durations: tuple[float, ...] = ()    # oldest → newest, seconds
+    sizes: tuple[float, ...] = ()  # oldest → newest (raw SQL bytes, or stored)
+    durations: tuple[float, ...] = ()  # oldest → newest, seconds
     verified_level: int = 0
     verified_at: datetime | None = None
     dumps: int = 0
@@ -45,7 +47,7 @@ class DbRow:
     oldest: datetime | None = None
     retention: str = ""
     flags: tuple[str, ...] = ()
-    last_failure: str | None = None       # reason of a failure newer than the last success
+    last_failure: str | None = None  # reason of a failure newer than the last success
     last_failure_at: datetime | None = None
     max_age: float | None = None
 
@@ -106,8 +108,7 @@ def _retention_state(config, server: str, database: str, entries: list, now: dat
             decisions = retention.plan(entries, policy, now)
             drop = [d for d in decisions if not d.keep]
             if drop:
-                text += (f" · next prune deletes {len(drop)} "
-                         f"({format_bytes(sum(d.entry.size or 0 for d in drop))})")
+                text += f" · next prune deletes {len(drop)} ({format_bytes(sum(d.entry.size or 0 for d in drop))})"
             else:
                 text += " · nothing to prune"
         return text
@@ -115,9 +116,10 @@ def _retention_state(config, server: str, database: str, entries: list, now: dat
         return _retention_text(config, database)
 
 
-def collect(config, store=None, entries: Sequence | None = None, now: datetime | None = None,
-            *, with_check: bool = True) -> ReportData:
-    now = now or datetime.now(timezone.utc)
+def collect(
+    config, store=None, entries: Sequence | None = None, now: datetime | None = None, *, with_check: bool = True
+) -> ReportData:
+    now = now or datetime.now(UTC)
     notes: list[str] = []
     if entries is None:
         try:
@@ -154,6 +156,7 @@ def collect(config, store=None, entries: Sequence | None = None, now: datetime |
     job_max_age: dict[tuple[str, str], float] = {}
     try:
         from .jobs import matches_job
+
         for job in config.jobs.values():
             if job.max_age:
                 for server, db in groups:
@@ -173,27 +176,33 @@ def collect(config, store=None, entries: Sequence | None = None, now: datetime |
         fail = failures.get((server, db))
         if fail and last and fail[1] and last.when and fail[1] < last.when:
             fail = None
-        rows.append(DbRow(
-            server=server, database=db,
-            last_success=last.when if last else None,
-            last_file=str(last.path) if last else None,
-            size_stored=last.size if last else None,
-            size_raw=m.bytes_raw if m is not None else None,
-            sizes=tuple(float(s.size) for s in samples if s.size is not None),
-            durations=tuple(float(s.duration) for s in samples if s.duration is not None),
-            verified_level=best.verified_level if best else 0,
-            verified_at=(best.verified_at if best else None),
-            dumps=len(es), total_stored=sum(e.size or 0 for e in es),
-            oldest=es[-1].when if es else None,
-            retention=_retention_state(config, server, db, es, now),
-            flags=tuple(getattr(m, "flags", ()) or ()) if m is not None else (),
-            last_failure=fail[0] if fail else None, last_failure_at=fail[1] if fail else None,
-            max_age=job_max_age.get((server, db), config.checks.max_age),
-        ))
+        rows.append(
+            DbRow(
+                server=server,
+                database=db,
+                last_success=last.when if last else None,
+                last_file=str(last.path) if last else None,
+                size_stored=last.size if last else None,
+                size_raw=m.bytes_raw if m is not None else None,
+                sizes=tuple(float(s.size) for s in samples if s.size is not None),
+                durations=tuple(float(s.duration) for s in samples if s.duration is not None),
+                verified_level=best.verified_level if best else 0,
+                verified_at=(best.verified_at if best else None),
+                dumps=len(es),
+                total_stored=sum(e.size or 0 for e in es),
+                oldest=es[-1].when if es else None,
+                retention=_retention_state(config, server, db, es, now),
+                flags=tuple(getattr(m, "flags", ()) or ()) if m is not None else (),
+                last_failure=fail[0] if fail else None,
+                last_failure_at=fail[1] if fail else None,
+                max_age=job_max_age.get((server, db), config.checks.max_age),
+            )
+        )
 
     disk: list[DiskLine] = []
     try:
         from .postrun import disk_lines
+
         disk = disk_lines(config)
     except Exception as exc:
         notes.append(f"disk usage could not be read: {exc}")
@@ -202,16 +211,27 @@ def collect(config, store=None, entries: Sequence | None = None, now: datetime |
     if with_check:
         try:
             from .check import evaluate
+
             res = evaluate(config, now.timestamp(), store=store, entries=entries, disk=disk)
             check_line, check_code = res.line, res.code
         except Exception as exc:
             notes.append(f"the dead-man's check could not run: {exc}")
 
-    run_rows = tuple(RunRow(r.id, r.job, r.server, r.trigger, r.status, r.started, r.finished,
-                            tuple(r.databases), r.reason) for r in runs)
-    return ReportData(generated=now, host=socket.gethostname(), refresh=config.report.refresh,
-                      databases=tuple(rows), disk=tuple(disk), runs=run_rows,
-                      check_line=check_line, check_code=check_code, notes=tuple(notes))
+    run_rows = tuple(
+        RunRow(r.id, r.job, r.server, r.trigger, r.status, r.started, r.finished, tuple(r.databases), r.reason)
+        for r in runs
+    )
+    return ReportData(
+        generated=now,
+        host=socket.gethostname(),
+        refresh=config.report.refresh,
+        databases=tuple(rows),
+        disk=tuple(disk),
+        runs=run_rows,
+        check_line=check_line,
+        check_code=check_code,
+        notes=tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------- render
@@ -223,7 +243,7 @@ def e(value: object) -> str:
 
 
 def _ts(dt: datetime | None) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if dt else "—"
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if dt else "—"
 
 
 def _age(dt: datetime | None, now: datetime) -> str:
@@ -233,8 +253,7 @@ def _age(dt: datetime | None, now: datetime) -> str:
     return "just now" if seconds < 1 else format_duration(seconds) + " ago"  # clock skew: never "-5m ago"
 
 
-def sparkline(values: Sequence[float], *, width: int = 120, height: int = 26, label: str = "",
-              fmt=format_bytes) -> str:
+def sparkline(values: Sequence[float], *, width: int = 120, height: int = 26, label: str = "", fmt=format_bytes) -> str:
     """An inline SVG polyline of `values` (oldest → newest); the last point is marked."""
     vals = [float(v) for v in values][-SPARK_POINTS:]
     if not vals:
@@ -252,10 +271,12 @@ def sparkline(values: Sequence[float], *, width: int = 120, height: int = 26, la
     lx, ly = pts[-1]
     title = f"{label}: " if label else ""
     title += f"{n} dumps, min {fmt(lo)}, max {fmt(hi)}, last {fmt(vals[-1])}"
-    return (f'<svg class="spark" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{e(title)}</title>'
-            f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{poly}"/>'
-            f'<circle cx="{lx}" cy="{ly}" r="2.5" fill="currentColor"/></svg>')
+    return (
+        f'<svg class="spark" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{e(title)}</title>'
+        f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{poly}"/>'
+        f'<circle cx="{lx}" cy="{ly}" r="2.5" fill="currentColor"/></svg>'
+    )
 
 
 CSS = """
@@ -290,20 +311,27 @@ def render(data: ReportData) -> str:
     now = data.generated
     out: list[str] = []
     w = out.append
-    w("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+    w('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">')
     w(f'<meta http-equiv="refresh" content="{int(max(5, data.refresh))}">')
-    w("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-      "img-src data:\">")
+    w(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        'img-src data:">'
+    )
     w('<meta name="viewport" content="width=device-width, initial-scale=1">')
     w(f"<title>dumpdeck status — {e(data.host)}</title><style>{CSS}</style></head><body>")
     w(f'<header id="summary"><h1>Backup status — {e(data.host)}</h1>')
     n_db = len(data.databases)
-    stale = [d for d in data.databases if d.last_success is None or
-             (d.max_age is not None and (now - d.last_success).total_seconds() > d.max_age)]
+    stale = [
+        d
+        for d in data.databases
+        if d.last_success is None or (d.max_age is not None and (now - d.last_success).total_seconds() > d.max_age)
+    ]
     failing = [d for d in data.databases if d.last_failure]
-    w(f'<div class="muted">Generated {e(_ts(now))} by dumpdeck {e(__version__)} · {n_db} database'
-      f'{"s" if n_db != 1 else ""} · {len(failing)} failing · {len(stale)} overdue · '
-      f'refreshes every {e(format_duration(data.refresh))}</div>')
+    w(
+        f'<div class="muted">Generated {e(_ts(now))} by dumpdeck {e(__version__)} · {n_db} database'
+        f"{'s' if n_db != 1 else ''} · {len(failing)} failing · {len(stale)} overdue · "
+        f"refreshes every {e(format_duration(data.refresh))}</div>"
+    )
     if data.check_line:
         level = {0: "ok", 1: "warning", 2: "critical"}.get(data.check_code or 0, "warning")
         w(f'<div class="banner {level}" id="check">{e(data.check_line)}</div>')
@@ -312,9 +340,11 @@ def render(data: ReportData) -> str:
     w("</header>")
 
     # databases
-    w('<h2>Databases</h2><section id="databases"><table><thead><tr><th>Database</th><th>Last success</th>'
-      '<th>Size</th><th>Size trend</th><th>Duration trend</th><th>Verified</th><th>Retention</th>'
-      '</tr></thead><tbody>')
+    w(
+        '<h2>Databases</h2><section id="databases"><table><thead><tr><th>Database</th><th>Last success</th>'
+        "<th>Size</th><th>Size trend</th><th>Duration trend</th><th>Verified</th><th>Retention</th>"
+        "</tr></thead><tbody>"
+    )
     if not data.databases:
         w('<tr><td colspan="7" class="muted">No dumps yet.</td></tr>')
     for d in data.databases:
@@ -324,12 +354,16 @@ def render(data: ReportData) -> str:
         w(f'<tr class="db {cls}" data-database="{e(d.database)}">')
         w(f'<td><strong class="dbname">{e(d.database)}</strong><div class="muted">{e(d.server)}</div>')
         if d.last_failure:
-            w(f'<div class="failed reason">last run failed {e(_age(d.last_failure_at, now))}: '
-              f'{e(d.last_failure)}</div>')
+            w(
+                f'<div class="failed reason">last run failed {e(_age(d.last_failure_at, now))}: '
+                f"{e(d.last_failure)}</div>"
+            )
         w("</td>")
         age_cls = "failed" if overdue else "ok"
-        w(f'<td><span class="{age_cls}">{e(_age(d.last_success, now))}</span>'
-          f'<div class="muted">{e(_ts(d.last_success))}</div>')
+        w(
+            f'<td><span class="{age_cls}">{e(_age(d.last_success, now))}</span>'
+            f'<div class="muted">{e(_ts(d.last_success))}</div>'
+        )
         if d.max_age is not None:
             w(f'<div class="muted">max age {e(format_duration(d.max_age))}</div>')
         w("</td>")
@@ -341,34 +375,44 @@ def render(data: ReportData) -> str:
         last_dur = f'<div class="muted">last {e(format_duration(d.durations[-1]))}</div>' if d.durations else ""
         w(f"<td>{sparkline(d.durations, label='duration', fmt=format_duration)}{last_dur}</td>")
         if d.verified_level:
-            w(f'<td><span class="badge ok">level {d.verified_level}</span>'
-              f'<div class="muted">{e(_ts(d.verified_at))}</div></td>')
+            w(
+                f'<td><span class="badge ok">level {d.verified_level}</span>'
+                f'<div class="muted">{e(_ts(d.verified_at))}</div></td>'
+            )
         else:
             w('<td><span class="badge warning">not verified</span></td>')
-        w(f'<td>{d.dumps} dump{"s" if d.dumps != 1 else ""}, {e(format_bytes(d.total_stored))}'
-          f'<div class="muted">oldest {e(_ts(d.oldest))}</div><div class="muted">{e(d.retention)}</div></td>')
+        w(
+            f"<td>{d.dumps} dump{'s' if d.dumps != 1 else ''}, {e(format_bytes(d.total_stored))}"
+            f'<div class="muted">oldest {e(_ts(d.oldest))}</div><div class="muted">{e(d.retention)}</div></td>'
+        )
         w("</tr>")
     w("</tbody></table></section>")
 
     # disk
-    w('<h2>Disk usage</h2><section id="disk"><table><thead><tr><th>Path</th><th>Holds</th><th>Used</th>'
-      '<th>Free</th><th>Thresholds</th></tr></thead><tbody>')
+    w(
+        '<h2>Disk usage</h2><section id="disk"><table><thead><tr><th>Path</th><th>Holds</th><th>Used</th>'
+        "<th>Free</th><th>Thresholds</th></tr></thead><tbody>"
+    )
     if not data.disk:
         w('<tr><td colspan="5" class="muted">No disk information.</td></tr>')
     for dl in data.disk:
         pct = dl.percent or 0.0
-        w(f'<tr class="{e(dl.level if dl.level != "ok" else "")}"><td><code>{e(dl.path)}</code></td>'
-          f'<td>{e(dl.label)}</td>'
-          f'<td><div class="bar {e(dl.level)}" title="{pct:.1f}% used"><span style="width:{min(100.0, pct):.1f}%">'
-          f'</span><i style="left:{dl.warn_percent:.1f}%"></i><i style="left:{dl.critical_percent:.1f}%"></i></div>'
-          f'<span class="{e(dl.level)}">{pct:.1f}% used — {e(dl.level)}</span></td>'
-          f'<td class="num">{e(format_bytes(dl.free))} of {e(format_bytes(dl.total))}</td>'
-          f'<td>warning {dl.warn_percent:.0f}% · critical {dl.critical_percent:.0f}%</td></tr>')
+        w(
+            f'<tr class="{e(dl.level if dl.level != "ok" else "")}"><td><code>{e(dl.path)}</code></td>'
+            f"<td>{e(dl.label)}</td>"
+            f'<td><div class="bar {e(dl.level)}" title="{pct:.1f}% used"><span style="width:{min(100.0, pct):.1f}%">'
+            f'</span><i style="left:{dl.warn_percent:.1f}%"></i><i style="left:{dl.critical_percent:.1f}%"></i></div>'
+            f'<span class="{e(dl.level)}">{pct:.1f}% used — {e(dl.level)}</span></td>'
+            f'<td class="num">{e(format_bytes(dl.free))} of {e(format_bytes(dl.total))}</td>'
+            f"<td>warning {dl.warn_percent:.0f}% · critical {dl.critical_percent:.0f}%</td></tr>"
+        )
     w("</tbody></table></section>")
 
     # runs
-    w('<h2>Recent runs</h2><section id="runs"><table><thead><tr><th>Run</th><th>Job</th><th>Status</th>'
-      '<th>Started</th><th>Duration</th><th>Databases</th><th>Reason</th></tr></thead><tbody>')
+    w(
+        '<h2>Recent runs</h2><section id="runs"><table><thead><tr><th>Run</th><th>Job</th><th>Status</th>'
+        "<th>Started</th><th>Duration</th><th>Databases</th><th>Reason</th></tr></thead><tbody>"
+    )
     if not data.runs:
         w('<tr><td colspan="7" class="muted">No runs recorded.</td></tr>')
     for r in data.runs:
@@ -377,13 +421,17 @@ def render(data: ReportData) -> str:
         dur = format_duration((r.finished - r.started).total_seconds()) if r.started and r.finished else "—"
         badge = "failed" if bad else ("ok" if r.status == "succeeded" else "warning")
         dbs = ", ".join(r.databases)
-        w(f'<tr class="run {cls}"><td class="num">{r.id}</td><td>{e(r.job)}<div class="muted">{e(r.server)} · '
-          f'{e(r.trigger)}</div></td><td><span class="badge {badge}">{e(r.status)}</span></td>'
-          f'<td>{e(_ts(r.started))}</td><td class="num">{e(dur)}</td><td>{e(dbs)}</td>'
-          f'<td class="reason">{e(r.reason or "")}</td></tr>')
+        w(
+            f'<tr class="run {cls}"><td class="num">{r.id}</td><td>{e(r.job)}<div class="muted">{e(r.server)} · '
+            f'{e(r.trigger)}</div></td><td><span class="badge {badge}">{e(r.status)}</span></td>'
+            f'<td>{e(_ts(r.started))}</td><td class="num">{e(dur)}</td><td>{e(dbs)}</td>'
+            f'<td class="reason">{e(r.reason or "")}</td></tr>'
+        )
     w("</tbody></table></section>")
-    w(f"<footer>dumpdeck {e(__version__)} · this page is regenerated after every run and by "
-      f"<code>dumpdeck report</code> · {e(data.host)}</footer></body></html>\n")
+    w(
+        f"<footer>dumpdeck {e(__version__)} · this page is regenerated after every run and by "
+        f"<code>dumpdeck report</code> · {e(data.host)}</footer></body></html>\n"
+    )
     return "".join(out)
 
 
@@ -394,8 +442,9 @@ def report_path(config) -> Path:
     return Path(config.report.file) if config.report.file else Path(config.state_dir) / "report.html"
 
 
-def write_report(config, *, store=None, entries: Sequence | None = None, out: Path | None = None,
-                 now: datetime | None = None) -> Path:
+def write_report(
+    config, *, store=None, entries: Sequence | None = None, out: Path | None = None, now: datetime | None = None
+) -> Path:
     """Render and write the status page atomically; opens the state store when not given."""
     from .manifest import write_atomic
 
@@ -403,6 +452,7 @@ def write_report(config, *, store=None, entries: Sequence | None = None, out: Pa
     if store is None:
         try:
             from .state import StateStore
+
             if Path(config.state_db).exists():
                 own = store = StateStore.open(config.state_db)
         except Exception:

@@ -38,25 +38,25 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from . import manifest as manifest_mod
 from . import mysql
 from .codecs import StreamError, codec_for_path, open_decoded
 from .config import Config, ServerConfig
 from .credentials import client_credentials
-from .errors import ConfigError, DumpdeckError, VerifyError
+from .errors import ConfigError, DumpdeckError
 from .sqlstats import SANDBOX_LINE, Delimiter, Marker, SqlScanner, SqlStats, Statement
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
 
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "dumpdeck_rt_"
-CHUNK_BYTES = 16 * 1024 * 1024        # data per job when a table is split
-BATCH_BYTES = 16 * 1024 * 1024        # small tables batched into one job up to this size
-MEMORY_BYTES = 96 * 1024 * 1024       # decoded SQL held in memory waiting for a connection
+CHUNK_BYTES = 16 * 1024 * 1024  # data per job when a table is split
+BATCH_BYTES = 16 * 1024 * 1024  # small tables batched into one job up to this size
+MEMORY_BYTES = 96 * 1024 * 1024  # decoded SQL held in memory waiting for a connection
 
 
 class LoadError(DumpdeckError):
@@ -88,13 +88,17 @@ def _cleanup(server: ServerConfig) -> list[str]:
         with conn.cursor() as cur:
             with contextlib.suppress(Exception):
                 cur.execute("SET SESSION sql_log_bin=0")
-            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
-                        (SCRATCH_PREFIX.replace("_", "\\_") + "%",))
+            cur.execute(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
+                (SCRATCH_PREFIX.replace("_", "\\_") + "%",),
+            )
             names = [r[0] for r in cur.fetchall()]
             busy: set[str] = set()
             with contextlib.suppress(Exception):
-                cur.execute("SELECT DISTINCT DB FROM information_schema.PROCESSLIST WHERE DB LIKE %s AND ID <> CONNECTION_ID()",
-                            (SCRATCH_PREFIX.replace("_", "\\_") + "%",))
+                cur.execute(
+                    "SELECT DISTINCT DB FROM information_schema.PROCESSLIST WHERE DB LIKE %s AND ID <> CONNECTION_ID()",
+                    (SCRATCH_PREFIX.replace("_", "\\_") + "%",),
+                )
                 busy = {r[0] for r in cur.fetchall()}
             for name in names:
                 if name in busy:
@@ -115,7 +119,7 @@ class LoadResult:
     bytes: int
     jobs: int
     connections: int
-    mode: str                 # parallel | sequential
+    mode: str  # parallel | sequential
     warnings: list[str] = field(default_factory=list)
 
 
@@ -185,16 +189,29 @@ class _Scheduler:
 
 
 _DEFINER_RE = re.compile(rb"DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[\w.%-]+)(?:\s*@\s*(?:`[^`]*`|'[^']*'|[\w.%-]+))?", re.I)
-_EVENT_ENABLE_RE = re.compile(rb"\b(?:ENABLE|DISABLE\s+ON\s+(?:SLAVE|REPLICA))\b(?=\s+(?:COMMENT\s+'(?:[^'\\]|\\.)*'\s+)?DO\b)", re.I)
+_EVENT_ENABLE_RE = re.compile(
+    rb"\b(?:ENABLE|DISABLE\s+ON\s+(?:SLAVE|REPLICA))\b(?=\s+(?:COMMENT\s+'(?:[^'\\]|\\.)*'\s+)?DO\b)", re.I
+)
 
 
 class Loader:
     """Loads a decoded dump stream into one database through `mariadb` clients."""
 
-    def __init__(self, server: ServerConfig, database: str, *, parallel: int = 2, init_sql: list[str] | None = None,
-                 neutralise: bool = False, client: str = "mariadb", chunk_bytes: int = CHUNK_BYTES,
-                 batch_bytes: int = BATCH_BYTES, memory_bytes: int = MEMORY_BYTES,
-                 cancel: threading.Event | None = None, fast_inserts: bool = True):
+    def __init__(
+        self,
+        server: ServerConfig,
+        database: str,
+        *,
+        parallel: int = 2,
+        init_sql: list[str] | None = None,
+        neutralise: bool = False,
+        client: str = "mariadb",
+        chunk_bytes: int = CHUNK_BYTES,
+        batch_bytes: int = BATCH_BYTES,
+        memory_bytes: int = MEMORY_BYTES,
+        cancel: threading.Event | None = None,
+        fast_inserts: bool = True,
+    ):
         self.server = server
         self.fast_inserts = fast_inserts
         self.database = database
@@ -215,8 +232,14 @@ class Loader:
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
         t0 = time.monotonic()
         with client_credentials(self.server) as (cred, env):
-            self._argv = [self.client, f"--defaults-extra-file={cred}", f"--database={self.database}",
-                          "--max-allowed-packet=1G", "--batch", "--silent"]
+            self._argv = [
+                self.client,
+                f"--defaults-extra-file={cred}",
+                f"--database={self.database}",
+                "--max-allowed-packet=1G",
+                "--batch",
+                "--silent",
+            ]
             if self.init_sql:
                 self._argv.append("--init-command=" + "; ".join(self.init_sql))
             self._env = env
@@ -253,8 +276,13 @@ class Loader:
         if isinstance(item, Statement):
             if item.outside_scope:
                 raise ScopeError(f"refused: {item.describe()} would act outside the scratch database")
-            if self.neutralise and item.kind in ("create_view", "create_trigger", "create_procedure",
-                                                 "create_function", "create_event"):
+            if self.neutralise and item.kind in (
+                "create_view",
+                "create_trigger",
+                "create_procedure",
+                "create_function",
+                "create_event",
+            ):
                 raw = _DEFINER_RE.sub(b"", item.raw)
                 if item.kind == "create_event":
                     raw = _EVENT_ENABLE_RE.sub(b"DISABLE", raw)
@@ -264,8 +292,15 @@ class Loader:
     # ---------------------------------------------------------------- client processes
 
     def _start(self, label: str) -> subprocess.Popen:
-        proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env=self._env, close_fds=True, start_new_session=True)
+        proc = subprocess.Popen(
+            self._argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            close_fds=True,
+            start_new_session=True,
+        )
         with self._lock:
             self._procs.add(proc)
         if self.cancel.is_set():
@@ -289,6 +324,7 @@ class Loader:
         def run() -> None:
             assert proc.stderr is not None
             box.append(proc.stderr.read()[-4000:])
+
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t
@@ -353,7 +389,7 @@ class Loader:
                     return
                 try:
                     self._run_job(job.label, [*prefix, *job.parts, b"\n"])
-                except BaseException as exc:  # noqa: BLE001 - handed to the reader
+                except BaseException as exc:
                     sched.fail(exc)
                     self.abort()
                     return
@@ -396,10 +432,10 @@ class Loader:
             workers.append(t)
 
         batch: _Job | None = None
-        section: list = []          # items of the current section while it is small
+        section: list = []  # items of the current section while it is small
         section_size = 0
         section_name: str | None = None
-        split: dict | None = None   # a table being split: its DDL job id, chunk ids, the chunk being filled
+        split: dict | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
         post: _Job | None = None
 
         def submit(job: _Job) -> None:
@@ -486,8 +522,12 @@ class Loader:
                     self._raw(item)  # the scope check runs now, before anything is queued
                     section.append(item)
                     section_size += len(item.raw)
-                    if (section_size >= self.chunk_bytes and isinstance(item, Statement) and item.kind == "insert"
-                            and section_name is not None):
+                    if (
+                        section_size >= self.chunk_bytes
+                        and isinstance(item, Statement)
+                        and item.kind == "insert"
+                        and section_name is not None
+                    ):
                         start_split()
                 item = next(items, None)
             end_section()
@@ -517,6 +557,7 @@ class Loader:
             for it in rest:
                 yield self._raw(it)
             yield self.tail
+
         self._run_job("load", _prepend(SANDBOX_LINE + b"\n", gen()))
 
 
@@ -568,7 +609,8 @@ def _open_target(config: Config, target: str, manifest, entry_server: str | None
             else:
                 raise ConfigError(
                     f"restore-test target 'same': the dump's server {name or '(unknown)'} is not configured; "
-                    f"choose --target sandbox or one of: {', '.join(config.servers)}")
+                    f"choose --target sandbox or one of: {', '.join(config.servers)}"
+                )
         return _Target(f"same ({name})", config.servers[name])
     return _Target(target, config.server(target))
 
@@ -582,8 +624,15 @@ def _close_target(t: _Target) -> None:
             t.tmpdir.cleanup()
 
 
-def restore_test(path: Path, config: Config, target: str | None = None, on_check: CheckCallback | None = None,
-                 record: bool = True, parallel: int | None = None, cancel: threading.Event | None = None) -> VerifyReport:
+def restore_test(
+    path: Path,
+    config: Config,
+    target: str | None = None,
+    on_check: CheckCallback | None = None,
+    record: bool = True,
+    parallel: int | None = None,
+    cancel: threading.Event | None = None,
+) -> VerifyReport:
     """Run L1–L3 (unless already proven for this sha256), then load into a scratch database and compare."""
     path = Path(path)
     target = target or config.restore_test.target
@@ -648,9 +697,13 @@ def restore_test(path: Path, config: Config, target: str | None = None, on_check
         try:
             _drop(tgt.server, scratch)
             ladder.add("scratch dropped", True, f"`{scratch}` dropped on {tgt.label}", 4)
-        except Exception as exc:  # noqa: BLE001
-            ladder.add("scratch dropped", False, f"could not drop `{scratch}` on {tgt.label}: {exc}; "
-                       "run `dumpdeck clean --scratch`", 4)
+        except Exception as exc:
+            ladder.add(
+                "scratch dropped",
+                False,
+                f"could not drop `{scratch}` on {tgt.label}: {exc}; run `dumpdeck clean --scratch`",
+                4,
+            )
         _close_target(tgt)
         if tgt.sandbox is not None:
             ladder.add("sandbox stopped", not tgt.sandbox.alive(), "sandbox mariadbd stopped and removed", 4)
@@ -668,7 +721,9 @@ def _guess_db(path: Path) -> str:
     return name.split(".sql")[0]
 
 
-def _finish(report: VerifyReport, ladder: _Ladder, reached: int, t0: float, record: bool, extra: dict | None) -> VerifyReport:
+def _finish(
+    report: VerifyReport, ladder: _Ladder, reached: int, t0: float, record: bool, extra: dict | None
+) -> VerifyReport:
     report.level_reached = reached
     report.passed = reached >= report.level_requested
     report.duration = time.monotonic() - t0
@@ -688,8 +743,17 @@ def _drop(server: ServerConfig, scratch: str) -> None:
         conn.close()
 
 
-def _restore_into(path: Path, tgt: _Target, scratch: str, manifest, stats: SqlStats | None, ladder: _Ladder,
-                  parallel: int, cancel: threading.Event | None, extra: dict) -> None:
+def _restore_into(
+    path: Path,
+    tgt: _Target,
+    scratch: str,
+    manifest,
+    stats: SqlStats | None,
+    ladder: _Ladder,
+    parallel: int,
+    cancel: threading.Event | None,
+    extra: dict,
+) -> None:
     q = mysql.quote_ident(scratch)
     try:
         conn = mysql.connect(tgt.server)
@@ -703,21 +767,29 @@ def _restore_into(path: Path, tgt: _Target, scratch: str, manifest, stats: SqlSt
                 cur.execute("SET SESSION sql_log_bin=0")
                 init_sql.append("SET SESSION sql_log_bin=0")
                 binlog = "binary log off for the load"
-            except Exception as exc:  # noqa: BLE001
-                binlog = f"warning: cannot turn the binary log off ({exc.args[-1] if exc.args else exc}); loaded with it on"
+            except Exception as exc:
+                binlog = (
+                    f"warning: cannot turn the binary log off ({exc.args[-1] if exc.args else exc}); loaded with it on"
+                )
             try:
                 cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4")
-            except Exception as exc:  # noqa: BLE001
-                ladder.add("scratch database", False, f"cannot create `{scratch}` on {tgt.label}: "
-                           f"{exc.args[-1] if exc.args else exc} (the account needs CREATE, DROP, INSERT, … "
-                           f"ON `{SCRATCH_PREFIX.replace('_', chr(92) + '_')}%`.*)", 4)
+            except Exception as exc:
+                ladder.add(
+                    "scratch database",
+                    False,
+                    f"cannot create `{scratch}` on {tgt.label}: "
+                    f"{exc.args[-1] if exc.args else exc} (the account needs CREATE, DROP, INSERT, … "
+                    f"ON `{SCRATCH_PREFIX.replace('_', chr(92) + '_')}%`.*)",
+                    4,
+                )
                 return
         ladder.add("scratch database", True, f"`{scratch}` created on {tgt.label}; {binlog}", 4)
     finally:
         conn.close()
 
-    loader = Loader(tgt.server, scratch, parallel=parallel, init_sql=init_sql, neutralise=tgt.sandbox is None,
-                    cancel=cancel)
+    loader = Loader(
+        tgt.server, scratch, parallel=parallel, init_sql=init_sql, neutralise=tgt.sandbox is None, cancel=cancel
+    )
     try:
         res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
     except ScopeError as exc:
@@ -727,23 +799,36 @@ def _restore_into(path: Path, tgt: _Target, scratch: str, manifest, stats: SqlSt
         ladder.add("load", False, str(exc), 4)
         return
     rate = res.bytes / res.seconds / 1e6 if res.seconds > 0 else 0
-    ladder.add("load", True, f"{res.bytes:,} bytes of SQL in {res.seconds:.1f}s ({rate:.1f} MB/s), {res.mode}, "
-               f"{res.connections} connection(s), {res.jobs} job(s)"
-               + ("; " + "; ".join(res.warnings) if res.warnings else ""), 4, seconds=round(res.seconds, 3))
+    ladder.add(
+        "load",
+        True,
+        f"{res.bytes:,} bytes of SQL in {res.seconds:.1f}s ({rate:.1f} MB/s), {res.mode}, "
+        f"{res.connections} connection(s), {res.jobs} job(s)"
+        + ("; " + "; ".join(res.warnings) if res.warnings else ""),
+        4,
+        seconds=round(res.seconds, 3),
+    )
     _compare(tgt.server, scratch, manifest, stats, ladder, extra)
 
 
-def _compare(server: ServerConfig, scratch: str, manifest, stats: SqlStats | None, ladder: _Ladder, extra: dict) -> None:
+def _compare(
+    server: ServerConfig, scratch: str, manifest, stats: SqlStats | None, ladder: _Ladder, extra: dict
+) -> None:
     conn = mysql.connect(server, scratch, read_timeout=3600)
     try:
         with conn.cursor() as cur:
             objects = mysql.object_names(conn, scratch)
-            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
-                        "AND TABLE_TYPE='BASE TABLE' ORDER BY TABLE_NAME", (scratch,))
+            cur.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
+                "AND TABLE_TYPE='BASE TABLE' ORDER BY TABLE_NAME",
+                (scratch,),
+            )
             tables = [r[0] for r in cur.fetchall()]
             if manifest is not None:
                 want_tables = [t.name for t in manifest.tables]
-                want = {k: list(getattr(manifest, k)) for k in ("views", "procedures", "functions", "triggers", "events")}
+                want = {
+                    k: list(getattr(manifest, k)) for k in ("views", "procedures", "functions", "triggers", "events")
+                }
             elif stats is not None:
                 want_tables = list(stats.tables)
                 want = {k: list(getattr(stats, k)) for k in ("views", "procedures", "functions", "triggers", "events")}
@@ -751,8 +836,13 @@ def _compare(server: ServerConfig, scratch: str, manifest, stats: SqlStats | Non
                 want_tables, want = tables, objects
             missing = [t for t in want_tables if t not in set(tables)]
             if missing:
-                ladder.add("tables present", False, f"{len(missing)} of {len(want_tables)} table(s) missing after "
-                           f"the load: {', '.join('`' + m + '`' for m in missing[:5])}", 4)
+                ladder.add(
+                    "tables present",
+                    False,
+                    f"{len(missing)} of {len(want_tables)} table(s) missing after "
+                    f"the load: {', '.join('`' + m + '`' for m in missing[:5])}",
+                    4,
+                )
             else:
                 ladder.add("tables present", True, f"all {len(want_tables)} tables", 4)
             missing_objs = []
@@ -761,8 +851,12 @@ def _compare(server: ServerConfig, scratch: str, manifest, stats: SqlStats | Non
                 missing_objs += [f"{kind[:-1]} `{n}`" for n in names if n not in have]
             total = sum(len(v) for v in want.values())
             if missing_objs:
-                ladder.add("objects present", False, f"{len(missing_objs)} of {total} missing: "
-                           + ", ".join(missing_objs[:5]), 4)
+                ladder.add(
+                    "objects present",
+                    False,
+                    f"{len(missing_objs)} of {total} missing: " + ", ".join(missing_objs[:5]),
+                    4,
+                )
             else:
                 ladder.add("objects present", True, ", ".join(f"{len(v)} {k}" for k, v in want.items()), 4)
 
@@ -779,18 +873,32 @@ def _compare(server: ServerConfig, scratch: str, manifest, stats: SqlStats | Non
                 expected = {t.name: t.exact_rows for t in manifest.tables if t.exact_rows is not None}
             elif stats is not None:
                 expected = dict(stats.tables)
-            wrong = [f"`{t}` {figures[t]['rows']:,} rows, dump has {n:,}" for t, n in expected.items()
-                     if t in figures and figures[t]["rows"] != n]
+            wrong = [
+                f"`{t}` {figures[t]['rows']:,} rows, dump has {n:,}"
+                for t, n in expected.items()
+                if t in figures and figures[t]["rows"] != n
+            ]
             total_rows = sum(f["rows"] for f in figures.values())
             if wrong:
-                ladder.add("row counts", False, f"{len(wrong)} table(s) differ: " + "; ".join(wrong[:3]), 4,
-                           tables=figures)
+                ladder.add(
+                    "row counts", False, f"{len(wrong)} table(s) differ: " + "; ".join(wrong[:3]), 4, tables=figures
+                )
             else:
-                basis = f"equal to the dump's exact counts for {len(expected)} tables" if expected else "no exact counts to compare"
-                ladder.add("row counts", True, f"{total_rows:,} rows in {len(figures)} tables, {basis}", 4,
-                           tables=figures)
-            ladder.add("checksums", True, f"CHECKSUM TABLE recorded for {len(figures)} tables", 4,
-                       checksums={t: f["checksum"] for t, f in figures.items()})
+                basis = (
+                    f"equal to the dump's exact counts for {len(expected)} tables"
+                    if expected
+                    else "no exact counts to compare"
+                )
+                ladder.add(
+                    "row counts", True, f"{total_rows:,} rows in {len(figures)} tables, {basis}", 4, tables=figures
+                )
+            ladder.add(
+                "checksums",
+                True,
+                f"CHECKSUM TABLE recorded for {len(figures)} tables",
+                4,
+                checksums={t: f["checksum"] for t, f in figures.items()},
+            )
             if manifest is not None:
                 updated = []
                 for t in manifest.tables:

@@ -35,17 +35,16 @@ whose flock can be taken (no live writer).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .catalog import delete as catalog_delete
 from .config import Config, JobConfig, RetentionPolicy
 from .errors import DumpdeckError
-from .manifest import manifest_path
 
 log = logging.getLogger("dumpdeck.retention")
 
@@ -66,7 +65,7 @@ class EntryLike(Protocol):
 
 @dataclass
 class Decision:
-    entry: "EntryLike"
+    entry: EntryLike
     keep: bool
     reasons: list[str] = field(default_factory=list)
 
@@ -76,7 +75,7 @@ class Decision:
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _age(now: datetime, when: datetime) -> str:
@@ -109,11 +108,12 @@ def _failed_verification(e: EntryLike) -> bool:
     return getattr(e, "last_result", None) is False
 
 
-def plan(entries: Iterable[EntryLike], policy: RetentionPolicy, now: datetime | None = None, *,
-         include_legacy: bool = False) -> list[Decision]:
+def plan(
+    entries: Iterable[EntryLike], policy: RetentionPolicy, now: datetime | None = None, *, include_legacy: bool = False
+) -> list[Decision]:
     """Decide keep/delete for every entry (grouped per server and database), with reasons.
     Decisions come back in the order of `entries`."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = _utc(now or datetime.now(UTC))
     entries = list(entries)
     decisions: dict[int, Decision] = {}
     groups: dict[tuple[str | None, str], list[EntryLike]] = {}
@@ -125,8 +125,7 @@ def plan(entries: Iterable[EntryLike], policy: RetentionPolicy, now: datetime | 
     return [decisions[id(e)] for e in entries]
 
 
-def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime,
-                include_legacy: bool) -> list[Decision]:
+def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime, include_legacy: bool) -> list[Decision]:
     group = sorted(group, key=lambda e: _utc(e.when), reverse=True)
     out = {id(e): Decision(e, False, []) for e in group}
 
@@ -138,8 +137,7 @@ def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime,
     managed: list[EntryLike] = []
     for e in group:
         if e.legacy and not include_legacy:
-            keep(e, "legacy file of the old backup scripts: never deleted by retention unless asked "
-                    "(--include-legacy)")
+            keep(e, "legacy file of the old backup scripts: never deleted by retention unless asked (--include-legacy)")
         elif not e.legacy and (e.manifest is None or e.manifest_error):
             keep(e, f"no readable manifest ({e.manifest_error or 'missing'}): kept for inspection")
         else:
@@ -178,8 +176,10 @@ def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime,
     # floors
     verified = next((e for e in good if (e.verified_level or 0) >= FLOOR_LEVEL), None)
     if verified is not None:
-        keep(verified, f"floor: newest dump verified to level {FLOOR_LEVEL}+ (level {verified.verified_level}) "
-                       "is always kept")
+        keep(
+            verified,
+            f"floor: newest dump verified to level {FLOOR_LEVEL}+ (level {verified.verified_level}) is always kept",
+        )
     elif good:
         keep(good[0], f"floor: newest dump of the database (none verified to level {FLOOR_LEVEL} yet) is always kept")
 
@@ -188,8 +188,10 @@ def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime,
         d = out[id(e)]
         if not d.keep:
             if id(e) in bad:
-                d.reasons.append(f"last verification failed: takes no slot; older than the policy keeps "
-                                 f"({policy_text}), {_age(now, _utc(e.when))} old")
+                d.reasons.append(
+                    f"last verification failed: takes no slot; older than the policy keeps "
+                    f"({policy_text}), {_age(now, _utc(e.when))} old"
+                )
             else:
                 d.reasons.append(f"not kept by any rule ({policy_text}); {_age(now, _utc(e.when))} old")
     return [out[id(e)] for e in group]
@@ -212,15 +214,20 @@ def policy_for(config: Config, server: str | None, database: str, job: JobConfig
     return config.retention.default
 
 
-def plan_for_config(config: Config, catalog, job: JobConfig | None = None, now: datetime | None = None, *,
-                    include_legacy: bool = False) -> list[Decision]:
+def plan_for_config(
+    config: Config, catalog, job: JobConfig | None = None, now: datetime | None = None, *, include_legacy: bool = False
+) -> list[Decision]:
     """Plan for every dump in the catalog (or only the job's server and databases)."""
     from .jobs import matches_job
 
     entries = list(catalog.entries)
     if job is not None:
-        entries = [e for e in entries if e.server == job.server and
-                   (matches_job(job, e.database) if job.name != "adhoc" else e.database in job.databases)]
+        entries = [
+            e
+            for e in entries
+            if e.server == job.server
+            and (matches_job(job, e.database) if job.name != "adhoc" else e.database in job.databases)
+        ]
     groups: dict[tuple[str | None, str], list] = {}
     for e in entries:
         groups.setdefault((e.server, e.database), []).append(e)
@@ -233,8 +240,14 @@ def plan_for_config(config: Config, catalog, job: JobConfig | None = None, now: 
 # --------------------------------------------------------------------------- apply
 
 
-def apply(decisions: list[Decision], *, dry_run: bool, partials: Iterable = (), partial_max_age: float | None = None,
-          now: datetime | None = None) -> list[Path]:
+def apply(
+    decisions: list[Decision],
+    *,
+    dry_run: bool,
+    partials: Iterable = (),
+    partial_max_age: float | None = None,
+    now: datetime | None = None,
+) -> list[Path]:
     """Delete what the plan says (dump, then manifest) and old orphan partials. Returns the deleted
     paths (dumps and partials; in a dry run, what would be deleted)."""
     deleted: list[Path] = []
@@ -267,7 +280,7 @@ def clean_partials(partials: Iterable, max_age: float, *, dry_run: bool, now: da
     """Remove `.partial` files older than `max_age` seconds that no live writer holds (flock)."""
     from .catalog import remove_orphan_partial
 
-    now_ts = _utc(now).timestamp() if now else datetime.now(timezone.utc).timestamp()
+    now_ts = _utc(now).timestamp() if now else datetime.now(UTC).timestamp()
     out = []
     for p in partials:
         path = Path(getattr(p, "path", p))

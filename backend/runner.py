@@ -1,6 +1,6 @@
 """The runner: the process that executes one run, detached from whoever started it.
 
-    python -m backend.runner --config PATH --run ID
+    python -m dumpdeck.backend.runner --config PATH --run ID
 
 flock(job) → preflight → dumps (up to `parallel` at once, each with its
 timeout = min(backup.timeout, what is left of max_runtime) and the stall
@@ -8,7 +8,7 @@ timeout) → retries with a growing delay (retry_delay × 2^attempt) for failed
 or timed-out dumps (never for cancelled ones, nor once max_runtime is spent)
 → verification at the job's level → retention for the job's databases (only
 when the run succeeded) → final status with a reason → post-run hooks
-(`backend.postrun.after_run`, when that module exists).
+(`backend.postrun.after_run`).
 
 The run row gets a heartbeat every second and each database's progress row
 is updated at least once a second while its dump runs. SIGTERM/SIGINT cancel
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -31,7 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Config, JobConfig, load_config
@@ -43,7 +41,7 @@ from .units import format_bytes, format_duration
 
 log = logging.getLogger("dumpdeck.runner")
 
-PROGRESS_EVERY = 0.5   # seconds between progress writes per database (heartbeat ≤ 1 s)
+PROGRESS_EVERY = 0.5  # seconds between progress writes per database (heartbeat ≤ 1 s)
 HEARTBEAT_EVERY = 1.0  # seconds between run heartbeats
 LOCK_POLL = 0.5
 
@@ -51,14 +49,14 @@ LOCK_POLL = 0.5
 @dataclass
 class DbOutcome:
     database: str
-    status: str          # succeeded | failed | timed-out | cancelled
+    status: str  # succeeded | failed | timed-out | cancelled
     error: str | None = None
     path: Path | None = None
     attempts: int = 0
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- signals
@@ -102,8 +100,15 @@ class _Heartbeat(threading.Thread):
 # --------------------------------------------------------------------------- execute
 
 
-def execute(config: Config, store: StateStore, run_id: int, *, lock: JobLock | None = None,
-            install_signals: bool = False, cancel: threading.Event | None = None) -> Run:
+def execute(
+    config: Config,
+    store: StateStore,
+    run_id: int,
+    *,
+    lock: JobLock | None = None,
+    install_signals: bool = False,
+    cancel: threading.Event | None = None,
+) -> Run:
     """Execute a queued run to its final status; returns the final Run."""
     run = store.get_run(run_id)
     if run is None:
@@ -124,8 +129,7 @@ def execute(config: Config, store: StateStore, run_id: int, *, lock: JobLock | N
                 signal.signal(signum, handler)
 
 
-def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Event,
-             lock: JobLock | None = None) -> Run:
+def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Event, lock: JobLock | None = None) -> Run:
     run_id = run.id
     try:
         job = job_for_run(config, run)
@@ -140,11 +144,12 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             message = own_lock.describe_holder(run.job)
             if run.job != ADHOC:
                 log.warning("%s", message)
-                with store._write() as conn:  # noqa: SLF001 - one statement, our own table
+                with store._write() as conn:
                     conn.execute("UPDATE progress SET status='skipped' WHERE run_id=?", (run_id,))
                 return store.finish_run(run_id, "skipped", message)
-            store.add_event(run_id, "info", "waiting", f"waiting for the running ad-hoc run on {run.server}",
-                            own_lock.holder())
+            store.add_event(
+                run_id, "info", "waiting", f"waiting for the running ad-hoc run on {run.server}", own_lock.holder()
+            )
             while not own_lock.try_acquire(run_id):
                 if cancel.wait(LOCK_POLL):
                     return store.finish_run(run_id, "cancelled", "cancelled while waiting in the queue")
@@ -160,11 +165,14 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             os.pwrite(lock.fd, json.dumps(info).encode(), 0)
 
     now = _now()
-    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), started=now,
-                     heartbeat=now)
-    store.add_event(run_id, "info", "start",
-                    f"run {run_id} ({run.job}, {run.trigger}) started: {len(run.databases)} database(s) on "
-                    f"{run.server}", {"pid": os.getpid(), "databases": list(run.databases)})
+    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), started=now, heartbeat=now)
+    store.add_event(
+        run_id,
+        "info",
+        "start",
+        f"run {run_id} ({run.job}, {run.trigger}) started: {len(run.databases)} database(s) on {run.server}",
+        {"pid": os.getpid(), "databases": list(run.databases)},
+    )
     log.info("run %s (%s) started by %s: %s", run_id, run.job, run.trigger, ", ".join(run.databases))
     beat = _Heartbeat(store, run_id)
     beat.start()
@@ -178,8 +186,9 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             status, reason = "cancelled", reason or "cancelled"
         final = store.finish_run(run_id, status, reason)
         level = {"succeeded": "info", "cancelled": "warning"}.get(final.status, "error")
-        store.add_event(run_id, level, "finish", f"run {run_id} {final.status}: {final.reason}",
-                        {"status": final.status})
+        store.add_event(
+            run_id, level, "finish", f"run {run_id} {final.status}: {final.reason}", {"status": final.status}
+        )
         getattr(log, "info" if level == "info" else "warning")("run %s %s: %s", run_id, final.status, final.reason)
         _post_run(config, store, final)
         return store.get_run(run_id) or final
@@ -189,8 +198,9 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             own_lock.release()
 
 
-def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
-              cancel: threading.Event) -> tuple[str, str, list[DbOutcome]]:
+def _run_body(
+    config: Config, store: StateStore, run: Run, job: JobConfig, cancel: threading.Event
+) -> tuple[str, str, list[DbOutcome]]:
     from .preflight import preflight
 
     t0 = time.monotonic()
@@ -201,9 +211,13 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
         return "failed", f"job {job.name}: no databases to back up", []
 
     def on_retry(attempt: int, wait: float, why: str) -> None:
-        store.add_event(run.id, "warning", "preflight-retry",
-                        f"cannot connect yet (attempt {attempt}); retrying in {wait:g} s: {why}",
-                        {"attempt": attempt, "delay": wait})
+        store.add_event(
+            run.id,
+            "warning",
+            "preflight-retry",
+            f"cannot connect yet (attempt {attempt}); retrying in {wait:g} s: {why}",
+            {"attempt": attempt, "delay": wait},
+        )
 
     report = preflight(config, server, databases, store=store, on_retry=on_retry)
     for w in report.warnings:
@@ -211,18 +225,37 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
     if report.fatal:
         reason = "preflight failed: " + "; ".join(report.fatal)
         for db in databases:
-            store.set_progress(DbProgress(run.id, db, "failed", error=reason, updated=_now(),
-                                          estimate=report.raw_estimates.get(db),
-                                          inventory_bytes=report.inventory_bytes.get(db)))
-        store.add_event(run.id, "error", "preflight", reason,
-                        {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes,
-                         "estimates": report.estimates})
+            store.set_progress(
+                DbProgress(
+                    run.id,
+                    db,
+                    "failed",
+                    error=reason,
+                    updated=_now(),
+                    estimate=report.raw_estimates.get(db),
+                    inventory_bytes=report.inventory_bytes.get(db),
+                )
+            )
+        store.add_event(
+            run.id,
+            "error",
+            "preflight",
+            reason,
+            {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes, "estimates": report.estimates},
+        )
         return "failed", reason, []
-    store.add_event(run.id, "info", "preflight",
-                    f"preflight ok: need about {format_bytes(report.needed_bytes)}, "
-                    f"free {format_bytes(report.free_bytes)}",
-                    {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes,
-                     "estimates": report.estimates, "ratio_source": report.ratio_source})
+    store.add_event(
+        run.id,
+        "info",
+        "preflight",
+        f"preflight ok: need about {format_bytes(report.needed_bytes)}, free {format_bytes(report.free_bytes)}",
+        {
+            "free_bytes": report.free_bytes,
+            "needed_bytes": report.needed_bytes,
+            "estimates": report.estimates,
+            "ratio_source": report.ratio_source,
+        },
+    )
 
     outcomes: dict[str, DbOutcome] = {}
     todo = []
@@ -233,10 +266,12 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
         else:
             todo.append(db)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, job.parallel),
-                                               thread_name_prefix=f"dump-{run.id}") as pool:
-        futures = {pool.submit(_dump_one, config, store, run, job, server, db, report, deadline, cancel): db
-                   for db in todo}
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, job.parallel), thread_name_prefix=f"dump-{run.id}"
+    ) as pool:
+        futures = {
+            pool.submit(_dump_one, config, store, run, job, server, db, report, deadline, cancel): db for db in todo
+        }
         pending = set(futures)
         while pending:
             # Short waits keep the main thread responsive to signals.
@@ -263,8 +298,9 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
     if status == "succeeded":
         reason = f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}"
     else:
-        reason = (f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}; "
-                  + "; ".join(f"{o.database}: {o.status}: {o.error}" for o in bad))
+        reason = f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}; " + "; ".join(
+            f"{o.database}: {o.status}: {o.error}" for o in bad
+        )
 
     if status == "succeeded":
         _retention(config, store, run, job)
@@ -276,8 +312,17 @@ def _run_body(config: Config, store: StateStore, run: Run, job: JobConfig,
 # --------------------------------------------------------------------------- one database
 
 
-def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, server, db: str, report,
-              deadline: float, cancel: threading.Event) -> DbOutcome:
+def _dump_one(
+    config: Config,
+    store: StateStore,
+    run: Run,
+    job: JobConfig,
+    server,
+    db: str,
+    report,
+    deadline: float,
+    cancel: threading.Event,
+) -> DbOutcome:
     from .dump import DumpProgress, dump_database
 
     attempts = job.retries + 1
@@ -301,13 +346,26 @@ def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, serve
         by_runtime = remaining < config.backup.timeout
         started = _now()
         state = {"last": 0.0, "file": None}
-        base = DbProgress(run.id, db, "running", started=started, updated=started, estimate=raw_estimate,
-                          timeout=timeout, attempt=attempt, inventory_bytes=inventory_bytes)
+        base = DbProgress(
+            run.id,
+            db,
+            "running",
+            started=started,
+            updated=started,
+            estimate=raw_estimate,
+            timeout=timeout,
+            attempt=attempt,
+            inventory_bytes=inventory_bytes,
+        )
         store.set_progress(base)
-        store.add_event(run.id, "info", "dump-start",
-                        f"{db}: dump started (attempt {attempt + 1} of {attempts}, timeout "
-                        f"{format_duration(timeout)}, stall timeout {format_duration(stall)})",
-                        {"database": db, "attempt": attempt, "at": time.time(), "timeout": timeout})
+        store.add_event(
+            run.id,
+            "info",
+            "dump-start",
+            f"{db}: dump started (attempt {attempt + 1} of {attempts}, timeout "
+            f"{format_duration(timeout)}, stall timeout {format_duration(stall)})",
+            {"database": db, "attempt": attempt, "at": time.time(), "timeout": timeout},
+        )
 
         def on_progress(p: DumpProgress, base=base, state=state) -> None:
             now = time.monotonic()
@@ -319,32 +377,61 @@ def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, serve
             state["last"] = now
             state["file"] = p.partial or state["file"]
             try:
-                store.set_progress(replace(base, bytes_raw=p.bytes_raw, bytes_stored=p.bytes_stored, rate=p.rate,
-                                           current_table=p.current_table, updated=_now(), file=state["file"],
-                                           estimate=p.estimate or base.estimate))
+                store.set_progress(
+                    replace(
+                        base,
+                        bytes_raw=p.bytes_raw,
+                        bytes_stored=p.bytes_stored,
+                        rate=p.rate,
+                        current_table=p.current_table,
+                        updated=_now(),
+                        file=state["file"],
+                        estimate=p.estimate or base.estimate,
+                    )
+                )
             except Exception as exc:
                 log.warning("progress write failed: %s", exc)
 
         try:
-            result = dump_database(server, config.backup, db, on_progress=on_progress, cancel=cancel,
-                                   timeout=timeout, stall_timeout=stall, estimate=raw_estimate, run_id=run.id)
+            result = dump_database(
+                server,
+                config.backup,
+                db,
+                on_progress=on_progress,
+                cancel=cancel,
+                timeout=timeout,
+                stall_timeout=stall,
+                estimate=raw_estimate,
+                run_id=run.id,
+            )
         except CancelledError as exc:
             outcome.status, outcome.error = "cancelled", str(exc)
             break
         except TimeoutError_ as exc:
             outcome.status = "timed-out"
-            outcome.error = str(exc) + (f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)"
-                                        if by_runtime else "")
+            outcome.error = str(exc) + (
+                f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if by_runtime else ""
+            )
             if by_runtime:
                 _final_progress(store, base, outcome, state)
-                store.add_event(run.id, "error", "dump-failed", f"{db}: {outcome.error}",
-                                {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()})
+                store.add_event(
+                    run.id,
+                    "error",
+                    "dump-failed",
+                    f"{db}: {outcome.error}",
+                    {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()},
+                )
                 break
         except PrivilegeError as exc:
             outcome.status, outcome.error = "failed", str(exc)
             _final_progress(store, base, outcome, state)
-            store.add_event(run.id, "error", "dump-failed", f"{db}: {exc}",
-                            {"database": db, "attempt": attempt, "status": "failed", "at": time.time()})
+            store.add_event(
+                run.id,
+                "error",
+                "dump-failed",
+                f"{db}: {exc}",
+                {"database": db, "attempt": attempt, "status": "failed", "at": time.time()},
+            )
             break
         except DumpdeckError as exc:
             outcome.status, outcome.error = "failed", str(exc)
@@ -356,35 +443,65 @@ def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, serve
             m = result.manifest
             for w in result.warnings:
                 store.add_event(run.id, "warning", "dump-warning", f"{db}: {w}", {"database": db})
-            store.add_event(run.id, "info", "dump-done",
-                            f"{db}: {format_bytes(m.bytes_raw)} SQL → {format_bytes(m.bytes_stored)} "
-                            f"in {format_duration(m.duration)} ({result.path.name})",
-                            {"database": db, "file": str(result.path), "bytes_raw": m.bytes_raw,
-                             "bytes_stored": m.bytes_stored, "duration": m.duration, "sha256": m.sha256})
+            store.add_event(
+                run.id,
+                "info",
+                "dump-done",
+                f"{db}: {format_bytes(m.bytes_raw)} SQL → {format_bytes(m.bytes_stored)} "
+                f"in {format_duration(m.duration)} ({result.path.name})",
+                {
+                    "database": db,
+                    "file": str(result.path),
+                    "bytes_raw": m.bytes_raw,
+                    "bytes_stored": m.bytes_stored,
+                    "duration": m.duration,
+                    "sha256": m.sha256,
+                },
+            )
             level, verr = _verify(config, store, run, db, result.path, job.verify, cancel)
             if verr:
                 outcome.status, outcome.error = "failed", verr
-            store.set_progress(replace(base, status=outcome.status, bytes_raw=m.bytes_raw,
-                                       bytes_stored=m.bytes_stored, rate=m.bytes_raw / m.duration if m.duration else 0,
-                                       current_table=None, updated=_now(), file=str(result.path),
-                                       error=outcome.error, verified_level=level))
+            store.set_progress(
+                replace(
+                    base,
+                    status=outcome.status,
+                    bytes_raw=m.bytes_raw,
+                    bytes_stored=m.bytes_stored,
+                    rate=m.bytes_raw / m.duration if m.duration else 0,
+                    current_table=None,
+                    updated=_now(),
+                    file=str(result.path),
+                    error=outcome.error,
+                    verified_level=level,
+                )
+            )
             return outcome
         # failed or timed-out: maybe retry
         _final_progress(store, base, outcome, state, retrying=attempt + 1 < attempts)
-        store.add_event(run.id, "error" if attempt + 1 >= attempts else "warning", "dump-failed",
-                        f"{db}: {outcome.status}: {outcome.error}",
-                        {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()})
+        store.add_event(
+            run.id,
+            "error" if attempt + 1 >= attempts else "warning",
+            "dump-failed",
+            f"{db}: {outcome.status}: {outcome.error}",
+            {"database": db, "attempt": attempt, "status": outcome.status, "at": time.time()},
+        )
         if attempt + 1 >= attempts:
             break
-        delay = job.retry_delay * (2 ** attempt)
+        delay = job.retry_delay * (2**attempt)
         if time.monotonic() + delay >= deadline:
-            outcome.error = (f"{outcome.error}; no retry: max_runtime of {format_duration(job.max_runtime)} "
-                             f"would be spent during the {format_duration(delay)} delay")
+            outcome.error = (
+                f"{outcome.error}; no retry: max_runtime of {format_duration(job.max_runtime)} "
+                f"would be spent during the {format_duration(delay)} delay"
+            )
             _final_progress(store, base, outcome, state)
             break
-        store.add_event(run.id, "warning", "retry",
-                        f"{db}: retry {attempt + 2} of {attempts} in {format_duration(delay)}",
-                        {"database": db, "attempt": attempt + 1, "delay": delay, "at": time.time()})
+        store.add_event(
+            run.id,
+            "warning",
+            "retry",
+            f"{db}: retry {attempt + 2} of {attempts} in {format_duration(delay)}",
+            {"database": db, "attempt": attempt + 1, "delay": delay, "at": time.time()},
+        )
         if cancel.wait(delay):
             outcome.status, outcome.error = "cancelled", "cancelled while waiting to retry"
             break
@@ -392,73 +509,117 @@ def _dump_one(config: Config, store: StateStore, run: Run, job: JobConfig, serve
     return outcome
 
 
-def _final_progress(store: StateStore, base: DbProgress, outcome: DbOutcome, state: dict,
-                    retrying: bool = False) -> None:
+def _final_progress(
+    store: StateStore, base: DbProgress, outcome: DbOutcome, state: dict, retrying: bool = False
+) -> None:
     current = {p.database: p for p in store.progress(base.run_id)}.get(base.database, base)
-    store.set_progress(replace(current, status="retrying" if retrying else outcome.status, error=outcome.error,
-                               updated=_now(), file=None, rate=0.0))
+    store.set_progress(
+        replace(
+            current,
+            status="retrying" if retrying else outcome.status,
+            error=outcome.error,
+            updated=_now(),
+            file=None,
+            rate=0.0,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- verification
 
 
-def _verify(config: Config, store: StateStore, run: Run, db: str, path: Path, level: int,
-            cancel: threading.Event) -> tuple[int | None, str | None]:
+def _verify(
+    config: Config, store: StateStore, run: Run, db: str, path: Path, level: int, cancel: threading.Event
+) -> tuple[int | None, str | None]:
     """Verify a fresh dump at `level` (1–3 verify_file, 4 restore-test). Returns (level reached,
     error or None). A missing verification module is a warning, not a failure."""
     if level <= 0 or cancel.is_set():
         return None, None
     try:
         if level >= 4:
-            from .restore import restore_test  # noqa: PLC0415 - written by another module owner
+            from .restore import restore_test
 
-            store.add_event(run.id, "info", "verify-start", f"{db}: restore-test on {config.restore_test.target}",
-                            {"database": db, "level": 4})
+            store.add_event(
+                run.id,
+                "info",
+                "verify-start",
+                f"{db}: restore-test on {config.restore_test.target}",
+                {"database": db, "level": 4},
+            )
 
             def on_rt_check(check) -> None:
-                store.add_event(run.id, "info" if check.passed else "error", "verify-check",
-                                f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: "
-                                f"{check.evidence}", {"database": db, "level": check.level, "passed": check.passed})
+                store.add_event(
+                    run.id,
+                    "info" if check.passed else "error",
+                    "verify-check",
+                    f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: {check.evidence}",
+                    {"database": db, "level": check.level, "passed": check.passed},
+                )
 
             try:
                 result = restore_test(path, config, config.restore_test.target, on_check=on_rt_check, cancel=cancel)
             except TypeError:  # an older signature
                 result = restore_test(path, config, config.restore_test.target)
         else:
-            from .verify import verify_file  # noqa: PLC0415
+            from .verify import verify_file
 
-            store.add_event(run.id, "info", "verify-start", f"{db}: verification level {level}",
-                            {"database": db, "level": level})
+            store.add_event(
+                run.id, "info", "verify-start", f"{db}: verification level {level}", {"database": db, "level": level}
+            )
 
             def on_check(check) -> None:
-                store.add_event(run.id, "info" if check.passed else "error", "verify-check",
-                                f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: "
-                                f"{check.evidence}", {"database": db, "level": check.level, "passed": check.passed})
+                store.add_event(
+                    run.id,
+                    "info" if check.passed else "error",
+                    "verify-check",
+                    f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: {check.evidence}",
+                    {"database": db, "level": check.level, "passed": check.passed},
+                )
 
             result = verify_file(path, level, on_check=on_check)
     except ImportError as exc:
-        store.add_event(run.id, "warning", "verify-unavailable",
-                        f"{db}: verification level {level} not available ({exc}); dump left unverified",
-                        {"database": db, "level": level})
+        store.add_event(
+            run.id,
+            "warning",
+            "verify-unavailable",
+            f"{db}: verification level {level} not available ({exc}); dump left unverified",
+            {"database": db, "level": level},
+        )
         return None, None
     except DumpdeckError as exc:
-        store.add_event(run.id, "error", "verify-failed", f"{db}: verification could not run: {exc}",
-                        {"database": db, "level": level})
+        store.add_event(
+            run.id,
+            "error",
+            "verify-failed",
+            f"{db}: verification could not run: {exc}",
+            {"database": db, "level": level},
+        )
         return 0, f"verification level {level} could not run: {exc}"
     except Exception as exc:
         log.exception("verification of %s crashed", path)
-        store.add_event(run.id, "error", "verify-failed", f"{db}: verification crashed: {exc}",
-                        {"database": db, "level": level})
+        store.add_event(
+            run.id, "error", "verify-failed", f"{db}: verification crashed: {exc}", {"database": db, "level": level}
+        )
         return 0, f"verification level {level} crashed: {type(exc).__name__}: {exc}"
     passed = _passed(result)
     reached = getattr(result, "level_reached", None) or getattr(result, "verified_level", None) or level
     summary = _summary(result)
     if passed:
-        store.add_event(run.id, "info", "verify-passed", f"{db}: verification level {level} passed",
-                        {"database": db, "level": level})
+        store.add_event(
+            run.id,
+            "info",
+            "verify-passed",
+            f"{db}: verification level {level} passed",
+            {"database": db, "level": level},
+        )
         return int(reached), None
-    store.add_event(run.id, "error", "verify-failed", f"{db}: verification level {level} failed: {summary}",
-                    {"database": db, "level": level})
+    store.add_event(
+        run.id,
+        "error",
+        "verify-failed",
+        f"{db}: verification level {level} failed: {summary}",
+        {"database": db, "level": level},
+    )
     return 0, f"verification level {level} failed: {summary}"
 
 
@@ -492,7 +653,7 @@ def _summary(result) -> str:
 def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> None:
     try:
         from . import retention
-        from .catalog import scan  # noqa: PLC0415 - written by another module owner
+        from .catalog import scan
     except ImportError as exc:
         store.add_event(run.id, "warning", "retention", f"retention not applied: {exc}")
         return
@@ -500,28 +661,29 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
         catalog = scan(config.backup.dir)
         decisions = retention.plan_for_config(config, catalog, job=job)
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
-        deleted = retention.apply(decisions, dry_run=False, partials=catalog.partials,
-                                  partial_max_age=config.retention.partial_max_age)
+        deleted = retention.apply(
+            decisions, dry_run=False, partials=catalog.partials, partial_max_age=config.retention.partial_max_age
+        )
     except Exception as exc:
         log.exception("retention failed")
         store.add_event(run.id, "error", "retention", f"retention failed: {exc}")
         return
     kept = sum(1 for d in decisions if d.keep)
-    store.add_event(run.id, "info", "retention",
-                    f"retention: kept {kept}, deleted {len(deleted)}",
-                    {"deleted": [str(p) for p in deleted], "kept": kept})
+    store.add_event(
+        run.id,
+        "info",
+        "retention",
+        f"retention: kept {kept}, deleted {len(deleted)}",
+        {"deleted": [str(p) for p in deleted], "kept": kept},
+    )
 
 
 def _post_run(config: Config, store: StateStore, run: Run) -> None:
-    """Call `backend.postrun.after_run(config, store, run)` when that module exists. Never raises."""
+    """Notifications, report and metrics after a run (backend.postrun.after_run). Never raises."""
+    from . import postrun
+
     try:
-        if importlib.util.find_spec("backend.postrun") is None:
-            return
-    except (ImportError, ValueError):
-        return
-    try:
-        module = importlib.import_module("backend.postrun")
-        module.after_run(config, store, run)
+        postrun.after_run(config, store, run)
     except Exception as exc:  # notifications must never fail a backup
         log.exception("post-run hook failed")
         with contextlib.suppress(Exception):
@@ -532,7 +694,7 @@ def _post_run(config: Config, store: StateStore, run: Run) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.runner", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dumpdeck.backend.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run", required=True, type=int)
     args = parser.parse_args(argv)

@@ -108,8 +108,13 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def create(cls, directory: Path | None = None, port: int | None = None,
-               extra_args: tuple[str, ...] = (), binpath: str | None = None) -> "Sandbox":
+    def create(
+        cls,
+        directory: Path | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        binpath: str | None = None,
+    ) -> Sandbox:
         """Initialise a datadir (from a cached template when possible) and return the sandbox."""
         mariadbd, install_db = require_binaries(binpath)
         if directory is None:
@@ -122,17 +127,25 @@ class Sandbox:
             shutil.copytree(template, sb.datadir, symlinks=True)
         return sb
 
-    def start(self, timeout: float = 60.0) -> "Sandbox":
+    def start(self, timeout: float = 60.0) -> Sandbox:
         mariadbd, _ = require_binaries()
         if self.alive():
             return self
         args = [
-            mariadbd, "--no-defaults",
-            f"--datadir={self.datadir}", f"--socket={self.socket}", f"--pid-file={self.pid_file}",
-            f"--log-error={self.error_log}", f"--tmpdir={self._tmpdir()}", "--skip-name-resolve",
-            "--innodb-buffer-pool-size=128M", "--innodb-log-file-size=16M",
-            "--max-allowed-packet=256M", "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_general_ci", "--event-scheduler=OFF",
+            mariadbd,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.pid_file}",
+            f"--log-error={self.error_log}",
+            f"--tmpdir={self._tmpdir()}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=128M",
+            "--innodb-log-file-size=16M",
+            "--max-allowed-packet=256M",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
+            "--event-scheduler=OFF",
         ]
         if os.geteuid() == 0:
             args.append("--user=root")
@@ -143,8 +156,9 @@ class Sandbox:
         args += list(self.extra_args)
         self.pid_file.unlink(missing_ok=True)
         out = open(self.directory / "stderr.log", "ab")
-        proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True
+        )
         out.close()
         self.pid = proc.pid
         deadline = time.monotonic() + timeout
@@ -159,15 +173,15 @@ class Sandbox:
                 return self
             time.sleep(0.03)
         self.stop()
-        raise SandboxError(f"sandbox mariadbd in {self.directory} did not answer within {timeout:.0f}s; "
-                           f"see {self.error_log}")
+        raise SandboxError(
+            f"sandbox mariadbd in {self.directory} did not answer within {timeout:.0f}s; see {self.error_log}"
+        )
 
     def _ping(self) -> bool:
         import pymysql
 
         try:
-            conn = pymysql.connect(unix_socket=str(self.socket), user="root", password="",
-                                   connect_timeout=2)
+            conn = pymysql.connect(unix_socket=str(self.socket), user="root", password="", connect_timeout=2)
         except pymysql.MySQLError:
             return False
         conn.close()
@@ -182,8 +196,13 @@ class Sandbox:
         return errors[-1] if errors else "(empty error log)"
 
     def _write_info(self) -> None:
-        info = {"pid": self.pid, "socket": str(self.socket), "port": self.port,
-                "datadir": str(self.datadir), "started": time.time()}
+        info = {
+            "pid": self.pid,
+            "socket": str(self.socket),
+            "port": self.port,
+            "datadir": str(self.datadir),
+            "started": time.time(),
+        }
         self.info_file.write_text(json.dumps(info))
 
     def alive(self) -> bool:
@@ -250,10 +269,17 @@ class Sandbox:
     def connect(self, database: str | None = None, **kwargs):
         import pymysql
 
-        return pymysql.connect(unix_socket=str(self.socket), user="root", password="",
-                               database=database, charset="utf8mb4", autocommit=True, **kwargs)
+        return pymysql.connect(
+            unix_socket=str(self.socket),
+            user="root",
+            password="",
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            **kwargs,
+        )
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -293,9 +319,16 @@ def _template(install_db: str) -> Path:
     base = Path(tempfile.mkdtemp(prefix="dumpdeck-template-"))
     datadir = base / "data"
     (base / "tmp").mkdir()  # private: concurrent install-db runs collide in a shared /tmp
-    args = [install_db, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={base / 'tmp'}",
-            "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
-            "--innodb-log-file-size=16M"]
+    args = [
+        install_db,
+        "--no-defaults",
+        f"--datadir={datadir}",
+        f"--tmpdir={base / 'tmp'}",
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+        "--skip-name-resolve",
+        "--innodb-log-file-size=16M",
+    ]
     if os.geteuid() == 0:
         args.append("--user=root")
     proc = subprocess.run(args, capture_output=True, text=True)

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -51,9 +51,9 @@ def next_runs(job: JobConfig, n: int = 3, now: datetime | None = None) -> list[d
         return []
     validate(job.schedule, f"jobs.{job.name}.schedule")
     tz = ZoneInfo(job.timezone) if job.timezone else datetime.now().astimezone().tzinfo
-    start = (now or datetime.now(timezone.utc))
+    start = now or datetime.now(UTC)
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
+        start = start.replace(tzinfo=UTC)
     it = croniter(job.schedule, start.astimezone(tz))
     return [it.get_next(datetime) for _ in range(n)]
 
@@ -69,7 +69,7 @@ def dumpdeck_executable() -> str:
     found = shutil.which("dumpdeck")
     if found:
         return str(Path(found).absolute())
-    return f"{Path(sys.executable).absolute()} -m tui.cli"
+    return f"{Path(sys.executable).absolute()} -m dumpdeck"
 
 
 def _cron_escape(text: str) -> str:
@@ -99,8 +99,10 @@ def crontab_block(config: Config) -> str:
         return ""
     for j in jobs:
         validate(j.schedule, f"jobs.{j.name}.schedule")  # type: ignore[arg-type]
-    lines = [BEGIN,
-             f"# written by `dumpdeck schedule install` from {_config_abs(config)}; edit the config, not these lines"]
+    lines = [
+        BEGIN,
+        f"# written by `dumpdeck schedule install` from {_config_abs(config)}; edit the config, not these lines",
+    ]
     plain = [j for j in jobs if not j.timezone]
     zoned = sorted((j for j in jobs if j.timezone), key=lambda j: (j.timezone, j.name))
     for j in plain:
@@ -127,9 +129,10 @@ def split_crontab(text: str) -> tuple[list[str], list[str], list[str]]:
     if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
         raise UsageError(
             f"the crontab's dumpdeck block is damaged ({len(begins)} '{BEGIN}' and {len(ends)} '{END}' lines); "
-            "fix it by hand (crontab -e) and run the command again")
+            "fix it by hand (crontab -e) and run the command again"
+        )
     b, e = begins[0], ends[0]
-    return lines[:b], lines[b:e + 1], lines[e + 1:]
+    return lines[:b], lines[b : e + 1], lines[e + 1 :]
 
 
 def _join(lines: list[str]) -> str:
@@ -153,8 +156,10 @@ def read_crontab(crontab_file: Path | None) -> str:
             raise UsageError(f"cannot read {crontab_file}: {exc.strerror}") from None
     exe = shutil.which("crontab")
     if exe is None:
-        raise UsageError("the crontab command is not installed (apt-get install -y cron); "
-                         "use --systemd for timer units, or --crontab-file FILE")
+        raise UsageError(
+            "the crontab command is not installed (apt-get install -y cron); "
+            "use --systemd for timer units, or --crontab-file FILE"
+        )
     proc = subprocess.run([exe, "-l"], capture_output=True, text=True)
     if proc.returncode != 0:
         if "no crontab" in proc.stderr.lower():
@@ -233,8 +238,13 @@ def show(config: Config, crontab_file: Path | str | None = None) -> dict:
     except UsageError as exc:
         installed, error = "", str(exc)
     wanted = crontab_block(config)
-    return {"target": str(target) if target else "user crontab", "installed": installed, "wanted": wanted,
-            "up_to_date": installed == wanted, "error": error}
+    return {
+        "target": str(target) if target else "user crontab",
+        "installed": installed,
+        "wanted": wanted,
+        "up_to_date": installed == wanted,
+        "error": error,
+    }
 
 
 # --------------------------------------------------------------------------- systemd
@@ -242,11 +252,18 @@ def show(config: Config, crontab_file: Path | str | None = None) -> dict:
 
 _DOW = {0: "Sun", 1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
 _DOW_NAMES = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-_MON_NAMES = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-_SHORTCUTS = {"@hourly": "*-*-* *:00:00", "@daily": "*-*-* 00:00:00", "@midnight": "*-*-* 00:00:00",
-              "@weekly": "Sun *-*-* 00:00:00", "@monthly": "*-*-01 00:00:00", "@yearly": "*-01-01 00:00:00",
-              "@annually": "*-01-01 00:00:00"}
+_MON_NAMES = {
+    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
+_SHORTCUTS = {
+    "@hourly": "*-*-* *:00:00",
+    "@daily": "*-*-* 00:00:00",
+    "@midnight": "*-*-* 00:00:00",
+    "@weekly": "Sun *-*-* 00:00:00",
+    "@monthly": "*-*-01 00:00:00",
+    "@yearly": "*-01-01 00:00:00",
+    "@annually": "*-01-01 00:00:00",
+}
 
 
 class Untranslatable(ValueError):
@@ -297,7 +314,9 @@ def _dow_field(text: str) -> str:
         if "-" in item:
             a, b = (_num(x, _DOW_NAMES) for x in item.split("-", 1))
             if a == 0:
-                out.append("Sun" + (f",Mon..{_DOW[b]}" if 1 < b < 7 else ",Mon" if b == 1 else ",Mon..Sat" if b >= 6 else ""))
+                out.append(
+                    "Sun" + (f",Mon..{_DOW[b]}" if 1 < b < 7 else ",Mon" if b == 1 else ",Mon..Sat" if b >= 6 else "")
+                )
             elif b == 7:
                 out.append(f"{_DOW[a]}..Sat,Sun")
             else:
@@ -318,7 +337,8 @@ def on_calendar(expr: str, tz: str | None = None) -> str:
         if dom != "*" and dow != "*":
             raise Untranslatable(
                 f"{expr!r} restricts both day of month and day of week; cron runs when EITHER matches, "
-                "OnCalendar only when BOTH do")
+                "OnCalendar only when BOTH do"
+            )
         date = f"*-{_field(month, 1, _MON_NAMES)}-{_field(dom, 1)}"
         time_ = f"{_field(hour, 0)}:{_field(minute, 0)}:00"
         value = (f"{_dow_field(dow)} " if dow != "*" else "") + f"{date} {time_}"
@@ -334,11 +354,13 @@ def systemd_units(config: Config, job: JobConfig) -> dict[str, str]:
         f"[Unit]\nDescription=dumpdeck backup job {job.name}\nWants=network-online.target\n"
         f"After=network-online.target\n\n[Service]\nType=oneshot\nExecStart={cmd}\n"
         "# exit 3 = skipped because the previous run still holds the job lock\nSuccessExitStatus=3\n"
-        "Nice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n")
+        "Nice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n"
+    )
     timer = (
         f"[Unit]\nDescription=dumpdeck schedule for job {job.name} ({job.schedule}"
         f"{' ' + job.timezone if job.timezone else ''})\n\n[Timer]\nOnCalendar={calendar}\nPersistent=true\n"
-        f"Unit=dumpdeck-{job.name}.service\n\n[Install]\nWantedBy=timers.target\n")
+        f"Unit=dumpdeck-{job.name}.service\n\n[Install]\nWantedBy=timers.target\n"
+    )
     return {f"dumpdeck-{job.name}.service": service, f"dumpdeck-{job.name}.timer": timer}
 
 
@@ -353,7 +375,7 @@ def default_unit_dir() -> Path:
 class SystemdResult:
     written: list[Path]
     unchanged: list[Path]
-    problems: list[str]        # jobs whose schedule has no OnCalendar form
+    problems: list[str]  # jobs whose schedule has no OnCalendar form
     unit_dir: Path
 
 
@@ -364,8 +386,10 @@ def install_systemd(config: Config, unit_dir: Path | None = None) -> SystemdResu
         try:
             units = systemd_units(config, job)
         except Untranslatable as exc:
-            result.problems.append(f"job {job.name}: cannot translate schedule to a systemd timer: {exc}; "
-                                   "use the crontab instead, or write OnCalendar= by hand")
+            result.problems.append(
+                f"job {job.name}: cannot translate schedule to a systemd timer: {exc}; "
+                "use the crontab instead, or write OnCalendar= by hand"
+            )
             continue
         unit_dir.mkdir(parents=True, exist_ok=True)
         for name, content in units.items():

@@ -21,8 +21,8 @@ Two consumers share it:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 # --------------------------------------------------------------------------- lexical pieces
 
@@ -39,7 +39,8 @@ SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
 _MARKER = re.compile(
     rb"--\s+(Table structure for table|Dumping data for table|Temporary table structure for view|"
     rb"Temporary view structure for view|Final view structure for view)\s+`((?:[^`]|``)+)`"
-    rb"|--\s+Dumping (events|routines) for database\s")
+    rb"|--\s+Dumping (events|routines) for database\s"
+)
 MARKER_KINDS = {
     b"Table structure for table": "table_structure",
     b"Dumping data for table": "table_data",
@@ -66,9 +67,20 @@ def _statement_re(delimiter: bytes) -> re.Pattern[bytes]:
             singles.append(b";")
         elif ch != b";":
             singles.append(re.escape(ch))
-    body = (cls + b"*+(?:(?:" + _SQ + b"|" + _DQ + b"|" + _BQ
-            + rb"|/\*(?![!M]).*?\*/|--[ \t\r][^\n]*+|--\n|#[^\n]*+|" + b"|".join(singles)
-            + b")" + cls + b"*+)*+")
+    body = (
+        cls
+        + b"*+(?:(?:"
+        + _SQ
+        + b"|"
+        + _DQ
+        + b"|"
+        + _BQ
+        + rb"|/\*(?![!M]).*?\*/|--[ \t\r][^\n]*+|--\n|#[^\n]*+|"
+        + b"|".join(singles)
+        + b")"
+        + cls
+        + b"*+)*+"
+    )
     return re.compile(body + re.escape(delimiter), re.S)
 
 
@@ -85,30 +97,71 @@ def statement_re(delimiter: bytes) -> re.Pattern[bytes]:
 # --------------------------------------------------------------------------- classification
 
 _Q = rb"(" + _IDENT + rb")(?:\s*\.\s*(" + _IDENT + rb"))?"
-_DEFINER = rb"(?:DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[\w.%-]+|CURRENT_USER(?:\(\))?)(?:\s*@\s*(?:`[^`]*`|'[^']*'|[\w.%-]+))?\s+)?"
+_DEFINER = (
+    rb"(?:DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[\w.%-]+|CURRENT_USER(?:\(\))?)(?:\s*@\s*(?:`[^`]*`|'[^']*'|[\w.%-]+))?\s+)?"
+)
 _CLASSIFY = [
-    ("insert", re.compile(rb"(?:INSERT|REPLACE)\s+(?:LOW_PRIORITY\s+|DELAYED\s+|HIGH_PRIORITY\s+)?(?:IGNORE\s+)?(?:INTO\s+)?" + _Q, re.I)),
-    ("create_table", re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I)),
-    ("create_view", re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?" + _DEFINER
-                                + rb"(?:SQL\s+SECURITY\s+\w+\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I)),
-    ("create_routine", re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?" + _DEFINER
-                                   + rb"(?:AGGREGATE\s+)?(PROCEDURE|FUNCTION|TRIGGER|EVENT)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
-                                   + _Q, re.I)),
+    (
+        "insert",
+        re.compile(
+            rb"(?:INSERT|REPLACE)\s+(?:LOW_PRIORITY\s+|DELAYED\s+|HIGH_PRIORITY\s+)?(?:IGNORE\s+)?(?:INTO\s+)?" + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "create_table",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
+    (
+        "create_view",
+        re.compile(
+            rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?"
+            + _DEFINER
+            + rb"(?:SQL\s+SECURITY\s+\w+\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+            + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "create_routine",
+        re.compile(
+            rb"CREATE\s+(?:OR\s+REPLACE\s+)?"
+            + _DEFINER
+            + rb"(?:AGGREGATE\s+)?(PROCEDURE|FUNCTION|TRIGGER|EVENT)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+            + _Q,
+            re.I,
+        ),
+    ),
     ("use", re.compile(rb"USE\s+" + _Q, re.I)),
-    ("create_database", re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I)),
+    (
+        "create_database",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
     ("drop_database", re.compile(rb"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?" + _Q, re.I)),
     ("lock_tables", re.compile(rb"LOCK\s+TABLES?\s+" + _Q, re.I)),
     ("unlock_tables", re.compile(rb"UNLOCK\s+TABLES?", re.I)),
     ("alter_keys", re.compile(rb"ALTER\s+TABLE\s+" + _Q + rb"\s+(?:DISABLE|ENABLE)\s+KEYS", re.I)),
-    ("write", re.compile(rb"(?:(?:DROP|ALTER|TRUNCATE|RENAME|OPTIMIZE|ANALYZE|REPAIR)\s+(?:TABLE|VIEW|PROCEDURE|FUNCTION|"
-                         rb"TRIGGER|EVENT|SEQUENCE)S?|UPDATE(?:\s+LOW_PRIORITY)?(?:\s+IGNORE)?|DELETE(?:\s+LOW_PRIORITY)?"
-                         rb"(?:\s+QUICK)?(?:\s+IGNORE)?\s+FROM|CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?"
-                         rb"(?:INDEX|SEQUENCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _IDENT + rb"\s+ON)\s+(?:IF\s+EXISTS\s+)?" + _Q, re.I)),
-    ("server", re.compile(rb"(?:GRANT|REVOKE|(?:CREATE|DROP|ALTER|RENAME)\s+(?:USER|ROLE|SERVER)|SET\s+(?:PASSWORD|ROLE|"
-                          rb"DEFAULT\s+ROLE|GLOBAL\s|@@GLOBAL\.|PERSIST)|INSTALL\s|UNINSTALL\s|CHANGE\s+(?:MASTER|REPLICATION)"
-                          rb"|RESET\s|PURGE\s|START\s+(?:SLAVE|REPLICA)|STOP\s+(?:SLAVE|REPLICA)|FLUSH\s|SHUTDOWN|KILL\s"
-                          rb"|LOAD\s+(?:DATA|XML)|SELECT\b.*\bINTO\s+(?:OUT|DUMP)FILE|CREATE\s+(?:OR\s+REPLACE\s+)?"
-                          rb"(?:DEFINER\s*=\s*\S+\s+)?(?:LOGFILE\s+GROUP|TABLESPACE))\b", re.I | re.S)),
+    (
+        "write",
+        re.compile(
+            rb"(?:(?:DROP|ALTER|TRUNCATE|RENAME|OPTIMIZE|ANALYZE|REPAIR)\s+(?:TABLE|VIEW|PROCEDURE|FUNCTION|"
+            rb"TRIGGER|EVENT|SEQUENCE)S?|UPDATE(?:\s+LOW_PRIORITY)?(?:\s+IGNORE)?|DELETE(?:\s+LOW_PRIORITY)?"
+            rb"(?:\s+QUICK)?(?:\s+IGNORE)?\s+FROM|CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?"
+            rb"(?:INDEX|SEQUENCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _IDENT + rb"\s+ON)\s+(?:IF\s+EXISTS\s+)?" + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "server",
+        re.compile(
+            rb"(?:GRANT|REVOKE|(?:CREATE|DROP|ALTER|RENAME)\s+(?:USER|ROLE|SERVER)|SET\s+(?:PASSWORD|ROLE|"
+            rb"DEFAULT\s+ROLE|GLOBAL\s|@@GLOBAL\.|PERSIST)|INSTALL\s|UNINSTALL\s|CHANGE\s+(?:MASTER|REPLICATION)"
+            rb"|RESET\s|PURGE\s|START\s+(?:SLAVE|REPLICA)|STOP\s+(?:SLAVE|REPLICA)|FLUSH\s|SHUTDOWN|KILL\s"
+            rb"|LOAD\s+(?:DATA|XML)|SELECT\b.*\bINTO\s+(?:OUT|DUMP)FILE|CREATE\s+(?:OR\s+REPLACE\s+)?"
+            rb"(?:DEFINER\s*=\s*\S+\s+)?(?:LOGFILE\s+GROUP|TABLESPACE))\b",
+            re.I | re.S,
+        ),
+    ),
     ("set", re.compile(rb"SET\s", re.I)),
 ]
 _SCOPE_KINDS = {"use", "create_database", "drop_database", "server"}
@@ -131,17 +184,17 @@ def _head(text: bytes) -> bytes:
 
 @dataclass
 class Statement:
-    kind: str                  # insert, create_table, create_view, create_procedure, …, set, other
-    name: str | None           # object name (unquoted) where the kind has one
-    schema: str | None         # a schema qualifier, when present (→ writes outside the target)
-    raw: bytes                 # the bytes as in the file, leading comments/whitespace and delimiter included
-    start: int                 # offset of `raw` in the decoded stream
-    line: int                  # line number (1-based) where the statement text starts
-    text_offset: int = 0       # where the statement text starts inside `raw`
+    kind: str  # insert, create_table, create_view, create_procedure, …, set, other
+    name: str | None  # object name (unquoted) where the kind has one
+    schema: str | None  # a schema qualifier, when present (→ writes outside the target)
+    raw: bytes  # the bytes as in the file, leading comments/whitespace and delimiter included
+    start: int  # offset of `raw` in the decoded stream
+    line: int  # line number (1-based) where the statement text starts
+    text_offset: int = 0  # where the statement text starts inside `raw`
 
     @property
     def text(self) -> bytes:
-        return self.raw[self.text_offset:]
+        return self.raw[self.text_offset :]
 
     @property
     def outside_scope(self) -> bool:
@@ -154,7 +207,7 @@ class Statement:
 
 @dataclass
 class Marker:
-    kind: str                  # table_structure, table_data, view_temp, view_final, events, routines
+    kind: str  # table_structure, table_data, view_temp, view_final, events, routines
     name: str | None
     raw: bytes
     start: int
@@ -201,10 +254,10 @@ class SqlScanner:
     """
 
     def __init__(self, fast_inserts: bool = False) -> None:
-        self.fast_inserts = fast_inserts   # loader only: see the INSERT fast path in _scan
+        self.fast_inserts = fast_inserts  # loader only: see the INSERT fast path in _scan
         self.buf = b""
-        self.offset = 0            # stream offset of buf[0]
-        self.line = 1              # line number at buf[0]
+        self.offset = 0  # stream offset of buf[0]
+        self.line = 1  # line number at buf[0]
         self.delimiter = b";"
         self._stmt = statement_re(b";")
         self._retry_len = 0
@@ -225,7 +278,7 @@ class SqlScanner:
     def _scan(self, final: bool) -> Iterator[Statement | Marker | Delimiter]:
         buf = self.buf
         n = len(buf)
-        pos = 0            # start of the pending item (leading comments are glued to the next statement)
+        pos = 0  # start of the pending item (leading comments are glued to the next statement)
         cur = 0
         line = self.line
         limit: int | None = None
@@ -240,13 +293,13 @@ class SqlScanner:
                     if not final:
                         break
                     eol = n - 1
-                m = _MARKER.match(buf, cur, eol + 1) if buf[cur + 3:cur + 4] in (b"T", b"D", b"F") else None
+                m = _MARKER.match(buf, cur, eol + 1) if buf[cur + 3 : cur + 4] in (b"T", b"D", b"F") else None
                 if m:
                     if m.group(3):
                         kind, name = MARKER_KINDS[m.group(3)], None
                     else:
                         kind, name = MARKER_KINDS[m.group(1)], unquote(b"`" + m.group(2) + b"`")
-                    raw = buf[pos:eol + 1]
+                    raw = buf[pos : eol + 1]
                     yield Marker(kind, name, raw, self.offset + pos, line + buf.count(b"\n", pos, cur))
                     line += raw.count(b"\n")
                     pos = eol + 1
@@ -260,8 +313,12 @@ class SqlScanner:
                     eol = n - 1
                 cur = eol + 1
                 continue
-            if c == 47 and buf.startswith(b"/*", cur) and not buf.startswith(b"/*!", cur) \
-                    and (not buf.startswith(b"/*M!", cur) or buf.startswith(SANDBOX_LINE[:13], cur)):
+            if (
+                c == 47
+                and buf.startswith(b"/*", cur)
+                and not buf.startswith(b"/*!", cur)
+                and (not buf.startswith(b"/*M!", cur) or buf.startswith(SANDBOX_LINE[:13], cur))
+            ):
                 end = buf.find(b"*/", cur + 2)
                 if end < 0:
                     if not final:
@@ -269,16 +326,20 @@ class SqlScanner:
                     end = n - 2
                 cur = end + 2
                 continue
-            if (c in (68, 100) and (cur == 0 or buf[cur - 1] == 10)
-                    and buf[cur:cur + 9].upper() == b"DELIMITER" and buf[cur + 9:cur + 10] in (b" ", b"\t")):
+            if (
+                c in (68, 100)
+                and (cur == 0 or buf[cur - 1] == 10)
+                and buf[cur : cur + 9].upper() == b"DELIMITER"
+                and buf[cur + 9 : cur + 10] in (b" ", b"\t")
+            ):
                 eol = buf.find(b"\n", cur)
                 if eol < 0:
                     if not final:
                         break
                     eol = n
-                parts = buf[cur + 9:eol].split()
+                parts = buf[cur + 9 : eol].split()
                 if parts:
-                    raw = buf[pos:eol + 1]
+                    raw = buf[pos : eol + 1]
                     yield Delimiter(parts[0], raw, self.offset + pos, line)
                     line += raw.count(b"\n")
                     self.delimiter = parts[0]
@@ -293,9 +354,10 @@ class SqlScanner:
                 if e >= 0 and buf.count(b";", cur, e + 2) == 1:
                     end = e + 2
                     raw = buf[pos:end]
-                    kind, name, schema = classify(buf[cur:min(end, cur + 2048)])
-                    yield Statement(kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur),
-                                    cur - pos)
+                    kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
+                    yield Statement(
+                        kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur), cur - pos
+                    )
                     line += raw.count(b"\n")
                     pos = cur = end
                     continue
@@ -320,7 +382,7 @@ class SqlScanner:
                 break
             end = m.end()
             raw = buf[pos:end]
-            kind, name, schema = classify(buf[cur:min(end, cur + 2048)])
+            kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
             text_line = line + buf.count(b"\n", pos, cur)
             yield Statement(kind, name, schema, raw, self.offset + pos, text_line, cur - pos)
             line += raw.count(b"\n")
@@ -350,13 +412,13 @@ def count_tuples(insert_text: bytes) -> int:
         return 0
     word = m.group(0).upper()
     if word == b"SELECT":
-        return 0          # INSERT … SELECT: rows unknown from the text
+        return 0  # INSERT … SELECT: rows unknown from the text
     if word == b"SET":
         return 1
-    body = stripped[m.end():]
+    body = stripped[m.end() :]
     opens = body.count(b"(")
     if opens == 1 + body.count(b"),(") + body.count(b"),\n(") + body.count(b"), ("):
-        return opens      # the common case: no parentheses inside values
+        return opens  # the common case: no parentheses inside values
     depth = 0
     tuples = 0
     for m2 in re.finditer(rb"[()]", body):
@@ -373,7 +435,7 @@ def count_tuples(insert_text: bytes) -> int:
 class SqlStats:
     """What L3 learns from one pass over the SQL."""
 
-    tables: dict[str, int] = field(default_factory=dict)   # table → rows (value tuples); CREATE TABLE order
+    tables: dict[str, int] = field(default_factory=dict)  # table → rows (value tuples); CREATE TABLE order
     inserts: dict[str, int] = field(default_factory=dict)  # table → INSERT statements
     views: list[str] = field(default_factory=list)
     procedures: list[str] = field(default_factory=list)
@@ -381,7 +443,7 @@ class SqlStats:
     triggers: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     create_counts: dict[str, int] = field(default_factory=dict)  # statement counts by kind
-    scope_problems: list[str] = field(default_factory=list)       # "line N: USE `x`"
+    scope_problems: list[str] = field(default_factory=list)  # "line N: USE `x`"
     unterminated: str | None = None
     statements: int = 0
     bytes: int = 0
@@ -419,8 +481,10 @@ class StatsCollector:
         s = self.stats
         if self.scanner.unterminated is not None:
             st = self.scanner.unterminated
-            s.unterminated = (f"line {st.line}: statement not terminated by {self.scanner.delimiter.decode()!r} "
-                              f"({st.kind}{' ' + st.name if st.name else ''}; the SQL is cut short)")
+            s.unterminated = (
+                f"line {st.line}: statement not terminated by {self.scanner.delimiter.decode()!r} "
+                f"({st.kind}{' ' + st.name if st.name else ''}; the SQL is cut short)"
+            )
         for view in self._objs["view"]:
             s.tables.pop(view, None)
             s.inserts.pop(view, None)
@@ -455,10 +519,12 @@ class StatsCollector:
             elif kind[7:] in self._objs and item.name is not None:
                 self._objs[kind[7:]][item.name] = None
         if item.outside_scope and len(s.scope_problems) < self.MAX_PROBLEMS:
-            what = {"use": "USE switches to another database",
-                    "create_database": "CREATE DATABASE",
-                    "drop_database": "DROP DATABASE",
-                    "server": "server-wide statement"}.get(kind, f"writes to database `{item.schema}`")
+            what = {
+                "use": "USE switches to another database",
+                "create_database": "CREATE DATABASE",
+                "drop_database": "DROP DATABASE",
+                "server": "server-wide statement",
+            }.get(kind, f"writes to database `{item.schema}`")
             s.scope_problems.append(f"{item.describe()} ({what})")
 
 
@@ -466,5 +532,5 @@ def scan_bytes(data: bytes, chunk: int = 1 << 20) -> SqlStats:
     """Statistics of an in-memory SQL text (tests, small files)."""
     col = StatsCollector()
     for i in range(0, len(data), chunk):
-        col.feed(data[i:i + chunk])
+        col.feed(data[i : i + chunk])
     return col.finish()

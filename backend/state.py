@@ -23,10 +23,11 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import DumpdeckError
 
@@ -49,7 +50,7 @@ class StateError(DumpdeckError):
 
 
 def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def _ts(value: datetime | float | None) -> float | None:
@@ -57,7 +58,7 @@ def _ts(value: datetime | float | None) -> float | None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     return float(value)
 
@@ -88,7 +89,7 @@ class Run:
     def duration(self) -> float | None:
         if self.started is None:
             return None
-        end = self.finished or datetime.now(timezone.utc)
+        end = self.finished or datetime.now(UTC)
         return (end - self.started).total_seconds()
 
 
@@ -119,7 +120,7 @@ class DbProgress:
     def elapsed(self) -> float | None:
         if self.started is None:
             return None
-        end = self.updated or datetime.now(timezone.utc)
+        end = self.updated or datetime.now(UTC)
         return max(0.0, (end - self.started).total_seconds())
 
     @property
@@ -127,7 +128,7 @@ class DbProgress:
         """Seconds until this dump's timeout, from its start."""
         if self.timeout is None or self.started is None:
             return None
-        return self.timeout - (datetime.now(timezone.utc) - self.started).total_seconds()
+        return self.timeout - (datetime.now(UTC) - self.started).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -236,31 +237,82 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_RUN_COLS = ("id", "job", "trigger", "databases", "server", "status", "pid", "host", "created", "started",
-             "finished", "reason", "attempt", "log_path", "heartbeat")
-_PROGRESS_COLS = ("run_id", "database", "status", "bytes_raw", "bytes_stored", "rate", "current_table",
-                  "started", "updated", "estimate", "timeout", "file", "error", "attempt", "inventory_bytes",
-                  "verified_level")
+_RUN_COLS = (
+    "id",
+    "job",
+    "trigger",
+    "databases",
+    "server",
+    "status",
+    "pid",
+    "host",
+    "created",
+    "started",
+    "finished",
+    "reason",
+    "attempt",
+    "log_path",
+    "heartbeat",
+)
+_PROGRESS_COLS = (
+    "run_id",
+    "database",
+    "status",
+    "bytes_raw",
+    "bytes_stored",
+    "rate",
+    "current_table",
+    "started",
+    "updated",
+    "estimate",
+    "timeout",
+    "file",
+    "error",
+    "attempt",
+    "inventory_bytes",
+    "verified_level",
+)
 _RUN_TIME_COLS = {"created", "started", "finished", "heartbeat"}
 
 
 def _row_to_run(row: sqlite3.Row) -> Run:
     return Run(
-        id=row["id"], job=row["job"], trigger=row["trigger"],
-        databases=tuple(json.loads(row["databases"] or "[]")), server=row["server"], status=row["status"],
-        pid=row["pid"], host=row["host"], created=_dt(row["created"]), started=_dt(row["started"]),
-        finished=_dt(row["finished"]), reason=row["reason"], attempt=row["attempt"], log_path=row["log_path"],
+        id=row["id"],
+        job=row["job"],
+        trigger=row["trigger"],
+        databases=tuple(json.loads(row["databases"] or "[]")),
+        server=row["server"],
+        status=row["status"],
+        pid=row["pid"],
+        host=row["host"],
+        created=_dt(row["created"]),
+        started=_dt(row["started"]),
+        finished=_dt(row["finished"]),
+        reason=row["reason"],
+        attempt=row["attempt"],
+        log_path=row["log_path"],
         heartbeat=_dt(row["heartbeat"]),
     )
 
 
 def _row_to_progress(row: sqlite3.Row) -> DbProgress:
     return DbProgress(
-        run_id=row["run_id"], database=row["database"], status=row["status"], bytes_raw=row["bytes_raw"],
-        bytes_stored=row["bytes_stored"], rate=row["rate"], current_table=row["current_table"],
-        started=_dt(row["started"]), updated=_dt(row["updated"]), estimate=row["estimate"],
-        timeout=row["timeout"], file=row["file"], error=row["error"], attempt=row["attempt"],
-        inventory_bytes=row["inventory_bytes"], verified_level=row["verified_level"],
+        run_id=row["run_id"],
+        database=row["database"],
+        status=row["status"],
+        bytes_raw=row["bytes_raw"],
+        bytes_stored=row["bytes_stored"],
+        rate=row["rate"],
+        current_table=row["current_table"],
+        started=_dt(row["started"]),
+        updated=_dt(row["updated"]),
+        estimate=row["estimate"],
+        timeout=row["timeout"],
+        file=row["file"],
+        error=row["error"],
+        attempt=row["attempt"],
+        inventory_bytes=row["inventory_bytes"],
+        verified_level=row["verified_level"],
     )
 
 
@@ -278,7 +330,7 @@ class StateStore:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path | str) -> "StateStore":
+    def open(cls, path: Path | str) -> StateStore:
         store = cls(Path(path))
         try:
             store.path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,8 +349,9 @@ class StateStore:
         if conn is not None and pid == os.getpid():
             return conn
         try:
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the state database {self.path}: {exc}") from None
         conn.row_factory = sqlite3.Row
@@ -337,7 +390,7 @@ class StateStore:
         self._local = threading.local()
         self._closed = True
 
-    def __enter__(self) -> "StateStore":
+    def __enter__(self) -> StateStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -355,7 +408,8 @@ class StateStore:
             if version > SCHEMA_VERSION:
                 raise StateError(
                     f"{self.path} has schema version {version}, newer than this dumpdeck understands "
-                    f"({SCHEMA_VERSION}); upgrade dumpdeck")
+                    f"({SCHEMA_VERSION}); upgrade dumpdeck"
+                )
             for number in range(version, SCHEMA_VERSION):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -373,9 +427,17 @@ class StateStore:
 
     # ------------------------------------------------------------------ runs
 
-    def create_run(self, job: str, trigger: str, server: str, databases: list[str] | tuple[str, ...],
-                   *, status: str = "queued", reason: str | None = None,
-                   log_dir: Path | None = None) -> Run:
+    def create_run(
+        self,
+        job: str,
+        trigger: str,
+        server: str,
+        databases: list[str] | tuple[str, ...],
+        *,
+        status: str = "queued",
+        reason: str | None = None,
+        log_dir: Path | None = None,
+    ) -> Run:
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
         if status not in RUN_STATUSES:
@@ -385,14 +447,25 @@ class StateStore:
             cur = conn.execute(
                 "INSERT INTO runs (job, trigger, databases, server, status, created, reason, host, finished) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job, trigger, json.dumps(list(databases)), server, status, now, reason, socket.gethostname(),
-                 now if status in FINAL_STATUSES else None))
+                (
+                    job,
+                    trigger,
+                    json.dumps(list(databases)),
+                    server,
+                    status,
+                    now,
+                    reason,
+                    socket.gethostname(),
+                    now if status in FINAL_STATUSES else None,
+                ),
+            )
             run_id = cur.lastrowid
             if log_dir is not None:
                 conn.execute("UPDATE runs SET log_path=? WHERE id=?", (str(Path(log_dir) / f"{run_id}.log"), run_id))
             conn.executemany(
                 "INSERT INTO progress (run_id, database, status) VALUES (?, ?, ?)",
-                [(run_id, db, "skipped" if status == "skipped" else "pending") for db in databases])
+                [(run_id, db, "skipped" if status == "skipped" else "pending") for db in databases],
+            )
         run = self.get_run(run_id)
         assert run is not None
         return run
@@ -412,8 +485,7 @@ class StateStore:
             values.append(value)
         if fields:
             with self._write() as conn:
-                conn.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?",
-                             (*values, run_id))
+                conn.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?", (*values, run_id))
         run = self.get_run(run_id)
         if run is None:
             raise StateError(f"no run {run_id} in {self.path}")
@@ -426,7 +498,8 @@ class StateStore:
         with self._write() as conn:
             conn.execute(
                 "UPDATE runs SET status=?, reason=?, finished=? WHERE id=? AND status IN ('queued', 'running')",
-                (status, reason, time.time(), run_id))
+                (status, reason, time.time(), run_id),
+            )
         run = self.get_run(run_id)
         assert run is not None
         return run
@@ -439,8 +512,9 @@ class StateStore:
         rows = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
         return _row_to_run(rows[0]) if rows else None
 
-    def list_runs(self, limit: int = 50, job: str | None = None, active_only: bool = False,
-                  status: str | None = None) -> list[Run]:
+    def list_runs(
+        self, limit: int = 50, job: str | None = None, active_only: bool = False, status: str | None = None
+    ) -> list[Run]:
         where, params = [], []
         if job is not None:
             where.append("job=?")
@@ -473,7 +547,9 @@ class StateStore:
             conn.execute(
                 f"INSERT INTO progress ({', '.join(_PROGRESS_COLS)}) "
                 f"VALUES ({', '.join('?' * len(_PROGRESS_COLS))}) ON CONFLICT (run_id, database) DO UPDATE SET "
-                + ", ".join(f"{c}=excluded.{c}" for c in _PROGRESS_COLS[2:]), values)
+                + ", ".join(f"{c}=excluded.{c}" for c in _PROGRESS_COLS[2:]),
+                values,
+            )
 
     # ------------------------------------------------------------------ events
 
@@ -481,11 +557,13 @@ class StateStore:
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO events (run_id, at, level, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, time.time(), level, kind, message, json.dumps(data or {}, default=str)))
+                (run_id, time.time(), level, kind, message, json.dumps(data or {}, default=str)),
+            )
             return int(cur.lastrowid)
 
-    def events(self, run_id: int | None = None, since_id: int = 0, limit: int = 200,
-               kind: str | None = None) -> list[Event]:
+    def events(
+        self, run_id: int | None = None, since_id: int = 0, limit: int = 200, kind: str | None = None
+    ) -> list[Event]:
         where, params = ["id > ?"], [since_id]
         if run_id is not None:
             where.append("run_id=?")
@@ -494,13 +572,22 @@ class StateStore:
             where.append("kind=?")
             params.append(kind)
         rows = self._read(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*params, limit))
-        return [Event(r["id"], r["run_id"], _dt(r["at"]), r["level"], r["kind"], r["message"],
-                      json.loads(r["data"] or "{}")) for r in rows]
+        return [
+            Event(
+                r["id"], r["run_id"], _dt(r["at"]), r["level"], r["kind"], r["message"], json.loads(r["data"] or "{}")
+            )
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ lost runs
 
-    def reap_lost(self, now: datetime | float | None = None, *, stale_after: float = HEARTBEAT_STALE,
-                  queued_after: float = QUEUED_STALE) -> list[Run]:
+    def reap_lost(
+        self,
+        now: datetime | float | None = None,
+        *,
+        stale_after: float = HEARTBEAT_STALE,
+        queued_after: float = QUEUED_STALE,
+    ) -> list[Run]:
         """Mark runs whose runner is gone as `lost` and remove their partial files.
 
         A queued or running run is lost when its runner pid (on this host) no longer
@@ -524,17 +611,20 @@ class StateStore:
             with self._write() as conn:
                 cur = conn.execute(
                     "UPDATE runs SET status='lost', reason=?, finished=? WHERE id=? AND status IN ('queued','running')",
-                    (why, now_ts, run.id))
+                    (why, now_ts, run.id),
+                )
                 changed = cur.rowcount
                 if changed:
                     conn.execute(
                         "UPDATE progress SET status='failed', error=COALESCE(error, 'runner lost') "
-                        "WHERE run_id=? AND status IN ('pending', 'running', 'retrying')", (run.id,))
-                    conn.execute(
-                        "UPDATE progress SET file=NULL WHERE run_id=? AND file LIKE '%.partial'", (run.id,))
+                        "WHERE run_id=? AND status IN ('pending', 'running', 'retrying')",
+                        (run.id,),
+                    )
+                    conn.execute("UPDATE progress SET file=NULL WHERE run_id=? AND file LIKE '%.partial'", (run.id,))
             if changed:
-                self.add_event(run.id, "error", "lost", f"run {run.id} ({run.job}) lost: {why}",
-                               {"removed_partials": removed})
+                self.add_event(
+                    run.id, "error", "lost", f"run {run.id} ({run.job}) lost: {why}", {"removed_partials": removed}
+                )
                 out.append(self.get_run(run.id))
         return out  # type: ignore[return-value]
 
@@ -544,7 +634,8 @@ class StateStore:
         rows = self._read(
             "SELECT r.* FROM runs r JOIN progress p ON p.run_id = r.id "
             "WHERE r.server=? AND p.database=? AND p.status='succeeded' ORDER BY p.updated DESC LIMIT 1",
-            (server, database))
+            (server, database),
+        )
         return _row_to_run(rows[0]) if rows else None
 
     def latest_attempt(self, server: str, database: str) -> DbProgress | None:
@@ -552,7 +643,8 @@ class StateStore:
         rows = self._read(
             "SELECT p.* FROM progress p JOIN runs r ON p.run_id = r.id WHERE r.server=? AND p.database=? "
             "AND p.status NOT IN ('pending', 'running', 'retrying', 'skipped') ORDER BY p.run_id DESC LIMIT 1",
-            (server, database))
+            (server, database),
+        )
         return _row_to_progress(rows[0]) if rows else None
 
     def history(self, server: str, database: str, limit: int = 10) -> list[HistoryRow]:
@@ -560,11 +652,23 @@ class StateStore:
         rows = self._read(
             "SELECT p.*, r.server AS srv FROM progress p JOIN runs r ON p.run_id = r.id "
             "WHERE r.server=? AND p.database=? AND p.status='succeeded' AND p.started IS NOT NULL "
-            "ORDER BY p.updated DESC LIMIT ?", (server, database, limit))
-        return [HistoryRow(run_id=r["run_id"], server=r["srv"], database=r["database"], bytes_raw=r["bytes_raw"],
-                           bytes_stored=r["bytes_stored"], inventory_bytes=r["inventory_bytes"],
-                           duration=max(0.0, (r["updated"] or r["started"]) - r["started"]),
-                           finished=_dt(r["updated"]), file=r["file"]) for r in rows]
+            "ORDER BY p.updated DESC LIMIT ?",
+            (server, database, limit),
+        )
+        return [
+            HistoryRow(
+                run_id=r["run_id"],
+                server=r["srv"],
+                database=r["database"],
+                bytes_raw=r["bytes_raw"],
+                bytes_stored=r["bytes_stored"],
+                inventory_bytes=r["inventory_bytes"],
+                duration=max(0.0, (r["updated"] or r["started"]) - r["started"]),
+                finished=_dt(r["updated"]),
+                file=r["file"],
+            )
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ notifications
 
@@ -574,19 +678,30 @@ class StateStore:
 
     def set_notify_state(self, key: str, value: dict) -> None:
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO notify_state (key, value, updated) VALUES (?, ?, ?)",
-                         (key, json.dumps(value, default=str), time.time()))
+            conn.execute(
+                "INSERT OR REPLACE INTO notify_state (key, value, updated) VALUES (?, ?, ?)",
+                (key, json.dumps(value, default=str), time.time()),
+            )
 
-    def record_notification(self, channel: str, key: str, subject: str, ok: bool, error: str | None,
-                            payload: dict | None = None) -> int:
+    def record_notification(
+        self, channel: str, key: str, subject: str, ok: bool, error: str | None, payload: dict | None = None
+    ) -> int:
         """Record one delivery attempt; failed ones (ok=False) are returned by pending_notifications()."""
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO notifications (at, channel, key, subject, ok, error, payload, sent_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), channel, key, subject, 1 if ok else 0, error,
-                 json.dumps(payload, default=str) if payload is not None else None,
-                 time.time() if ok else None))
+                (
+                    time.time(),
+                    channel,
+                    key,
+                    subject,
+                    1 if ok else 0,
+                    error,
+                    json.dumps(payload, default=str) if payload is not None else None,
+                    time.time() if ok else None,
+                ),
+            )
             return int(cur.lastrowid)
 
     def notifications(self, limit: int = 50) -> list[dict]:
@@ -599,19 +714,27 @@ class StateStore:
 
     def mark_notification_sent(self, notification_id: int) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE notifications SET ok=1, sent_at=?, error=NULL, attempts=attempts+1 WHERE id=?",
-                         (time.time(), notification_id))
+            conn.execute(
+                "UPDATE notifications SET ok=1, sent_at=?, error=NULL, attempts=attempts+1 WHERE id=?",
+                (time.time(), notification_id),
+            )
 
     def mark_notification_failed(self, notification_id: int, error: str) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE notifications SET error=?, attempts=attempts+1 WHERE id=?",
-                         (error, notification_id))
+            conn.execute("UPDATE notifications SET error=?, attempts=attempts+1 WHERE id=?", (error, notification_id))
 
 
 def _notification_dict(r: sqlite3.Row) -> dict:
     return {
-        "id": r["id"], "at": _dt(r["at"]), "channel": r["channel"], "key": r["key"], "subject": r["subject"],
-        "ok": bool(r["ok"]), "error": r["error"], "attempts": r["attempts"], "sent_at": _dt(r["sent_at"]),
+        "id": r["id"],
+        "at": _dt(r["at"]),
+        "channel": r["channel"],
+        "key": r["key"],
+        "subject": r["subject"],
+        "ok": bool(r["ok"]),
+        "error": r["error"],
+        "attempts": r["attempts"],
+        "sent_at": _dt(r["sent_at"]),
         "payload": json.loads(r["payload"]) if r["payload"] else None,
     }
 

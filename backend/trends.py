@@ -18,8 +18,8 @@ nothing about "usual".
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .units import format_bytes, format_duration
 
@@ -31,28 +31,32 @@ FLAG_NAMES = ("small", "large", "slow")
 class Sample:
     """One earlier (or the current) dump of a database, as trends see it."""
 
-    size: int | None          # raw SQL bytes (or stored bytes for legacy dumps)
-    duration: float | None    # seconds
+    size: int | None  # raw SQL bytes (or stored bytes for legacy dumps)
+    duration: float | None  # seconds
     when: float | None = None  # epoch seconds, for sparklines
-    raw: bool = True          # size is raw SQL bytes (False: stored file size)
+    raw: bool = True  # size is raw SQL bytes (False: stored file size)
 
 
 @dataclass(frozen=True)
 class TrendFlag:
-    name: str        # small | large | slow
+    name: str  # small | large | slow
     value: float
     median: float
-    ratio: float     # value / median
-    samples: int     # how many earlier dumps the median came from
+    ratio: float  # value / median
+    samples: int  # how many earlier dumps the median came from
 
     @property
     def text(self) -> str:
         if self.name == "slow":
-            return (f"slow: took {format_duration(self.value)}, {self.ratio:.1f}× the median "
-                    f"{format_duration(self.median)} of the last {self.samples} dumps")
+            return (
+                f"slow: took {format_duration(self.value)}, {self.ratio:.1f}× the median "
+                f"{format_duration(self.median)} of the last {self.samples} dumps"
+            )
         word = "smaller" if self.name == "small" else "larger"
-        return (f"{self.name}: {format_bytes(self.value)} is {self.ratio * 100:.0f}% of the median "
-                f"{format_bytes(self.median)} of the last {self.samples} dumps ({word} than usual)")
+        return (
+            f"{self.name}: {format_bytes(self.value)} is {self.ratio * 100:.0f}% of the median "
+            f"{format_bytes(self.median)} of the last {self.samples} dumps ({word} than usual)"
+        )
 
 
 def median(values: Iterable[float | int | None]) -> float | None:
@@ -75,8 +79,9 @@ def size_flag(size: float | None, previous: Sequence[float | None], tolerance: f
     return None
 
 
-def duration_flag(duration: float | None, previous: Sequence[float | None], slow_factor: float,
-                  floor: float = 5.0) -> TrendFlag | None:
+def duration_flag(
+    duration: float | None, previous: Sequence[float | None], slow_factor: float, floor: float = 5.0
+) -> TrendFlag | None:
     """`floor`: runs shorter than this many seconds are never "slow" (1 s → 3 s is noise)."""
     prev = [p for p in previous if p is not None]
     if duration is None or len(prev) < MIN_HISTORY:
@@ -185,7 +190,18 @@ def _scan_manifests(backup_dir) -> list:
                 at = datetime.fromisoformat(top.at.replace("Z", "+00:00"))
             except ValueError:
                 at = None
-        out.append(_Entry(path=dump, server=mpath.parent.parent.name, database=m.database, when=when,
-                          size=size, codec=m.codec, manifest=m, verified_level=m.verified_level, verified_at=at))
+        out.append(
+            _Entry(
+                path=dump,
+                server=mpath.parent.parent.name,
+                database=m.database,
+                when=when,
+                size=size,
+                codec=m.codec,
+                manifest=m,
+                verified_level=m.verified_level,
+                verified_at=at,
+            )
+        )
     out.sort(key=lambda e: e.when, reverse=True)
     return out

@@ -25,10 +25,10 @@ import dataclasses
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from . import manifest as manifest_mod
 from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
@@ -47,7 +47,7 @@ class CheckResult:
     passed: bool
     evidence: str
     level: int
-    data: dict = field(default_factory=dict)   # machine-readable extras (sha256, per-table figures)
+    data: dict = field(default_factory=dict)  # machine-readable extras (sha256, per-table figures)
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "passed": self.passed, "evidence": self.evidence, "level": self.level}
@@ -81,9 +81,17 @@ class VerifyReport:
         return f"failed at level {self.level_reached + 1} ({LEVEL_NAMES.get(self.level_reached + 1, '?')}): {first}"
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "level_requested": self.level_requested, "level_reached": self.level_reached,
-                "passed": self.passed, "target": self.target, "duration": round(self.duration, 3),
-                "sha256": self.sha256, "summary": self.summary, "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "path": str(self.path),
+            "level_requested": self.level_requested,
+            "level_reached": self.level_reached,
+            "passed": self.passed,
+            "target": self.target,
+            "duration": round(self.duration, 3),
+            "sha256": self.sha256,
+            "summary": self.summary,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 CheckCallback = Callable[[CheckResult], None]
@@ -118,7 +126,7 @@ def _fmt(n: int) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
@@ -173,10 +181,12 @@ def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, 
     if digest != manifest.sha256:
         extra = ""
         if manifest.bytes_stored and size != manifest.bytes_stored:
-            extra = (f"; the file is {_fmt(size)} bytes but the manifest says {_fmt(manifest.bytes_stored)}"
-                     + (" (truncated)" if size < manifest.bytes_stored else ""))
-        ladder.add("sha256", False, f"mismatch: file {digest[:16]}…, manifest {manifest.sha256[:16]}…{extra}", 1,
-                   sha256=digest)
+            extra = f"; the file is {_fmt(size)} bytes but the manifest says {_fmt(manifest.bytes_stored)}" + (
+                " (truncated)" if size < manifest.bytes_stored else ""
+            )
+        ladder.add(
+            "sha256", False, f"mismatch: file {digest[:16]}…, manifest {manifest.sha256[:16]}…{extra}", 1, sha256=digest
+        )
     else:
         ladder.add("sha256", True, f"matches the manifest ({digest[:16]}…)", 1, sha256=digest)
     return manifest, digest
@@ -189,7 +199,7 @@ def _check_header(head: bytes) -> tuple[bool, str]:
     text = head
     if text.startswith(SANDBOX_LINE):
         nl = text.find(b"\n")
-        text = text[nl + 1:] if nl >= 0 else b""
+        text = text[nl + 1 :] if nl >= 0 else b""
     text = text.lstrip(b"\xef\xbb\xbf")
     for h in HEADERS:
         if text.startswith(h):
@@ -204,7 +214,7 @@ def _check_footer(tail: bytes) -> tuple[bool, str]:
     if idx < 0:
         last = tail.rstrip().rsplit(b"\n", 1)[-1][-60:].decode("utf-8", errors="replace")
         return False, f"'-- Dump completed' footer missing: the dump is incomplete (ends with {last!r})"
-    rest = tail[idx + len(FOOTER):].strip()
+    rest = tail[idx + len(FOOTER) :].strip()
     if b"\n" in rest:
         return False, "text follows the '-- Dump completed' footer"
     return True, tail[idx:].strip().decode("utf-8", errors="replace")
@@ -222,7 +232,7 @@ def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, mani
         for chunk in stream.chunks():
             raw += len(chunk)
             if not header_done:
-                head += chunk[:HEAD_KEEP - len(head)]
+                head += chunk[: HEAD_KEEP - len(head)]
                 if len(head) >= HEAD_KEEP or len(head) >= 256:
                     ok, ev = _check_header(bytes(head))
                     ladder.add("header", ok, ev, 2)
@@ -243,7 +253,9 @@ def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, mani
     try:
         stream.close()
     except StreamError as exc:
-        ladder.add("stream decodes", False, f"{exc} after {_fmt(raw)} bytes of SQL: the file is truncated or corrupt", 2)
+        ladder.add(
+            "stream decodes", False, f"{exc} after {_fmt(raw)} bytes of SQL: the file is truncated or corrupt", 2
+        )
         return None
     if not header_done:
         ok, ev = _check_header(bytes(head))
@@ -251,11 +263,20 @@ def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, mani
         if not ok:
             return None
     if manifest is not None and manifest.bytes_raw and raw != manifest.bytes_raw:
-        ladder.add("stream decodes", False,
-                   f"{codec}: decodes to {_fmt(raw)} bytes of SQL but the manifest says {_fmt(manifest.bytes_raw)}", 2)
+        ladder.add(
+            "stream decodes",
+            False,
+            f"{codec}: decodes to {_fmt(raw)} bytes of SQL but the manifest says {_fmt(manifest.bytes_raw)}",
+            2,
+        )
         return None
-    ladder.add("stream decodes", True, f"{codec}: {_fmt(raw)} bytes of SQL"
-               + (", size matches the manifest" if manifest is not None and manifest.bytes_raw else ""), 2)
+    ladder.add(
+        "stream decodes",
+        True,
+        f"{codec}: {_fmt(raw)} bytes of SQL"
+        + (", size matches the manifest" if manifest is not None and manifest.bytes_raw else ""),
+        2,
+    )
     ok, ev = _check_footer(tail)
     ladder.add("footer", ok, ev, 2)
     if not ok or collector is None:
@@ -281,11 +302,21 @@ def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
         missing = [t for t in expected if t not in tables]
         extra = [t for t in tables if t not in set(expected)]
         if missing:
-            ladder.add("tables", False, f"{len(missing)} table(s) of the manifest missing from the dump: "
-                       f"{_names(missing)} (dump has {len(tables)}, manifest {len(expected)})", 3)
+            ladder.add(
+                "tables",
+                False,
+                f"{len(missing)} table(s) of the manifest missing from the dump: "
+                f"{_names(missing)} (dump has {len(tables)}, manifest {len(expected)})",
+                3,
+            )
         else:
-            ladder.add("tables", True, f"{len(tables)} CREATE TABLE, all {len(expected)} of the manifest"
-                       + (f"; {len(extra)} not in the manifest: {_names(extra)}" if extra else ""), 3)
+            ladder.add(
+                "tables",
+                True,
+                f"{len(tables)} CREATE TABLE, all {len(expected)} of the manifest"
+                + (f"; {len(extra)} not in the manifest: {_names(extra)}" if extra else ""),
+                3,
+            )
         for kind in ("views", "procedures", "functions", "triggers", "events"):
             want = list(getattr(manifest, kind))
             have = getattr(stats, kind)
@@ -296,7 +327,9 @@ def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
                 ladder.add(kind, True, f"{len(have)} in the dump, {len(want)} in the manifest", 3)
     else:
         ladder.add("tables", True, f"{len(tables)} CREATE TABLE (no manifest to compare with)", 3)
-        objs = ", ".join(f"{len(getattr(stats, k))} {k}" for k in ("views", "procedures", "functions", "triggers", "events"))
+        objs = ", ".join(
+            f"{len(getattr(stats, k))} {k}" for k in ("views", "procedures", "functions", "triggers", "events")
+        )
         ladder.add("objects", True, objs + " (no manifest to compare with)", 3)
 
     empty_expected = []
@@ -307,14 +340,24 @@ def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
     per_table = {name: rows for name, rows in tables.items()}
     evidence = f"{_fmt(stats.insert_statements)} INSERT statements, {_fmt(stats.rows)} rows in {len(tables)} tables"
     if empty_expected:
-        ladder.add("rows", False, evidence + f"; no rows for {_names(empty_expected)} although the source "
-                   "estimated more than 1,000", 3, tables=per_table)
+        ladder.add(
+            "rows",
+            False,
+            evidence + f"; no rows for {_names(empty_expected)} although the source estimated more than 1,000",
+            3,
+            tables=per_table,
+        )
     else:
         ladder.add("rows", True, evidence, 3, tables=per_table)
 
     if stats.scope_problems:
-        ladder.add("scope", False, f"{len(stats.scope_problems)} statement(s) reach outside the database: "
-                   + "; ".join(stats.scope_problems[:3]), 3)
+        ladder.add(
+            "scope",
+            False,
+            f"{len(stats.scope_problems)} statement(s) reach outside the database: "
+            + "; ".join(stats.scope_problems[:3]),
+            3,
+        )
     else:
         ladder.add("scope", True, "no USE, CREATE DATABASE or writes to other databases", 3)
 
@@ -368,9 +411,13 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
     if not manifest_mod.manifest_path(path).exists():
         return False
     rec = manifest_mod.Verification(
-        level=report.level_reached, passed=report.passed, at=now_iso(),
-        checks=[c.to_dict() for c in report.checks], target=report.target,
-        duration=round(report.duration, 3))
+        level=report.level_reached,
+        passed=report.passed,
+        at=now_iso(),
+        checks=[c.to_dict() for c in report.checks],
+        target=report.target,
+        duration=round(report.duration, 3),
+    )
     extra = dict(extra or {})
     try:
         if stats is not None and not stats.unterminated:

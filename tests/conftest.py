@@ -13,9 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from backend.config import load_config
-from backend.sandbox import Sandbox, free_port
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.sandbox import Sandbox, free_port
 
 from .helpers import create_sample_database, drop_database
 
@@ -26,18 +25,23 @@ _counter = itertools.count(1)
 def mariadb(tmp_path_factory) -> Sandbox:
     """A private mariadbd (unix socket + a free TCP port on 127.0.0.1) for the whole session."""
     if shutil.which("mariadbd") is None and shutil.which("mariadbd", path="/usr/sbin") is None:
-        pytest.fail("mariadbd is not installed: run `apt-get install -y mariadb-server mariadb-client zstd` "
-                    "(the README's test command does this)")
+        pytest.fail(
+            "mariadbd is not installed: run `apt-get install -y mariadb-server mariadb-client zstd` "
+            "(the README's test command does this)"
+        )
     directory = Path(tmp_path_factory.mktemp("mariadb"))
-    sb = Sandbox.create(directory / "srv", port=free_port(),
-                        extra_args=("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW"))
+    sb = Sandbox.create(
+        directory / "srv", port=free_port(), extra_args=("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
+    )
     sb.start()
     with sb.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE USER IF NOT EXISTS 'bk'@'localhost' IDENTIFIED BY 'S3cret-Pw!x9'")
         cur.execute("CREATE USER IF NOT EXISTS 'bk'@'127.0.0.1' IDENTIFIED BY 'S3cret-Pw!x9'")
         for host in ("localhost", "127.0.0.1"):
-            cur.execute(f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, BINLOG MONITOR, "
-                        f"PROCESS ON *.* TO 'bk'@'{host}'")
+            cur.execute(
+                f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES, RELOAD, BINLOG MONITOR, "
+                f"PROCESS ON *.* TO 'bk'@'{host}'"
+            )
     yield sb
     sb.destroy()
 
@@ -74,8 +78,14 @@ def write_config(tmp_path, mariadb):
             lines += ["    user: bk", f"    password_file: {pw}"]
         else:
             lines += ["    user: root"]
-        lines += ["backup:", f"  dir: {backups}", "  compression: zstd", "  timeout: 5m",
-                  "  stall_timeout: 60s", f"state_dir: {state}"]
+        lines += [
+            "backup:",
+            f"  dir: {backups}",
+            "  compression: zstd",
+            "  timeout: 5m",
+            "  stall_timeout: 60s",
+            f"state_dir: {state}",
+        ]
         text = "\n".join(lines) + "\n"
         path = tmp_path / name
         path.write_text(text + textwrap.dedent(extra))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from backend.mysql import quote_ident
+from dumpdeck.backend.mysql import quote_ident
 
 
 def create_sample_database(server, name: str, rows: int = 200) -> None:
@@ -27,13 +27,17 @@ def create_sample_database(server, name: str, rows: int = 200) -> None:
         names = ["Zoë", "Åsa", "Łukasz", "李雷", "Ольга", "O'Brien", "Back\\slash", "emoji 🐬🎉"]
         cur.executemany(
             "INSERT INTO customers (name, city, note) VALUES (%s, %s, %s)",
-            [(names[i % len(names)] + f" {i}", f"City {i % 17}", "line1\nline2\ttab 'quote' \"dq\"" * (i % 3))
-             for i in range(rows)],
+            [
+                (names[i % len(names)] + f" {i}", f"City {i % 17}", "line1\nline2\ttab 'quote' \"dq\"" * (i % 3))
+                for i in range(rows)
+            ],
         )
         cur.executemany(
             "INSERT INTO orders (customer_id, total, payload) VALUES (%s, %s, %s)",
-            [((i % rows) + 1, (i * 7919) % 100000 / 100, bytes(range(256)) * (i % 4) + bytes([0, 10, 13, 39, 92]))
-             for i in range(rows * 2)],
+            [
+                ((i % rows) + 1, (i * 7919) % 100000 / 100, bytes(range(256)) * (i % 4) + bytes([0, 10, 13, 39, 92]))
+                for i in range(rows * 2)
+            ],
         )
         cur.executemany("INSERT INTO `odd name` VALUES (%s, %s)", [(i, f"v{i}") for i in range(10)])
         cur.execute("CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 500")
@@ -55,8 +59,10 @@ def table_checksums(server, database: str) -> dict[str, tuple[int, int]]:
     """{table: (row count, CHECKSUM TABLE)} for every base table."""
     out = {}
     with server.connect(database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
-                    "AND TABLE_TYPE='BASE TABLE'", (database,))
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
+            (database,),
+        )
         for (table,) in cur.fetchall():
             cur.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}")
             count = cur.fetchone()[0]
@@ -79,14 +85,23 @@ def restore_into(server, path, database: str) -> None:
     """Load a dump file (any codec) into a fresh database with the real `mariadb` client."""
     import subprocess
 
-    from backend.codecs import open_decoded
+    from dumpdeck.backend.codecs import open_decoded
 
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
         cur.execute(f"CREATE DATABASE {quote_ident(database)}")
-    client = subprocess.Popen(["mariadb", "--no-defaults", "-uroot", f"--socket={server.socket}",
-                               "--default-character-set=utf8mb4", database],
-                              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = subprocess.Popen(
+        [
+            "mariadb",
+            "--no-defaults",
+            "-uroot",
+            f"--socket={server.socket}",
+            "--default-character-set=utf8mb4",
+            database,
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     with open_decoded(path) as stream:
         for chunk in stream.chunks():
             client.stdin.write(chunk)
@@ -105,8 +120,8 @@ def make_big_table(server, database: str, rows: int = 300_000) -> None:
 
 
 def object_inventory(server, database: str) -> dict[str, list[str]]:
-    from backend.config import ServerConfig
-    from backend.mysql import connect, object_names
+    from dumpdeck.backend.config import ServerConfig
+    from dumpdeck.backend.mysql import connect, object_names
 
     conn = connect(ServerConfig(name="t", host=None, socket=server.socket, user="root"))
     try:

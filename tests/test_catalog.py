@@ -6,16 +6,15 @@ import fcntl
 import gzip
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from backend import catalog
-from backend import manifest as manifest_mod
-from backend.config import BackupConfig, ServerConfig
-from backend.dump import dump_database
-from backend.verify import verify_file
+from dumpdeck.backend import catalog
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend.config import BackupConfig, ServerConfig
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.verify import verify_file
 
 from .helpers import create_sample_database, drop_database
 
@@ -48,7 +47,7 @@ def test_scan_reads_engine_dumps(two_dumps, tmp_path):
         assert e.server == "main" and e.database == db and e.manifest is not None and e.manifest_error is None
         assert e.when.tzinfo is not None and e.size == e.path.stat().st_size and not e.legacy
         assert e.verified_level == 0 and e.last_result is None and e.key == str(e.path)
-    assert cat.entries[0].when >= cat.entries[1].when                     # newest first
+    assert cat.entries[0].when >= cat.entries[1].when  # newest first
     assert {e.codec for e in cat.entries} == {"zstd", "none"}
     newest = cat.entries[0]
     assert cat.latest(db) is newest and cat.latest(db, "main") is newest and cat.latest(db, "other") is None
@@ -105,12 +104,12 @@ def test_legacy_files(two_dumps, tmp_path):
     assert set(by) == {"shop_20250101_020000.sql.gz", "my_app_db_20250102_030405.sql", "random.sql.zst"}
     legacy = by["shop_20250101_020000.sql.gz"]
     assert legacy.legacy and legacy.database == "shop" and legacy.server is None and legacy.codec == "gzip"
-    assert legacy.when == datetime(2025, 1, 1, 2, 0).astimezone().astimezone(timezone.utc)   # host local time
+    assert legacy.when == datetime(2025, 1, 1, 2, 0).astimezone().astimezone(UTC)  # host local time
     assert legacy.verified_level == 0 and legacy.manifest is None
     assert by["my_app_db_20250102_030405.sql"].database == "my_app_db"
     other = by["random.sql.zst"]
     assert not other.legacy and other.database == "random" and other.codec == "zstd"
-    assert verify_file(legacy.path, 3).passed       # a legacy dump verifies like any other
+    assert verify_file(legacy.path, 3).passed  # a legacy dump verifies like any other
 
 
 def test_partials_live_and_leftover(tmp_path):
@@ -122,18 +121,18 @@ def test_partials_live_and_leftover(tmp_path):
     live.write_bytes(b"x" * 10)
     dead.write_bytes(b"y" * 5)
     fd = os.open(live, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # a writer holds it
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a writer holds it
     try:
         cat = catalog.scan(root)
         by = {p.path.name: p for p in cat.partials}
         assert by[live.name].live and not by[dead.name].live and by[dead.name].size == 5
         assert catalog.clean_partials(cat, dry_run=True) == [dead] and dead.exists()
-        assert catalog.clean_partials(root, min_age=3600) == []          # too recent for the margin
+        assert catalog.clean_partials(root, min_age=3600) == []  # too recent for the margin
         assert catalog.clean_partials(root) == [dead]
         assert live.exists() and not dead.exists()
     finally:
         os.close(fd)
-    assert catalog.clean_partials(root) == [live]                         # writer gone now
+    assert catalog.clean_partials(root) == [live]  # writer gone now
 
 
 def test_missing_backup_dir(tmp_path):

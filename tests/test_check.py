@@ -6,21 +6,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from backend.check import CRITICAL, OK, WARNING, check, evaluate
-from backend.config import load_config
+from dumpdeck.backend.check import CRITICAL, OK, WARNING, check, evaluate
+from dumpdeck.backend.config import load_config
 
 from .test_notify import WebhookSink
 from .test_report import offline_config, synth_dump
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def jobs_yaml(dbs=("shop",), max_age: str | None = None,
-              disk: str = "disk:\n  warn_percent: 99\n  critical_percent: 100\n") -> str:
+def jobs_yaml(
+    dbs=("shop",), max_age: str | None = None, disk: str = "disk:\n  warn_percent: 99\n  critical_percent: 100\n"
+) -> str:
     text = f"jobs:\n  nightly:\n    server: main\n    databases: [{', '.join(dbs)}]\n"
     if max_age:
         text += f"    max_age: {max_age}\n"
@@ -31,13 +32,25 @@ def jobs_yaml(dbs=("shop",), max_age: str | None = None,
 def nightly(tmp_path, db="shop", *, days=5, last_raw=100_000_000, last_age=timedelta(hours=3)):
     for i in range(days):
         when = NOW - last_age - timedelta(days=days - 1 - i)
-        synth_dump(tmp_path / "backups", "main", db, when, raw=last_raw if i == days - 1 else 100_000_000,
-                   stored=1000, duration=30)
+        synth_dump(
+            tmp_path / "backups",
+            "main",
+            db,
+            when,
+            raw=last_raw if i == days - 1 else 100_000_000,
+            stored=1000,
+            duration=30,
+        )
 
 
 def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(cfg), "check", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(cfg), "check", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_ok_exit_0(tmp_path):
@@ -110,7 +123,7 @@ def test_check_notifies_once_per_new_problem_and_on_recovery(tmp_path):
         config = load_config(offline_config(tmp_path, extra))
         t = NOW.timestamp()
         r1 = check(config, t)
-        r2 = check(config, t + 600)          # same problem 10 minutes later: quiet
+        r2 = check(config, t + 600)  # same problem 10 minutes later: quiet
         assert (r1.code, r2.code) == (CRITICAL, CRITICAL)
         assert len(hook.bodies) == 1
         first = json.loads(hook.bodies[0])

@@ -12,8 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dd(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dumpdeck", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_backup_json_success(write_config, sample_db):
@@ -56,11 +62,13 @@ def test_usage_and_config_errors_exit_2(tmp_path, write_config):
 
 
 def test_unreachable_server_is_one_line(tmp_path):
-    from backend.sandbox import free_port
+    from dumpdeck.backend.sandbox import free_port
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"servers:\n  gone:\n    host: 127.0.0.1\n    port: {free_port()}\n    user: root\n"
-                   f"    connect_timeout: 2s\nbackup:\n  dir: {tmp_path / 'b'}\n")
+    cfg.write_text(
+        f"servers:\n  gone:\n    host: 127.0.0.1\n    port: {free_port()}\n    user: root\n"
+        f"    connect_timeout: 2s\nbackup:\n  dir: {tmp_path / 'b'}\n"
+    )
     proc = dd("--config", str(cfg), "backup", "anything")
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "cannot connect" in proc.stderr

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-from backend.config import load_config, parse_config, permission_warnings, redacted
-from backend.errors import ConfigError
-from backend.units import parse_duration, parse_size
+from dumpdeck.backend.config import load_config, parse_config, permission_warnings, redacted
+from dumpdeck.backend.errors import ConfigError
+from dumpdeck.backend.units import parse_duration, parse_size
 
 BASE = """\
 servers:
@@ -85,8 +83,7 @@ def test_job_must_name_a_known_server(tmp_path):
 
 
 def test_two_password_sources_rejected(tmp_path):
-    msg = error_of(tmp_path, BASE.replace("password_env: DD_TEST_PW",
-                                          "password_env: X\n    password_file: /tmp/x"))
+    msg = error_of(tmp_path, BASE.replace("password_env: DD_TEST_PW", "password_env: X\n    password_file: /tmp/x"))
     assert "choose one password source" in msg
 
 
@@ -95,8 +92,9 @@ def test_plain_password_key_is_refused(tmp_path):
     assert "servers.main.password: unknown key" in msg
 
 
-@pytest.mark.parametrize("text,seconds", [("90s", 90), ("5m", 300), ("2h", 7200), ("1h30m", 5400),
-                                          ("7d", 604800), (45, 45), ("1.5h", 5400)])
+@pytest.mark.parametrize(
+    "text,seconds", [("90s", 90), ("5m", 300), ("2h", 7200), ("1h30m", 5400), ("7d", 604800), (45, 45), ("1.5h", 5400)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -107,8 +105,7 @@ def test_bad_durations(bad):
         parse_duration(bad)
 
 
-@pytest.mark.parametrize("text,n", [("5GiB", 5 * 1024**3), ("100MB", 100_000_000), ("512", 512),
-                                    ("1.5KiB", 1536)])
+@pytest.mark.parametrize("text,n", [("5GiB", 5 * 1024**3), ("100MB", 100_000_000), ("512", 512), ("1.5KiB", 1536)])
 def test_sizes(text, n):
     assert parse_size(text) == n
 
@@ -121,9 +118,11 @@ def test_password_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("DD_TEST_PW", "from-env")
     assert parse_config(BASE, tmp_path / "c.yaml").servers["main"].password() == "from-env"
     mycnf = tmp_path / "my.cnf"
-    mycnf.write_text("[client]\nuser = opt_user\npassword = \"from option file\"\n")
-    c = parse_config(BASE.replace("    user: backup\n", "").replace("password_env: DD_TEST_PW",
-                                                                    f"option_file: {mycnf}"), tmp_path / "c.yaml")
+    mycnf.write_text('[client]\nuser = opt_user\npassword = "from option file"\n')
+    c = parse_config(
+        BASE.replace("    user: backup\n", "").replace("password_env: DD_TEST_PW", f"option_file: {mycnf}"),
+        tmp_path / "c.yaml",
+    )
     assert c.servers["main"].password() == "from option file"
     assert c.servers["main"].effective_user() == "opt_user"
 
@@ -149,8 +148,9 @@ def test_config_check_redacts_and_warns_on_readable_secret(tmp_path):
     pw.write_text("TopSecret-123\n")
     pw.chmod(0o644)
     path = cfg(tmp_path, BASE.replace("password_env: DD_TEST_PW", f"password_file: {pw}"))
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "config", "check"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "config", "check"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert "TopSecret-123" not in proc.stdout + proc.stderr
     assert "<redacted: from file" in proc.stdout
@@ -161,8 +161,9 @@ def test_config_check_redacts_and_warns_on_readable_secret(tmp_path):
 
 def test_config_check_invalid_exits_2_without_traceback(tmp_path):
     path = cfg(tmp_path, BASE + "  compression: brotli\n")
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "config", "check"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "config", "check"], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "backup.compression: 'brotli' is not one of zstd, gzip, xz, none" in proc.stderr
     assert "Traceback" not in proc.stderr

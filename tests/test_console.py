@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backend.config import load_config
-from backend.sandbox import free_port
-from tui.app import Intervals, make_app
-from tui.screens.dumps import DumpsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.modals import ConfirmModal, TargetChooser
-from tui.widgets.table import KeyedTable
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.sandbox import free_port
+from dumpdeck.tui.app import Intervals, make_app
+from dumpdeck.tui.screens.dumps import DumpsScreen
+from dumpdeck.tui.screens.help import HelpScreen
+from dumpdeck.tui.screens.modals import ConfirmModal, TargetChooser
+from dumpdeck.tui.widgets.table import KeyedTable
 
 FAST = Intervals(jobs=0.2, log=0.5, servers=2.0, catalog=1.0, disk=5.0)
 
@@ -68,16 +67,24 @@ async def test_backup_two_databases_then_restore_test(write_config, make_db, mar
             await pilot.press("space")
         assert app.screen.selected == {f"main/{a}", f"main/{b}"}
         await pilot.press("b")
-        run = await until(pilot, lambda: next((r for r in app.jobs.runs if set(r.databases) == {a, b}), None),
-                          what="the run to appear in the jobs pane")
-        await until(pilot, lambda: any(r.id == run.id and r.status == "succeeded" for r in app.jobs.runs),
-                    timeout=120, what=f"run #{run.id} to succeed")
+        run = await until(
+            pilot,
+            lambda: next((r for r in app.jobs.runs if set(r.databases) == {a, b}), None),
+            what="the run to appear in the jobs pane",
+        )
+        await until(
+            pilot,
+            lambda: any(r.id == run.id and r.status == "succeeded" for r in app.jobs.runs),
+            timeout=120,
+            what=f"run #{run.id} to succeed",
+        )
         jobs_keys = app.screen.query_one("#jobs", KeyedTable).row_keys
         assert str(run.id) in jobs_keys
         await until(pilot, lambda: {a, b} <= {d.database for d in app.catalog.dumps}, what="both dumps in the catalog")
         # the databases pane now shows a last good backup for both
-        await until(pilot, lambda: all(db_table(app).raw(f"main/{db}").last_good for db in (a, b)),
-                    what="last good backup ages")
+        await until(
+            pilot, lambda: all(db_table(app).raw(f"main/{db}").last_good for db in (a, b)), what="last good backup ages"
+        )
 
         await pilot.press("d")
         assert isinstance(app.screen, DumpsScreen)
@@ -87,16 +94,21 @@ async def test_backup_two_databases_then_restore_test(write_config, make_db, mar
         await cursor_to(pilot, dumps, dump.key)
         assert str(dump.path) in str(app.screen.query_one("#details").render())
 
-        pytest.importorskip("backend.restore", reason="backend.restore (issue 3) has not landed")
         await pilot.press("r")
         assert isinstance(app.screen, TargetChooser)
         chooser = app.screen
         targets = [o.id for o in chooser.query_one("OptionList").options]
         chooser.query_one("OptionList").highlighted = targets.index("same")
         await pilot.press("enter")
-        await until(pilot, lambda: app.ladders.get(dump.key) and app.ladders[dump.key].passed is not None
-                    or (app.ladders.get(dump.key) and app.ladders[dump.key].error), timeout=120,
-                    what="the restore-test to finish")
+        await until(
+            pilot,
+            lambda: (
+                (app.ladders.get(dump.key) and app.ladders[dump.key].passed is not None)
+                or (app.ladders.get(dump.key) and app.ladders[dump.key].error)
+            ),
+            timeout=120,
+            what="the restore-test to finish",
+        )
         ladder = app.ladders[dump.key]
         assert ladder.error is None, ladder.error
         assert ladder.passed is True
@@ -110,10 +122,12 @@ async def test_backup_two_databases_then_restore_test(write_config, make_db, mar
 def slow_tool(tmp_path) -> Path:
     """A stand-in dump tool (a real process) that writes a dump header and then hangs."""
     tool = tmp_path / "slow-dump"
-    tool.write_text("#!/bin/sh\n"
-                    "case \"$1\" in --version) echo 'slow-dump Ver 1.0'; exit 0;; esac\n"
-                    "echo '-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB'\n"
-                    "exec sleep 300\n")
+    tool.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in --version) echo 'slow-dump Ver 1.0'; exit 0;; esac\n"
+        "echo '-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB'\n"
+        "exec sleep 300\n"
+    )
     tool.chmod(0o755)
     return tool
 
@@ -121,30 +135,42 @@ def slow_tool(tmp_path) -> Path:
 async def test_cancel_running_job_after_confirmation(write_config, make_db, slow_tool):
     db = make_db("console_slow", rows=10)
     path = write_config()
-    path.write_text(path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {slow_tool}\n"))
+    path.write_text(
+        path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {slow_tool}\n")
+    )
     config = load_config(path)
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: db in visible_dbs(app), what="database listed")
         await cursor_to(pilot, db_table(app), f"main/{db}")
         await pilot.press("b")
-        run = await until(pilot, lambda: next((r for r in app.jobs.active
-                                               if db in r.databases and any(p.status == "running" for p in r.progress)),
-                                              None), timeout=60, what="the dump to be running")
+        run = await until(
+            pilot,
+            lambda: next(
+                (r for r in app.jobs.active if db in r.databases and any(p.status == "running" for p in r.progress)),
+                None,
+            ),
+            timeout=60,
+            what="the dump to be running",
+        )
         await pilot.press("2")
         jobs = app.screen.query_one("#jobs", KeyedTable)
         await until(pilot, lambda: f"{run.id}:{db}" in jobs.row_keys, what="progress row")
         jobs.move_cursor(row=jobs.get_row_index(f"{run.id}:{db}"))
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmModal)
-        await pilot.press("n")                      # first: change of mind, nothing happens
+        await pilot.press("n")  # first: change of mind, nothing happens
         assert not isinstance(app.screen, ConfirmModal)
         assert any(r.id == run.id for r in app.jobs.active)
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")
-        await until(pilot, lambda: any(r.id == run.id and r.status == "cancelled" for r in app.jobs.runs),
-                    timeout=60, what="the run to be cancelled")
+        await until(
+            pilot,
+            lambda: any(r.id == run.id and r.status == "cancelled" for r in app.jobs.runs),
+            timeout=60,
+            what="the run to be cancelled",
+        )
         assert not any(Path(config.backup.dir).rglob("*.partial"))
 
 
@@ -169,7 +195,7 @@ async def test_help_screen_and_palette(write_config):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_table = app.screen.query_one("#help-table")
-        from tui.actions import ACTIONS
+        from dumpdeck.tui.actions import ACTIONS
 
         assert help_table.row_count == len(ACTIONS)
         await pilot.press(*"verify")
@@ -197,7 +223,7 @@ async def test_read_only_hides_delete_and_backup(write_config):
         keys = {b.binding.action for b in app.active_bindings.values()}
         assert "delete" not in keys and "restore_test" not in keys
         assert "verify" in keys
-        await pilot.press("x")                        # nothing: no modal
+        await pilot.press("x")  # nothing: no modal
         assert isinstance(app.screen, DumpsScreen)
         await pilot.press("question_mark")
         ids = [str(k.value) for k in app.screen.query_one("#help-table").rows]
@@ -210,13 +236,17 @@ async def test_unreachable_server_does_not_freeze(write_config, make_db):
     db = make_db("reach_ok", rows=5)
     closed = free_port()
     path = write_config()
-    text = path.read_text().replace("backup:\n", f"  dead:\n    host: 127.0.0.1\n    port: {closed}\n    user: root\n"
-                                                 f"    connect_timeout: 3\nbackup:\n", 1)
+    text = path.read_text().replace(
+        "backup:\n",
+        f"  dead:\n    host: 127.0.0.1\n    port: {closed}\n    user: root\n    connect_timeout: 3\nbackup:\n",
+        1,
+    )
     path.write_text(text)
     app = make_app(load_config(path), intervals=FAST)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.servers.get("dead") is not None and db in visible_dbs(app),
-                    what="both servers polled")
+        await until(
+            pilot, lambda: app.servers.get("dead") is not None and db in visible_dbs(app), what="both servers polled"
+        )
         assert app.servers["dead"].reachable is False
         assert "dead/" in db_table(app).row_keys
         assert db_table(app).raw("dead/").status == "unreachable"
@@ -231,13 +261,13 @@ async def test_unreachable_server_does_not_freeze(write_config, make_db):
 
 async def test_delete_asks_and_the_last_verified_dump_needs_its_name(config, sample_db):
     """`x` deletes after a confirmation; the last verified dump of a database also needs its name typed."""
-    from backend.dump import dump_database
-    from backend.manifest import manifest_path
-    from backend.verify import verify_file
+    from dumpdeck.backend.dump import dump_database
+    from dumpdeck.backend.manifest import manifest_path
+    from dumpdeck.backend.verify import verify_file
 
     older = dump_database(config.server("main"), config.backup, sample_db)
     newer = dump_database(config.server("main"), config.backup, sample_db)
-    assert verify_file(newer.path, 2).passed          # only the newer one is verified
+    assert verify_file(newer.path, 2).passed  # only the newer one is verified
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("d")
@@ -250,7 +280,7 @@ async def test_delete_asks_and_the_last_verified_dump_needs_its_name(config, sam
         await cursor_to(pilot, table, by_path[older.path].key)
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmModal) and app.screen.require_text is None
-        await pilot.press("n")                                   # changed my mind
+        await pilot.press("n")  # changed my mind
         assert app.screen is browser and older.path.exists()
         await pilot.press("x")
         await pilot.press("y")
@@ -262,7 +292,7 @@ async def test_delete_asks_and_the_last_verified_dump_needs_its_name(config, sam
         await pilot.press("x")
         modal = app.screen
         assert isinstance(modal, ConfirmModal) and modal.require_text == sample_db
-        await pilot.press("y", "enter")                          # neither confirms without the name
+        await pilot.press("y", "enter")  # neither confirms without the name
         assert app.screen is modal and newer.path.exists()
         modal.query_one("#confirm-text").value = ""
         await pilot.press(*sample_db, "enter")
@@ -275,7 +305,7 @@ async def test_keys_remapped_by_binding_id_from_the_config(write_config):
     config = load_config(write_config("console:\n  keys:\n    dumps: f6\n    nonsense: z\n"))
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await pilot.press("d")                      # the default key no longer opens the browser
+        await pilot.press("d")  # the default key no longer opens the browser
         assert not isinstance(app.screen, DumpsScreen)
         await pilot.press("f6")
         assert isinstance(app.screen, DumpsScreen)
@@ -293,12 +323,14 @@ async def test_no_color_is_honoured(write_config, monkeypatch):
 
 
 async def test_quitting_with_a_running_job_says_it_continues(write_config, make_db, slow_tool):
-    from backend import jobs as jobs_mod
-    from backend.state import open_store
+    from dumpdeck.backend import jobs as jobs_mod
+    from dumpdeck.backend.state import open_store
 
     db = make_db("console_quit", rows=10)
     path = write_config()
-    path.write_text(path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {slow_tool}\n"))
+    path.write_text(
+        path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {slow_tool}\n")
+    )
     config = load_config(path)
     app = make_app(config, intervals=FAST)
     run = None
@@ -307,12 +339,15 @@ async def test_quitting_with_a_running_job_says_it_continues(write_config, make_
             await until(pilot, lambda: db in visible_dbs(app), what="database listed")
             await cursor_to(pilot, db_table(app), f"main/{db}")
             await pilot.press("b")
-            run = await until(pilot, lambda: next((r for r in app.jobs.active if db in r.databases), None),
-                              what="the run to be active")
+            run = await until(
+                pilot,
+                lambda: next((r for r in app.jobs.active if db in r.databases), None),
+                what="the run to be active",
+            )
             await pilot.press("q")
             assert isinstance(app.screen, ConfirmModal)
             assert "continue in the background" in app.screen.message
-            await pilot.press("y")                  # Cancel has the focus; y confirms
+            await pilot.press("y")  # Cancel has the focus; y confirms
             await until(pilot, lambda: app.return_code is not None, what="the app to exit")
         assert app.return_code == 0
         # The run outlives the console: the state store still shows it running.

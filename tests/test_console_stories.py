@@ -3,13 +3,12 @@ from the schedules screen (a real run against the scratch server) opened with it
 
 from __future__ import annotations
 
+from dumpdeck.backend.config import load_config
+from dumpdeck.tui.app import make_app
+from dumpdeck.tui.screens.run_detail import RunDetailScreen
+from dumpdeck.tui.screens.schedules import SchedulesScreen
+from dumpdeck.tui.widgets.table import KeyedTable, tone_style
 from textual.widgets import Log
-
-from backend.config import load_config
-from tui.app import make_app
-from tui.screens.run_detail import RunDetailScreen
-from tui.screens.schedules import SchedulesScreen
-from tui.widgets.table import KeyedTable, tone_style
 
 from .test_console import FAST, db_table, until, visible_dbs
 
@@ -29,21 +28,23 @@ async def test_log_pane_search_and_level_filter(write_config):
     async with app.run_test(size=(120, 40)) as pilot:
         log = app.screen.query_one("#log", Log)
         await until(pilot, lambda: len(log.lines) == 4, what="the four log lines")
-        assert log.lines[0] == "03:04:05 INFO runner: run 7 started for alpha_db"   # compacted
+        assert log.lines[0] == "03:04:05 INFO runner: run 7 started for alpha_db"  # compacted
         await pilot.press("4", "slash", *"alpha", "enter")
         assert [ln.split(" ", 2)[1] for ln in log.lines] == ["INFO", "WARNING"]
         assert "“alpha”" in str(app.screen.query_one("#log-pane").border_title)
-        await pilot.press("slash", "escape")       # clears the search
+        await pilot.press("slash", "escape")  # clears the search
         assert len(log.lines) == 4
-        await pilot.press("l", "l")                # all → ≥INFO → ≥WARNING
+        await pilot.press("l", "l")  # all → ≥INFO → ≥WARNING
         assert [ln.split(" ", 2)[1] for ln in log.lines] == ["WARNING", "ERROR"]
-        await pilot.press("l")                     # ≥ERROR
+        await pilot.press("l")  # ≥ERROR
         assert log.lines == ["03:04:07 ERROR runner: beta_db failed: mariadb-dump exited 2"]
         assert "≥ERROR" in str(app.screen.query_one("#log-pane").border_title)
         # a line arriving now is filtered the same way
         with config.log.file.open("a") as f:
-            f.write("2026-01-02 03:05:00,000 INFO    [4242] dumpdeck.runner: quiet\n"
-                    "2026-01-02 03:05:01,000 ERROR   [4242] dumpdeck.runner: loud\n")
+            f.write(
+                "2026-01-02 03:05:00,000 INFO    [4242] dumpdeck.runner: quiet\n"
+                "2026-01-02 03:05:01,000 ERROR   [4242] dumpdeck.runner: loud\n"
+            )
         await until(pilot, lambda: len(log.lines) == 2, what="the new ERROR line")
         assert log.lines[-1].endswith("runner: loud")
 
@@ -55,23 +56,28 @@ async def test_theme_key_recolours_rows(write_config, make_db):
         await until(pilot, lambda: db in visible_dbs(app), what="the database listed")
         before = app.theme
         status = db_table(app).get_cell(f"main/{db}", "status")
-        assert status.style == tone_style(app, "bad")          # never backed up
+        assert status.style == tone_style(app, "bad")  # never backed up
         await pilot.press("f9")
         assert app.theme != before
-        await until(pilot, lambda: db_table(app).get_cell(f"main/{db}", "status").style == tone_style(app, "bad"),
-                    what="the status cell in the new theme's colour")
-        assert db_table(app).get_cell(f"main/{db}", "status").style != status.style   # the colour did change
+        await until(
+            pilot,
+            lambda: db_table(app).get_cell(f"main/{db}", "status").style == tone_style(app, "bad"),
+            what="the status cell in the new theme's colour",
+        )
+        assert db_table(app).get_cell(f"main/{db}", "status").style != status.style  # the colour did change
 
 
 async def test_schedules_run_now_then_run_detail(write_config, make_db):
     db = make_db("console_sched", rows=20)
-    config = load_config(write_config(f"""
+    config = load_config(
+        write_config(f"""
         jobs:
           nightly:
             server: main
             databases: [{db}]
             schedule: "0 3 * * *"
-        """))
+        """)
+    )
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: db in visible_dbs(app), what="the database listed")
@@ -80,10 +86,17 @@ async def test_schedules_run_now_then_run_detail(write_config, make_db):
         table = app.screen.query_one("#schedules", KeyedTable)
         await until(pilot, lambda: table.row_count == 1, what="the job listed")
         await pilot.press("n")
-        run = await until(pilot, lambda: next((r for r in app.jobs.runs if r.job == "nightly"), None),
-                          what="the job's run in the state store")
-        await until(pilot, lambda: any(r.id == run.id and r.status == "succeeded" for r in app.jobs.runs),
-                    timeout=120, what=f"run #{run.id} to succeed")
+        run = await until(
+            pilot,
+            lambda: next((r for r in app.jobs.runs if r.job == "nightly"), None),
+            what="the job's run in the state store",
+        )
+        await until(
+            pilot,
+            lambda: any(r.id == run.id and r.status == "succeeded" for r in app.jobs.runs),
+            timeout=120,
+            what=f"run #{run.id} to succeed",
+        )
         await until(pilot, lambda: any(d.database == db for d in app.catalog.dumps), what="the dump in the catalog")
         await pilot.press("escape", "2")
         jobs = app.screen.query_one("#jobs", KeyedTable)

@@ -65,8 +65,23 @@ class Console:
         env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR",)}
         cmd = " ".join([str(DUMPDECK), "--config", str(config), *extra])
         # keep the pane after exit so a crash can be read
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT),
-                        f"{cmd}; echo EXITED $?; sleep 30"], check=True, env=env, timeout=20)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.session,
+                "-x",
+                str(WIDTH),
+                "-y",
+                str(HEIGHT),
+                f"{cmd}; echo EXITED $?; sleep 30",
+            ],
+            check=True,
+            env=env,
+            timeout=20,
+        )
         _tmux("set-option", "-t", self.session, "escape-time", "10", check=False)
 
     def keys(self, *keys: str) -> None:
@@ -102,7 +117,7 @@ def check_console(config: Path, database: str, show=lambda title, screen: None) 
         con.keys("Escape")
         wait_for(con.session, lambda s: "Databases" in s and "Catalog" not in s, 10, "the dashboard again")
 
-        con.keys("m")   # maximize the databases pane
+        con.keys("m")  # maximize the databases pane
         screen = wait_for(con.session, lambda s: "Jobs" not in s, 10, "a maximized pane")
         show("maximized", screen)
         assert "Databases" in screen
@@ -121,6 +136,7 @@ def test_console_in_tmux_80x24(write_config, sample_db):
 
 
 if __name__ == "__main__":
+
     def _show(title: str, screen: str) -> None:
         print(f"--- {title}\n{screen}")
 

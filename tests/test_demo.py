@@ -14,15 +14,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from dumpdeck.backend import manifest
+from dumpdeck.backend.codecs import open_decoded
+from dumpdeck.backend.config import cron_problem, load_config
+from dumpdeck.backend.credentials import client_credentials
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.mysql import object_names, quote_ident
+from dumpdeck.backend.naming import safe_name
+from dumpdeck.backend.sandbox import Sandbox, _pid_alive, find_binary, free_port
+from dumpdeck.demo import sample_data
 
-from backend import demo, manifest, sample_data
-from backend.codecs import open_decoded
-from backend.config import cron_problem, load_config
-from backend.credentials import client_credentials
-from backend.dump import dump_database
-from backend.mysql import object_names, quote_ident
-from backend.naming import safe_name
-from backend.sandbox import Sandbox, _pid_alive, find_binary, free_port
+from dumpdeck import demo
 
 from .helpers import table_checksums, wait_until
 
@@ -32,8 +34,14 @@ SMALL = 0.02  # scale of the lifecycle demos: ~6k rows, loads in well under a se
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "tui.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env if env is not None else os.environ.copy(), timeout=timeout)
+    return subprocess.run(
+        [PYTHON, "-m", "dumpdeck", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env if env is not None else os.environ.copy(),
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +73,11 @@ def test_sample_databases_tables_and_exact_row_counts(demo_server):
         assert set(sample_data.DATABASES) <= present
         assert "sales archive" in present
         for db in sample_data.catalog():
-            cur.execute("SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES "
-                        "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db.name,))
+            cur.execute(
+                "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
+                (db.name,),
+            )
             engines = dict(cur.fetchall())
             assert engines == {t.name: t.engine for t in db.tables}, db.name
             for t in db.tables:
@@ -85,12 +96,17 @@ def test_sample_databases_have_views_routines_triggers_events_fulltext_fks(demo_
             assert sorted(names["functions"]) == sorted(db.functions), db.name
             assert sorted(names["triggers"]) == sorted(db.triggers), db.name
             assert sorted(names["events"]) == sorted(db.events), db.name
-            cur.execute("SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
-                        "WHERE CONSTRAINT_SCHEMA=%s", (db.name,))
+            cur.execute(
+                "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA=%s",
+                (db.name,),
+            )
             assert sorted(r[0] for r in cur.fetchall()) == sorted(db.foreign_keys), db.name
             for table, index in db.fulltext:
-                cur.execute("SELECT INDEX_TYPE FROM information_schema.STATISTICS "
-                            "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND INDEX_NAME=%s", (db.name, table, index))
+                cur.execute(
+                    "SELECT INDEX_TYPE FROM information_schema.STATISTICS "
+                    "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND INDEX_NAME=%s",
+                    (db.name, table, index),
+                )
                 assert {r[0] for r in cur.fetchall()} == {"FULLTEXT"}
         # The objects work, not just exist.
         cur.execute("USE shop")
@@ -119,8 +135,10 @@ def test_sample_data_is_consistent_and_utf8mb4(demo_server):
             cur.execute(sql)
             assert cur.fetchone()[0] == 0, sql
         # Order totals are the sum of their lines (what the trigger keeps true afterwards).
-        cur.execute("SELECT COUNT(*) FROM shop.orders o JOIN (SELECT order_id, SUM(quantity*unit_price) s "
-                    "FROM shop.order_items GROUP BY order_id) t ON t.order_id=o.id WHERE t.s <> o.total")
+        cur.execute(
+            "SELECT COUNT(*) FROM shop.orders o JOIN (SELECT order_id, SUM(quantity*unit_price) s "
+            "FROM shop.order_items GROUP BY order_id) t ON t.order_id=o.id WHERE t.s <> o.total"
+        )
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT title FROM blog.posts WHERE title LIKE '%💾%' LIMIT 1")
         assert "💾" in cur.fetchone()[0]
@@ -184,7 +202,7 @@ def test_demo_config_is_valid_and_self_contained(demo_session, demo_config):
 
 
 def test_seed_backups_made_one_dump_per_database(demo_session, demo_config):
-    from backend.verify import verify_file
+    from dumpdeck.backend.verify import verify_file
 
     assert demo_session.seeded == list(sample_data.DATABASES)
     assert any("legacy_crm" in w and "not consistent" in w for w in demo_session.seed_warnings)
@@ -208,7 +226,7 @@ def fresh_dumps(demo_session, demo_config):
 
 
 def test_backup_of_every_sample_database_passes(fresh_dumps):
-    from backend.verify import verify_file
+    from dumpdeck.backend.verify import verify_file
 
     for db, result in fresh_dumps.items():
         m = result.manifest
@@ -228,8 +246,12 @@ def _reload(server_cfg, dump_path: Path, target: str) -> None:
     mariadb = find_binary("mariadb", "mysql")
     assert mariadb, "the mariadb client is not installed"
     with client_credentials(server_cfg) as (cred, env):
-        proc = subprocess.Popen([mariadb, f"--defaults-extra-file={cred}", "--binary-mode", target],
-                                stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [mariadb, f"--defaults-extra-file={cred}", "--binary-mode", target],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         stream = open_decoded(dump_path)
         try:
             for chunk in stream.chunks():
@@ -263,7 +285,7 @@ def test_every_sample_dump_reloads_to_identical_tables(demo_server, demo_config,
 def test_restore_test_of_every_sample_dump_passes(demo_config, fresh_dumps, target):
     """backend.restore.restore_test (level 4) into a scratch database of the demo server, and
     into a sandbox server — the demo config's own restore_test target."""
-    from backend.restore import restore_test
+    from dumpdeck.backend.restore import restore_test
 
     assert demo_config.restore_test.target == "sandbox"
     for db, result in fresh_dumps.items():
@@ -339,8 +361,8 @@ CONSOLE_STANDIN = textwrap.dedent("""\
     # A real process standing in for the console: it checks the demo server answers,
     # writes a marker, then "runs" until interrupted (Ctrl-C) or tells it to return.
     import sys, time, pathlib
-    import tui.commands.demo as cmd
-    from backend import mysql
+    import dumpdeck.cli.commands.demo as cmd
+    from dumpdeck.backend import mysql
 
     marker = pathlib.Path(sys.argv[1])
 
@@ -354,7 +376,7 @@ CONSOLE_STANDIN = textwrap.dedent("""\
         return 0
 
     cmd.console_runner = lambda: (console, None)
-    from tui.cli import main
+    from dumpdeck.cli.main import main
     sys.exit(main(sys.argv[2:]))
     """)
 
@@ -363,16 +385,24 @@ def _start_standin(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Po
     script = tmp_path / "console_standin.py"
     script.write_text(CONSOLE_STANDIN)
     marker = tmp_path / f"{name}.marker"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # as `python -m tui.cli` from the checkout would see it
-    proc = subprocess.Popen([PYTHON, str(script), str(marker), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # as `python -m dumpdeck` from the checkout would see it
+    proc = subprocess.Popen(
+        [PYTHON, str(script), str(marker), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
     return proc, marker
 
 
 def test_console_exit_stops_and_removes_the_sandbox(tmp_path):
     directory = tmp_path / "d"
-    proc, marker = _start_standin(tmp_path, "a", "demo", "--dir", str(directory), "--scale", str(SMALL),
-                                  "--no-seed-backups")
+    proc, marker = _start_standin(
+        tmp_path, "a", "demo", "--dir", str(directory), "--scale", str(SMALL), "--no-seed-backups"
+    )
     try:
         wait_until(lambda: marker.exists() or proc.poll() is not None, 60, what="the console to open")
         assert marker.exists(), proc.communicate()
@@ -390,16 +420,16 @@ def test_console_exit_stops_and_removes_the_sandbox(tmp_path):
 
 def test_second_demo_shares_the_running_one_and_ctrl_c_stops_it(tmp_path):
     directory = tmp_path / "d"
-    first, marker = _start_standin(tmp_path, "first", "demo", "--dir", str(directory), "--scale", str(SMALL),
-                                   "--no-seed-backups")
+    first, marker = _start_standin(
+        tmp_path, "first", "demo", "--dir", str(directory), "--scale", str(SMALL), "--no-seed-backups"
+    )
     try:
         wait_until(lambda: marker.exists() or first.poll() is not None, 60, what="the first console")
         assert marker.exists(), first.communicate()
         pid = _sandbox_pid(directory)
 
         # The second demo joins it, says whose it is, and leaves it running when it exits.
-        second, marker2 = _start_standin(tmp_path, "second", "demo", "--dir", str(directory),
-                                         "--scale", str(SMALL))
+        second, marker2 = _start_standin(tmp_path, "second", "demo", "--dir", str(directory), "--scale", str(SMALL))
         wait_until(lambda: marker2.exists() or second.poll() is not None, 60, what="the second console")
         marker2.with_suffix(".quit").touch()
         out, err = second.communicate(timeout=60)
@@ -445,23 +475,31 @@ def test_missing_mariadbd_prints_the_install_command_and_exits_2(tmp_path):
     assert not directory.exists()
 
 
-def _python_for(user: str) -> tuple[str, dict[str, str]] | None:
-    """An interpreter `user` may run with this checkout's packages, and the env it needs."""
-    ok = subprocess.run(["runuser", "-u", user, "--", PYTHON, "-c", "import pymysql, yaml"],
-                        capture_output=True, cwd="/")
+def _python_for(user: str) -> list[str] | None:
+    """A command that runs `dumpdeck` as `user` with this checkout's packages."""
+    ok = subprocess.run(
+        ["runuser", "-u", user, "--", PYTHON, "-c", "import pymysql, yaml, dumpdeck.cli.main"],
+        capture_output=True,
+        cwd="/",
+    )
     if ok.returncode == 0:
-        return PYTHON, {}
+        return [PYTHON, "-m", "dumpdeck"]
     # e.g. the venv's interpreter lives under /root (pyenv): use the system one of the same
-    # version with the venv's site-packages (same ABI).
+    # version with the venv's site-packages (same ABI), processed as a site directory so the
+    # editable install's finder is active.
     import sysconfig
 
     system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
     if not system.exists():
         return None
-    env = {"PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
-    ok = subprocess.run(["runuser", "-u", user, "--", "env", f"PYTHONPATH={env['PYTHONPATH']}", str(system),
-                         "-c", "import pymysql, yaml, backend"], capture_output=True, cwd="/")
-    return (str(system), env) if ok.returncode == 0 else None
+    boot = (
+        f"import site, sys; site.addsitedir({sysconfig.get_paths()['purelib']!r}); "
+        "from dumpdeck.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    ok = subprocess.run(
+        ["runuser", "-u", user, "--", str(system), "-c", boot, "--version"], capture_output=True, cwd="/"
+    )
+    return [str(system), "-c", boot] if ok.returncode == 0 else None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs as a normal user already: the module demo covers it")
@@ -472,18 +510,22 @@ def test_demo_runs_as_a_normal_user(tmp_path):
     found = _python_for("nobody")
     if found is None:
         pytest.skip("no Python interpreter with this checkout's packages is executable by nobody")
-    python, extra_env = found
+    command = found
     base = Path("/tmp") / f"dumpdeck-demo-nobody-{os.getpid()}"
     base.mkdir(mode=0o777)
     os.chmod(base, 0o777)
     directory = base / "demo"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base), "XDG_STATE_HOME": str(base / "state"),
-           **extra_env}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base), "XDG_STATE_HOME": str(base / "state")}
 
     def as_nobody(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", "nobody", "--", python, "-m", "tui.cli", "demo", "--dir",
-                               str(directory), *args], cwd=ROOT, capture_output=True, text=True, env=env,
-                              timeout=120)
+        return subprocess.run(
+            ["runuser", "-u", "nobody", "--", *command, "demo", "--dir", str(directory), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
 
     try:
         r = as_nobody("--no-console", "--scale", str(SMALL), "--no-seed-backups")
@@ -508,7 +550,7 @@ def test_demo_runs_as_a_normal_user(tmp_path):
 def test_default_directory_is_in_the_xdg_state_dir(capsys, monkeypatch):
     import tempfile
 
-    from tui.cli import main
+    from dumpdeck.cli.main import main
 
     # pytest's tmp_path is too deep for a unix socket path (107 bytes), so a short state dir
     state = Path(tempfile.mkdtemp(prefix="ddx-"))

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 from pathlib import Path
-from backend.sandbox import Sandbox
+from dumpdeck.backend.sandbox import Sandbox
 sb = Sandbox.create(Path(sys.argv[1]))
 try:
     sb.start()
@@ -29,8 +29,16 @@ finally:
 def test_concurrent_install_db_and_servers_do_not_collide_in_tmp(tmp_path):
     """mariadb-install-db runs sharing /tmp collide on #sql-temptable-* files and fail
     ("Unknown table 'mysql.tmp_user_sys'"); each sandbox has a private --tmpdir."""
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / f"sb{i}")], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(tmp_path / f"sb{i}")],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     for rc, err in results:
         assert rc == 0, err

@@ -6,19 +6,18 @@ import dataclasses
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backend import disk
-from backend.catalog import DumpEntry, scan
-from backend.config import DiskConfig, RetentionConfig, RetentionPolicy, load_config
+from dumpdeck.backend import disk
+from dumpdeck.backend.catalog import DumpEntry, scan
+from dumpdeck.backend.config import DiskConfig, RetentionConfig, RetentionPolicy, load_config
 
 from .test_retention import synthetic_dump
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_volumes_are_deduplicated_and_graded(config):
@@ -29,8 +28,7 @@ def test_volumes_are_deduplicated_and_graded(config):
     assert v.total > 0 and v.free > 0 and 0 <= v.percent <= 100
     assert {p.split(":")[0] for p in v.paths} == {"backups", "state"}
     assert v.level == disk.grade(v.percent, config)
-    low = dataclasses.replace(config, disk=DiskConfig(warn_percent=max(1.0, v.percent - 1),
-                                                      critical_percent=100.0))
+    low = dataclasses.replace(config, disk=DiskConfig(warn_percent=max(1.0, v.percent - 1), critical_percent=100.0))
     assert disk.volumes(low)[0].level == ("warning" if v.percent >= 1 else "ok")
     crit = dataclasses.replace(config, disk=DiskConfig(warn_percent=1.0, critical_percent=1.0))
     assert disk.volumes(crit)[0].level == "critical"
@@ -63,9 +61,23 @@ def test_footprint_counts_dumps_and_manifests_per_database(config):
 
 
 def _entries(sizes_by_day: dict[int, int], now: datetime, db="shop") -> list[DumpEntry]:
-    out = [DumpEntry(path=Path(f"/x/{db}-{d}.sql.zst"), server="main", database=db, when=now - timedelta(days=d),
-                     size=s, codec="zstd", manifest=object(), manifest_error=None, legacy=False, verified_level=0,
-                     verified_at=None, last_result=None) for d, s in sizes_by_day.items()]
+    out = [
+        DumpEntry(
+            path=Path(f"/x/{db}-{d}.sql.zst"),
+            server="main",
+            database=db,
+            when=now - timedelta(days=d),
+            size=s,
+            codec="zstd",
+            manifest=object(),
+            manifest_error=None,
+            legacy=False,
+            verified_level=0,
+            verified_at=None,
+            last_result=None,
+        )
+        for d, s in sizes_by_day.items()
+    ]
     return sorted(out, key=lambda e: e.when, reverse=True)
 
 
@@ -99,13 +111,18 @@ def test_disk_cli_json(write_config):
     path = write_config()
     cfg = load_config(path)
     synthetic_dump(cfg.backup.dir, "shop", datetime.now(UTC) - timedelta(days=1))
-    res = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "disk", "--json"],
-                         capture_output=True, text=True, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "disk", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert res.returncode in (0, 1), res.stderr
     out = json.loads(res.stdout)
     assert out["volumes"][0]["level"] in ("ok", "warning", "critical")
     assert out["footprint"][0]["database"] == "shop" and out["footprint"][0]["bytes"] > 0
     assert res.returncode == (0 if all(v["level"] == "ok" for v in out["volumes"]) else 1)
-    text = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "disk"],
-                          capture_output=True, text=True, cwd=ROOT)
+    text = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "disk"], capture_output=True, text=True, cwd=ROOT
+    )
     assert "MOUNT" in text.stdout and "main/shop" in text.stdout and "projection" in text.stdout

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from backend import manifest as manifest_mod
-from backend.config import load_config
-from backend.dump import dump_database
-from backend.errors import CancelledError, ConnectError, DumpError, TimeoutError_
-from backend.mysql import quote_ident
-from backend.sandbox import Sandbox
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.errors import CancelledError, ConnectError, DumpError, TimeoutError_
+from dumpdeck.backend.mysql import quote_ident
+from dumpdeck.backend.sandbox import Sandbox
 
 from .helpers import make_big_table, object_inventory, restore_into, table_checksums
 
@@ -95,8 +94,9 @@ def test_progress_events(config, mariadb):
     make_big_table(mariadb, "progress_db", rows=100_000)
     events = []
     try:
-        dump_database(config.server("main"), config.backup, "progress_db",
-                      on_progress=events.append, progress_interval=0.0)
+        dump_database(
+            config.server("main"), config.backup, "progress_db", on_progress=events.append, progress_interval=0.0
+        )
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute("DROP DATABASE progress_db")
@@ -130,10 +130,11 @@ def test_password_account_works(write_config, sample_db):
 
 
 def test_unreachable_host(config, sample_db):
-    from backend.sandbox import free_port
+    from dumpdeck.backend.sandbox import free_port
 
-    server = dataclasses.replace(config.server("main"), socket=None, host="127.0.0.1", port=free_port(),
-                                 connect_timeout=2)
+    server = dataclasses.replace(
+        config.server("main"), socket=None, host="127.0.0.1", port=free_port(), connect_timeout=2
+    )
     with pytest.raises(ConnectError, match=r"cannot connect"):
         dump_database(server, config.backup, sample_db)
 
@@ -181,8 +182,10 @@ def test_connection_killed_server_side(mariadb, config, big_db):
     def on_progress(p):
         if p.phase == "dumping" and not killed:
             with mariadb.connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB=%s AND INFO LIKE %s",
-                            (big_db, "SELECT /*!40001 SQL_NO_CACHE */%"))
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB=%s AND INFO LIKE %s",
+                    (big_db, "SELECT /*!40001 SQL_NO_CACHE */%"),
+                )
                 for (cid,) in cur.fetchall():
                     cur.execute(f"KILL {int(cid)}")
                     killed.append(cid)
@@ -224,14 +227,17 @@ def test_full_disk(tmp_path, config, big_db):
     mnt.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or 'not permitted'}); "
-                    "the full-disk path is not exercised")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({proc.stderr.strip() or 'not permitted'}); "
+            "the full-disk path is not exercised"
+        )
     try:
         backup = dataclasses.replace(config.backup, dir=mnt, compression="none", level=0)
         with pytest.raises(DumpError, match="No space left on device"):
             dump_database(config.server("main"), backup, big_db)
-        assert list(mnt.rglob("*")) == [mnt / "main", mnt / "main" / big_db] or \
-            not [p for p in mnt.rglob("*") if p.is_file()]
+        assert list(mnt.rglob("*")) == [mnt / "main", mnt / "main" / big_db] or not [
+            p for p in mnt.rglob("*") if p.is_file()
+        ]
     finally:
         subprocess.run(["umount", str(mnt)])
 
@@ -263,8 +269,9 @@ def test_stall_timeout_kills_the_group(tmp_path, config, sample_db, monkeypatch)
     with pytest.raises(TimeoutError_, match="stalled: no output for 1s"):
         dump_database(config.server("main"), config.backup, sample_db, stall_timeout=1, dump_tool=str(tool))
     child = int(pidfile.read_text())
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, \
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, (
         "the stand-in's child survived the kill of the process group"
+    )
     assert not _no_partials(config)
 
 
@@ -272,8 +279,7 @@ def test_wall_clock_timeout(tmp_path, config, sample_db, monkeypatch):
     tool = _stand_in(tmp_path)
     monkeypatch.setenv("DD_MODE", "trickle")
     with pytest.raises(TimeoutError_, match="exceeded its timeout of 1s"):
-        dump_database(config.server("main"), config.backup, sample_db, timeout=1, stall_timeout=30,
-                      dump_tool=str(tool))
+        dump_database(config.server("main"), config.backup, sample_db, timeout=1, stall_timeout=30, dump_tool=str(tool))
     assert not _no_partials(config)
 
 
@@ -294,8 +300,9 @@ def test_cancel(config, big_db):
             cancel.set()
 
     with pytest.raises(CancelledError):
-        dump_database(config.server("main"), config.backup, big_db, on_progress=on_progress,
-                      cancel=cancel, progress_interval=0)
+        dump_database(
+            config.server("main"), config.backup, big_db, on_progress=on_progress, cancel=cancel, progress_interval=0
+        )
     assert not _no_partials(config)
     assert not _dump_children()
 
@@ -337,13 +344,14 @@ def test_credentials_file_is_private_and_removed(write_config, big_db):
 
 
 def test_backend_imports_without_textual():
-    code = "import sys, backend, backend.dump, backend.config, backend.mysql, backend.codecs, backend.sandbox\n" \
-           "import pkgutil, importlib\n" \
-           "for m in pkgutil.iter_modules(backend.__path__):\n" \
-           "    if m.name != 'runner': importlib.import_module('backend.' + m.name)\n" \
-           "assert 'textual' not in sys.modules, 'backend imported textual'\n" \
-           "assert not any(k == 'tui' or k.startswith('tui.') for k in sys.modules), 'backend imported tui'\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = (
+        "import sys, pkgutil, importlib, dumpdeck.backend as b\n"
+        "for m in pkgutil.walk_packages(b.__path__, 'dumpdeck.backend.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "assert 'textual' not in sys.modules, 'backend imported textual'\n"
+        "assert not any(k.startswith(('dumpdeck.tui', 'dumpdeck.cli')) for k in sys.modules), 'backend imported the console'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 0, proc.stderr
 
 

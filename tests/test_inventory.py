@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
-from backend import mysql
-from backend.config import ServerConfig
-from backend.dump import dump_database
-from backend.errors import PrivilegeError
+from dumpdeck.backend import mysql
+from dumpdeck.backend.config import ServerConfig
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.errors import PrivilegeError
 
 
 def _server(mariadb, user="root", password_env=None) -> ServerConfig:

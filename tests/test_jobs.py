@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from backend import jobs
-from backend.config import JobConfig, load_config
-from backend.errors import LockedError, UsageError
-from backend.state import StateStore
+from dumpdeck.backend import jobs
+from dumpdeck.backend.config import JobConfig, load_config
+from dumpdeck.backend.errors import LockedError, UsageError
+from dumpdeck.backend.state import StateStore
 
 from .helpers import wait_until
 from .test_runner import SLOW_OK, stand_in_tool
@@ -22,15 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_resolve_databases_star_globs_and_excludes(config, make_db):
     for name in ("shop_eu", "shop_us", "shop_test", "crm"):
         make_db(name, rows=5)
+
     def job(dbs, exclude=()):
         return JobConfig(name="j", server="main", databases=tuple(dbs), exclude=tuple(exclude))
+
     everything = jobs.resolve_databases(config, job(["*"], ["shop_test"]))
     assert {"shop_eu", "shop_us", "crm"} <= set(everything) and "shop_test" not in everything
     assert "mysql" not in everything  # system schemas only when the server includes them

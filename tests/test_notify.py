@@ -9,24 +9,23 @@ import http.server
 import json
 import shutil
 import subprocess
-import threading
 import textwrap
-from datetime import datetime, timedelta, timezone
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-
-from backend import notify
-from backend.config import load_config
-from backend.sandbox import free_port
+from dumpdeck.backend import notify
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.sandbox import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 SMTP_USER = "dumpdeck-mailer"
 SMTP_PASSWORD = "Smtp-Pa55w0rd-zz7!"
-DB_PASSWORD = "S3cret-Pw!x9"          # the 'bk' user's password in tests/conftest.py
+DB_PASSWORD = "S3cret-Pw!x9"  # the 'bk' user's password in tests/conftest.py
 WEBHOOK_TOKEN = "T0AAA/B0BBB/XyzSecretHookToken"
 
 
@@ -40,8 +39,13 @@ class SmtpSink:
         self.messages: list = []
         self.logins: list = []
         self.port = port or free_port()
-        kwargs = dict(hostname="127.0.0.1", port=self.port, authenticator=self._auth,
-                      auth_required=require_auth, auth_require_tls=tls_context is not None)
+        kwargs = dict(
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self._auth,
+            auth_required=require_auth,
+            auth_require_tls=tls_context is not None,
+        )
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if implicit_tls is not None:
@@ -113,22 +117,51 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (apt-get install -y openssl): cannot make a test certificate")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
-def notify_yaml(tmp_path: Path, *, smtp_port: int | None = None, security: str = "none",
-                webhook_url: str | None = None, fmt: str = "slack", policy: str = "smart",
-                digest_every: str = "6h", host: str = "127.0.0.1") -> str:
+def notify_yaml(
+    tmp_path: Path,
+    *,
+    smtp_port: int | None = None,
+    security: str = "none",
+    webhook_url: str | None = None,
+    fmt: str = "slack",
+    policy: str = "smart",
+    digest_every: str = "6h",
+    host: str = "127.0.0.1",
+) -> str:
     pw = tmp_path / "smtp.pass"
     pw.write_text(SMTP_PASSWORD + "\n")
     pw.chmod(0o600)
     text = f"notify:\n  policy: {policy}\n  digest_every: {digest_every}\n"
     if smtp_port is not None:
-        text += textwrap.indent(textwrap.dedent(f"""\
+        text += textwrap.indent(
+            textwrap.dedent(f"""\
             email:
               smtp_host: {host}
               port: {smtp_port}
@@ -139,24 +172,42 @@ def notify_yaml(tmp_path: Path, *, smtp_port: int | None = None, security: str =
               to: [dba@example.org, oncall@example.org]
               cc: [boss@example.org]
               timeout: 5s
-            """), "  ")
+            """),
+            "  ",
+        )
     if webhook_url is not None:
         text += f"  webhook:\n    url: {webhook_url}\n    format: {fmt}\n    timeout: 5s\n"
     return text
 
 
-def failed_summary(db: str = "shop", error: str = "mariadb-dump exited 2: Got error: 1049: Unknown database") -> notify.RunSummary:
-    start = datetime(2026, 11, 24, 2, 0, 0, tzinfo=timezone.utc)
+def failed_summary(
+    db: str = "shop", error: str = "mariadb-dump exited 2: Got error: 1049: Unknown database"
+) -> notify.RunSummary:
+    start = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
     return notify.RunSummary(
-        run_id=42, job="nightly", trigger="cron", server="main", status="failed",
-        reason="1 of 2 databases failed", started=start, finished=start + timedelta(seconds=95),
+        run_id=42,
+        job="nightly",
+        trigger="cron",
+        server="main",
+        status="failed",
+        reason="1 of 2 databases failed",
+        started=start,
+        finished=start + timedelta(seconds=95),
         databases=(
             notify.DbOutcome("main", db, "failed", error=error),
-            notify.DbOutcome("main", "crm", "succeeded", file="/srv/backups/main/crm/crm-20261124T020000Z.sql.zst",
-                             bytes_raw=50 * 1024**2, bytes_stored=9 * 1024**2, duration=61.0,
-                             flags=("small: 9.0 MiB is 30% of the median 30.0 MiB of the last 5 dumps (smaller than usual)",)),
+            notify.DbOutcome(
+                "main",
+                "crm",
+                "succeeded",
+                file="/srv/backups/main/crm/crm-20261124T020000Z.sql.zst",
+                bytes_raw=50 * 1024**2,
+                bytes_stored=9 * 1024**2,
+                duration=61.0,
+                flags=("small: 9.0 MiB is 30% of the median 30.0 MiB of the last 5 dumps (smaller than usual)",),
+            ),
         ),
-        log_path="/var/lib/dumpdeck/runs/42.log")
+        log_path="/var/lib/dumpdeck/runs/42.log",
+    )
 
 
 def no_secret(blob: bytes | str) -> None:
@@ -171,9 +222,13 @@ def no_secret(blob: bytes | str) -> None:
 def test_smtp_delivers_to_and_cc_with_subject_facts_and_no_secret(tmp_path, write_config):
     with SmtpSink() as smtp:
         config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port), password=True))
-        message = notify.compose_run(failed_summary(), "failure", "FAILED", config_path=str(config.path),
-                                     disk=[notify.DiskLine("/srv/backups", "backup dir", 71.5, 30 * 1024**3,
-                                                           100 * 1024**3, "ok")])
+        message = notify.compose_run(
+            failed_summary(),
+            "failure",
+            "FAILED",
+            config_path=str(config.path),
+            disk=[notify.DiskLine("/srv/backups", "backup dir", 71.5, 30 * 1024**3, 100 * 1024**3, "ok")],
+        )
         [result] = notify.deliver(config, message)
         assert result.ok, result.error
     assert len(smtp.messages) == 1
@@ -185,10 +240,26 @@ def test_smtp_delivers_to_and_cc_with_subject_facts_and_no_secret(tmp_path, writ
     assert msg["Subject"].startswith("[FAILED] dumpdeck: job nightly on main: 1 of 2 databases failed")
     assert msg["To"] == "dba@example.org, oncall@example.org" and msg["Cc"] == "boss@example.org"
     body = msg.get_content()
-    for fact in ("Server:", "main", "shop: FAILED", "Unknown database", "Status:", "1 of 2 databases failed",
-                 "/srv/backups/main/crm/crm-20261124T020000Z.sql.zst", "9.0 MiB stored", "50.0 MiB SQL",
-                 "duration: 1m01s", "Duration:", "1m35s", "TREND:", "smaller than usual",
-                 "72% used", "dumpdeck --config", "job status 42", "/var/lib/dumpdeck/runs/42.log"):
+    for fact in (
+        "Server:",
+        "main",
+        "shop: FAILED",
+        "Unknown database",
+        "Status:",
+        "1 of 2 databases failed",
+        "/srv/backups/main/crm/crm-20261124T020000Z.sql.zst",
+        "9.0 MiB stored",
+        "50.0 MiB SQL",
+        "duration: 1m01s",
+        "Duration:",
+        "1m35s",
+        "TREND:",
+        "smaller than usual",
+        "72% used",
+        "dumpdeck --config",
+        "job status 42",
+        "/var/lib/dumpdeck/runs/42.log",
+    ):
         assert fact in body, f"{fact!r} missing from the body:\n{body}"
     no_secret(env.content)
 
@@ -196,8 +267,9 @@ def test_smtp_delivers_to_and_cc_with_subject_facts_and_no_secret(tmp_path, writ
 def test_a_secret_that_slips_into_a_reason_is_redacted(tmp_path, write_config):
     """Composition never adds a secret; if a server error message echoes one, delivery scrubs it."""
     with SmtpSink() as smtp, WebhookSink() as hook:
-        config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port, webhook_url=hook.url),
-                                          password=True))
+        config = load_config(
+            write_config(notify_yaml(tmp_path, smtp_port=smtp.port, webhook_url=hook.url), password=True)
+        )
         leaky = failed_summary(error=f"connect failed for password {DB_PASSWORD} and smtp {SMTP_PASSWORD}")
         results = notify.deliver(config, notify.compose_run(leaky, "failure", "FAILED"))
         assert [r.ok for r in results] == [True, True], results
@@ -214,8 +286,11 @@ def test_smtp_starttls_with_auth(tmp_path, write_config, monkeypatch):
     ctx.load_cert_chain(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts our CA the way an operator's would
     with SmtpSink(tls_context=ctx) as smtp:
-        config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port, security="starttls",
-                                                      host="localhost"), password=True))
+        config = load_config(
+            write_config(
+                notify_yaml(tmp_path, smtp_port=smtp.port, security="starttls", host="localhost"), password=True
+            )
+        )
         [r] = notify.deliver(config, notify.compose_test(str(config.path)))
         assert r.ok, r.error
     assert smtp.logins[0][3] is True, "AUTH must happen after STARTTLS"
@@ -231,8 +306,7 @@ def test_smtp_implicit_tls(tmp_path, write_config, monkeypatch):
     ctx.load_cert_chain(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     with SmtpSink(implicit_tls=ctx) as smtp:
-        config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port, security="tls",
-                                                      host="localhost")))
+        config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port, security="tls", host="localhost")))
         [r] = notify.deliver(config, notify.compose_test())
         assert r.ok, r.error
     assert len(smtp.messages) == 1
@@ -245,8 +319,9 @@ def test_starttls_refuses_an_untrusted_certificate(tmp_path, write_config):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     with SmtpSink(tls_context=ctx) as smtp:  # SSL_CERT_FILE not set: the self-signed cert is not trusted
-        config = load_config(write_config(notify_yaml(tmp_path, smtp_port=smtp.port, security="starttls",
-                                                      host="localhost")))
+        config = load_config(
+            write_config(notify_yaml(tmp_path, smtp_port=smtp.port, security="starttls", host="localhost"))
+        )
         [r] = notify.deliver(config, notify.compose_test())
     assert not r.ok and "TLS" in r.error and "certificate" in r.error.lower()
     assert smtp.messages == [] and smtp.logins == []  # no password went over an unverified channel
@@ -306,7 +381,7 @@ def test_webhook_http_error_is_reported_without_the_url_token(tmp_path, write_co
 
 
 def test_notify_test_command_sends_to_every_channel(tmp_path, write_config, capsys):
-    from tui.cli import main
+    from dumpdeck.cli.main import main
 
     with SmtpSink() as smtp, WebhookSink() as hook:
         path = write_config(notify_yaml(tmp_path, smtp_port=smtp.port, webhook_url=hook.url), password=True)
@@ -321,7 +396,7 @@ def test_notify_test_command_sends_to_every_channel(tmp_path, write_config, caps
 
 
 def test_notify_test_command_exit_1_when_a_channel_fails(tmp_path, write_config, capsys):
-    from tui.cli import main
+    from dumpdeck.cli.main import main
 
     with WebhookSink() as hook:
         path = write_config(notify_yaml(tmp_path, smtp_port=free_port(), webhook_url=hook.url))
@@ -331,7 +406,7 @@ def test_notify_test_command_exit_1_when_a_channel_fails(tmp_path, write_config,
 
 
 def test_notify_test_without_channels_is_a_config_error(write_config, capsys):
-    from tui.cli import main
+    from dumpdeck.cli.main import main
 
     code = main(["--config", str(write_config()), "notify", "test"])
     assert code == 2 and "no notification channel" in capsys.readouterr().err

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backend import jobs, manifest as manifest_mod, postrun
-from backend.config import load_config
-from backend.naming import stamp
-from backend.sandbox import free_port
-from backend.state import DbProgress, StateStore
+from dumpdeck.backend import jobs, postrun
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.naming import stamp
+from dumpdeck.backend.sandbox import free_port
+from dumpdeck.backend.state import DbProgress, StateStore
 
 from .test_notify import SmtpSink, WebhookSink, no_secret, notify_yaml
 
@@ -24,13 +24,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 
 def job_yaml(db: str, *, tool: Path | None = None, extra_job: str = "") -> str:
-    return (f"jobs:\n  nightly:\n    server: main\n    databases: ['{db}']\n    verify: 0\n{extra_job}")
+    return f"jobs:\n  nightly:\n    server: main\n    databases: ['{db}']\n    verify: 0\n{extra_job}"
 
 
-def write_job_config(write_config, tmp_path, db, smtp_port, *, name="config.yaml", tool: Path | None = None,
-                     **notify_kw):
-    path = write_config(job_yaml(db) + notify_yaml(tmp_path, smtp_port=smtp_port, **notify_kw),
-                        password=True, name=name)
+def write_job_config(
+    write_config, tmp_path, db, smtp_port, *, name="config.yaml", tool: Path | None = None, **notify_kw
+):
+    path = write_config(
+        job_yaml(db) + notify_yaml(tmp_path, smtp_port=smtp_port, **notify_kw), password=True, name=name
+    )
     if tool is not None:
         body = path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {tool}\n")
         path.write_text(body)
@@ -40,12 +42,14 @@ def write_job_config(write_config, tmp_path, db, smtp_port, *, name="config.yaml
 def failing_tool(tmp_path: Path) -> Path:
     """A real executable standing in for mariadb-dump that fails like a broken server would."""
     path = tmp_path / "broken-dump"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         #!/bin/sh
         case "$1" in --version) echo "mariadb-dump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian"; exit 0;; esac
         echo "mariadb-dump: Got error: 1045: Access denied for user 'bk'@'localhost' when trying to connect" >&2
         exit 2
-        """))
+        """)
+    )
     path.chmod(0o755)
     return path
 
@@ -104,8 +108,15 @@ def test_smtp_down_backup_succeeds_failed_notification_recorded_and_retried(tmp_
 def test_smart_sequence_with_real_runs_sends_first_success_failure_recovery(tmp_path, write_config, sample_db):
     with SmtpSink() as smtp, WebhookSink() as hook:
         good = write_job_config(write_config, tmp_path, sample_db, smtp.port, webhook_url=hook.url)
-        bad = write_job_config(write_config, tmp_path, sample_db, smtp.port, webhook_url=hook.url,
-                               name="broken.yaml", tool=failing_tool(tmp_path))
+        bad = write_job_config(
+            write_config,
+            tmp_path,
+            sample_db,
+            smtp.port,
+            webhook_url=hook.url,
+            name="broken.yaml",
+            tool=failing_tool(tmp_path),
+        )
         codes = [jobs.run_job_foreground(cfg, "nightly", "cron") for cfg in (good, good, bad, bad, good)]
     assert codes == [0, 0, 1, 1, 0]  # the backups themselves behaved as they should
     subjects = [smtp.parsed(i)["Subject"] for i in range(len(smtp.messages))]
@@ -132,8 +143,16 @@ def test_smart_sequence_with_real_runs_sends_first_success_failure_recovery(tmp_
 def _fake_run(store, config, status: str, error: str | None, finished: datetime):
     run = store.create_run("nightly", "cron", "main", ["shop"], log_dir=config.runs_log_dir)
     store.update_run(run.id, status="running", started=finished - timedelta(seconds=30))
-    store.set_progress(DbProgress(run.id, "shop", status="succeeded" if status == "succeeded" else "failed",
-                                  error=error, started=finished - timedelta(seconds=30), updated=finished))
+    store.set_progress(
+        DbProgress(
+            run.id,
+            "shop",
+            status="succeeded" if status == "succeeded" else "failed",
+            error=error,
+            started=finished - timedelta(seconds=30),
+            updated=finished,
+        )
+    )
     return store.finish_run(run.id, status, error)
 
 
@@ -142,7 +161,7 @@ def test_long_failure_sends_digests_at_the_configured_cadence(tmp_path, write_co
     with SmtpSink() as smtp:
         path = write_config(job_yaml("shop") + notify_yaml(tmp_path, smtp_port=smtp.port, digest_every="6h"))
         config = load_config(path)
-        t0 = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+        t0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
         with StateStore.open(config.state_db) as store:
             for hour in range(31):
                 now = t0 + timedelta(hours=hour)
@@ -213,6 +232,7 @@ def test_after_run_never_raises_even_with_a_broken_store(tmp_path, write_config)
         def __getattr__(self, name):
             def fail(*a, **k):
                 raise RuntimeError(f"state store exploded in {name}")
+
             return fail
 
     class R:
@@ -229,20 +249,35 @@ def test_failed_verification_and_disk_levels_notify(tmp_path, write_config):
     from .test_report import synth_dump
 
     with SmtpSink() as smtp:
-        extra = job_yaml("shop") + notify_yaml(tmp_path, smtp_port=smtp.port) + \
-            "disk:\n  warn_percent: 1\n  critical_percent: 1\n"
+        extra = (
+            job_yaml("shop")
+            + notify_yaml(tmp_path, smtp_port=smtp.port)
+            + "disk:\n  warn_percent: 1\n  critical_percent: 1\n"
+        )
         config = load_config(write_config(extra))
-        now = datetime.now(timezone.utc)
-        dump = synth_dump(Path(config.backup.dir), "main", "shop", now - timedelta(minutes=1), raw=1000, stored=100,
-                          duration=2, verified=[(1, True), (2, False)])
+        now = datetime.now(UTC)
+        dump = synth_dump(
+            Path(config.backup.dir),
+            "main",
+            "shop",
+            now - timedelta(minutes=1),
+            raw=1000,
+            stored=100,
+            duration=2,
+            verified=[(1, True), (2, False)],
+        )
         m = manifest_mod.load(dump)
-        m.verifications[-1].checks = [{"name": "row counts", "passed": False,
-                                       "evidence": "orders: 10 rows in the dump, 12 expected"}]
+        m.verifications[-1].checks = [
+            {"name": "row counts", "passed": False, "evidence": "orders: 10 rows in the dump, 12 expected"}
+        ]
         manifest_mod.save(m, dump)
         with StateStore.open(config.state_db) as store:
             run = store.create_run("nightly", "cron", "main", ["shop"], log_dir=config.runs_log_dir)
-            store.set_progress(DbProgress(run.id, "shop", status="succeeded", file=str(dump),
-                                          started=now - timedelta(minutes=2), updated=now))
+            store.set_progress(
+                DbProgress(
+                    run.id, "shop", status="succeeded", file=str(dump), started=now - timedelta(minutes=2), updated=now
+                )
+            )
             run = store.finish_run(run.id, "succeeded", "1 of 1 dumped")
             result = postrun.after_run(config, store, run, now=now.timestamp())
             assert result.errors == []
@@ -256,5 +291,7 @@ def test_failed_verification_and_disk_levels_notify(tmp_path, write_config):
     run_body = next(smtp.parsed(i).get_content() for i, s in enumerate(subjects) if "job nightly" in s)
     assert "VERIFICATION FAILED: level 2: row counts" in run_body and f"verify {dump}" in run_body
     assert not [x for x in again.dispatches if x.sent and not x.key.startswith("job:")]
-    assert any(s.startswith("[WARNING] dumpdeck: job nightly on main: dumped, but verification failed (shop)")
-               for s in subjects), subjects
+    assert any(
+        s.startswith("[WARNING] dumpdeck: job nightly on main: dumped, but verification failed (shop)")
+        for s in subjects
+    ), subjects

@@ -1,4 +1,4 @@
-"""A non-editable install ships every package and the themes; the console script is declared."""
+"""The wheel installs one namespace, `dumpdeck`, with every module of the repository's package folders."""
 
 from __future__ import annotations
 
@@ -8,24 +8,35 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("dumpdeck", "backend", "cli", "tui", "demo", "themes")
 
 
-def test_wheel_ships_packages_and_themes(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                          capture_output=True, text=True)
+def _build_wheel(tmp_path: Path) -> Path:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    wheel = next(tmp_path.glob("dumpdeck-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("backend/dump.py", "backend/config.py", "tui/cli.py", "themes/__init__.py"):
-        assert module in names, f"{module} missing from {wheel.name}"
-    tcss = [n for n in names if n.startswith("themes/") and n.endswith(".tcss")]
-    assert tcss, "no stylesheet under themes/ in the wheel"
-    for source in (ROOT / "themes").glob("*.tcss"):
-        assert f"themes/{source.name}" in names
+    return next(tmp_path.glob("dumpdeck-*.whl"))
+
+
+def test_wheel_ships_every_module_under_one_namespace(tmp_path):
+    wheel = _build_wheel(tmp_path)
+    zf = zipfile.ZipFile(wheel)
+    names = set(zf.namelist())
+    expected = set()
+    for folder in FOLDERS:
+        for source in (ROOT / folder).rglob("*"):
+            if source.suffix in (".py", ".tcss") and "__pycache__" not in source.parts:
+                rel = source.relative_to(ROOT / folder).as_posix()
+                expected.add(f"dumpdeck/{rel}" if folder == "dumpdeck" else f"dumpdeck/{folder}/{rel}")
+    missing = sorted(expected - names)
+    assert not missing, f"missing from {wheel.name}: {missing}"
+    packaged = {n.split("/", 1)[0] for n in names if not n.startswith("dumpdeck-")}
+    assert packaged == {"dumpdeck"}, f"top-level entries besides dumpdeck: {packaged}"
+    top_level = next((n for n in names if n.endswith("top_level.txt")), None)
+    if top_level is not None:
+        assert zf.read(top_level).decode().split() == ["dumpdeck"]
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "dumpdeck = tui.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
-
-
-def test_textual_is_pinned_exactly():
-    text = (ROOT / "pyproject.toml").read_text()
-    assert '"textual==8.2.8"' in text
+    assert "dumpdeck = dumpdeck.cli.main:main" in zf.read(entry).decode()

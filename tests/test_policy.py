@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from backend.policy import NotifyState, decide
+from dumpdeck.backend.notify.policy import NotifyState, decide
 
 HOUR = 3600.0
 
@@ -78,8 +77,9 @@ def test_always_policy():
 
 def test_alarm_subjects_without_first_success_and_critical_severity():
     # disk: quiet while fine, warning, then critical, then back to fine
-    sent = run_sequence("smart", ["ok", "ok", "warning", "warning", "critical", "ok"],
-                        first_success=False, bad_severity="CRITICAL")
+    sent = run_sequence(
+        "smart", ["ok", "ok", "warning", "warning", "critical", "ok"], first_success=False, bad_severity="CRITICAL"
+    )
     assert sent == [(2, "warning", "WARNING"), (4, "failure", "CRITICAL"), (5, "recovery", "RECOVERED")]
 
 

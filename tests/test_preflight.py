@@ -7,11 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from backend import jobs, runner
-from backend.config import load_config
-from backend.preflight import DEFAULT_RATIO, preflight
-from backend.state import DbProgress, StateStore
+from dumpdeck.backend import jobs, runner
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.preflight import DEFAULT_RATIO, preflight
+from dumpdeck.backend.state import DbProgress, StateStore
 
 
 @pytest.fixture
@@ -20,8 +19,10 @@ def tmpfs(tmp_path):
     mnt.mkdir()
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if res.returncode != 0:
-        pytest.skip(f"mounting a 1 MiB tmpfs is not permitted here ({res.stderr.strip() or res.returncode}); "
-                    "the free-space check cannot be exercised")
+        pytest.skip(
+            f"mounting a 1 MiB tmpfs is not permitted here ({res.stderr.strip() or res.returncode}); "
+            "the free-space check cannot be exercised"
+        )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
@@ -41,8 +42,17 @@ def test_preflight_learns_the_ratio_from_history(config, sample_db):
     try:
         for _ in range(3):
             run = store.create_run("adhoc", "cli", "main", [sample_db])
-            store.set_progress(DbProgress(run.id, sample_db, "succeeded", bytes_raw=800, bytes_stored=100,
-                                          inventory_bytes=1000, started=run.created))
+            store.set_progress(
+                DbProgress(
+                    run.id,
+                    sample_db,
+                    "succeeded",
+                    bytes_raw=800,
+                    bytes_stored=100,
+                    inventory_bytes=1000,
+                    started=run.created,
+                )
+            )
         report = preflight(config, "main", [sample_db], store=store)
     finally:
         store.close()
@@ -60,14 +70,23 @@ def test_stale_table_statistics_in_history_do_not_inflate_the_space_check(config
     store = StateStore.open(config.state_db)
     try:
         run = store.create_run("adhoc", "cli", "main", [sample_db])
-        store.set_progress(DbProgress(run.id, sample_db, "succeeded", bytes_raw=2 * 1024**3, bytes_stored=1024**3,
-                                      inventory_bytes=1024, started=run.created))
+        store.set_progress(
+            DbProgress(
+                run.id,
+                sample_db,
+                "succeeded",
+                bytes_raw=2 * 1024**3,
+                bytes_stored=1024**3,
+                inventory_bytes=1024,
+                started=run.created,
+            )
+        )
         report = preflight(config, "main", [sample_db], store=store)
     finally:
         store.close()
-    assert report.needed_bytes == int(2 * 1024**3 * 1.2)       # not hundreds of GB
-    assert report.raw_estimates[sample_db] == 4 * 1024**3      # 2 GiB x the growth clamp (2)
-    assert report.estimates[sample_db] == 2 * 1024**3          # x its compression ratio (0.5)
+    assert report.needed_bytes == int(2 * 1024**3 * 1.2)  # not hundreds of GB
+    assert report.raw_estimates[sample_db] == 4 * 1024**3  # 2 GiB x the growth clamp (2)
+    assert report.estimates[sample_db] == 2 * 1024**3  # x its compression ratio (0.5)
 
 
 def test_connection_is_retried_with_growing_delays(config, tmp_path):
@@ -96,7 +115,7 @@ def test_preflight_fails_fast_on_a_small_tmpfs(config, make_db, tmpfs):
     [problem] = report.fatal
     assert "not enough space" in problem and str(tmpfs / "backups") in problem
     assert report.free_bytes <= 1024 * 1024 < report.needed_bytes
-    from backend.units import format_bytes
+    from dumpdeck.backend.units import format_bytes
 
     assert f"free {format_bytes(report.free_bytes)}" in problem
     assert f"need about {format_bytes(report.needed_bytes)}" in problem

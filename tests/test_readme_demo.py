@@ -32,11 +32,33 @@ def test_readme_first_command_shows_the_dashboard_on_sample_databases(tmp_path):
     home = Path(tempfile.mkdtemp(prefix="ddh-", dir="/tmp"))  # a short HOME: unix socket paths max 107 bytes
     demo_dir = home / ".local" / "state" / "dumpdeck" / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
-    env.update(TERM="xterm-256color", HOME=str(home), XDG_STATE_HOME=str(home / ".local" / "state"),
-               XDG_CONFIG_HOME=str(home / ".config"))
-    started = subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "readme",
-                              "-x", "100", "-y", "30", f"cd {ROOT} && scripts/demo; echo DEMO-EXITED $?; sleep 30"],
-                             env=env, capture_output=True, text=True)
+    env.update(
+        TERM="xterm-256color",
+        HOME=str(home),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+    )
+    started = subprocess.run(
+        [
+            "tmux",
+            "-L",
+            sock,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "readme",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            f"cd {ROOT} && scripts/demo; echo DEMO-EXITED $?; sleep 30",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert started.returncode == 0, started.stderr
     screen = ""
     try:
@@ -62,8 +84,11 @@ def test_readme_first_command_shows_the_dashboard_on_sample_databases(tmp_path):
             time.sleep(0.3)
         assert "DEMO-EXITED 0" in screen, screen
         assert not demo_dir.exists() or not any(demo_dir.iterdir()), "the demo left files behind"
-        leftovers = [p for p in psutil.process_iter(["cmdline"])
-                     if p.info["cmdline"] and any(str(demo_dir) in a for a in p.info["cmdline"])]
+        leftovers = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and any(str(demo_dir) in a for a in p.info["cmdline"])
+        ]
         assert not leftovers, f"processes of the demo survived: {leftovers}"
     finally:
         _tmux(sock, "kill-server")

@@ -9,20 +9,19 @@ import re
 import shutil
 import subprocess
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backend import manifest as manifest_mod
-from backend import report
-from backend.config import load_config
-from backend.naming import dump_basename, safe_name
-from backend.state import DbProgress, StateStore
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import report
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.naming import dump_basename, safe_name
+from dumpdeck.backend.state import DbProgress, StateStore
 
 EVIL = "<script>alert(1)</script>"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- synthetic backups
@@ -31,7 +30,8 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 def offline_config(tmp_path: Path, extra: str = "") -> Path:
     """A config whose server need not exist: the report reads only disks and the state store."""
     path = tmp_path / "config.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         servers:
           main:
             socket: {tmp_path}/nowhere.sock
@@ -44,25 +44,48 @@ def offline_config(tmp_path: Path, extra: str = "") -> Path:
           daily: 7
         report:
           refresh: 2m
-        """) + textwrap.dedent(extra))
+        """)
+        + textwrap.dedent(extra)
+    )
     return path
 
 
-def synth_dump(backup_dir: Path, server: str, db: str, when: datetime, *, raw: int, stored: int,
-               duration: float, verified: list[tuple[int, bool]] = (), flags=()) -> Path:
+def synth_dump(
+    backup_dir: Path,
+    server: str,
+    db: str,
+    when: datetime,
+    *,
+    raw: int,
+    stored: int,
+    duration: float,
+    verified: list[tuple[int, bool]] = (),
+    flags=(),
+) -> Path:
     d = backup_dir / server / safe_name(db)
     d.mkdir(parents=True, exist_ok=True)
     path = d / dump_basename(db, when, ".zst")
     path.write_bytes(b"\0" * stored)
     m = manifest_mod.Manifest(
-        database=db, server={"name": server, "host": "db1:3306", "flavour": "mariadb", "version": "10.11"},
-        tool={"path": "/usr/bin/mariadb-dump", "version": "10.19"}, options=[],
+        database=db,
+        server={"name": server, "host": "db1:3306", "flavour": "mariadb", "version": "10.11"},
+        tool={"path": "/usr/bin/mariadb-dump", "version": "10.19"},
+        options=[],
         started=when.isoformat(timespec="seconds"),
         finished=(when + timedelta(seconds=duration)).isoformat(timespec="seconds"),
-        duration=duration, bytes_raw=raw, bytes_stored=stored, codec="zstd", level=3, sha256="0" * 64,
-        file=path.name, flags=list(flags),
-        verifications=[manifest_mod.Verification(level=lv, passed=ok, at=(when + timedelta(minutes=5)).isoformat())
-                       for lv, ok in verified])
+        duration=duration,
+        bytes_raw=raw,
+        bytes_stored=stored,
+        codec="zstd",
+        level=3,
+        sha256="0" * 64,
+        file=path.name,
+        flags=list(flags),
+        verifications=[
+            manifest_mod.Verification(level=lv, passed=ok, at=(when + timedelta(minutes=5)).isoformat())
+            for lv, ok in verified
+        ],
+    )
     manifest_mod.save(m, path)
     return path
 
@@ -72,10 +95,26 @@ def populate(tmp_path: Path) -> Path:
     backups = tmp_path / "backups"
     for i in range(10):
         when = NOW - timedelta(days=10 - i, hours=-2)
-        synth_dump(backups, "main", "shop", when, raw=100_000_000 + i * 5_000_000, stored=2000 + i * 100,
-                   duration=60 + i * 3, verified=[(1, True), (2, True)] if i == 9 else [])
-        synth_dump(backups, "main", "crm", when, raw=30_000_000 if i < 9 else 9_000_000, stored=900,
-                   duration=20, flags=["small"] if i == 9 else [])
+        synth_dump(
+            backups,
+            "main",
+            "shop",
+            when,
+            raw=100_000_000 + i * 5_000_000,
+            stored=2000 + i * 100,
+            duration=60 + i * 3,
+            verified=[(1, True), (2, True)] if i == 9 else [],
+        )
+        synth_dump(
+            backups,
+            "main",
+            "crm",
+            when,
+            raw=30_000_000 if i < 9 else 9_000_000,
+            stored=900,
+            duration=20,
+            flags=["small"] if i == 9 else [],
+        )
     synth_dump(backups, "main", EVIL, NOW - timedelta(hours=3), raw=1000, stored=100, duration=1)
     with StateStore.open(tmp_path / "state" / "state.db") as store:
         ok = store.create_run("nightly", "cron", "main", ["shop", "crm"])
@@ -135,8 +174,19 @@ def test_page_has_sections_facts_and_is_self_contained(tmp_path):
             assert k not in attrs, f"<{tag} {k}=...> would load an external asset"
     assert not re.search(r"url\(|@import|https?://(?!www\.w3\.org/2000/svg)", page)
     text = " ".join(dom.text)
-    for fact in ("shop", "crm", "level 2", "not verified", "keep_last 7, daily 7", "10 dumps", "next prune deletes 3",
-                 "Disk usage", "Recent runs", "succeeded", "failed"):
+    for fact in (
+        "shop",
+        "crm",
+        "level 2",
+        "not verified",
+        "keep_last 7, daily 7",
+        "10 dumps",
+        "next prune deletes 3",
+        "Disk usage",
+        "Recent runs",
+        "succeeded",
+        "failed",
+    ):
         assert fact in text, fact
     assert text.count("small") >= 1  # the trend flag of crm
     assert page.count("<svg") >= 4  # size + duration sparklines
@@ -166,7 +216,7 @@ def test_sparkline_shape():
 
 
 def test_report_command_writes_the_file(tmp_path, capsys):
-    from tui.cli import main
+    from dumpdeck.cli.main import main
 
     populate(tmp_path)
     cfg = offline_config(tmp_path)
@@ -186,8 +236,9 @@ def chromium() -> str:
     path = "/usr/bin/chromium"
     if not os.path.exists(path):
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("chromium is missing and cannot be installed here (needs root and apt-get): "
-                        "apt-get install -y chromium")
+            pytest.skip(
+                "chromium is missing and cannot be installed here (needs root and apt-get): apt-get install -y chromium"
+            )
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         r = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, env=env)
         if r.returncode != 0:
@@ -200,11 +251,24 @@ def chromium() -> str:
 
 def run_chromium(page: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--window-size=1280,1600", *mode, page.as_uri()]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, HOME=str(tmp_path / "home")))
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,1600",
+        *mode,
+        page.as_uri(),
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=str(tmp_path / "home"))
+    )
 
 
 def test_status_page_in_headless_chromium(tmp_path):

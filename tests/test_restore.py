@@ -8,11 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from backend import manifest as manifest_mod
-from backend import restore
-from backend.config import BackupConfig, ServerConfig
-from backend.dump import dump_database
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import restore
+from dumpdeck.backend.dump import dump_database
 
 from .helpers import table_checksums
 from .test_verify import copy_dump, refit_manifest
@@ -110,8 +108,10 @@ def test_use_other_db_is_refused(mariadb, config, sample_db, tmp_path):
 
 def test_loader_refuses_before_sending(mariadb, config, tmp_path):
     """Even without L3 (the loader's own check): nothing of the refused statement reaches the server."""
-    sql = (b"/*!40101 SET NAMES utf8mb4 */;\n--\n-- Table structure for table `a`\n--\n"
-           b"CREATE TABLE `a` (x int);\nINSERT INTO `a` VALUES (1);\nINSERT INTO `mysql`.`user` VALUES (1);\n")
+    sql = (
+        b"/*!40101 SET NAMES utf8mb4 */;\n--\n-- Table structure for table `a`\n--\n"
+        b"CREATE TABLE `a` (x int);\nINSERT INTO `a` VALUES (1);\nINSERT INTO `mysql`.`user` VALUES (1);\n"
+    )
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE DATABASE dumpdeck_rt_loader_test")
     try:
@@ -142,7 +142,7 @@ def test_load_failure_drops_the_scratch_database(mariadb, config, sample_db, tmp
     path = copy_dump(dump_of(config, sample_db, "none"), tmp_path)
     data = path.read_bytes()
     i = data.index(b"UNLOCK TABLES;")
-    data = data[:i] + b"INSERT INTO `customers` VALUES (1,2);\n" + data[i:]   # wrong column count
+    data = data[:i] + b"INSERT INTO `customers` VALUES (1,2);\n" + data[i:]  # wrong column count
     path.write_bytes(data)
     refit_manifest(path, bytes_raw=len(data))
     report = restore.restore_test(path, config, "same")
@@ -156,12 +156,12 @@ def test_load_failure_drops_the_scratch_database(mariadb, config, sample_db, tmp
 def test_legacy_dump_restores_without_manifest(mariadb, config, sample_db, tmp_path):
     src = dump_of(config, sample_db)
     legacy = Path(config.backup.dir) / "shop_20250101_020000.sql.gz"
-    legacy.write_bytes(gzip.compress(subprocess.run(["zstd", "-dc", str(src)], capture_output=True,
-                                                    check=True).stdout))
+    legacy.write_bytes(gzip.compress(subprocess.run(["zstd", "-dc", str(src)], capture_output=True, check=True).stdout))
     report = restore.restore_test(legacy, config, "same")
     assert report.passed, report.summary
-    assert any(c.name == "row counts" and "equal to the dump's exact counts for 3 tables" in c.evidence
-               for c in report.checks)
+    assert any(
+        c.name == "row counts" and "equal to the dump's exact counts for 3 tables" in c.evidence for c in report.checks
+    )
 
 
 def test_parallel_split_load_equals_sequential(mariadb, config, make_db):
@@ -169,7 +169,10 @@ def test_parallel_split_load_equals_sequential(mariadb, config, make_db):
     path = dump_of(config, db)
     server = config.server("main")
     results = {}
-    for mode, kwargs in {"seq": dict(parallel=1), "par": dict(parallel=2, chunk_bytes=20_000, batch_bytes=4_000)}.items():
+    for mode, kwargs in {
+        "seq": dict(parallel=1),
+        "par": dict(parallel=2, chunk_bytes=20_000, batch_bytes=4_000),
+    }.items():
         name = f"dumpdeck_rt_{mode}_{os.getpid()}"
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {name}")

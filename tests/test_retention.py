@@ -8,27 +8,46 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from backend import jobs, manifest as manifest_mod, retention, runner
-from backend.catalog import DumpEntry, scan
-from backend.config import RetentionPolicy, load_config, parse_config
-from backend.naming import dump_basename
-from backend.state import StateStore
+from dumpdeck.backend import jobs, retention, runner
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend.catalog import DumpEntry, scan
+from dumpdeck.backend.config import RetentionPolicy, load_config, parse_config
+from dumpdeck.backend.naming import dump_basename
+from dumpdeck.backend.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = timezone.utc
+UTC = UTC
 
 
-def entry(when: datetime, db: str = "shop", *, level: int = 0, legacy: bool = False, manifest=True,
-          manifest_error: str | None = None, last_result: bool | None = None, server: str | None = "main") -> DumpEntry:
-    return DumpEntry(path=Path(f"/x/{server}/{db}/{db}-{when:%Y%m%dT%H%M%SZ}.sql.zst"), server=server, database=db,
-                     when=when, size=1000, codec="zstd", manifest=object() if manifest else None,
-                     manifest_error=manifest_error, legacy=legacy, verified_level=level,
-                     verified_at=when if level else None, last_result=last_result)
+def entry(
+    when: datetime,
+    db: str = "shop",
+    *,
+    level: int = 0,
+    legacy: bool = False,
+    manifest=True,
+    manifest_error: str | None = None,
+    last_result: bool | None = None,
+    server: str | None = "main",
+) -> DumpEntry:
+    return DumpEntry(
+        path=Path(f"/x/{server}/{db}/{db}-{when:%Y%m%dT%H%M%SZ}.sql.zst"),
+        server=server,
+        database=db,
+        when=when,
+        size=1000,
+        codec="zstd",
+        manifest=object() if manifest else None,
+        manifest_error=manifest_error,
+        legacy=legacy,
+        verified_level=level,
+        verified_at=when if level else None,
+        last_result=last_result,
+    )
 
 
 def daily(start: date, end: date, hour: int = 2, **kw) -> list[DumpEntry]:
@@ -71,8 +90,14 @@ def test_gfs_over_months_and_years():
     expect_daily = [date(2024, 6, 30) - timedelta(days=i) for i in range(7)]
     # ISO weeks: 2024-06-30 is a Sunday, so the newest dump of each week is its Sunday
     expect_weekly = [date(2024, 6, 30), date(2024, 6, 23), date(2024, 6, 16), date(2024, 6, 9)]
-    expect_monthly = [date(2024, 6, 30), date(2024, 5, 31), date(2024, 4, 30), date(2024, 3, 31),
-                      date(2024, 2, 29), date(2024, 1, 31)]
+    expect_monthly = [
+        date(2024, 6, 30),
+        date(2024, 5, 31),
+        date(2024, 4, 30),
+        date(2024, 3, 31),
+        date(2024, 2, 29),
+        date(2024, 1, 31),
+    ]
     expect_yearly = [date(2024, 6, 30), date(2023, 12, 31), date(2022, 12, 31)]
     expect = sorted(set(expect_daily + expect_weekly + expect_monthly + expect_yearly), reverse=True)
     assert kept(decisions) == expect
@@ -93,8 +118,8 @@ def test_gfs_buckets_count_only_periods_that_have_dumps():
 
 def test_floor_keeps_the_newest_verified_dump_when_all_are_older_than_keep_days():
     entries = daily(date(2024, 1, 1), date(2024, 1, 31))
-    entries[3] = entry(entries[3].when, level=2)   # 2024-01-28 verified to L2
-    entries[1] = entry(entries[1].when, level=1)   # L1 only: not enough for the floor
+    entries[3] = entry(entries[3].when, level=2)  # 2024-01-28 verified to L2
+    entries[1] = entry(entries[1].when, level=1)  # L1 only: not enough for the floor
     decisions = retention.plan(entries, RetentionPolicy(keep_days=14), NOW)
     assert kept(decisions) == [date(2024, 1, 28)]
     [floor] = [d for d in decisions if d.keep]
@@ -125,8 +150,12 @@ def test_legacy_and_unreadable_manifests_are_kept_unless_asked():
     by = {id(d.entry): d for d in decisions}
     assert by[id(legacy)].keep and "legacy" in by[id(legacy)].reasons[0]
     assert by[id(broken)].keep and "not valid JSON" in by[id(broken)].reasons[0]
-    again = retention.plan([legacy, entry(datetime(2024, 6, 1, tzinfo=UTC), server=None)],
-                           RetentionPolicy(keep_last=1), NOW, include_legacy=True)
+    again = retention.plan(
+        [legacy, entry(datetime(2024, 6, 1, tzinfo=UTC), server=None)],
+        RetentionPolicy(keep_last=1),
+        NOW,
+        include_legacy=True,
+    )
     assert [d.keep for d in again] == [False, True]
 
 
@@ -134,12 +163,17 @@ def test_each_database_is_planned_on_its_own():
     a = daily(date(2024, 6, 20), date(2024, 6, 30), db="a")
     b = daily(date(2024, 6, 1), date(2024, 6, 5), db="b")
     decisions = retention.plan(a + b, RetentionPolicy(keep_last=2), NOW)
-    assert sorted((d.entry.database, d.entry.when.day) for d in decisions if d.keep) == \
-        [("a", 29), ("a", 30), ("b", 4), ("b", 5)]
+    assert sorted((d.entry.database, d.entry.when.day) for d in decisions if d.keep) == [
+        ("a", 29),
+        ("a", 30),
+        ("b", 4),
+        ("b", 5),
+    ]
 
 
 def test_plan_for_config_uses_database_then_job_then_default_policies(tmp_path):
-    cfg = parse_config(textwrap.dedent(f"""\
+    cfg = parse_config(
+        textwrap.dedent(f"""\
         servers: {{main: {{socket: /tmp/x.sock}}}}
         backup: {{dir: {tmp_path}}}
         retention:
@@ -150,12 +184,16 @@ def test_plan_for_config_uses_database_then_job_then_default_policies(tmp_path):
           shop:
             databases: ["shop*"]
             retention: {{keep_last: 2}}
-        """), tmp_path / "c.yaml")
+        """),
+        tmp_path / "c.yaml",
+    )
 
     class Cat:
-        entries = (daily(date(2024, 6, 1), date(2024, 6, 10), db="special")
-                   + daily(date(2024, 6, 1), date(2024, 6, 10), db="shop_eu")
-                   + daily(date(2024, 6, 1), date(2024, 6, 10), db="other"))
+        entries = (
+            daily(date(2024, 6, 1), date(2024, 6, 10), db="special")
+            + daily(date(2024, 6, 1), date(2024, 6, 10), db="shop_eu")
+            + daily(date(2024, 6, 1), date(2024, 6, 10), db="other")
+        )
 
     decisions = retention.plan_for_config(cfg, Cat, now=NOW)
     count = {}
@@ -174,9 +212,20 @@ def synthetic_dump(backup_dir: Path, db: str, when: datetime, server: str = "mai
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not really zstd")
     m = manifest_mod.Manifest(
-        database=db, server={"name": server}, tool={"path": "x", "version": "x"}, options=[],
-        started=when.isoformat(), finished=when.isoformat(), duration=1.0, bytes_raw=100, bytes_stored=15,
-        codec="zstd", level=3, sha256="0" * 64, file=path.name)
+        database=db,
+        server={"name": server},
+        tool={"path": "x", "version": "x"},
+        options=[],
+        started=when.isoformat(),
+        finished=when.isoformat(),
+        duration=1.0,
+        bytes_raw=100,
+        bytes_stored=15,
+        codec="zstd",
+        level=3,
+        sha256="0" * 64,
+        file=path.name,
+    )
     if level:
         m.verifications.append(manifest_mod.Verification(level=level, passed=True, at=when.isoformat()))
     manifest_mod.save(m, path)
@@ -223,26 +272,32 @@ def test_apply_refuses_a_plan_that_empties_a_database(tmp_path):
 
 
 def _config(write_config, db, tool: Path | None):
-    extra = (f"jobs:\n  nightly:\n    server: main\n    databases: [{db}]\n    verify: 0\n"
-             "    retention: {keep_last: 1}\n")
+    extra = (
+        f"jobs:\n  nightly:\n    server: main\n    databases: [{db}]\n    verify: 0\n    retention: {{keep_last: 1}}\n"
+    )
     path = write_config(extra)
     if tool is not None:
-        path.write_text(path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {tool}\n"))
+        path.write_text(
+            path.read_text().replace("  stall_timeout: 60s\n", f"  stall_timeout: 60s\n  dump_tool: {tool}\n")
+        )
     return load_config(path)
 
 
 def _run(config):
     store = StateStore.open(config.state_db)
-    run = store.create_run("nightly", "cron", "main", jobs.resolve_databases(config, "nightly"),
-                           log_dir=config.runs_log_dir)
+    run = store.create_run(
+        "nightly", "cron", "main", jobs.resolve_databases(config, "nightly"), log_dir=config.runs_log_dir
+    )
     final = runner.execute(config, store, run.id)
     return store, final
 
 
 def test_never_prune_after_a_failed_run_then_prune_after_a_good_one(tmp_path, write_config, sample_db):
     tool = tmp_path / "failing-dump"
-    tool.write_text('#!/bin/sh\ncase "$1" in --version) echo "mariadb-dump Ver 10.19 MariaDB"; exit 0;; esac\n'
-                    'echo "Got error: 2013: Lost connection" >&2\nexit 2\n')
+    tool.write_text(
+        '#!/bin/sh\ncase "$1" in --version) echo "mariadb-dump Ver 10.19 MariaDB"; exit 0;; esac\n'
+        'echo "Got error: 2013: Lost connection" >&2\nexit 2\n'
+    )
     tool.chmod(0o755)
     config = _config(write_config, sample_db, tool)
     old = [synthetic_dump(config.backup.dir, sample_db, datetime(2024, 1, d, tzinfo=UTC)) for d in (1, 2, 3)]
@@ -252,8 +307,12 @@ def test_never_prune_after_a_failed_run_then_prune_after_a_good_one(tmp_path, wr
         assert all(p.exists() for p in old)
         assert any(e.kind == "retention" and "skipped" in e.message for e in store.events(final.id))
         # a manual prune also holds back after the failure, unless forced
-        res = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(config.path), "prune", "--json"],
-                             capture_output=True, text=True, cwd=ROOT)
+        res = subprocess.run(
+            [sys.executable, "-m", "dumpdeck", "--config", str(config.path), "prune", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["deleted"] == [] and all(p.exists() for p in old)
     finally:
@@ -275,10 +334,16 @@ def test_never_prune_after_a_failed_run_then_prune_after_a_good_one(tmp_path, wr
 def test_prune_cli_dry_run_shows_the_plan_and_deletes_nothing(write_config, tmp_path):
     path = write_config("retention: {keep_last: 1}\n")
     config = load_config(path)
-    paths = [synthetic_dump(config.backup.dir, "shop", datetime(2024, 1, d, tzinfo=UTC), level=2 if d == 1 else 0)
-             for d in (1, 2, 3)]
-    res = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "prune", "--dry-run", "--json"],
-                         capture_output=True, text=True, cwd=ROOT)
+    paths = [
+        synthetic_dump(config.backup.dir, "shop", datetime(2024, 1, d, tzinfo=UTC), level=2 if d == 1 else 0)
+        for d in (1, 2, 3)
+    ]
+    res = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "prune", "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr
     plan = json.loads(res.stdout)
     actions = {Path(d["path"]).name: (d["keep"], d["reasons"]) for d in plan["decisions"]}
@@ -286,8 +351,9 @@ def test_prune_cli_dry_run_shows_the_plan_and_deletes_nothing(write_config, tmp_
     assert actions[paths[0].name][0] and "floor" in actions[paths[0].name][1][0]
     assert actions[paths[1].name][0] is False
     assert all(p.exists() for p in paths)
-    text = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "prune"],
-                          capture_output=True, text=True, cwd=ROOT)
+    text = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "prune"], capture_output=True, text=True, cwd=ROOT
+    )
     assert text.returncode == 0, text.stderr
     assert "DELETE" in text.stdout and "deleted 1 dump(s)" in text.stdout
     assert not paths[1].exists() and paths[0].exists() and paths[2].exists()

@@ -12,25 +12,27 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from backend import jobs, runner
-from backend.config import load_config
-from backend.state import StateStore
+from dumpdeck.backend import jobs, runner
+from dumpdeck.backend.config import load_config
+from dumpdeck.backend.state import StateStore
 
 from .helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-DUMPDECK = [sys.executable, "-m", "tui.cli"]
+DUMPDECK = [sys.executable, "-m", "dumpdeck"]
 
 
 def stand_in_tool(tmp_path: Path, body: str, name: str = "fake-dump") -> Path:
     """A real executable standing in for mariadb-dump: answers --version, then runs `body`."""
     path = tmp_path / name
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         #!/bin/sh
         case "$1" in --version) echo "mariadb-dump  Ver 10.19 Distrib 10.11.6-MariaDB, for debian"; exit 0;; esac
         echo "-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB"
-        """) + textwrap.dedent(body))
+        """)
+        + textwrap.dedent(body)
+    )
     path.chmod(0o755)
     return path
 
@@ -48,8 +50,9 @@ while :; do echo "INSERT INTO t VALUES (1);"; sleep 0.1; done
 
 
 def job_config(write_config, sample_db, tool: Path | None, *, job_extra: str = "", backup_extra: str = ""):
-    extra = (f"jobs:\n  nightly:\n    server: main\n    databases: [{sample_db}]\n    verify: 0\n"
-             + "".join(f"    {line.strip()}\n" for line in job_extra.splitlines() if line.strip()))
+    extra = f"jobs:\n  nightly:\n    server: main\n    databases: [{sample_db}]\n    verify: 0\n" + "".join(
+        f"    {line.strip()}\n" for line in job_extra.splitlines() if line.strip()
+    )
     path = write_config(extra)
     body = path.read_text()
     if tool is not None:
@@ -59,8 +62,9 @@ def job_config(write_config, sample_db, tool: Path | None, *, job_extra: str = "
 
 
 def cli(config_path: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*DUMPDECK, "--config", str(config_path), *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, **kw)
+    return subprocess.run(
+        [*DUMPDECK, "--config", str(config_path), *args], capture_output=True, text=True, cwd=ROOT, timeout=120, **kw
+    )
 
 
 def partials(config) -> list[Path]:
@@ -84,8 +88,8 @@ def test_run_started_by_a_parent_that_exits_runs_to_completion(write_config, sam
     config = job_config(write_config, sample_db, None)
     script = textwrap.dedent(f"""\
         import sys
-        from backend.config import load_config
-        from backend.jobs import start_run
+        from dumpdeck.backend.config import load_config
+        from dumpdeck.backend.jobs import start_run
         run = start_run(load_config({str(config.path)!r}), "nightly", trigger="console")
         print(run.id)
         """)
@@ -94,8 +98,9 @@ def test_run_started_by_a_parent_that_exits_runs_to_completion(write_config, sam
     run_id = int(parent.stdout.strip())
     store = StateStore.open(config.state_db)
     try:
-        run = wait_until(lambda: (r := store.get_run(run_id)) and not r.active and r, timeout=60,
-                         what="the detached run to finish")
+        run = wait_until(
+            lambda: (r := store.get_run(run_id)) and not r.active and r, timeout=60, what="the detached run to finish"
+        )
         assert run.status == "succeeded", (run.reason, Path(run.log_path).read_text())
         assert run.trigger == "console"
         assert run.pid is not None and run.pid != os.getpid()
@@ -134,8 +139,13 @@ def test_runner_has_its_own_session_and_ignores_sighup(tmp_path, write_config, s
 def test_two_job_runs_at_once_one_runs_one_is_skipped(tmp_path, write_config, sample_db):
     tool = stand_in_tool(tmp_path, SLOW_OK.format(n=30))
     config = job_config(write_config, sample_db, tool)
-    first = subprocess.Popen([*DUMPDECK, "--config", str(config.path), "job", "run", "nightly"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*DUMPDECK, "--config", str(config.path), "job", "run", "nightly"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     store = StateStore.open(config.state_db)
     try:
         running = wait_until(lambda: store.list_runs(active_only=True), what="the first run to start")[0]
@@ -190,13 +200,16 @@ def test_sigkilled_runner_is_marked_lost_and_its_partial_removed(tmp_path, write
     run = jobs.start_run(config, "nightly")
     store = StateStore.open(config.state_db)
     try:
-        partial = wait_until(lambda: (p := store.progress(run.id)[0]).file and p.file.endswith(".partial") and p.file,
-                             what="the dump's partial file")
+        partial = wait_until(
+            lambda: (p := store.progress(run.id)[0]).file and p.file.endswith(".partial") and p.file,
+            what="the dump's partial file",
+        )
         assert Path(partial).exists()
         run = store.get_run(run.id)
         os.kill(run.pid, signal.SIGKILL)
-        wait_until(lambda: not psutil.pid_exists(run.pid) or psutil.Process(run.pid).status() == "zombie",
-                   what="runner death")
+        wait_until(
+            lambda: not psutil.pid_exists(run.pid) or psutil.Process(run.pid).status() == "zombie", what="runner death"
+        )
         lost = wait_until(store.reap_lost, what="reap_lost to find the run")
         assert [r.id for r in lost] == [run.id]
         final = store.get_run(run.id)
@@ -217,8 +230,9 @@ def test_cancel_kills_the_dump_removes_the_partial_and_records_cancelled(tmp_pat
     run = jobs.start_run(config, "nightly")
     store = StateStore.open(config.state_db)
     try:
-        partial = wait_until(lambda: (p := store.progress(run.id)[0]).file and p.file.endswith(".partial") and p.file,
-                             what="partial")
+        partial = wait_until(
+            lambda: (p := store.progress(run.id)[0]).file and p.file.endswith(".partial") and p.file, what="partial"
+        )
         res = cli(config.path, "job", "cancel", str(run.id), "--wait")
         assert res.returncode == 0, res.stderr
         final = store.get_run(run.id)
@@ -254,15 +268,14 @@ def _attempt_gaps(store, run_id):
 
 def test_stall_timeout_times_out_and_retries_with_growing_delays(tmp_path, write_config, sample_db):
     tool = stand_in_tool(tmp_path, HANG)
-    config = job_config(write_config, sample_db, tool,
-                        job_extra="retries: 2\nretry_delay: 0.2s\nstall_timeout: 0.6s\n")
+    config = job_config(write_config, sample_db, tool, job_extra="retries: 2\nretry_delay: 0.2s\nstall_timeout: 0.6s\n")
     store, final = _execute(config)
     try:
         assert final.status == "timed-out", final.reason
         assert "stalled" in final.reason
         starts, delays, gaps = _attempt_gaps(store, final.id)
-        assert len(starts) == 3                      # 1 + 2 retries
-        assert delays == [0.2, 0.4]                  # retry_delay * 2**attempt
+        assert len(starts) == 3  # 1 + 2 retries
+        assert delays == [0.2, 0.4]  # retry_delay * 2**attempt
         assert all(g >= d for g, d in zip(gaps, delays))
         [p] = store.progress(final.id)
         assert p.status == "timed-out" and p.attempt == 2
@@ -273,8 +286,9 @@ def test_stall_timeout_times_out_and_retries_with_growing_delays(tmp_path, write
 
 def test_wall_timeout_is_retried_per_policy(tmp_path, write_config, sample_db):
     tool = stand_in_tool(tmp_path, DRIBBLE)
-    config = job_config(write_config, sample_db, tool, job_extra="retries: 1\nretry_delay: 0.1s\n",
-                        backup_extra="  timeout: 1s\n")
+    config = job_config(
+        write_config, sample_db, tool, job_extra="retries: 1\nretry_delay: 0.1s\n", backup_extra="  timeout: 1s\n"
+    )
     config_text = config.path.read_text().replace("  timeout: 5m\n", "")
     config.path.write_text(config_text)
     config = load_config(config.path)
@@ -306,10 +320,13 @@ def test_max_runtime_times_out_the_run_and_stops_retrying(tmp_path, write_config
 
 def test_failed_dump_is_retried_then_succeeds(tmp_path, write_config, sample_db):
     marker = tmp_path / "first-attempt-done"
-    tool = stand_in_tool(tmp_path, f"""\
+    tool = stand_in_tool(
+        tmp_path,
+        f"""\
         if [ ! -e {marker} ]; then touch {marker}; echo "boom" >&2; exit 2; fi
         echo "-- Dump completed on 2025-01-01  0:00:00"
-        """)
+        """,
+    )
     config = job_config(write_config, sample_db, tool, job_extra="retries: 2\nretry_delay: 0.1s\n")
     store, final = _execute(config)
     try:
@@ -342,14 +359,14 @@ def test_concurrent_readers_while_the_runner_writes(tmp_path, write_config, samp
                 for p in store.progress(run.id):
                     seen_bytes.append(p.bytes_raw)
                 store.events(run.id, since_id=0)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             store.close()
 
     proc_script = textwrap.dedent(f"""\
         import sys, time
-        from backend.state import StateStore
+        from dumpdeck.backend.state import StateStore
         s = StateStore.open({str(config.state_db)!r})
         n = 0
         while True:
@@ -359,8 +376,12 @@ def test_concurrent_readers_while_the_runner_writes(tmp_path, write_config, samp
                 break
         print(n)
         """)
-    procs = [subprocess.Popen([sys.executable, "-c", proc_script], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", proc_script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     threads = [threading.Thread(target=reader) for _ in range(4)]
     for t in threads:
         t.start()
@@ -378,7 +399,7 @@ def test_concurrent_readers_while_the_runner_writes(tmp_path, write_config, samp
         assert p.returncode == 0, err
         assert "locked" not in err and int(out) > 0
     assert final.status == "succeeded", final.reason
-    assert any(0 < b for b in seen_bytes)
+    assert any(b > 0 for b in seen_bytes)
     assert len(set(seen_bytes)) > 2  # readers saw the bytes grow while the dump ran
 
 
@@ -401,7 +422,7 @@ def test_run_verifies_each_dump_at_the_job_level(write_config, sample_db, level)
         assert checks and all(e.data["passed"] for e in checks)
         assert max(e.data["level"] for e in checks) == level
         assert any(e.kind == "verify-passed" for e in evs)
-        from backend import manifest as manifest_mod
+        from dumpdeck.backend import manifest as manifest_mod
 
         assert manifest_mod.load(Path(p.file)).verified_level >= level
     finally:
@@ -411,7 +432,7 @@ def test_run_verifies_each_dump_at_the_job_level(write_config, sample_db, level)
 def test_main_log_rotates_and_each_run_has_its_own_log(write_config):
     import logging
 
-    from backend.logs import setup_logging, tail
+    from dumpdeck.backend.logs import setup_logging, tail
 
     path = write_config("log: {max_size: 2KiB, keep: 2}\n")
     config = load_config(path)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from backend import schedule
-from backend.config import JobConfig, load_config
-from backend.errors import ConfigError, UsageError
+from dumpdeck.backend import schedule
+from dumpdeck.backend.config import JobConfig, load_config
+from dumpdeck.backend.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,21 +30,27 @@ def cfg(write_config, jobs_yaml: str):
 
 def test_valid_expressions_give_next_runs_in_the_job_time_zone():
     job = JobConfig(name="n", server="main", schedule="30 2 * * 1-5", timezone="Europe/Berlin")
-    now = datetime(2024, 3, 29, 12, tzinfo=timezone.utc)  # a Friday; DST starts Sunday 31 March
+    now = datetime(2024, 3, 29, 12, tzinfo=UTC)  # a Friday; DST starts Sunday 31 March
     runs = schedule.next_runs(job, 3, now)
-    assert [r.isoformat() for r in runs] == ["2024-04-01T02:30:00+02:00", "2024-04-02T02:30:00+02:00",
-                                             "2024-04-03T02:30:00+02:00"]
+    assert [r.isoformat() for r in runs] == [
+        "2024-04-01T02:30:00+02:00",
+        "2024-04-02T02:30:00+02:00",
+        "2024-04-03T02:30:00+02:00",
+    ]
     assert all(r.tzinfo == ZoneInfo("Europe/Berlin") for r in runs)
     daily = JobConfig(name="d", server="main", schedule="@daily", timezone="UTC")
     assert schedule.next_runs(daily, 1, now)[0] == datetime(2024, 3, 30, tzinfo=ZoneInfo("UTC"))
 
 
-@pytest.mark.parametrize("expr, fragment", [
-    ("61 2 * * *", "not a valid cron expression"),
-    ("0 2 * *", "expected 5 fields"),
-    ("@sometimes", "known shortcuts"),
-    ("0 25 * * *", "not a valid cron expression"),
-])
+@pytest.mark.parametrize(
+    "expr, fragment",
+    [
+        ("61 2 * * *", "not a valid cron expression"),
+        ("0 2 * *", "expected 5 fields"),
+        ("@sometimes", "known shortcuts"),
+        ("0 25 * * *", "not a valid cron expression"),
+    ],
+)
 def test_invalid_expressions_are_clear_errors(write_config, expr, fragment):
     with pytest.raises(ConfigError) as err:
         cfg(write_config, f"nightly:\n  schedule: '{expr}'\n")
@@ -56,18 +61,21 @@ def test_invalid_expressions_are_clear_errors(write_config, expr, fragment):
 
 
 def test_crontab_install_is_idempotent_and_leaves_foreign_lines_alone(write_config, tmp_path):
-    config = cfg(write_config, """\
+    config = cfg(
+        write_config,
+        """\
         nightly: {schedule: "0 2 * * *"}
         berlin: {schedule: "30 1 * * 0", timezone: Europe/Berlin}
         manual: {}
-        """)
+        """,
+    )
     crontab = tmp_path / "crontab"
     crontab.write_text(FOREIGN)
     first = schedule.install(config, crontab)
     assert first.changed
     text = crontab.read_text()
     assert text.startswith(FOREIGN)
-    block = text[len(FOREIGN):]
+    block = text[len(FOREIGN) :]
     assert block == schedule.crontab_block(config)
     lines = block.splitlines()
     assert lines[0] == schedule.BEGIN and lines[-1] == schedule.END
@@ -125,8 +133,13 @@ def test_schedule_cli_uses_the_crontab_file_from_the_environment(write_config, t
     crontab = tmp_path / "ct"
     crontab.write_text(FOREIGN)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), schedule.ENV_CRONTAB_FILE: str(crontab)}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(path), "schedule", *a],  # noqa: E731
-                                    capture_output=True, text=True, cwd=ROOT, env=env)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "--config", str(path), "schedule", *a],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     show = run("show")
     assert show.returncode == 0 and "no dumpdeck block installed" in show.stdout and "nightly" in show.stdout
     assert run("install").returncode == 0
@@ -137,16 +150,19 @@ def test_schedule_cli_uses_the_crontab_file_from_the_environment(write_config, t
     assert run("remove").returncode == 0 and crontab.read_text() == FOREIGN
 
 
-@pytest.mark.parametrize("expr, tz, calendar", [
-    ("0 2 * * *", None, "*-*-* 02:00:00"),
-    ("*/15 * * * *", None, "*-*-* *:00/15:00"),
-    ("30 1 * * 1-5", "Europe/Berlin", "Mon..Fri *-*-* 01:30:00 Europe/Berlin"),
-    ("0 3 1 */3 *", None, "*-01/3-01 03:00:00"),
-    ("0 0 * * 0", None, "Sun *-*-* 00:00:00"),
-    ("0 4 * * 5-7", None, "Fri..Sat,Sun *-*-* 04:00:00"),
-    ("@weekly", None, "Sun *-*-* 00:00:00"),
-    ("5,35 8-18 * * *", None, "*-*-* 08..18:05,35:00"),
-])
+@pytest.mark.parametrize(
+    "expr, tz, calendar",
+    [
+        ("0 2 * * *", None, "*-*-* 02:00:00"),
+        ("*/15 * * * *", None, "*-*-* *:00/15:00"),
+        ("30 1 * * 1-5", "Europe/Berlin", "Mon..Fri *-*-* 01:30:00 Europe/Berlin"),
+        ("0 3 1 */3 *", None, "*-01/3-01 03:00:00"),
+        ("0 0 * * 0", None, "Sun *-*-* 00:00:00"),
+        ("0 4 * * 5-7", None, "Fri..Sat,Sun *-*-* 04:00:00"),
+        ("@weekly", None, "Sun *-*-* 00:00:00"),
+        ("5,35 8-18 * * *", None, "*-*-* 08..18:05,35:00"),
+    ],
+)
 def test_cron_to_on_calendar(expr, tz, calendar):
     assert schedule.on_calendar(expr, tz) == calendar
 
@@ -154,10 +170,13 @@ def test_cron_to_on_calendar(expr, tz, calendar):
 def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
     with pytest.raises(schedule.Untranslatable, match="EITHER"):
         schedule.on_calendar("0 2 1 * 1")
-    config = cfg(write_config, """\
+    config = cfg(
+        write_config,
+        """\
         nightly: {schedule: "0 2 * * *"}
         odd: {schedule: "0 2 1 * 1"}
-        """)
+        """,
+    )
     res = schedule.install_systemd(config, tmp_path / "units")
     assert sorted(p.name for p in res.written) == ["dumpdeck-nightly.service", "dumpdeck-nightly.timer"]
     assert len(res.problems) == 1 and "job odd" in res.problems[0] and "cannot translate" in res.problems[0]
@@ -170,10 +189,19 @@ def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
     assert len(schedule.remove_systemd(config, tmp_path / "units")) == 2
 
 
-@pytest.mark.parametrize("expr, tz", [
-    ("0 2 * * *", None), ("*/15 * * * *", None), ("30 1 * * 1-5", "Europe/Berlin"), ("0 3 1 */3 *", None),
-    ("0 4 * * 5-7", None), ("5,35 8-18 * * *", None), ("0 6 * * 0-2", None), ("@monthly", None),
-])
+@pytest.mark.parametrize(
+    "expr, tz",
+    [
+        ("0 2 * * *", None),
+        ("*/15 * * * *", None),
+        ("30 1 * * 1-5", "Europe/Berlin"),
+        ("0 3 1 */3 *", None),
+        ("0 4 * * 5-7", None),
+        ("5,35 8-18 * * *", None),
+        ("0 6 * * 0-2", None),
+        ("@monthly", None),
+    ],
+)
 def test_on_calendar_fires_when_cron_does(expr, tz):
     """systemd-analyze computes the timer's next elapses; croniter the cron's: they must agree."""
     import os
@@ -183,14 +211,18 @@ def test_on_calendar_fires_when_cron_does(expr, tz):
     if exe is None:
         pytest.skip("systemd-analyze is not installed: the translations are checked by test_cron_to_on_calendar only")
     cal = schedule.on_calendar(expr, tz)
-    res = subprocess.run([exe, "calendar", "--iterations=5", cal], capture_output=True, text=True,
-                         env={**os.environ, "TZ": "UTC"})
+    res = subprocess.run(
+        [exe, "calendar", "--iterations=5", cal], capture_output=True, text=True, env={**os.environ, "TZ": "UTC"}
+    )
     assert res.returncode == 0, res.stderr
-    got = [datetime.strptime(line.split(":", 1)[1].strip(), "%a %Y-%m-%d %H:%M:%S %Z").replace(tzinfo=timezone.utc)
-           for line in res.stdout.splitlines() if "elapse:" in line or "Iter. #" in line]
+    got = [
+        datetime.strptime(line.split(":", 1)[1].strip(), "%a %Y-%m-%d %H:%M:%S %Z").replace(tzinfo=UTC)
+        for line in res.stdout.splitlines()
+        if "elapse:" in line or "Iter. #" in line
+    ]
     assert len(got) == 5
     job = JobConfig(name="x", server="main", schedule=expr, timezone=tz or "UTC")
     from datetime import timedelta
 
     expect = schedule.next_runs(job, 5, got[0] - timedelta(seconds=1))
-    assert [e.astimezone(timezone.utc) for e in expect] == got
+    assert [e.astimezone(UTC) for e in expect] == got

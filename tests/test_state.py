@@ -7,12 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from backend.state import SCHEMA_VERSION, DbProgress, StateError, StateStore
+from dumpdeck.backend.state import SCHEMA_VERSION, DbProgress, StateError, StateStore
 
 
 @pytest.fixture
@@ -33,7 +31,7 @@ def test_schema_is_versioned_and_wal(store, tmp_path):
 
 
 def test_a_partially_migrated_database_is_upgraded(tmp_path):
-    from backend import state
+    from dumpdeck.backend import state
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -67,11 +65,10 @@ def test_runs_progress_and_events(store):
         store.create_run("x", "telepathy", "main", [])
     with pytest.raises(ValueError):
         store.update_run(run.id, status="exploded")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.update_run(run.id, status="running", started=now, pid=123)
     store.set_progress(DbProgress(run.id, "a", "running", bytes_raw=10, started=now, timeout=60))
-    store.set_progress(DbProgress(run.id, "a", "running", bytes_raw=20, started=now, timeout=60,
-                                  current_table="t1"))
+    store.set_progress(DbProgress(run.id, "a", "running", bytes_raw=20, started=now, timeout=60, current_table="t1"))
     [a, b] = store.progress(run.id)
     assert a.bytes_raw == 20 and a.current_table == "t1" and a.updated is not None and b.database == "b c"
     assert 0 < a.time_left <= 60
@@ -93,11 +90,21 @@ def test_runs_progress_and_events(store):
 def test_history_and_last_success(store):
     for raw, stored in ((1000, 100), (2000, 300)):
         run = store.create_run("j", "cli", "main", ["db"])
-        t = datetime.now(timezone.utc)
-        store.set_progress(DbProgress(run.id, "db", "succeeded", bytes_raw=raw, bytes_stored=stored, started=t,
-                                      updated=t + timedelta(seconds=5), inventory_bytes=900))
+        t = datetime.now(UTC)
+        store.set_progress(
+            DbProgress(
+                run.id,
+                "db",
+                "succeeded",
+                bytes_raw=raw,
+                bytes_stored=stored,
+                started=t,
+                updated=t + timedelta(seconds=5),
+                inventory_bytes=900,
+            )
+        )
     failed = store.create_run("j", "cli", "main", ["db"])
-    store.set_progress(DbProgress(failed.id, "db", "failed", started=datetime.now(timezone.utc)))
+    store.set_progress(DbProgress(failed.id, "db", "failed", started=datetime.now(UTC)))
     hist = store.history("main", "db", 10)
     assert [h.bytes_stored for h in hist] == [300, 100]
     assert hist[0].duration == pytest.approx(5, abs=0.01) and hist[0].inventory_bytes == 900
@@ -114,8 +121,13 @@ def _dead_pid() -> int:
 
 def test_reap_lost_by_dead_pid_removes_unlocked_partials_only(store, tmp_path):
     run = store.create_run("j", "cli", "main", ["a", "b"])
-    store.update_run(run.id, status="running", pid=_dead_pid(), started=datetime.now(timezone.utc),
-                     heartbeat=datetime.now(timezone.utc))
+    store.update_run(
+        run.id,
+        status="running",
+        pid=_dead_pid(),
+        started=datetime.now(UTC),
+        heartbeat=datetime.now(UTC),
+    )
     free = tmp_path / "a.sql.zst.partial"
     held = tmp_path / "b.sql.zst.partial"
     free.write_bytes(b"x")
@@ -138,12 +150,17 @@ def test_reap_lost_by_stale_heartbeat_and_unclaimed_queue(store):
     import os
 
     alive = store.create_run("j", "cli", "main", ["a"])
-    old = datetime.now(timezone.utc) - timedelta(seconds=30)
+    old = datetime.now(UTC) - timedelta(seconds=30)
     store.update_run(alive.id, status="running", pid=os.getpid(), host="elsewhere", started=old, heartbeat=old)
     queued = store.create_run("k", "cli", "main", ["a"])
     fresh = store.create_run("m", "cli", "main", ["a"])
-    store.update_run(fresh.id, status="running", pid=os.getpid(), started=datetime.now(timezone.utc),
-                     heartbeat=datetime.now(timezone.utc))
+    store.update_run(
+        fresh.id,
+        status="running",
+        pid=os.getpid(),
+        started=datetime.now(UTC),
+        heartbeat=datetime.now(UTC),
+    )
     assert store.reap_lost() == []  # nothing stale yet at "now"
     soon = {r.id: r for r in store.reap_lost(now=time.time() + 45)}
     assert set(soon) == {alive.id} and "no heartbeat" in soon[alive.id].reason
@@ -177,7 +194,7 @@ def test_threads_share_a_store_with_their_own_connections(store):
             for n in range(50):
                 store.add_event(run.id, "info", "t", f"{i}-{n}")
                 store.progress(run.id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from backend.config import TrendsConfig
-from backend.trends import MIN_HISTORY, Sample, assess, assess_entry, duration_flag, median, size_flag
+from dumpdeck.backend.config import TrendsConfig
+from dumpdeck.backend.trends import MIN_HISTORY, Sample, assess, assess_entry, duration_flag, median, size_flag
 
 CFG = TrendsConfig(window=5, size_tolerance=0.5, slow_factor=2.0)
 
@@ -22,7 +22,7 @@ def test_median_ignores_one_odd_dump():
 def test_small_and_large_at_the_tolerance():
     prev = [100, 100, 100, 100]
     assert size_flag(49, prev, 0.5).name == "small"
-    assert size_flag(50, prev, 0.5) is None          # exactly at the edge: not flagged
+    assert size_flag(50, prev, 0.5) is None  # exactly at the edge: not flagged
     assert size_flag(150, prev, 0.5) is None
     assert size_flag(151, prev, 0.5).name == "large"
     f = size_flag(25, prev, 0.5)
@@ -69,7 +69,7 @@ class E:
 
 
 def test_assess_entry_against_older_dumps_only():
-    t = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 10, tzinfo=UTC)
     entries = [E(f"d{i}", t - timedelta(days=i), 1000 if i else 100, 30.0) for i in range(6)]
     newest = entries[0]
     assert [f.name for f in assess_entry(newest, entries, CFG)] == ["small"]

@@ -11,12 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from backend import manifest as manifest_mod
-from backend import sqlstats
-from backend.config import BackupConfig, ServerConfig
-from backend.dump import dump_database
-from backend.verify import verify_file
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import sqlstats
+from dumpdeck.backend.config import BackupConfig, ServerConfig
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.verify import verify_file
 
 from .helpers import create_sample_database, drop_database
 
@@ -69,7 +68,7 @@ def test_good_dump_passes_every_level_and_is_recorded(dumps, tmp_path, codec):
     seen = []
     report = verify_file(path, 3, on_check=seen.append)
     assert report.passed and report.level_reached == 3, report.summary
-    assert [c.name for c in seen] == [c.name for c in report.checks]          # streamed, in order
+    assert [c.name for c in seen] == [c.name for c in report.checks]  # streamed, in order
     assert [c.level for c in seen] == sorted(c.level for c in seen)
     names = {c.name for c in report.checks}
     assert {"file exists", "sha256", "header", "stream decodes", "footer", "tables", "rows", "scope"} <= names
@@ -117,7 +116,7 @@ def test_one_flipped_byte(dumps, tmp_path, codec):
     report = verify_file(path, 3)
     assert report.level_reached == 0 and failing(report)[0].name == "sha256"
     assert "mismatch" in failing(report)[0].evidence
-    refit_manifest(path)   # the checksum agrees now: decoding must catch it
+    refit_manifest(path)  # the checksum agrees now: decoding must catch it
     report = verify_file(path, 3)
     assert not report.passed and report.level_reached == 1
     bad = failing(report)[0]
@@ -184,9 +183,11 @@ def test_not_a_dump_header(tmp_path):
 
 def test_mysql_header_without_manifest_passes(tmp_path):
     path = tmp_path / "shop.sql"
-    path.write_bytes(b"-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n"
-                     b"/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `t` (a int);\n"
-                     b"INSERT INTO `t` VALUES (1),(2),(3);\n-- Dump completed on 2026-01-01  2:00:00\n")
+    path.write_bytes(
+        b"-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n"
+        b"/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `t` (a int);\n"
+        b"INSERT INTO `t` VALUES (1),(2),(3);\n-- Dump completed on 2026-01-01  2:00:00\n"
+    )
     report = verify_file(path, 3)
     assert report.passed, report.summary
     assert any(c.name == "sha256" and c.evidence.startswith("unknown: no manifest") for c in report.checks)
@@ -224,34 +225,47 @@ def test_table_removed_fails_level_3(dumps, tmp_path):
 
 
 def test_tuple_counting_respects_quotes_and_escapes():
-    sql = (b"CREATE TABLE `t` (a int, b text);\n"
-           b"INSERT INTO `t` VALUES (1,'a),(b'),(2,'it\\'s; fine'),(3,\"dq),(\"),(4,'x''y'),(5,'back\\\\'),(6,NULL);\n"
-           b"INSERT INTO `t` (`a`,`b`) VALUES (7,'(('),(8,CONCAT('a','b'));\n")
+    sql = (
+        b"CREATE TABLE `t` (a int, b text);\n"
+        b"INSERT INTO `t` VALUES (1,'a),(b'),(2,'it\\'s; fine'),(3,\"dq),(\"),(4,'x''y'),(5,'back\\\\'),(6,NULL);\n"
+        b"INSERT INTO `t` (`a`,`b`) VALUES (7,'(('),(8,CONCAT('a','b'));\n"
+    )
     s = sqlstats.scan_bytes(sql, chunk=7)
     assert s.tables == {"t": 8} and s.inserts == {"t": 2} and not s.unterminated and not s.scope_problems
 
 
 def test_delimiter_blocks_comments_and_objects():
-    sql = (b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19\n-- Host: x  Database: it's `odd\n"
-           b"/*!40101 SET NAMES utf8mb4 */;\n# hash comment with ' quote\n"
-           b"CREATE TABLE `a;b` (x int) COMMENT 'semi; colon';\n"
-           b"DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER tr BEFORE INSERT "
-           b"ON `a;b` FOR EACH ROW BEGIN SET NEW.x = 1; SET NEW.x = 2; END */;;\n"
-           b"CREATE DEFINER=`root`@`%` PROCEDURE `p`() BEGIN SELECT ';'; END ;;\nDELIMITER ;\n"
-           b"/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */ "
-           b"/*!50001 VIEW `v` AS select 1 AS `1` */;\n"
-           b"CREATE DEFINER=`root`@`localhost` FUNCTION `f`(x INT) RETURNS int RETURN x;\n")
+    sql = (
+        b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19\n-- Host: x  Database: it's `odd\n"
+        b"/*!40101 SET NAMES utf8mb4 */;\n# hash comment with ' quote\n"
+        b"CREATE TABLE `a;b` (x int) COMMENT 'semi; colon';\n"
+        b"DELIMITER ;;\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER tr BEFORE INSERT "
+        b"ON `a;b` FOR EACH ROW BEGIN SET NEW.x = 1; SET NEW.x = 2; END */;;\n"
+        b"CREATE DEFINER=`root`@`%` PROCEDURE `p`() BEGIN SELECT ';'; END ;;\nDELIMITER ;\n"
+        b"/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */ "
+        b"/*!50001 VIEW `v` AS select 1 AS `1` */;\n"
+        b"CREATE DEFINER=`root`@`localhost` FUNCTION `f`(x INT) RETURNS int RETURN x;\n"
+    )
     s = sqlstats.scan_bytes(sql, chunk=5)
     assert s.tables == {"a;b": 0}
     assert (s.triggers, s.procedures, s.views, s.functions) == (["tr"], ["p"], ["v"], ["f"])
     assert not s.unterminated and not s.scope_problems
 
 
-@pytest.mark.parametrize("stmt", [
-    b"USE `other`;", b"CREATE DATABASE `x`;", b"/*!40000 DROP DATABASE IF EXISTS `x`*/;",
-    b"INSERT INTO `other`.`t` VALUES (1);", b"DROP TABLE IF EXISTS `other`.`t`;", b"UPDATE other.t SET a=1;",
-    b"GRANT ALL ON *.* TO 'x'@'%';", b"SET GLOBAL read_only=1;", b"CREATE TABLE `o`.`t` (a int);",
-])
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        b"USE `other`;",
+        b"CREATE DATABASE `x`;",
+        b"/*!40000 DROP DATABASE IF EXISTS `x`*/;",
+        b"INSERT INTO `other`.`t` VALUES (1);",
+        b"DROP TABLE IF EXISTS `other`.`t`;",
+        b"UPDATE other.t SET a=1;",
+        b"GRANT ALL ON *.* TO 'x'@'%';",
+        b"SET GLOBAL read_only=1;",
+        b"CREATE TABLE `o`.`t` (a int);",
+    ],
+)
 def test_scope_problems_detected(stmt):
     s = sqlstats.scan_bytes(b"CREATE TABLE `t` (a int);\n" + stmt + b"\n")
     assert s.scope_problems and "line 2" in s.scope_problems[0]
@@ -264,8 +278,9 @@ def test_unterminated_statement_reported():
 
 def test_legacy_gzip_dump_verifies(dumps, tmp_path):
     path = tmp_path / "shop_20250101_020000.sql.gz"
-    path.write_bytes(gzip.compress(subprocess.run(["zstd", "-dc", str(dumps["zstd"])], capture_output=True,
-                                                  check=True).stdout))
+    path.write_bytes(
+        gzip.compress(subprocess.run(["zstd", "-dc", str(dumps["zstd"])], capture_output=True, check=True).stdout)
+    )
     report = verify_file(path, 3)
     assert report.passed and not report.recorded
     assert json.dumps(report.to_dict())  # serialisable

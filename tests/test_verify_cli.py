@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from backend.dump import dump_database
-from tui.cli import main
+from dumpdeck.backend.dump import dump_database
+from dumpdeck.cli.main import main
 
 
 def make_dump(config, db, compression="zstd"):
@@ -22,7 +22,7 @@ def run(capsys, *argv):
 
 def test_verify_cli(write_config, sample_db, capsys):
     cfg = write_config()
-    from backend.config import load_config
+    from dumpdeck.backend.config import load_config
 
     path = make_dump(load_config(cfg), sample_db)
     rc, out, _ = run(capsys, "-c", str(cfg), "verify", str(path))
@@ -50,7 +50,7 @@ def test_verify_cli(write_config, sample_db, capsys):
 
 def test_restore_test_cli_and_list(write_config, sample_db, capsys):
     cfg = write_config()
-    from backend.config import load_config
+    from dumpdeck.backend.config import load_config
 
     path = make_dump(load_config(cfg), sample_db)
     rc, out, _ = run(capsys, "-c", str(cfg), "restore-test", "--latest", sample_db, "--target", "same", "--json")
@@ -81,8 +81,8 @@ def test_failed_verify_from_the_cli_notifies_and_the_recovery_too(tmp_path, writ
     import subprocess as _sp
     import sys as _sys
 
-    from backend.config import load_config as _load
-    from backend.dump import dump_database as _dump
+    from dumpdeck.backend.config import load_config as _load
+    from dumpdeck.backend.dump import dump_database as _dump
 
     from .test_notify import WebhookSink, notify_yaml
 
@@ -94,7 +94,7 @@ def test_failed_verify_from_the_cli_notifies_and_the_recovery_too(tmp_path, writ
         bad = bytearray(good)
         bad[len(bad) // 2] ^= 0xFF
         result.path.write_bytes(bytes(bad))
-        cmd = [_sys.executable, "-m", "tui.cli", "--config", str(cfg_path), "verify", str(result.path)]
+        cmd = [_sys.executable, "-m", "dumpdeck", "--config", str(cfg_path), "verify", str(result.path)]
         proc = _sp.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 1
         assert len(hook.bodies) == 1 and "[FAILED]" in _json.loads(hook.bodies[0])["text"]

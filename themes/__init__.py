@@ -78,6 +78,11 @@ def resolve_theme_name(name: str | None) -> str:
     """Map short names (dark, light, high-contrast, ansi) to registered theme names."""
     if not name:
         return DEFAULT_THEME
-    aliases = {"dark": DARK.name, "light": LIGHT.name, "high-contrast": HIGH_CONTRAST.name,
-               "hc": HIGH_CONTRAST.name, "ansi": "ansi-dark"}
+    aliases = {
+        "dark": DARK.name,
+        "light": LIGHT.name,
+        "high-contrast": HIGH_CONTRAST.name,
+        "hc": HIGH_CONTRAST.name,
+        "ansi": "ansi-dark",
+    }
     return aliases.get(name, name)

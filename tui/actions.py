@@ -20,84 +20,210 @@ from textual.binding import Binding
 
 @dataclass(frozen=True)
 class ActionSpec:
-    id: str                 # binding id, remappable in config: console.keys.<id>
-    key: str                # default key(s), comma separated (Textual key names)
-    action: str             # Textual action string run in the owner's namespace
+    id: str  # binding id, remappable in config: console.keys.<id>
+    key: str  # default key(s), comma separated (Textual key names)
+    action: str  # Textual action string run in the owner's namespace
     description: str
-    group: str              # heading in the help screen
-    scope: str              # app | dashboard | dumps | schedules | run | help
-    destructive: bool = False   # changes something: confirmation, hidden by --read-only
-    footer: bool = False        # shown in the footer (at most 6 per screen, app scope included)
+    group: str  # heading in the help screen
+    scope: str  # app | dashboard | dumps | schedules | run | help
+    destructive: bool = False  # changes something: confirmation, hidden by --read-only
+    footer: bool = False  # shown in the footer (at most 6 per screen, app scope included)
     display: str | None = None  # key as shown to humans when the key name is ugly
-    label: str = ""             # footer label
+    label: str = ""  # footer label
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
     # ---------------------------------------------------------------- everywhere
-    ActionSpec("help", "question_mark,f1", "app.help", "Searchable help of every key", "Global", "app",
-               footer=True, display="?/F1", label="Help"),
-    ActionSpec("palette", "colon", "app.command_palette", "Command palette (every action)", "Global", "app",
-               display=":"),
-    ActionSpec("quit", "q", "app.request_quit", "Quit (running jobs continue in the background)", "Global", "app",
-               footer=True, label="Quit"),
+    ActionSpec(
+        "help",
+        "question_mark,f1",
+        "app.help",
+        "Searchable help of every key",
+        "Global",
+        "app",
+        footer=True,
+        display="?/F1",
+        label="Help",
+    ),
+    ActionSpec(
+        "palette", "colon", "app.command_palette", "Command palette (every action)", "Global", "app", display=":"
+    ),
+    ActionSpec(
+        "quit",
+        "q",
+        "app.request_quit",
+        "Quit (running jobs continue in the background)",
+        "Global",
+        "app",
+        footer=True,
+        label="Quit",
+    ),
     ActionSpec("theme", "f9", "app.cycle_theme", "Next theme (dark, light, high contrast, ANSI)", "Global", "app"),
     # ---------------------------------------------------------------- dashboard
-    ActionSpec("backup", "b", "backup", "Back up the selected databases (or the one under the cursor)",
-               "Databases", "dashboard", destructive=True, footer=True, label="Backup"),
-    ActionSpec("select", "space", "toggle_select", "Select / unselect the database under the cursor",
-               "Databases", "dashboard", display="space"),
+    ActionSpec(
+        "backup",
+        "b",
+        "backup",
+        "Back up the selected databases (or the one under the cursor)",
+        "Databases",
+        "dashboard",
+        destructive=True,
+        footer=True,
+        label="Backup",
+    ),
+    ActionSpec(
+        "select",
+        "space",
+        "toggle_select",
+        "Select / unselect the database under the cursor",
+        "Databases",
+        "dashboard",
+        display="space",
+    ),
     ActionSpec("select_none", "u", "select_none", "Clear the selection", "Databases", "dashboard"),
-    ActionSpec("filter", "slash", "filter", "Filter the focused list (databases, log)", "Databases",
-               "dashboard", footer=True, display="/", label="Filter"),
-    ActionSpec("sort", "s", "sort", "Sort by the next column (click a header to sort by it)", "Databases",
-               "dashboard"),
-    ActionSpec("cancel", "c", "cancel_run", "Cancel the run under the cursor (asks first)", "Jobs", "dashboard",
-               destructive=True),
-    ActionSpec("run_detail", "enter", "run_detail", "Open the run under the cursor with its log", "Jobs",
-               "dashboard", display="Enter"),
+    ActionSpec(
+        "filter",
+        "slash",
+        "filter",
+        "Filter the focused list (databases, log)",
+        "Databases",
+        "dashboard",
+        footer=True,
+        display="/",
+        label="Filter",
+    ),
+    ActionSpec("sort", "s", "sort", "Sort by the next column (click a header to sort by it)", "Databases", "dashboard"),
+    ActionSpec(
+        "cancel",
+        "c",
+        "cancel_run",
+        "Cancel the run under the cursor (asks first)",
+        "Jobs",
+        "dashboard",
+        destructive=True,
+    ),
+    ActionSpec(
+        "run_detail",
+        "enter",
+        "run_detail",
+        "Open the run under the cursor with its log",
+        "Jobs",
+        "dashboard",
+        display="Enter",
+    ),
     ActionSpec("follow", "f", "toggle_follow", "Log: follow / pause the tail", "Log", "dashboard"),
-    ActionSpec("log_level", "l", "log_level", "Log: cycle the level filter (all, info, warning, error)", "Log",
-               "dashboard"),
+    ActionSpec(
+        "log_level", "l", "log_level", "Log: cycle the level filter (all, info, warning, error)", "Log", "dashboard"
+    ),
     ActionSpec("focus_databases", "1", "focus_pane('databases')", "Focus the databases pane", "Panes", "dashboard"),
     ActionSpec("focus_jobs", "2", "focus_pane('jobs')", "Focus the jobs pane", "Panes", "dashboard"),
     ActionSpec("focus_disk", "3", "focus_pane('disk')", "Focus the disk pane", "Panes", "dashboard"),
     ActionSpec("focus_log", "4", "focus_pane('log')", "Focus the log pane", "Panes", "dashboard"),
-    ActionSpec("maximize", "m,f11", "toggle_maximize", "Maximize / restore the focused pane", "Panes",
-               "dashboard", footer=True, label="Max"),
+    ActionSpec(
+        "maximize",
+        "m,f11",
+        "toggle_maximize",
+        "Maximize / restore the focused pane",
+        "Panes",
+        "dashboard",
+        footer=True,
+        label="Max",
+    ),
     ActionSpec("pause", "p", "toggle_pause", "Pause / resume live updates", "Panes", "dashboard"),
     ActionSpec("refresh", "r", "refresh_now", "Refresh everything now", "Panes", "dashboard"),
     ActionSpec("dumps", "d", "app.open_dumps", "Dumps browser", "Screens", "dashboard", footer=True, label="Dumps"),
-    ActionSpec("schedules", "j", "app.open_schedules", "Schedules: jobs, next runs, run one now", "Screens",
-               "dashboard"),
+    ActionSpec(
+        "schedules", "j", "app.open_schedules", "Schedules: jobs, next runs, run one now", "Screens", "dashboard"
+    ),
     # ---------------------------------------------------------------- dumps browser
-    ActionSpec("verify", "v", "verify", "Verify the selected dump (checks appear one by one)", "Dumps", "dumps",
-               footer=True, label="Verify"),
-    ActionSpec("restore_test", "r", "restore_test", "Restore-test the selected dump (choose a target)", "Dumps",
-               "dumps", destructive=True, footer=True, label="Restore-test"),
-    ActionSpec("delete", "x", "delete", "Delete the selected dump (asks first)", "Dumps", "dumps",
-               destructive=True),
-    ActionSpec("dumps_filter", "slash", "filter", "Filter dumps by database or server text", "Dumps", "dumps",
-               footer=True, display="/", label="Filter"),
-    ActionSpec("dumps_level", "l", "cycle_level", "Filter by verification level (any, unverified, ≥1..≥4)",
-               "Dumps", "dumps"),
+    ActionSpec(
+        "verify",
+        "v",
+        "verify",
+        "Verify the selected dump (checks appear one by one)",
+        "Dumps",
+        "dumps",
+        footer=True,
+        label="Verify",
+    ),
+    ActionSpec(
+        "restore_test",
+        "r",
+        "restore_test",
+        "Restore-test the selected dump (choose a target)",
+        "Dumps",
+        "dumps",
+        destructive=True,
+        footer=True,
+        label="Restore-test",
+    ),
+    ActionSpec("delete", "x", "delete", "Delete the selected dump (asks first)", "Dumps", "dumps", destructive=True),
+    ActionSpec(
+        "dumps_filter",
+        "slash",
+        "filter",
+        "Filter dumps by database or server text",
+        "Dumps",
+        "dumps",
+        footer=True,
+        display="/",
+        label="Filter",
+    ),
+    ActionSpec(
+        "dumps_level", "l", "cycle_level", "Filter by verification level (any, unverified, ≥1..≥4)", "Dumps", "dumps"
+    ),
     ActionSpec("dumps_sort", "s", "sort", "Sort by the next column", "Dumps", "dumps"),
-    ActionSpec("dumps_back", "escape", "back", "Back to the dashboard", "Dumps", "dumps", footer=True,
-               display="Esc", label="Back"),
+    ActionSpec(
+        "dumps_back",
+        "escape",
+        "back",
+        "Back to the dashboard",
+        "Dumps",
+        "dumps",
+        footer=True,
+        display="Esc",
+        label="Back",
+    ),
     # ---------------------------------------------------------------- schedules
-    ActionSpec("run_now", "n", "run_now", "Run the job under the cursor now", "Schedules", "schedules",
-               destructive=True, footer=True, label="Run now"),
-    ActionSpec("schedules_back", "escape", "back", "Back to the dashboard", "Schedules", "schedules",
-               footer=True, display="Esc", label="Back"),
+    ActionSpec(
+        "run_now",
+        "n",
+        "run_now",
+        "Run the job under the cursor now",
+        "Schedules",
+        "schedules",
+        destructive=True,
+        footer=True,
+        label="Run now",
+    ),
+    ActionSpec(
+        "schedules_back",
+        "escape",
+        "back",
+        "Back to the dashboard",
+        "Schedules",
+        "schedules",
+        footer=True,
+        display="Esc",
+        label="Back",
+    ),
     # ---------------------------------------------------------------- run detail
-    ActionSpec("run_cancel", "c", "cancel_run", "Cancel this run (asks first)", "Run", "run", destructive=True,
-               footer=True, label="Cancel"),
+    ActionSpec(
+        "run_cancel",
+        "c",
+        "cancel_run",
+        "Cancel this run (asks first)",
+        "Run",
+        "run",
+        destructive=True,
+        footer=True,
+        label="Cancel",
+    ),
     ActionSpec("run_back", "escape", "back", "Back", "Run", "run", footer=True, display="Esc", label="Back"),
 )
 
 BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}
-DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset(
-    a.action for a in ACTIONS if a.destructive
-)
+DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset(a.action for a in ACTIONS if a.destructive)
 FORBIDDEN_DEFAULT_KEYS = ("ctrl+a", "ctrl+b", "ctrl+s", "ctrl+j", "ctrl+o")
 
 
@@ -109,15 +235,23 @@ def bindings(scope: str) -> list[Binding]:
     """Textual bindings (with ids, so config can remap them) for one scope."""
     out = []
     for a in for_scope(scope):
-        out.append(Binding(a.key, a.action, a.label or _short(a.description), show=a.footer, id=a.id,
-                           key_display=a.display if a.footer else None, tooltip=a.description,
-                           ))
+        out.append(
+            Binding(
+                a.key,
+                a.action,
+                a.label or _short(a.description),
+                show=a.footer,
+                id=a.id,
+                key_display=a.display if a.footer else None,
+                tooltip=a.description,
+            )
+        )
     return out
 
 
 def _short(description: str) -> str:
     """The footer label: the description up to the first '(' or ':' detail, short."""
-    label = description.split(" (")[0]
+    label = description.split(" (", maxsplit=1)[0]
     if ": " in label:
         label = label.split(": ")[1]
     words = label.split()
@@ -132,8 +266,7 @@ def key_label(spec: ActionSpec, keymap: dict[str, str] | None = None) -> str:
 
 
 def _pretty(key: str) -> str:
-    names = {"question_mark": "?", "slash": "/", "colon": ":", "space": "space", "escape": "Esc",
-             "enter": "Enter"}
+    names = {"question_mark": "?", "slash": "/", "colon": ":", "space": "space", "escape": "Esc", "enter": "Enter"}
     key = key.strip()
     return names.get(key, key)
 

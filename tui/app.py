@@ -14,31 +14,50 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
+from dumpdeck.backend.config import Config
+from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
 from textual import on, work
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
-from backend.config import Config
-from backend.errors import DumpdeckError
-
-from themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
-
 from . import actions
 from .commands_palette import ActionsProvider
-from .messages import (ActionFailed, CatalogPolled, CheckArrived, DiskPolled, DumpDeleted, JobsPolled, LadderDone,
-                       LogPolled, RunStarted, SchedulesPolled, ServerPolled)
-from .poll import (CatalogSnapshot, CheckView, ConsoleBackend, DiskSnapshot, DumpView, JobsSnapshot, LiveBackend,
-                   RunView, ScheduleView, ServerSnapshot)
+from .messages import (
+    ActionFailed,
+    CatalogPolled,
+    CheckArrived,
+    DiskPolled,
+    DumpDeleted,
+    JobsPolled,
+    LadderDone,
+    LogPolled,
+    RunStarted,
+    SchedulesPolled,
+    ServerPolled,
+)
+from .poll import (
+    CatalogSnapshot,
+    CheckView,
+    ConsoleBackend,
+    DiskSnapshot,
+    DumpView,
+    JobsSnapshot,
+    LiveBackend,
+    RunView,
+    ScheduleView,
+    ServerSnapshot,
+)
 
 
 @dataclass
 class Ladder:
     """A verification or restore-test in progress or finished, attached to one dump."""
 
-    kind: str                 # verify | restore-test
+    kind: str  # verify | restore-test
     target: str | None
     checks: list[CheckView] = field(default_factory=list)
     passed: bool | None = None
@@ -51,7 +70,7 @@ class Intervals:
     jobs: float = 1.0
     log: float = 1.0
     servers: float = 15.0
-    catalog: float = 60.0      # also rescanned when a run ends, after a verify, a restore-test or a delete
+    catalog: float = 60.0  # also rescanned when a run ends, after a verify, a restore-test or a delete
     disk: float = 60.0
 
 
@@ -63,14 +82,22 @@ class DumpdeckApp(App):
     COMMAND_PALETTE_BINDING = "ctrl+p"
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, config: Config, *, backend: ConsoleBackend | None = None, read_only: bool = False,
-                 theme: str | None = None, intervals: Intervals | None = None, live: bool = True,
-                 now: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        backend: ConsoleBackend | None = None,
+        read_only: bool = False,
+        theme: str | None = None,
+        intervals: Intervals | None = None,
+        live: bool = True,
+        now: Callable[[], float] | None = None,
+    ):
         super().__init__()
         self.config = config
         self.backend = backend or LiveBackend(config)
         self.read_only = read_only
-        self.live = live                       # False: poll once, never re-arm (snapshot tests)
+        self.live = live  # False: poll once, never re-arm (snapshot tests)
         refresh = config.console.refresh
         self.intervals = intervals or Intervals(jobs=refresh, log=refresh)
         self.now: Callable[[], float] = now or self.backend.now
@@ -97,8 +124,7 @@ class DumpdeckApp(App):
         try:
             self.theme = self._theme_name
         except Exception:
-            self.notify(f"unknown theme {self._theme_name!r}; themes: {', '.join(THEME_NAMES)}",
-                        severity="warning")
+            self.notify(f"unknown theme {self._theme_name!r}; themes: {', '.join(THEME_NAMES)}", severity="warning")
             self.theme = resolve_theme_name(None)
         self.keymap, self._keymap_problems = actions.check_keymap(dict(self.config.console.keys))
         if self.keymap:
@@ -132,7 +158,7 @@ class DumpdeckApp(App):
 
     def _start_poll(self, kind: str) -> None:
         self._poll_timers.pop(kind, None)
-        if kind in self._polling:      # a poll is still running: it re-arms when it ends
+        if kind in self._polling:  # a poll is still running: it re-arms when it ends
             return
         self._polling.add(kind)
         if kind.startswith("server:"):
@@ -227,7 +253,9 @@ class DumpdeckApp(App):
         snap = message.snapshot
         old = self.servers.get(snap.name)
         self.servers[snap.name] = snap
-        self._done(f"server:{snap.name}", self.intervals.servers if snap.reachable else min(10.0, self.intervals.servers))
+        self._done(
+            f"server:{snap.name}", self.intervals.servers if snap.reachable else min(10.0, self.intervals.servers)
+        )
         if old is None or _server_shown(old) != _server_shown(snap):
             self._render("servers")
 
@@ -238,7 +266,7 @@ class DumpdeckApp(App):
         finished = self._active_run_ids - now_active
         self._active_run_ids = now_active
         self._done("jobs", self.intervals.jobs)
-        if finished and self.live:     # a run ended: its dumps are on disk now
+        if finished and self.live:  # a run ended: its dumps are on disk now
             self.rescan_catalog()
         self._render("jobs")
 
@@ -248,7 +276,7 @@ class DumpdeckApp(App):
         self.catalog = message.snapshot
         # an event asked for a rescan while this scan ran: do it now, not in a minute
         self._done("catalog", 0 if self._catalog_force else self.intervals.catalog)
-        self._arm("disk", 0)           # free space moves even when the catalog does not
+        self._arm("disk", 0)  # free space moves even when the catalog does not
         if changed:
             # The catalog is ~100 long-lived objects per dump (a million for 10,000 dumps). Left
             # in the collector's oldest generation, every full collection walks all of them:
@@ -271,7 +299,7 @@ class DumpdeckApp(App):
     def _disk_polled(self, message: DiskPolled) -> None:
         changed = message.snapshot != self.disk
         self.disk = message.snapshot
-        self._done("disk", None)       # the catalog poll re-arms the disk poll
+        self._done("disk", None)  # the catalog poll re-arms the disk poll
         if changed:
             self._render("disk")
 
@@ -360,8 +388,10 @@ class DumpdeckApp(App):
         if not active:
             return None
         ids = ", ".join(f"#{r.id}" for r in active[:5])
-        return (f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background. "
-                f"Run `dumpdeck` again to watch them.")
+        return (
+            f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background. "
+            f"Run `dumpdeck` again to watch them."
+        )
 
     def action_request_quit(self) -> None:
         message = self._quit_message()
@@ -374,8 +404,15 @@ class DumpdeckApp(App):
             if ok:
                 self.exit(0, message=message)
 
-        self.push_screen(ConfirmModal("Quit the console?", message.replace("dumpdeck: ", "") +
-                                      "\nQuitting does not stop them.", confirm_label="Quit", danger=False), done)
+        self.push_screen(
+            ConfirmModal(
+                "Quit the console?",
+                message.replace("dumpdeck: ", "") + "\nQuitting does not stop them.",
+                confirm_label="Quit",
+                danger=False,
+            ),
+            done,
+        )
 
     async def action_quit(self) -> None:
         self.exit(0, message=self._quit_message())
@@ -434,9 +471,14 @@ class DumpdeckApp(App):
             if ok:
                 self._cancel_worker(run.id)
 
-        self.push_screen(ConfirmModal(f"Cancel run #{run.id}?",
-                                      f"{what}\nThe runner stops its dumps and removes their partial files.",
-                                      confirm_label="Cancel run"), done)
+        self.push_screen(
+            ConfirmModal(
+                f"Cancel run #{run.id}?",
+                f"{what}\nThe runner stops its dumps and removes their partial files.",
+                confirm_label="Cancel run",
+            ),
+            done,
+        )
 
     @work(thread=True, group="actions", exit_on_error=False, description="cancel a run")
     def _cancel_worker(self, run_id: int) -> None:
@@ -465,8 +507,9 @@ class DumpdeckApp(App):
 
     @work(thread=True, group="verify", exit_on_error=False, description="verify a dump")
     def _verify_worker(self, dump: DumpView) -> None:
-        self._ladder_work(dump, "verify", lambda on_check: self.backend.verify(dump, on_check,
-                                                                              record=not self.read_only))
+        self._ladder_work(
+            dump, "verify", lambda on_check: self.backend.verify(dump, on_check, record=not self.read_only)
+        )
 
     def _ladder_work(self, dump: DumpView, kind: str, call) -> None:
         """Run a verification (in a worker thread): each check and the outcome go out as messages."""
@@ -489,8 +532,14 @@ class DumpdeckApp(App):
             if target:
                 self.start_restore_test(dump, target)
 
-        self.push_screen(TargetChooser(f"{dump.server}/{dump.database} · {dump.path.name}",
-                                       self.backend.restore_targets(), self.config.restore_test.target), done)
+        self.push_screen(
+            TargetChooser(
+                f"{dump.server}/{dump.database} · {dump.path.name}",
+                self.backend.restore_targets(),
+                self.config.restore_test.target,
+            ),
+            done,
+        )
 
     def start_restore_test(self, dump: DumpView, target: str) -> None:
         if self.read_only:
@@ -520,14 +569,17 @@ class DumpdeckApp(App):
         if message.error:
             self.notify(f"{message.kind}: {message.error}", severity="error", timeout=10)
         else:
-            self.notify(f"{message.kind} {'passed' if message.passed else 'FAILED'}",
-                        severity="information" if message.passed else "error", timeout=5)
-        self.rescan_catalog()        # the result is recorded in the manifest
+            self.notify(
+                f"{message.kind} {'passed' if message.passed else 'FAILED'}",
+                severity="information" if message.passed else "error",
+                timeout=5,
+            )
+        self.rescan_catalog()  # the result is recorded in the manifest
 
     def _refresh_ladder(self, key: str) -> None:
-        from .screens.dumps import DumpsScreen
-
         from textual.app import ScreenStackError
+
+        from .screens.dumps import DumpsScreen
 
         try:
             screen = self.screen
@@ -544,8 +596,11 @@ class DumpdeckApp(App):
             return
         from .screens.modals import ConfirmModal
 
-        verified = [d for d in self.catalog.dumps
-                    if d.server == dump.server and d.database == dump.database and d.verified_level > 0]
+        verified = [
+            d
+            for d in self.catalog.dumps
+            if d.server == dump.server and d.database == dump.database and d.verified_level > 0
+        ]
         last_verified = dump.verified_level > 0 and len(verified) == 1
         message = f"{dump.path}\n{dump.server}/{dump.database}, verified to L{dump.verified_level}."
         if last_verified:
@@ -555,8 +610,15 @@ class DumpdeckApp(App):
             if ok:
                 self._delete_worker(dump)
 
-        self.push_screen(ConfirmModal("Delete this dump?", message, confirm_label="Delete",
-                                      require_text=dump.database if last_verified else None), done)
+        self.push_screen(
+            ConfirmModal(
+                "Delete this dump?",
+                message,
+                confirm_label="Delete",
+                require_text=dump.database if last_verified else None,
+            ),
+            done,
+        )
 
     @work(thread=True, group="actions", exit_on_error=False, description="delete a dump")
     def _delete_worker(self, dump: DumpView) -> None:
@@ -569,9 +631,12 @@ class DumpdeckApp(App):
 
     @on(DumpDeleted)
     def _dump_deleted(self, message: DumpDeleted) -> None:
-        self.catalog = CatalogSnapshot(dumps=tuple(d for d in self.catalog.dumps if d.key != message.dump_key),
-                                       partials=self.catalog.partials, error=self.catalog.error,
-                                       scanned_at=self.catalog.scanned_at)
+        self.catalog = CatalogSnapshot(
+            dumps=tuple(d for d in self.catalog.dumps if d.key != message.dump_key),
+            partials=self.catalog.partials,
+            error=self.catalog.error,
+            scanned_at=self.catalog.scanned_at,
+        )
         self.ladders.pop(message.dump_key, None)
         self.notify("dump deleted", timeout=3)
         self._render()

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from .poll import (CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView,
-                   ServerSnapshot)
+from .poll import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
 
 
 @dataclass
@@ -51,7 +50,7 @@ class CheckArrived(Message):
 @dataclass
 class LadderDone(Message):
     dump_key: str
-    kind: str            # verify | restore-test
+    kind: str  # verify | restore-test
     passed: bool | None  # None: it could not run (error)
     error: str | None = None
 

@@ -16,13 +16,14 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from backend.config import Config
-from backend.errors import DumpdeckError
+from dumpdeck.backend.config import Config
+from dumpdeck.backend.errors import DumpdeckError
 
 Clock = Callable[[], float]
 
@@ -57,28 +58,28 @@ class ServerSnapshot:
 class DumpView:
     """One dump in the catalog (a thin, UI-friendly copy of the backend's DumpEntry)."""
 
-    key: str                    # stable row key: the path
+    key: str  # stable row key: the path
     path: Path
     server: str
     database: str
-    when: float                 # epoch seconds
+    when: float  # epoch seconds
     size: int
     codec: str
     verified_level: int = 0
     verified_at: str | None = None
-    last_result: str | None = None   # passed | failed | None
+    last_result: str | None = None  # passed | failed | None
     legacy: bool = False
     manifest_error: str | None = None
-    manifest: Any = None        # backend.manifest.Manifest or None
+    manifest: Any = None  # backend.manifest.Manifest or None
 
 
 @dataclass(frozen=True)
 class CatalogSnapshot:
-    dumps: tuple[DumpView, ...] = ()      # newest first
+    dumps: tuple[DumpView, ...] = ()  # newest first
     partials: tuple[str, ...] = ()
     error: str | None = None
     scanned_at: float = 0.0
-    raw: Any = field(default=None, compare=False, repr=False)   # the backend Catalog (for backend.disk)
+    raw: Any = field(default=None, compare=False, repr=False)  # the backend Catalog (for backend.disk)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class DbProgressView:
     updated: float | None = None
     estimate: int | None = None
     timeout: float | None = None
-    eta: float | None = None     # seconds left, from earlier runs when known, else from the rate
+    eta: float | None = None  # seconds left, from earlier runs when known, else from the rate
     error: str | None = None
 
     @property
@@ -108,7 +109,7 @@ class RunView:
     id: int
     job: str | None
     server: str | None
-    status: str              # queued | running | succeeded | failed | cancelled | lost ...
+    status: str  # queued | running | succeeded | failed | cancelled | lost ...
     trigger: str | None
     started: float | None
     finished: float | None
@@ -211,7 +212,7 @@ def _epoch(value: Any) -> float | None:
         return float(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     if isinstance(value, str):
         try:
@@ -219,28 +220,39 @@ def _epoch(value: Any) -> float | None:
         except ValueError:
             return None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return dt.timestamp()
     return None
 
 
 def check_view(check: Any) -> CheckView:
-    return CheckView(name=str(_get(check, "name", default="?")), passed=bool(_get(check, "passed", default=False)),
-                     evidence=str(_get(check, "evidence", default="") or ""),
-                     level=int(_get(check, "level", default=0) or 0))
+    return CheckView(
+        name=str(_get(check, "name", default="?")),
+        passed=bool(_get(check, "passed", default=False)),
+        evidence=str(_get(check, "evidence", default="") or ""),
+        level=int(_get(check, "level", default=0) or 0),
+    )
 
 
 def dump_view(entry: Any) -> DumpView:
-    from backend.catalog import DumpEntry
+    from dumpdeck.backend.catalog import DumpEntry
 
     if isinstance(entry, DumpEntry):  # the common case, 10,000 times per scan: no generic lookups
         last = entry.last_result
         return DumpView(
-            key=entry.key, path=entry.path, server=entry.server or "?", database=entry.database,
-            when=entry.when.timestamp(), size=entry.size, codec=entry.codec or "",
-            verified_level=entry.verified_level, verified_at=entry.verified_at,
+            key=entry.key,
+            path=entry.path,
+            server=entry.server or "?",
+            database=entry.database,
+            when=entry.when.timestamp(),
+            size=entry.size,
+            codec=entry.codec or "",
+            verified_level=entry.verified_level,
+            verified_at=entry.verified_at,
             last_result=None if last is None else ("passed" if last else "failed"),
-            legacy=entry.legacy, manifest_error=entry.manifest_error, manifest=entry.manifest,
+            legacy=entry.legacy,
+            manifest_error=entry.manifest_error,
+            manifest=entry.manifest,
         )
     path = Path(_get(entry, "path"))
     when = _epoch(_get(entry, "when")) or 0.0
@@ -248,12 +260,18 @@ def dump_view(entry: Any) -> DumpView:
     if last is not None and not isinstance(last, str):
         last = "passed" if _get(last, "passed", default=bool(last)) else "failed"
     return DumpView(
-        key=str(_get(entry, "key", default=None) or path), path=path,
-        server=str(_get(entry, "server", default="") or "?"), database=str(_get(entry, "database", default="?")),
-        when=when, size=int(_get(entry, "size", default=0) or 0), codec=str(_get(entry, "codec", default="") or ""),
+        key=str(_get(entry, "key", default=None) or path),
+        path=path,
+        server=str(_get(entry, "server", default="") or "?"),
+        database=str(_get(entry, "database", default="?")),
+        when=when,
+        size=int(_get(entry, "size", default=0) or 0),
+        codec=str(_get(entry, "codec", default="") or ""),
         verified_level=int(_get(entry, "verified_level", default=0) or 0),
-        verified_at=_get(entry, "verified_at"), last_result=last,
-        legacy=bool(_get(entry, "legacy", default=False)), manifest_error=_get(entry, "manifest_error"),
+        verified_at=_get(entry, "verified_at"),
+        last_result=last,
+        legacy=bool(_get(entry, "legacy", default=False)),
+        manifest_error=_get(entry, "manifest_error"),
         manifest=_get(entry, "manifest"),
     )
 
@@ -361,8 +379,10 @@ class ConsoleBackend:
 
     def restore_targets(self) -> list[tuple[str, str]]:
         """(value, label) pairs for the restore-test target chooser."""
-        out = [("same", "same server (scratch database dumpdeck_rt_…)"),
-               ("sandbox", "sandbox (a throwaway mariadbd started for the test)")]
+        out = [
+            ("same", "same server (scratch database dumpdeck_rt_…)"),
+            ("sandbox", "sandbox (a throwaway mariadbd started for the test)"),
+        ]
         for name in self.config.servers:
             out.append((name, f"server {name}"))
         return out
@@ -379,7 +399,7 @@ class LiveBackend(ConsoleBackend):
         self._store_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._catalog_snap: CatalogSnapshot | None = None
-        self._catalog_dirs: dict[str, int] = {}     # directory → st_mtime_ns at the last scan
+        self._catalog_dirs: dict[str, int] = {}  # directory → st_mtime_ns at the last scan
         self._catalog_full = 0.0
         self._footprint: tuple[Any, dict] | None = None
 
@@ -388,7 +408,7 @@ class LiveBackend(ConsoleBackend):
         return list(self.config.servers)
 
     def poll_server(self, name: str) -> ServerSnapshot:
-        from backend import mysql
+        from dumpdeck.backend import mysql
 
         server = self.config.servers[name]
         t0 = time.monotonic()
@@ -400,16 +420,35 @@ class LiveBackend(ConsoleBackend):
             finally:
                 conn.close()
         except DumpdeckError as exc:
-            return ServerSnapshot(name=name, address=server.address, reachable=False, error=str(exc),
-                                  latency=time.monotonic() - t0, polled_at=self.now())
+            return ServerSnapshot(
+                name=name,
+                address=server.address,
+                reachable=False,
+                error=str(exc),
+                latency=time.monotonic() - t0,
+                polled_at=self.now(),
+            )
         except Exception as exc:  # a driver error mid-query: the server is there but not answering well
-            return ServerSnapshot(name=name, address=server.address, reachable=False,
-                                  error=f"server {name} ({server.address}): {exc}",
-                                  latency=time.monotonic() - t0, polled_at=self.now())
-        views = tuple(DatabaseView(server=name, name=d.name, bytes=d.bytes, tables=d.tables,
-                                   consistent=d.consistent) for d in dbs)
-        return ServerSnapshot(name=name, address=server.address, reachable=True, databases=views,
-                              label=info.label, latency=time.monotonic() - t0, polled_at=self.now())
+            return ServerSnapshot(
+                name=name,
+                address=server.address,
+                reachable=False,
+                error=f"server {name} ({server.address}): {exc}",
+                latency=time.monotonic() - t0,
+                polled_at=self.now(),
+            )
+        views = tuple(
+            DatabaseView(server=name, name=d.name, bytes=d.bytes, tables=d.tables, consistent=d.consistent) for d in dbs
+        )
+        return ServerSnapshot(
+            name=name,
+            address=server.address,
+            reachable=True,
+            databases=views,
+            label=info.label,
+            latency=time.monotonic() - t0,
+            polled_at=self.now(),
+        )
 
     # ---------------------------------------------------------------- catalog
     def poll_catalog(self, force: bool = False) -> CatalogSnapshot:
@@ -422,13 +461,17 @@ class LiveBackend(ConsoleBackend):
         (a millisecond or two) tells whether anything changed. `force` (events, `r`) and
         FULL_RESCAN_EVERY rescan regardless."""
         try:
-            from backend import catalog
+            from dumpdeck.backend import catalog
         except ImportError:
             return CatalogSnapshot(error="catalog not available (backend.catalog missing)", scanned_at=self.now())
         previous = self._catalog_snap
-        if (not force and previous is not None and self._catalog_dirs
-                and time.monotonic() - self._catalog_full < FULL_RESCAN_EVERY
-                and _dir_mtimes(self._catalog_dirs) == self._catalog_dirs):
+        if (
+            not force
+            and previous is not None
+            and self._catalog_dirs
+            and time.monotonic() - self._catalog_full < FULL_RESCAN_EVERY
+            and _dir_mtimes(self._catalog_dirs) == self._catalog_dirs
+        ):
             return previous
         root = str(self.config.backup.dir)
         dirs = _dir_tree_mtimes(root, getattr(catalog, "_MAX_DEPTH", 3))
@@ -441,15 +484,16 @@ class LiveBackend(ConsoleBackend):
         dumps = tuple(dump_view(e) for e in cat.entries)
         partials = tuple(str(_get(p, "path", default=p)) for p in (getattr(cat, "partials", None) or ()))
         errors = "; ".join(getattr(cat, "errors", None) or []) or None
-        self._catalog_snap = CatalogSnapshot(dumps=dumps, partials=partials, scanned_at=self.now(), error=errors,
-                                             raw=cat)
+        self._catalog_snap = CatalogSnapshot(
+            dumps=dumps, partials=partials, scanned_at=self.now(), error=errors, raw=cat
+        )
         return self._catalog_snap
 
     # ---------------------------------------------------------------- state / jobs
     def _open_store(self):
         with self._store_lock:
             if self._store is None:
-                from backend import state
+                from dumpdeck.backend import state
 
                 if not self.config.state_db.exists():
                     return None
@@ -476,12 +520,20 @@ class LiveBackend(ConsoleBackend):
                 progress: tuple[DbProgressView, ...] = ()
                 if status in ACTIVE_STATUSES:
                     progress = tuple(self._progress_view(store, run, p) for p in store.progress(rid))
-                views.append(RunView(
-                    id=rid, job=_get(run, "job", "job_name"), server=_get(run, "server"), status=status,
-                    trigger=_get(run, "trigger"), started=_epoch(_get(run, "started", "started_at")),
-                    finished=_epoch(_get(run, "finished", "finished_at")),
-                    databases=tuple(_get(run, "databases", default=()) or ()),
-                    reason=_get(run, "reason", "error"), progress=progress))
+                views.append(
+                    RunView(
+                        id=rid,
+                        job=_get(run, "job", "job_name"),
+                        server=_get(run, "server"),
+                        status=status,
+                        trigger=_get(run, "trigger"),
+                        started=_epoch(_get(run, "started", "started_at")),
+                        finished=_epoch(_get(run, "finished", "finished_at")),
+                        databases=tuple(_get(run, "databases", default=()) or ()),
+                        reason=_get(run, "reason", "error"),
+                        progress=progress,
+                    )
+                )
         except DumpdeckError as exc:
             return JobsSnapshot(error=str(exc), polled_at=self.now())
         return JobsSnapshot(runs=tuple(views), polled_at=self.now())
@@ -500,11 +552,19 @@ class LiveBackend(ConsoleBackend):
         elif estimate and rate > 0 and bytes_raw < int(estimate):
             eta = (int(estimate) - bytes_raw) / rate
         return DbProgressView(
-            database=database, status=str(_get(p, "status", default="?")), bytes_raw=bytes_raw,
-            bytes_stored=int(_get(p, "bytes_stored", default=0) or 0), rate=rate,
-            current_table=_get(p, "current_table"), started=started, updated=_epoch(_get(p, "updated")),
-            estimate=int(estimate) if estimate else None, timeout=_get(p, "timeout"), eta=eta,
-            error=_get(p, "error", "reason"))
+            database=database,
+            status=str(_get(p, "status", default="?")),
+            bytes_raw=bytes_raw,
+            bytes_stored=int(_get(p, "bytes_stored", default=0) or 0),
+            rate=rate,
+            current_table=_get(p, "current_table"),
+            started=started,
+            updated=_epoch(_get(p, "updated")),
+            estimate=int(estimate) if estimate else None,
+            timeout=_get(p, "timeout"),
+            eta=eta,
+            error=_get(p, "error", "reason"),
+        )
 
     def _typical_duration(self, store, server: str, database: str) -> float | None:
         """Median duration of the last successful dumps of this database (cached for a minute)."""
@@ -516,8 +576,11 @@ class LiveBackend(ConsoleBackend):
         if hasattr(store, "history"):
             try:
                 rows = store.history(server, database, limit=10)
-                durations = [float(d) for d in (_get(r, "duration") for r in rows)
-                             if d and str(_get(r, "status", default="succeeded")) in ("succeeded", "ok", "done")]
+                durations = [
+                    float(d)
+                    for d in (_get(r, "duration") for r in rows)
+                    if d and str(_get(r, "status", default="succeeded")) in ("succeeded", "ok", "done")
+                ]
                 if durations:
                     value = statistics.median(durations)
             except Exception:
@@ -539,19 +602,19 @@ class LiveBackend(ConsoleBackend):
             return f"({path}: {exc.strerror})"
 
     def start_backup(self, server: str, databases: list[str]) -> int | None:
-        from backend import jobs
+        from dumpdeck.backend import jobs
 
         run = jobs.start_run(self.config, databases=list(databases), server=server, trigger="console")
         return _get(run, "id", "run_id")
 
     def run_job(self, job: str) -> int | None:
-        from backend import jobs
+        from dumpdeck.backend import jobs
 
         run = jobs.start_run(self.config, job_name=job, trigger="console")
         return _get(run, "id", "run_id")
 
     def cancel_run(self, run_id: int) -> None:
-        from backend import jobs
+        from dumpdeck.backend import jobs
 
         store = self._open_store()
         jobs.cancel_run(store, run_id)
@@ -559,7 +622,7 @@ class LiveBackend(ConsoleBackend):
     # ---------------------------------------------------------------- disk
     def poll_disk(self, catalog: CatalogSnapshot | None) -> DiskSnapshot:
         try:
-            from backend import disk
+            from dumpdeck.backend import disk
         except ImportError:
             disk = None
         vols: list[VolumeView] = []
@@ -568,12 +631,12 @@ class LiveBackend(ConsoleBackend):
                 backup_dir = str(self.config.backup.dir)
                 for v in disk.volumes(self.config):
                     days = None
-                    holds_backups = any(backup_dir.startswith(p) or p.startswith(backup_dir) for p in v.paths) \
-                        or not v.paths
+                    holds_backups = (
+                        any(backup_dir.startswith(p) or p.startswith(backup_dir) for p in v.paths) or not v.paths
+                    )
                     if holds_backups and catalog is not None and catalog.raw is not None:
                         days = disk.projection(self.config, catalog.raw, free_bytes=v.free)
-                    vols.append(VolumeView(path=v.mount, total=v.total, used=v.used, free=v.free,
-                                           days_until_full=days))
+                    vols.append(VolumeView(path=v.mount, total=v.total, used=v.used, free=v.free, days_until_full=days))
             else:
                 vols.append(_statvfs_volume(self.config.backup.dir))
         except DumpdeckError as exc:
@@ -585,10 +648,12 @@ class LiveBackend(ConsoleBackend):
             foot = footprint_of(catalog)
             if disk is not None and catalog.raw is not None:
                 if self._footprint is None or self._footprint[0] is not catalog.raw:
-                    self._footprint = (catalog.raw, disk.footprint(catalog.raw))   # 10,000 stats: once per scan
+                    self._footprint = (catalog.raw, disk.footprint(catalog.raw))  # 10,000 stats: once per scan
                 sizes = self._footprint[1]
-                foot = sorted((replace(f, bytes=int(sizes.get((f.server, f.database), f.bytes))) for f in foot),
-                              key=lambda f: -f.bytes)
+                foot = sorted(
+                    (replace(f, bytes=int(sizes.get((f.server, f.database), f.bytes))) for f in foot),
+                    key=lambda f: -f.bytes,
+                )
         return DiskSnapshot(volumes=tuple(vols), footprint=tuple(foot))
 
     # ---------------------------------------------------------------- log
@@ -598,7 +663,7 @@ class LiveBackend(ConsoleBackend):
     # ---------------------------------------------------------------- schedules
     def poll_schedules(self) -> list[ScheduleView]:
         try:
-            from backend import schedule
+            from dumpdeck.backend import schedule
         except ImportError:
             schedule = None
         last: dict[str, RunView] = {}
@@ -620,31 +685,39 @@ class LiveBackend(ConsoleBackend):
                 except Exception:
                     nexts = ()
             r = last.get(job.name)
-            out.append(ScheduleView(job=job.name, server=job.server, schedule=job.schedule,
-                                    databases=tuple(job.databases), next_runs=nexts,
-                                    last_status=r.status if r else None, last_finished=r.finished if r else None))
+            out.append(
+                ScheduleView(
+                    job=job.name,
+                    server=job.server,
+                    schedule=job.schedule,
+                    databases=tuple(job.databases),
+                    next_runs=nexts,
+                    last_status=r.status if r else None,
+                    last_finished=r.finished if r else None,
+                )
+            )
         return out
 
     # ---------------------------------------------------------------- verification
     def verify(self, dump: DumpView, on_check: Callable[[CheckView], None], record: bool = True) -> bool:
-        from backend import verify
+        from dumpdeck.backend import verify
 
         report = verify.verify_file(dump.path, level=3, on_check=lambda c: on_check(check_view(c)), record=record)
         return bool(_get(report, "passed"))
 
     def restore_test(self, dump: DumpView, target: str, on_check: Callable[[CheckView], None]) -> bool:
-        from backend import restore
+        from dumpdeck.backend import restore
 
         report = restore.restore_test(dump.path, self.config, target, on_check=lambda c: on_check(check_view(c)))
         return bool(_get(report, "passed"))
 
     def delete_dump(self, dump: DumpView) -> None:
-        from backend import catalog
+        from dumpdeck.backend import catalog
 
         catalog.delete(dump.path, "deleted from the console")
 
 
-FULL_RESCAN_EVERY = 600.0   # seconds: a full catalog rescan even when no directory mtime moved
+FULL_RESCAN_EVERY = 600.0  # seconds: a full catalog rescan even when no directory mtime moved
 
 
 def _dir_tree_mtimes(root: str, max_depth: int) -> dict[str, int]:
@@ -659,8 +732,11 @@ def _dir_tree_mtimes(root: str, max_depth: int) -> dict[str, int]:
             # st_nlink == 2: no subdirectories (ext4, xfs, tmpfs…); skip listing its files
             if depth < max_depth and st.st_nlink != 2:
                 with os.scandir(path) as it:
-                    todo.extend((de.path, depth + 1) for de in it
-                                if not de.name.startswith(".") and de.is_dir(follow_symlinks=False))
+                    todo.extend(
+                        (de.path, depth + 1)
+                        for de in it
+                        if not de.name.startswith(".") and de.is_dir(follow_symlinks=False)
+                    )
         except OSError:
             out[path] = -1
     return out
@@ -713,17 +789,26 @@ def project_days(catalog: CatalogSnapshot, volume: VolumeView, now: float, windo
 def _croniter_next(expr: str, now: float, n: int) -> tuple[float, ...]:
     from croniter import croniter
 
-    it = croniter(expr, datetime.fromtimestamp(now, tz=timezone.utc))
+    it = croniter(expr, datetime.fromtimestamp(now, tz=UTC))
     return tuple(it.get_next(float) for _ in range(n))
 
 
 class FixedBackend(ConsoleBackend):
     """Replays fixed snapshots with a fixed clock; records what the console asked it to do."""
 
-    def __init__(self, config: Config, *, servers: Iterable[ServerSnapshot] = (), catalog: CatalogSnapshot | None = None,
-                 jobs: JobsSnapshot | None = None, disk: DiskSnapshot | None = None, log_lines: Iterable[str] = (),
-                 schedules: Iterable[ScheduleView] = (), now: float = 1_750_000_000.0,
-                 checks: Iterable[CheckView] = ()):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        servers: Iterable[ServerSnapshot] = (),
+        catalog: CatalogSnapshot | None = None,
+        jobs: JobsSnapshot | None = None,
+        disk: DiskSnapshot | None = None,
+        log_lines: Iterable[str] = (),
+        schedules: Iterable[ScheduleView] = (),
+        now: float = 1_750_000_000.0,
+        checks: Iterable[CheckView] = (),
+    ):
         self.config = config
         self._now = now
         self.now = lambda: self._now

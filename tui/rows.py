@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.config import Config
-from backend.units import format_bytes, format_duration
+from dumpdeck.backend.config import Config
+from dumpdeck.backend.units import format_bytes, format_duration
 
 from .poll import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnapshot
 
@@ -18,7 +18,7 @@ LEVEL_NAMES = {0: "-", 1: "L1 file", 2: "L2 stream", 3: "L3 content", 4: "L4 res
 
 @dataclass(frozen=True)
 class DbRow:
-    key: str                 # "server/database" (stable row key)
+    key: str  # "server/database" (stable row key)
     server: str
     database: str
     bytes: int | None
@@ -60,26 +60,48 @@ def _newest_good(catalog: CatalogSnapshot) -> dict[tuple[str, str], DumpView]:
     return out
 
 
-def database_rows(servers: dict[str, ServerSnapshot | None], catalog: CatalogSnapshot, jobs: JobsSnapshot,
-                  config: Config, now: float) -> list[DbRow]:
+def database_rows(
+    servers: dict[str, ServerSnapshot | None], catalog: CatalogSnapshot, jobs: JobsSnapshot, config: Config, now: float
+) -> list[DbRow]:
     good = newest_good(catalog)
     busy: dict[tuple[str, str], str] = {}
     for run in jobs.active:
         for p in run.progress:
             if p.status in ("running", "dumping", "queued", "starting", "finishing", "verifying"):
                 frac = p.fraction
-                busy[(run.server or "", p.database)] = (f"dumping {frac * 100:.0f}%" if frac is not None
-                                                       else p.status)
+                busy[(run.server or "", p.database)] = f"dumping {frac * 100:.0f}%" if frac is not None else p.status
     rows: list[DbRow] = []
     for name in config.servers:
         snap = servers.get(name)
         if snap is None:
-            rows.append(DbRow(key=db_key(name, ""), server=name, database="…", bytes=None, tables=None,
-                              last_good=None, level=0, status="connecting", tone="muted"))
+            rows.append(
+                DbRow(
+                    key=db_key(name, ""),
+                    server=name,
+                    database="…",
+                    bytes=None,
+                    tables=None,
+                    last_good=None,
+                    level=0,
+                    status="connecting",
+                    tone="muted",
+                )
+            )
             continue
         if not snap.reachable:
-            rows.append(DbRow(key=db_key(name, ""), server=name, database="(unreachable)", bytes=None,
-                              tables=None, last_good=None, level=0, status="unreachable", tone="bad"))
+            rows.append(
+                DbRow(
+                    key=db_key(name, ""),
+                    server=name,
+                    database="(unreachable)",
+                    bytes=None,
+                    tables=None,
+                    last_good=None,
+                    level=0,
+                    status="unreachable",
+                    tone="bad",
+                )
+            )
             continue
         for db in snap.databases:
             d = good.get((name, db.name))
@@ -98,8 +120,19 @@ def database_rows(servers: dict[str, ServerSnapshot | None], catalog: CatalogSna
                 status, tone = "ok, not consistent", "warn"
             else:
                 status, tone = "ok", "ok"
-            rows.append(DbRow(key=db_key(name, db.name), server=name, database=db.name, bytes=db.bytes,
-                              tables=db.tables, last_good=last, level=level, status=status, tone=tone))
+            rows.append(
+                DbRow(
+                    key=db_key(name, db.name),
+                    server=name,
+                    database=db.name,
+                    bytes=db.bytes,
+                    tables=db.tables,
+                    last_good=last,
+                    level=level,
+                    status=status,
+                    tone=tone,
+                )
+            )
     return rows
 
 
@@ -118,8 +151,16 @@ def bytes_text(n: int | None) -> str:
 
 
 def run_status_tone(status: str) -> str:
-    return {"succeeded": "ok", "ok": "ok", "done": "ok", "failed": "bad", "lost": "bad", "timeout": "bad",
-            "cancelled": "warn", "partial": "warn"}.get(status, "busy")
+    return {
+        "succeeded": "ok",
+        "ok": "ok",
+        "done": "ok",
+        "failed": "bad",
+        "lost": "bad",
+        "timeout": "bad",
+        "cancelled": "warn",
+        "partial": "warn",
+    }.get(status, "busy")
 
 
 def run_title(run: RunView) -> str:

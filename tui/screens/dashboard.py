@@ -10,17 +10,16 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from dumpdeck.backend.units import format_bytes, format_duration
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
-from backend.units import format_bytes, format_duration
-
 from .. import actions
 from ..poll import RunView
-from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone, run_title
+from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone
 from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, bar, tone_style
 
@@ -81,17 +80,45 @@ class DashboardScreen(Screen):
         with Grid(id="panes"):
             with Pane(title="Databases", id="databases-pane"):
                 yield Input(placeholder="filter databases (server or name)…", id="db-filter", classes="filter")
-                yield KeyedTable([("server", "Server"), ("database", "  Database"), ("size", "Size"),
-                                  ("tables", "Tbl"), ("age", "Last good"), ("level", "Lvl"),
-                                  ("status", "Status")], id="databases")
+                yield KeyedTable(
+                    [
+                        ("server", "Server"),
+                        ("database", "  Database"),
+                        ("size", "Size"),
+                        ("tables", "Tbl"),
+                        ("age", "Last good"),
+                        ("level", "Lvl"),
+                        ("status", "Status"),
+                    ],
+                    id="databases",
+                )
             with Pane(title="Jobs", id="jobs-pane"):
-                yield KeyedTable([("run", "Run"), ("database", "Database"), ("status", "Status"),
-                                  ("progress", "Progress"), ("bytes", "Bytes"), ("rate", "Rate"),
-                                  ("elapsed", "Elapsed"), ("eta", "ETA"), ("left", "Timeout in"),
-                                  ("table", "Table")], id="jobs")
+                yield KeyedTable(
+                    [
+                        ("run", "Run"),
+                        ("database", "Database"),
+                        ("status", "Status"),
+                        ("progress", "Progress"),
+                        ("bytes", "Bytes"),
+                        ("rate", "Rate"),
+                        ("elapsed", "Elapsed"),
+                        ("eta", "ETA"),
+                        ("left", "Timeout in"),
+                        ("table", "Table"),
+                    ],
+                    id="jobs",
+                )
             with Pane(title="Disk", id="disk-pane"):
-                yield KeyedTable([("what", "Volume / database"), ("usage", "Usage"), ("size", "Size"),
-                                  ("free", "Free"), ("full", "Full in")], id="disk")
+                yield KeyedTable(
+                    [
+                        ("what", "Volume / database"),
+                        ("usage", "Usage"),
+                        ("size", "Size"),
+                        ("free", "Free"),
+                        ("full", "Full in"),
+                    ],
+                    id="disk",
+                )
             with Pane(title="Log · following", id="log-pane"):
                 yield Input(placeholder="search the log…", id="log-filter", classes="filter")
                 yield Log(max_lines=2000, id="log", auto_scroll=True)
@@ -149,8 +176,11 @@ class DashboardScreen(Screen):
             self.query_one("#statusbar", Static).update(text)
 
     def _busy_signature(self) -> tuple:
-        return tuple((r.server, p.database, p.status, int((p.fraction or 0) * 100))
-                     for r in self.app.jobs.active for p in r.progress)
+        return tuple(
+            (r.server, p.database, p.status, int((p.fraction or 0) * 100))
+            for r in self.app.jobs.active
+            for p in r.progress
+        )
 
     def _render_databases(self) -> None:
         app = self.app
@@ -178,12 +208,16 @@ class DashboardScreen(Screen):
             else:
                 mark = "● " if selected else "  "
                 cells = (
-                    r.server, Cell(mark + r.database, r.database, style=tone_style(app, "accent") if selected else ""),
+                    r.server,
+                    Cell(mark + r.database, r.database, style=tone_style(app, "accent") if selected else ""),
                     Cell(bytes_text(r.bytes), r.bytes, justify="right"),
                     Cell("-" if r.tables is None else str(r.tables), r.tables, justify="right"),
                     # sorts by the dump's time (newest first), which does not move as the clock does
-                    Cell(age, -r.last_good if r.last_good is not None else float("inf"),
-                         style=tone_style(app, r.tone) if r.tone in ("warn", "bad") else ""),
+                    Cell(
+                        age,
+                        -r.last_good if r.last_good is not None else float("inf"),
+                        style=tone_style(app, r.tone) if r.tone in ("warn", "bad") else "",
+                    ),
                     Cell(level_text(r.level), r.level),
                     Cell(r.status, r.status, style=tone_style(app, r.tone)),
                 )
@@ -215,26 +249,54 @@ class DashboardScreen(Screen):
                 prog = bar(app, frac, 8, "busy" if ptone == "busy" else ptone)
                 if frac is not None:
                     prog.append(f" {frac * 100:3.0f}%")
-                rows.append((f"{run.id}:{p.database}", (
-                    f"#{run.id}", p.database, Cell(p.status, p.status, style=tone_style(app, ptone)),
-                    Cell.of(prog, frac), Cell(format_bytes(p.bytes_raw), p.bytes_raw, justify="right"),
-                    Cell(format_bytes(p.rate) + "/s" if p.rate else "-", p.rate, justify="right"),
-                    Cell(format_duration(elapsed), elapsed), Cell(format_duration(p.eta), p.eta),
-                    Cell(format_duration(left), left,
-                         style=tone_style(app, "warn") if left is not None and left < 300 else ""),
-                    p.current_table or "",
-                ), run))
+                rows.append(
+                    (
+                        f"{run.id}:{p.database}",
+                        (
+                            f"#{run.id}",
+                            p.database,
+                            Cell(p.status, p.status, style=tone_style(app, ptone)),
+                            Cell.of(prog, frac),
+                            Cell(format_bytes(p.bytes_raw), p.bytes_raw, justify="right"),
+                            Cell(format_bytes(p.rate) + "/s" if p.rate else "-", p.rate, justify="right"),
+                            Cell(format_duration(elapsed), elapsed),
+                            Cell(format_duration(p.eta), p.eta),
+                            Cell(
+                                format_duration(left),
+                                left,
+                                style=tone_style(app, "warn") if left is not None and left < 300 else "",
+                            ),
+                            p.current_table or "",
+                        ),
+                        run,
+                    )
+                )
         else:
             dur = (run.finished or now) - run.started if run.started else None
-            what = ", ".join(run.databases[:3]) + ("…" if len(run.databases) > 3 else "") if run.databases \
+            what = (
+                ", ".join(run.databases[:3]) + ("…" if len(run.databases) > 3 else "")
+                if run.databases
                 else (run.job or "")
+            )
             ago = (now - run.finished) if run.finished else None
-            rows.append((f"{run.id}", (
-                f"#{run.id}", what, Cell(run.status, run.status, style=tone_style(app, tone)),
-                Cell("", None), Cell("", None), Cell("", None), Cell(format_duration(dur), dur),
-                Cell(age_text(ago) if ago is not None else "", ago), Cell("", None),
-                (run.reason or run.trigger or "")[:60],
-            ), run))
+            rows.append(
+                (
+                    f"{run.id}",
+                    (
+                        f"#{run.id}",
+                        what,
+                        Cell(run.status, run.status, style=tone_style(app, tone)),
+                        Cell("", None),
+                        Cell("", None),
+                        Cell("", None),
+                        Cell(format_duration(dur), dur),
+                        Cell(age_text(ago) if ago is not None else "", ago),
+                        Cell("", None),
+                        (run.reason or run.trigger or "")[:60],
+                    ),
+                    run,
+                )
+            )
         return rows
 
     def _render_jobs(self) -> None:
@@ -258,19 +320,38 @@ class DashboardScreen(Screen):
             b = bar(app, pct / 100, 8, tone)
             b.append(f" {pct:3.0f}%")
             full = "-" if v.days_until_full is None else f"{v.days_until_full:.0f} days"
-            out.append((f"vol:{v.path}", (
-                v.path, Cell.of(b, pct), Cell(format_bytes(v.total), v.total, justify="right"),
-                Cell(format_bytes(v.free), v.free, justify="right"),
-                Cell(full, v.days_until_full if v.days_until_full is not None else float("inf"),
-                     style=tone_style(app, tone) if tone != "ok" else ""),
-            ), v))
+            out.append(
+                (
+                    f"vol:{v.path}",
+                    (
+                        v.path,
+                        Cell.of(b, pct),
+                        Cell(format_bytes(v.total), v.total, justify="right"),
+                        Cell(format_bytes(v.free), v.free, justify="right"),
+                        Cell(
+                            full,
+                            v.days_until_full if v.days_until_full is not None else float("inf"),
+                            style=tone_style(app, tone) if tone != "ok" else "",
+                        ),
+                    ),
+                    v,
+                )
+            )
         biggest = max((f.bytes for f in app.disk.footprint), default=0)
         for f in app.disk.footprint[:200]:
-            out.append((f"db:{f.server}/{f.database}", (
-                f"  {f.server}/{f.database}", Cell.of(bar(app, f.bytes / biggest if biggest else 0, 8, "accent"), f.bytes),
-                Cell(format_bytes(f.bytes), f.bytes, justify="right"), Cell(f"{f.count} dumps", f.count),
-                Cell("", None),
-            ), f))
+            out.append(
+                (
+                    f"db:{f.server}/{f.database}",
+                    (
+                        f"  {f.server}/{f.database}",
+                        Cell.of(bar(app, f.bytes / biggest if biggest else 0, 8, "accent"), f.bytes),
+                        Cell(format_bytes(f.bytes), f.bytes, justify="right"),
+                        Cell(f"{f.count} dumps", f.count),
+                        Cell("", None),
+                    ),
+                    f,
+                )
+            )
         self.query_one("#disk", KeyedTable).sync(out)
 
     # ------------------------------------------------------------------ log

@@ -7,16 +7,14 @@ per dump and shown here check by check as it arrives.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from dumpdeck.backend.units import format_bytes, format_duration
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
-
-from backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..poll import CheckView, DumpView
@@ -24,11 +22,17 @@ from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, tone_style
 
 LEVEL_FILTERS: tuple[tuple[str, object], ...] = (
-    ("any level", None), ("unverified", 0), ("≥L1", 1), ("≥L2", 2), ("≥L3", 3), ("L4 restore-tested", 4))
+    ("any level", None),
+    ("unverified", 0),
+    ("≥L1", 1),
+    ("≥L2", 2),
+    ("≥L3", 3),
+    ("L4 restore-tested", 4),
+)
 
 
 def when_text(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M") if epoch else "?"
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M") if epoch else "?"
 
 
 def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
@@ -80,17 +84,29 @@ class DumpsScreen(Screen):
         yield Static("Dumps", id="statusbar")
         with Horizontal(id="dumps-body"):
             with Vertical(id="dumps-list", classes="pane"):
-                yield Input(placeholder="filter: words, server:NAME db:NAME level:N", id="dumps-filter",
-                            classes="filter")
-                yield KeyedTable([("when", "When (UTC)"), ("server", "Server"), ("database", "Database"),
-                                  ("size", "Size"), ("level", "Lvl"), ("result", "Last check"),
-                                  ("codec", "Codec")], id="dumps")
+                yield Input(
+                    placeholder="filter: words, server:NAME db:NAME level:N", id="dumps-filter", classes="filter"
+                )
+                yield KeyedTable(
+                    [
+                        ("when", "When (UTC)"),
+                        ("server", "Server"),
+                        ("database", "Database"),
+                        ("size", "Size"),
+                        ("level", "Lvl"),
+                        ("result", "Last check"),
+                        ("codec", "Codec"),
+                    ],
+                    id="dumps",
+                )
             with Vertical(id="dumps-side"):
                 with VerticalScroll(id="details-pane", classes="pane"):
                     yield Static("", id="details")
                 with Vertical(id="ladder-pane", classes="pane"):
-                    yield KeyedTable([("level", "L"), ("check", "Check"), ("result", "Result"),
-                                      ("evidence", "Evidence")], id="ladder")
+                    yield KeyedTable(
+                        [("level", "L"), ("check", "Check"), ("result", "Result"), ("evidence", "Evidence")],
+                        id="ladder",
+                    )
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -120,13 +136,25 @@ class DumpsScreen(Screen):
         for d in dumps:
             tone = "bad" if d.last_result == "failed" or d.manifest_error else ("ok" if d.verified_level else "warn")
             result = "manifest error" if d.manifest_error else (d.last_result or ("legacy" if d.legacy else "-"))
-            rows.append((d.key, (
-                Cell(when_text(d.when), d.when), d.server, d.database,
-                Cell(format_bytes(d.size), d.size, justify="right"),
-                Cell(f"L{d.verified_level}" if d.verified_level else "-", d.verified_level,
-                     style=tone_style(app, tone) if tone != "ok" else tone_style(app, "ok")),
-                Cell(result, result, style=tone_style(app, tone)), d.codec or "-",
-            ), d))
+            rows.append(
+                (
+                    d.key,
+                    (
+                        Cell(when_text(d.when), d.when),
+                        d.server,
+                        d.database,
+                        Cell(format_bytes(d.size), d.size, justify="right"),
+                        Cell(
+                            f"L{d.verified_level}" if d.verified_level else "-",
+                            d.verified_level,
+                            style=tone_style(app, tone) if tone != "ok" else tone_style(app, "ok"),
+                        ),
+                        Cell(result, result, style=tone_style(app, tone)),
+                        d.codec or "-",
+                    ),
+                    d,
+                )
+            )
         table = self.query_one("#dumps", KeyedTable)
         table.sync(rows)
         level_name = LEVEL_FILTERS[self.level_index][0]
@@ -159,8 +187,11 @@ class DumpsScreen(Screen):
         self.show_ladder()
 
     def details_text(self, d: DumpView) -> str:
-        lines = [f"{d.path}", f"server {d.server} · database {d.database}",
-                 f"{when_text(d.when)} UTC · {format_bytes(d.size)} · {d.codec or 'plain'}"]
+        lines = [
+            f"{d.path}",
+            f"server {d.server} · database {d.database}",
+            f"{when_text(d.when)} UTC · {format_bytes(d.size)} · {d.codec or 'plain'}",
+        ]
         if d.legacy:
             lines.append("legacy dump (old script naming): no manifest")
         if d.manifest_error:
@@ -207,15 +238,24 @@ class DumpsScreen(Screen):
         title = "Verification"
         if live is not None:
             checks = list(live.checks)
-            state = "running…" if live.passed is None and live.error is None else (
-                "error" if live.error else ("PASSED" if live.passed else "FAILED"))
+            state = (
+                "running…"
+                if live.passed is None and live.error is None
+                else ("error" if live.error else ("PASSED" if live.passed else "FAILED"))
+            )
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
         elif d.manifest is not None and getattr(d.manifest, "verifications", None):
             v = d.manifest.verifications[-1]
-            checks = [CheckView(name=str(c.get("name", "?")), passed=bool(c.get("passed")),
-                                evidence=str(c.get("evidence", "")), level=int(c.get("level", v.level) or 0))
-                      for c in (v.checks or [])]
+            checks = [
+                CheckView(
+                    name=str(c.get("name", "?")),
+                    passed=bool(c.get("passed")),
+                    evidence=str(c.get("evidence", "")),
+                    level=int(c.get("level", v.level) or 0),
+                )
+                for c in (v.checks or [])
+            ]
             title = f"last: L{v.level} {'passed' if v.passed else 'FAILED'} at {v.at}"
             pane.border_subtitle = ""
         else:
@@ -223,10 +263,20 @@ class DumpsScreen(Screen):
         app = self.app
         rows = []
         for i, c in enumerate(checks):
-            rows.append((f"{i}:{c.name}", (
-                f"L{c.level}" if c.level else "", c.name,
-                Cell("pass" if c.passed else "FAIL", c.passed, style=tone_style(app, "ok" if c.passed else "bad")),
-                c.evidence[:200]), c))
+            rows.append(
+                (
+                    f"{i}:{c.name}",
+                    (
+                        f"L{c.level}" if c.level else "",
+                        c.name,
+                        Cell(
+                            "pass" if c.passed else "FAIL", c.passed, style=tone_style(app, "ok" if c.passed else "bad")
+                        ),
+                        c.evidence[:200],
+                    ),
+                    c,
+                )
+            )
         table.sync(rows)
         pane.border_title = title
 

@@ -13,8 +13,7 @@ from ..actions import ACTIONS, key_label
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "close", "Close", show=False),
-                Binding("f1", "close", "Close", show=False)]
+    BINDINGS = [Binding("escape", "close", "Close", show=False), Binding("f1", "close", "Close", show=False)]
 
     def __init__(self, keymap: dict[str, str] | None = None, read_only: bool = False):
         super().__init__(classes="modal")

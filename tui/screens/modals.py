@@ -19,8 +19,15 @@ class ConfirmModal(ModalScreen[bool]):
         Binding("n", "cancel", "No", show=False),
     ]
 
-    def __init__(self, title: str, message: str, *, confirm_label: str = "Yes", require_text: str | None = None,
-                 danger: bool = True):
+    def __init__(
+        self,
+        title: str,
+        message: str,
+        *,
+        confirm_label: str = "Yes",
+        require_text: str | None = None,
+        danger: bool = True,
+    ):
         super().__init__(classes="modal")
         self.title_text = title
         self.message = message
@@ -36,8 +43,12 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Label(f"Type {self.require_text!r} to confirm:")
                 yield Input(placeholder=self.require_text, id="confirm-text")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(self.confirm_label, id="yes", variant="error" if self.danger else "primary",
-                             disabled=self.require_text is not None)
+                yield Button(
+                    self.confirm_label,
+                    id="yes",
+                    variant="error" if self.danger else "primary",
+                    disabled=self.require_text is not None,
+                )
                 yield Button("Cancel", id="no")
 
     def on_mount(self) -> None:

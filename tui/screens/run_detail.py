@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from dumpdeck.backend.units import format_bytes, format_duration
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
-
-from backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..rows import run_status_tone
@@ -28,9 +27,19 @@ class RunDetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(f"Run #{self.run_id}", id="statusbar")
         with Vertical(id="run-progress-pane", classes="pane"):
-            yield KeyedTable([("database", "Database"), ("status", "Status"), ("progress", "Progress"),
-                              ("bytes", "Bytes"), ("rate", "Rate"), ("elapsed", "Elapsed"), ("table", "Table"),
-                              ("error", "Error")], id="run-progress")
+            yield KeyedTable(
+                [
+                    ("database", "Database"),
+                    ("status", "Status"),
+                    ("progress", "Progress"),
+                    ("bytes", "Bytes"),
+                    ("rate", "Rate"),
+                    ("elapsed", "Elapsed"),
+                    ("table", "Table"),
+                    ("error", "Error"),
+                ],
+                id="run-progress",
+            )
         with Vertical(id="run-log-pane", classes="pane"):
             yield Log(id="run-log", max_lines=5000)
         yield Footer(show_command_palette=False)
@@ -57,17 +66,30 @@ class RunDetailScreen(Screen):
             who = run.job or ""
             self.query_one("#statusbar", Static).update(
                 f"Run #{run.id} · {who} · {run.server or ''} · {run.status}"
-                + (f" · {run.reason}" if run.reason else "") + f" · trigger {run.trigger or '?'}")
+                + (f" · {run.reason}" if run.reason else "")
+                + f" · trigger {run.trigger or '?'}"
+            )
             rows = []
             now = app.now()
             for p in run.progress:
                 elapsed = (now - p.started) if p.started else None
                 tone = run_status_tone(p.status)
-                rows.append((p.database, (
-                    p.database, Cell(p.status, p.status, style=tone_style(app, tone)),
-                    Cell.of(bar(app, p.fraction, 10), p.fraction), format_bytes(p.bytes_raw),
-                    (format_bytes(p.rate) + "/s") if p.rate else "-", format_duration(elapsed),
-                    p.current_table or "", (p.error or "")[:80]), p))
+                rows.append(
+                    (
+                        p.database,
+                        (
+                            p.database,
+                            Cell(p.status, p.status, style=tone_style(app, tone)),
+                            Cell.of(bar(app, p.fraction, 10), p.fraction),
+                            format_bytes(p.bytes_raw),
+                            (format_bytes(p.rate) + "/s") if p.rate else "-",
+                            format_duration(elapsed),
+                            p.current_table or "",
+                            (p.error or "")[:80],
+                        ),
+                        p,
+                    )
+                )
             self.query_one("#run-progress", KeyedTable).sync(rows)
         if not self._reading:
             self._reading = True
@@ -84,7 +106,7 @@ class RunDetailScreen(Screen):
             return
         log = self.query_one("#run-log", Log)
         if text.startswith(self._log_text) and self._log_text:
-            new = text[len(self._log_text):]
+            new = text[len(self._log_text) :]
             log.write(new)
         else:
             log.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -15,7 +15,7 @@ from ..widgets.table import Cell, KeyedTable, tone_style
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%a %m-%d %H:%M")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%a %m-%d %H:%M")
 
 
 class SchedulesScreen(Screen):
@@ -28,9 +28,17 @@ class SchedulesScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("Schedules", id="statusbar")
         with Vertical(id="schedules-pane", classes="pane"):
-            yield KeyedTable([("job", "Job"), ("server", "Server"), ("schedule", "Schedule"),
-                              ("next", "Next runs (UTC)"), ("last", "Last result"), ("dbs", "Databases")],
-                             id="schedules")
+            yield KeyedTable(
+                [
+                    ("job", "Job"),
+                    ("server", "Server"),
+                    ("schedule", "Schedule"),
+                    ("next", "Next runs (UTC)"),
+                    ("last", "Last result"),
+                    ("dbs", "Databases"),
+                ],
+                id="schedules",
+            )
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -46,16 +54,34 @@ class SchedulesScreen(Screen):
         rows = []
         for s in app.schedules:
             nxt = ", ".join(_when(t) for t in s.next_runs[:2]) if s.next_runs else ("manual" if not s.schedule else "-")
-            last = "never run" if s.last_status is None else (
-                f"{s.last_status} {age_text(now - s.last_finished) if s.last_finished else ''}".strip())
-            rows.append((s.job, (s.job, s.server, s.schedule or "-", nxt,
-                                 Cell(last, last, style=tone_style(app, run_status_tone(s.last_status or "-"))
-                                      if s.last_status else ""),
-                                 ", ".join(s.databases)[:40]), s))
+            last = (
+                "never run"
+                if s.last_status is None
+                else (f"{s.last_status} {age_text(now - s.last_finished) if s.last_finished else ''}".strip())
+            )
+            rows.append(
+                (
+                    s.job,
+                    (
+                        s.job,
+                        s.server,
+                        s.schedule or "-",
+                        nxt,
+                        Cell(
+                            last,
+                            last,
+                            style=tone_style(app, run_status_tone(s.last_status or "-")) if s.last_status else "",
+                        ),
+                        ", ".join(s.databases)[:40],
+                    ),
+                    s,
+                )
+            )
         self.query_one("#schedules", KeyedTable).sync(rows)
         count = len(app.config.jobs)
         self.query_one("#statusbar", Static).update(
-            f"Schedules · {count} job(s) in {app.config.path}" + (" · READ-ONLY" if app.read_only else ""))
+            f"Schedules · {count} job(s) in {app.config.path}" + (" · READ-ONLY" if app.read_only else "")
+        )
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS:

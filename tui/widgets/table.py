@@ -8,15 +8,22 @@ clears and re-adds instead (cheaper than thousands of single updates).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-TONE_VARIABLE = {"ok": "success", "warn": "warning", "bad": "error", "busy": "primary",
-                 "muted": "foreground-muted", "accent": "accent"}
+TONE_VARIABLE = {
+    "ok": "success",
+    "warn": "warning",
+    "bad": "error",
+    "busy": "primary",
+    "muted": "foreground-muted",
+    "accent": "accent",
+}
 
 
 def tone_style(app, tone: str) -> str:
@@ -50,9 +57,9 @@ class KeyedTable(DataTable):
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
-        self._columns = list(columns)          # (key, label)
-        self._rows: dict[str, tuple] = {}      # key -> cells as last rendered
-        self._raw: dict[str, Any] = {}         # key -> the object the row was made from (for sorting)
+        self._columns = list(columns)  # (key, label)
+        self._rows: dict[str, tuple] = {}  # key -> cells as last rendered
+        self._raw: dict[str, Any] = {}  # key -> the object the row was made from (for sorting)
         self.sort_column: str | None = None
         self.sort_reverse = False
 
@@ -95,8 +102,9 @@ class KeyedTable(DataTable):
         with self.app.batch_update():
             stale = old_keys - new_keys
             changed = sum(1 for k, cells, _ in rows if self._rows.get(k) != cells)
-            rebuild = (len(stale) + changed > 200 and (len(stale) + changed) > len(rows) // 2) or \
-                (not old_keys and rows)
+            rebuild = (len(stale) + changed > 200 and (len(stale) + changed) > len(rows) // 2) or (
+                not old_keys and rows
+            )
             if rebuild:
                 self.clear()
                 self._rows.clear()
@@ -197,14 +205,18 @@ class Cell(Text):
         self.value = value
 
     @classmethod
-    def of(cls, text: Text, value: Any = None) -> "Cell":
+    def of(cls, text: Text, value: Any = None) -> Cell:
         cell = cls("", value)
         cell.append_text(text)
         return cell
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Cell) and self.plain == other.plain and self.value == other.value
-                and self.style == other.style)
+        return (
+            isinstance(other, Cell)
+            and self.plain == other.plain
+            and self.value == other.value
+            and self.style == other.style
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

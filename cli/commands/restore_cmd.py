@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from backend.restore import restore_test
+from dumpdeck.backend.restore import restore_test
 
 from ..output import print_json, style
 from .verify_cmd import Checklist, add_target_args, print_summary, resolve_file
@@ -14,16 +14,20 @@ from .verify_cmd import Checklist, add_target_args, print_summary, resolve_file
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "restore-test", help="load a dump into a scratch database and compare (level 4)",
+        "restore-test",
+        help="load a dump into a scratch database and compare (level 4)",
         description="Prove a dump restores: run levels 1-3 (unless already verified for this exact file), load it "
-                    "into a fresh scratch database `dumpdeck_rt_…` on the target, check every table, view, routine, "
-                    "trigger and event, count rows and record CHECKSUM TABLE, then drop the scratch database. "
-                    "A dump that would write outside the scratch database is refused.",
+        "into a fresh scratch database `dumpdeck_rt_…` on the target, check every table, view, routine, "
+        "trigger and event, count rows and record CHECKSUM TABLE, then drop the scratch database. "
+        "A dump that would write outside the scratch database is refused.",
         epilog="targets: sandbox (a throwaway mariadbd started for the test), same (the dump's own server), "
-               "or a configured server name. Default: restore_test.target in the config.\n"
-               "exit codes: 0 passed, 1 failed, 2 usage error")
+        "or a configured server name. Default: restore_test.target in the config.\n"
+        "exit codes: 0 passed, 1 failed, 2 usage error",
+    )
     add_target_args(p)
-    p.add_argument("--target", "-t", metavar="TARGET", help="sandbox | same | SERVER (default: config restore_test.target)")
+    p.add_argument(
+        "--target", "-t", metavar="TARGET", help="sandbox | same | SERVER (default: config restore_test.target)"
+    )
     p.add_argument("--parallel", "-j", type=int, metavar="N", help="load connections (default: restore_test.parallel)")
     p.add_argument("--no-record", action="store_true", help="do not append the result to the manifest")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
@@ -34,15 +38,16 @@ def run(args, ctx) -> int:
     path = resolve_file(args, ctx)
     config = ctx.config
     if args.parallel is not None and args.parallel < 1:
-        from backend.errors import UsageError
+        from dumpdeck.backend.errors import UsageError
 
         raise UsageError("--parallel must be at least 1")
     target = args.target or config.restore_test.target
     if target not in ("same", "sandbox") and target not in config.servers:
-        from backend.errors import UsageError
+        from dumpdeck.backend.errors import UsageError
 
-        raise UsageError(f"--target {target!r}: not 'same', 'sandbox' or a configured server "
-                         f"({', '.join(config.servers)})")
+        raise UsageError(
+            f"--target {target!r}: not 'same', 'sandbox' or a configured server ({', '.join(config.servers)})"
+        )
     cancel = threading.Event()
 
     def on_term(signum, frame):  # SIGTERM: stop loading, the scratch database is still dropped
@@ -51,13 +56,21 @@ def run(args, ctx) -> int:
     old = signal.signal(signal.SIGTERM, on_term)
     try:
         if args.json:
-            report = restore_test(path, config, args.target, record=not args.no_record, parallel=args.parallel,
-                                  cancel=cancel)
+            report = restore_test(
+                path, config, args.target, record=not args.no_record, parallel=args.parallel, cancel=cancel
+            )
             print_json(report.to_dict())
         else:
             sys.stdout.write(style(f"{path}  → target {args.target or config.restore_test.target}", dim=True) + "\n")
-            report = restore_test(path, config, args.target, on_check=Checklist(), record=not args.no_record,
-                                  parallel=args.parallel, cancel=cancel)
+            report = restore_test(
+                path,
+                config,
+                args.target,
+                on_check=Checklist(),
+                record=not args.no_record,
+                parallel=args.parallel,
+                cancel=cancel,
+            )
             print_summary(report)
     finally:
         signal.signal(signal.SIGTERM, old)

@@ -10,34 +10,43 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from backend import jobs
-from backend.errors import UsageError
-from backend.state import StateStore
-from backend.units import format_bytes, format_duration
+from dumpdeck.backend import jobs
+from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.state import StateStore
+from dumpdeck.backend.units import format_bytes, format_duration
 
 from ..output import print_json, style, table, to_jsonable
 
 
 def register(sub) -> None:
-    p = sub.add_parser("job", help="run, start, watch and cancel backup jobs",
-                       description="Backup jobs and their runs.",
-                       epilog="exit codes: 0 success, 1 the run failed, 2 usage or configuration error, "
-                              "3 skipped because the job is already running")
+    p = sub.add_parser(
+        "job",
+        help="run, start, watch and cancel backup jobs",
+        description="Backup jobs and their runs.",
+        epilog="exit codes: 0 success, 1 the run failed, 2 usage or configuration error, "
+        "3 skipped because the job is already running",
+    )
     jsub = p.add_subparsers(dest="job_command", metavar="ACTION", required=True)
 
-    r = jsub.add_parser("run", help="run a job now in the foreground, under its lock (what cron calls)",
-                        description="Run a job in this process. If the job is already running, exit 3 at "
-                                    "once and record the run as skipped.")
+    r = jsub.add_parser(
+        "run",
+        help="run a job now in the foreground, under its lock (what cron calls)",
+        description="Run a job in this process. If the job is already running, exit 3 at "
+        "once and record the run as skipped.",
+    )
     r.add_argument("name", metavar="NAME")
     r.add_argument("--trigger", choices=["cron", "cli", "console"], default="cron", help=argparse_hide())
     r.add_argument("--verbose", "-v", action="store_true", help="log to stderr as well")
     r.set_defaults(func=run_cmd)
 
-    s = jsub.add_parser("start", help="start a job or ad-hoc databases in a detached runner; prints the run id",
-                        description="Queue a run and start its runner in the background (its own session, "
-                                    "no terminal): closing the SSH session does not stop it.")
+    s = jsub.add_parser(
+        "start",
+        help="start a job or ad-hoc databases in a detached runner; prints the run id",
+        description="Queue a run and start its runner in the background (its own session, "
+        "no terminal): closing the SSH session does not stop it.",
+    )
     s.add_argument("name", nargs="?", metavar="NAME", help="job name from the config")
     s.add_argument("--databases", "-d", nargs="+", metavar="DB", help="databases to back up (ad hoc, or a subset)")
     s.add_argument("--server", "-s", help="server for an ad-hoc run")
@@ -72,7 +81,7 @@ def argparse_hide():
 
 
 def run_cmd(args, ctx) -> int:
-    from backend.logs import setup_logging
+    from dumpdeck.backend.logs import setup_logging
 
     config = ctx.config
     setup_logging(config, stderr=args.verbose)
@@ -93,12 +102,22 @@ def start_cmd(args, ctx) -> int:
         raise UsageError("name a job, or give --databases for an ad-hoc run")
     run = jobs.start_run(config, args.name, databases=args.databases, server=args.server, trigger="cli")
     if args.json:
-        print_json({"run": run.id, "job": run.job, "server": run.server, "databases": list(run.databases),
-                    "pid": run.pid, "log": run.log_path})
+        print_json(
+            {
+                "run": run.id,
+                "job": run.job,
+                "server": run.server,
+                "databases": list(run.databases),
+                "pid": run.pid,
+                "log": run.log_path,
+            }
+        )
     else:
         sys.stdout.write(f"{run.id}\n")
-        sys.stderr.write(f"run {run.id} ({run.job}) started in the background: {', '.join(run.databases)} on "
-                         f"{run.server}; follow it with: dumpdeck job status {run.id} --watch\n")
+        sys.stderr.write(
+            f"run {run.id} ({run.job}) started in the background: {', '.join(run.databases)} on "
+            f"{run.server}; follow it with: dumpdeck job status {run.id} --watch\n"
+        )
     return 0
 
 
@@ -195,7 +214,7 @@ def cancel_cmd(args, ctx) -> int:
 
 
 def list_cmd(args, ctx) -> int:
-    from backend.schedule import next_runs
+    from dumpdeck.backend.schedule import next_runs
 
     config = ctx.config
     store = StateStore.open(config.state_db)
@@ -203,20 +222,39 @@ def list_cmd(args, ctx) -> int:
         store.reap_lost()
         runs = store.list_runs(limit=args.limit)
         if args.json:
-            print_json({
-                "jobs": [{"name": j.name, "server": j.server, "databases": list(j.databases),
-                          "exclude": list(j.exclude), "schedule": j.schedule, "timezone": j.timezone,
-                          "next": [d.isoformat() for d in next_runs(j, 1)] if j.schedule else [],
-                          "last": _last_json(store, j.name)} for j in config.jobs.values()],
-                "runs": [_run_json(store, r, events=0) for r in runs],
-            })
+            print_json(
+                {
+                    "jobs": [
+                        {
+                            "name": j.name,
+                            "server": j.server,
+                            "databases": list(j.databases),
+                            "exclude": list(j.exclude),
+                            "schedule": j.schedule,
+                            "timezone": j.timezone,
+                            "next": [d.isoformat() for d in next_runs(j, 1)] if j.schedule else [],
+                            "last": _last_json(store, j.name),
+                        }
+                        for j in config.jobs.values()
+                    ],
+                    "runs": [_run_json(store, r, events=0) for r in runs],
+                }
+            )
             return 0
         rows = []
         for j in config.jobs.values():
             last = store.list_runs(limit=1, job=j.name)
             nxt = next_runs(j, 1)[0].strftime("%Y-%m-%d %H:%M %Z") if j.schedule else "-"
-            rows.append([j.name, j.server, ",".join(j.databases) + (f" -{','.join(j.exclude)}" if j.exclude else ""),
-                         j.schedule or "-", nxt, f"{last[0].status} #{last[0].id}" if last else "never"])
+            rows.append(
+                [
+                    j.name,
+                    j.server,
+                    ",".join(j.databases) + (f" -{','.join(j.exclude)}" if j.exclude else ""),
+                    j.schedule or "-",
+                    nxt,
+                    f"{last[0].status} #{last[0].id}" if last else "never",
+                ]
+            )
         if rows:
             sys.stdout.write(table(["JOB", "SERVER", "DATABASES", "SCHEDULE", "NEXT", "LAST"], rows) + "\n\n")
         else:
@@ -237,8 +275,10 @@ def _last_json(store, job):
 
 def _run_json(store: StateStore, run, events: int = 20) -> dict:
     out = to_jsonable(run)
-    out["progress"] = [dict(to_jsonable(p), elapsed=p.elapsed, time_left=p.time_left if p.status == "running" else None)
-                       for p in store.progress(run.id)]
+    out["progress"] = [
+        dict(to_jsonable(p), elapsed=p.elapsed, time_left=p.time_left if p.status == "running" else None)
+        for p in store.progress(run.id)
+    ]
     if events:
         evs = store.events(run.id, limit=10000)[-events:]
         out["events"] = [to_jsonable(e) for e in evs]
@@ -253,9 +293,19 @@ def _status_style(status: str) -> str:
 def _runs_table(runs) -> str:
     rows = []
     for r in runs:
-        rows.append([r.id, r.job, r.trigger, _status_style(r.status), r.server,
-                     ",".join(r.databases)[:40], _when(r.created),
-                     format_duration(r.duration) if r.duration is not None else "-", (r.reason or "")[:60]])
+        rows.append(
+            [
+                r.id,
+                r.job,
+                r.trigger,
+                _status_style(r.status),
+                r.server,
+                ",".join(r.databases)[:40],
+                _when(r.created),
+                format_duration(r.duration) if r.duration is not None else "-",
+                (r.reason or "")[:60],
+            ]
+        )
     return table(["RUN", "JOB", "BY", "STATUS", "SERVER", "DATABASES", "CREATED", "TOOK", "REASON"], rows)
 
 
@@ -264,31 +314,62 @@ def _when(dt: datetime | None) -> str:
 
 
 def _render_run(store: StateStore, run, n_events: int) -> str:
-    lines = [f"run {run.id}  {run.job}  {_status_style(run.status)}  by {run.trigger}  server {run.server}  "
-             f"pid {run.pid or '-'}@{run.host or '-'}"]
-    lines.append(f"  created {_when(run.created)}  started {_when(run.started)}  finished {_when(run.finished)}"
-                 + (f"  ({format_duration(run.duration)})" if run.duration is not None else ""))
+    lines = [
+        f"run {run.id}  {run.job}  {_status_style(run.status)}  by {run.trigger}  server {run.server}  "
+        f"pid {run.pid or '-'}@{run.host or '-'}"
+    ]
+    lines.append(
+        f"  created {_when(run.created)}  started {_when(run.started)}  finished {_when(run.finished)}"
+        + (f"  ({format_duration(run.duration)})" if run.duration is not None else "")
+    )
     if run.reason:
         lines.append(f"  reason: {run.reason}")
     if run.log_path:
         lines.append(f"  log: {run.log_path}")
     rows = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for p in store.progress(run.id):
         live = p.status == "running"
         frac = f"{min(1.0, p.bytes_raw / p.estimate) * 100:.0f}%" if (p.estimate and live) else ""
         left = p.time_left if live else None
         beat = f"{(now - p.updated).total_seconds():.0f}s" if (live and p.updated) else ""
-        rows.append([p.database, _status_style(p.status), p.attempt + 1 if p.status != "pending" else "",
-                     format_bytes(p.bytes_raw), format_bytes(p.bytes_stored), frac,
-                     f"{format_bytes(p.rate)}/s" if live else "",
-                     (p.current_table or "")[:24] if live else "",
-                     format_duration(p.elapsed) if p.elapsed is not None else "",
-                     format_duration(left) if left is not None else "", beat,
-                     (p.error or "")[:60]])
+        rows.append(
+            [
+                p.database,
+                _status_style(p.status),
+                p.attempt + 1 if p.status != "pending" else "",
+                format_bytes(p.bytes_raw),
+                format_bytes(p.bytes_stored),
+                frac,
+                f"{format_bytes(p.rate)}/s" if live else "",
+                (p.current_table or "")[:24] if live else "",
+                format_duration(p.elapsed) if p.elapsed is not None else "",
+                format_duration(left) if left is not None else "",
+                beat,
+                (p.error or "")[:60],
+            ]
+        )
     if rows:
-        lines.append(table(["DATABASE", "STATUS", "TRY", "RAW", "STORED", "DONE", "RATE", "TABLE", "ELAPSED",
-                            "TIMEOUT IN", "BEAT", "ERROR"], rows, "llrrrrrlrrrl"))
+        lines.append(
+            table(
+                [
+                    "DATABASE",
+                    "STATUS",
+                    "TRY",
+                    "RAW",
+                    "STORED",
+                    "DONE",
+                    "RATE",
+                    "TABLE",
+                    "ELAPSED",
+                    "TIMEOUT IN",
+                    "BEAT",
+                    "ERROR",
+                ],
+                rows,
+                "llrrrrrlrrrl",
+            )
+        )
     if n_events:
         evs = store.events(run.id, limit=10000)[-n_events:]
         for e in evs:

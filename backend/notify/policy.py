@@ -43,19 +43,19 @@ OK, WARNING, FAILED, CRITICAL, RECOVERED = "OK", "WARNING", "FAILED", "CRITICAL"
 class NotifyState:
     """What was last notified about one subject; persisted in the state store as a dict."""
 
-    status: str | None = None          # last outcome seen: ok | warning | failed
-    since: float | None = None         # when the current status began (epoch seconds)
-    streak: int = 0                    # consecutive outcomes with this status
-    last_sent: float | None = None     # when a notification about this subject was last sent
+    status: str | None = None  # last outcome seen: ok | warning | failed
+    since: float | None = None  # when the current status began (epoch seconds)
+    streak: int = 0  # consecutive outcomes with this status
+    last_sent: float | None = None  # when a notification about this subject was last sent
     last_sent_kind: str | None = None  # kind of that notification
-    detail: str | None = None          # the last warning/failure text (a new text is a new event)
+    detail: str | None = None  # the last warning/failure text (a new text is a new event)
     sent_count: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "NotifyState":
+    def from_dict(cls, data: dict | None) -> NotifyState:
         if not data:
             return cls()
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
@@ -68,12 +68,12 @@ class NotifyState:
 @dataclass(frozen=True)
 class Decision:
     send: bool
-    kind: str            # first-success | success | failure | digest | recovery | warning | silent
-    severity: str        # OK | WARNING | FAILED | CRITICAL | RECOVERED
-    state: NotifyState   # to persist whether or not a message is sent
-    why: str = ""        # one line: why this was (not) sent, for the log
+    kind: str  # first-success | success | failure | digest | recovery | warning | silent
+    severity: str  # OK | WARNING | FAILED | CRITICAL | RECOVERED
+    state: NotifyState  # to persist whether or not a message is sent
+    why: str = ""  # one line: why this was (not) sent, for the log
     failing_for: float | None = None  # for digests and recoveries: how long the bad state lasted
-    streak: int = 0      # for digests and recoveries: how many bad outcomes in a row
+    streak: int = 0  # for digests and recoveries: how many bad outcomes in a row
     extras: dict = field(default_factory=dict)
 
 
@@ -88,9 +88,17 @@ def normalise_status(status: str) -> str:
     raise ValueError(f"unknown outcome status {status!r}")
 
 
-def decide(policy: str, previous: NotifyState | dict | None, status: str, now: float,
-           digest_every: float, *, detail: str | None = None, first_success: bool = True,
-           bad_severity: str = FAILED) -> Decision:
+def decide(
+    policy: str,
+    previous: NotifyState | dict | None,
+    status: str,
+    now: float,
+    digest_every: float,
+    *,
+    detail: str | None = None,
+    first_success: bool = True,
+    bad_severity: str = FAILED,
+) -> Decision:
     """Decide whether to notify about one new outcome.
 
     `first_success=False` for subjects that should stay silent until something
@@ -118,15 +126,20 @@ def decide(policy: str, previous: NotifyState | dict | None, status: str, now: f
 
     if new == "ok":
         if was_bad and policy in ("smart", "failures", "always"):
-            return sent("recovery", RECOVERED,
-                        f"recovered after {prev.streak} {prev.status} outcome(s)",
-                        failing_for=bad_for, streak=prev.streak)
+            return sent(
+                "recovery",
+                RECOVERED,
+                f"recovered after {prev.streak} {prev.status} outcome(s)",
+                failing_for=bad_for,
+                streak=prev.streak,
+            )
         if policy == "always":
             return sent("success", OK, "policy always")
         if policy == "smart" and first_success and prev.status is None:
             return sent("first-success", OK, "first success under the smart policy")
-        return silent(f"success after {'nothing' if prev.status is None else prev.status}; "
-                      f"policy {policy} stays quiet", OK)
+        return silent(
+            f"success after {'nothing' if prev.status is None else prev.status}; policy {policy} stays quiet", OK
+        )
 
     severity = bad_severity if new == "failed" else WARNING
     kind = "failure" if new == "failed" else "warning"
@@ -141,8 +154,13 @@ def decide(policy: str, previous: NotifyState | dict | None, status: str, now: f
     # the same bad state goes on: a digest at most every digest_every seconds
     last = prev.last_sent if prev.last_sent is not None else prev.since
     if last is None or now - last >= digest_every:
-        return sent("digest", severity, f"still {new} after {streak} outcome(s); digest due",
-                    failing_for=now - since, streak=streak)
+        return sent(
+            "digest",
+            severity,
+            f"still {new} after {streak} outcome(s); digest due",
+            failing_for=now - since,
+            streak=streak,
+        )
     return silent(f"still {new}; next digest in {digest_every - (now - last):.0f}s", severity)
 
 

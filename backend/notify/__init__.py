@@ -29,16 +29,17 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Sequence
 
-from . import __version__
-from .errors import DumpdeckError
-from .units import format_bytes, format_duration
+from dumpdeck import __version__
+
+from ..errors import DumpdeckError
+from ..units import format_bytes, format_duration
 
 log = logging.getLogger("dumpdeck.notify")
 
@@ -55,10 +56,10 @@ class NotifyError(DumpdeckError):
 
 @dataclass(frozen=True)
 class Message:
-    severity: str            # FAILED | RECOVERED | OK | WARNING | CRITICAL
-    title: str               # the subject without its severity prefix
-    body: str                # plain text
-    key: str = ""            # what it is about: job:nightly, disk:/var/backups, check, verify:main/shop
+    severity: str  # FAILED | RECOVERED | OK | WARNING | CRITICAL
+    title: str  # the subject without its severity prefix
+    body: str  # plain text
+    key: str = ""  # what it is about: job:nightly, disk:/var/backups, check, verify:main/shop
     facts: dict = field(default_factory=dict)  # structured fields for `format: json` webhooks
 
     @property
@@ -66,18 +67,18 @@ class Message:
         return f"[{self.severity}] {self.title}"
 
     def to_dict(self) -> dict:
-        return {"severity": self.severity, "title": self.title, "body": self.body, "key": self.key,
-                "facts": self.facts}
+        return {"severity": self.severity, "title": self.title, "body": self.body, "key": self.key, "facts": self.facts}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Message":
-        return cls(severity=d["severity"], title=d["title"], body=d["body"], key=d.get("key", ""),
-                   facts=d.get("facts") or {})
+    def from_dict(cls, d: dict) -> Message:
+        return cls(
+            severity=d["severity"], title=d["title"], body=d["body"], key=d.get("key", ""), facts=d.get("facts") or {}
+        )
 
 
 @dataclass(frozen=True)
 class Delivery:
-    channel: str             # email | webhook
+    channel: str  # email | webhook
     ok: bool
     error: str | None = None
 
@@ -88,13 +89,13 @@ class DbOutcome:
 
     server: str
     database: str
-    status: str                        # done | failed | cancelled | ...
+    status: str  # done | failed | cancelled | ...
     error: str | None = None
     file: str | None = None
     bytes_raw: int | None = None
     bytes_stored: int | None = None
     duration: float | None = None
-    flags: tuple[str, ...] = ()        # trend flag texts
+    flags: tuple[str, ...] = ()  # trend flag texts
     verified_level: int | None = None
     verification_failed: str | None = None
 
@@ -109,7 +110,7 @@ class RunSummary:
     job: str | None
     trigger: str | None
     server: str | None
-    status: str                        # succeeded | failed | cancelled | lost | ...
+    status: str  # succeeded | failed | cancelled | lost | ...
     reason: str | None
     started: datetime | None
     finished: datetime | None
@@ -129,11 +130,11 @@ class RunSummary:
 @dataclass(frozen=True)
 class DiskLine:
     path: str
-    label: str              # what lives there: backup dir, state dir
+    label: str  # what lives there: backup dir, state dir
     percent: float | None
     free: int | None
     total: int | None
-    level: str              # ok | warning | critical
+    level: str  # ok | warning | critical
     warn_percent: float = 80.0
     critical_percent: float = 90.0
 
@@ -142,8 +143,10 @@ class DiskLine:
         pct = f"{self.percent:.0f}% used" if self.percent is not None else "usage unknown"
         free = f", {format_bytes(self.free)} free of {format_bytes(self.total)}" if self.free is not None else ""
         mark = "" if self.level == "ok" else f"  ← {self.level.upper()}"
-        return (f"{self.path} ({self.label}): {pct}{free} "
-                f"(warning at {self.warn_percent:.0f}%, critical at {self.critical_percent:.0f}%){mark}")
+        return (
+            f"{self.path} ({self.label}): {pct}{free} "
+            f"(warning at {self.warn_percent:.0f}%, critical at {self.critical_percent:.0f}%){mark}"
+        )
 
 
 # --------------------------------------------------------------------------- composition
@@ -152,7 +155,7 @@ class DiskLine:
 def _when(dt: datetime | None) -> str:
     if dt is None:
         return "-"
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _kv(rows: Sequence[tuple[str, str]]) -> str:
@@ -167,8 +170,16 @@ def _one_line(text: str | None, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence[DiskLine] = (),
-                failing_for: float | None = None, streak: int = 0, config_path: str | None = None) -> Message:
+def compose_run(
+    summary: RunSummary,
+    kind: str,
+    severity: str,
+    *,
+    disk: Sequence[DiskLine] = (),
+    failing_for: float | None = None,
+    streak: int = 0,
+    config_path: str | None = None,
+) -> Message:
     """The message for one finished run: `kind` from the policy (failure, digest, recovery, ...)."""
     dbs = summary.databases
     failed = [d for d in dbs if not d.ok]
@@ -178,9 +189,11 @@ def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence
         if failing_for is not None:
             headline += f" after {format_duration(failing_for)} ({streak} failed run{'s' if streak != 1 else ''})"
     elif kind == "digest":
-        headline = (f"{summary.label}: still failing"
-                    + (f" for {format_duration(failing_for)}" if failing_for is not None else "")
-                    + (f", {streak} failed runs in a row" if streak else ""))
+        headline = (
+            f"{summary.label}: still failing"
+            + (f" for {format_duration(failing_for)}" if failing_for is not None else "")
+            + (f", {streak} failed runs in a row" if streak else "")
+        )
     elif not summary.ok:
         if failed and len(dbs) > 1:
             headline = f"{summary.label}: {len(failed)} of {len(dbs)} databases failed"
@@ -208,8 +221,11 @@ def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence
     rows = [
         ("Server", summary.server or "-"),
         ("Job", summary.job or "(ad-hoc)"),
-        ("Run", f"{summary.run_id if summary.run_id is not None else '-'}"
-                + (f" (trigger: {summary.trigger})" if summary.trigger else "")),
+        (
+            "Run",
+            f"{summary.run_id if summary.run_id is not None else '-'}"
+            + (f" (trigger: {summary.trigger})" if summary.trigger else ""),
+        ),
         ("Status", status_text),
         ("Started", _when(summary.started)),
         ("Finished", _when(summary.finished)),
@@ -252,12 +268,28 @@ def compose_run(summary: RunSummary, kind: str, severity: str, *, disk: Sequence
     if not failed and not flagged and not unverified and summary.ok:
         lines.append(f"  dumpdeck{cfg} report   (the status page of every database)")
     facts = {
-        "run": summary.run_id, "job": summary.job, "server": summary.server, "status": summary.status,
-        "reason": summary.reason, "started": _when(summary.started), "finished": _when(summary.finished),
+        "run": summary.run_id,
+        "job": summary.job,
+        "server": summary.server,
+        "status": summary.status,
+        "reason": summary.reason,
+        "started": _when(summary.started),
+        "finished": _when(summary.finished),
         "kind": kind,
-        "databases": [{"database": d.database, "server": d.server, "status": d.status, "error": d.error,
-                       "file": d.file, "bytes_stored": d.bytes_stored, "bytes_raw": d.bytes_raw,
-                       "duration": d.duration, "flags": list(d.flags)} for d in dbs],
+        "databases": [
+            {
+                "database": d.database,
+                "server": d.server,
+                "status": d.status,
+                "error": d.error,
+                "file": d.file,
+                "bytes_stored": d.bytes_stored,
+                "bytes_raw": d.bytes_raw,
+                "duration": d.duration,
+                "flags": list(d.flags),
+            }
+            for d in dbs
+        ],
     }
     key = f"job:{summary.job}" if summary.job else f"adhoc:{summary.server}"
     return Message(severity, f"dumpdeck: {headline}", "\n".join(lines) + "\n", key, facts)
@@ -273,36 +305,72 @@ def compose_disk(line: DiskLine, kind: str, severity: str, *, backups_note: str 
     body = [headline, "", "Disk:", f"  {line.text}"]
     if backups_note:
         body += ["", backups_note]
-    body += ["", "What to look at next:", "  dumpdeck prune --dry-run   (what retention would free)",
-             f"  du -sh {line.path}/*"]
-    return Message(severity, f"dumpdeck: {headline}", "\n".join(body) + "\n", f"disk:{line.path}",
-                   {"path": line.path, "percent": line.percent, "level": line.level, "kind": kind})
+    body += [
+        "",
+        "What to look at next:",
+        "  dumpdeck prune --dry-run   (what retention would free)",
+        f"  du -sh {line.path}/*",
+    ]
+    return Message(
+        severity,
+        f"dumpdeck: {headline}",
+        "\n".join(body) + "\n",
+        f"disk:{line.path}",
+        {"path": line.path, "percent": line.percent, "level": line.level, "kind": kind},
+    )
 
 
-def compose_verification(server: str, database: str, file: str, level: int, reason: str, kind: str,
-                         severity: str, *, at: str | None = None) -> Message:
+def compose_verification(
+    server: str, database: str, file: str, level: int, reason: str, kind: str, severity: str, *, at: str | None = None
+) -> Message:
     if kind == "recovery":
         headline = f"{server}/{database}: verification passes again (level {level})"
     else:
         headline = f"{server}/{database}: verification level {level} FAILED"
-    rows = [("Server", server), ("Database", database), ("File", file), ("Level", str(level)),
-            ("When", at or "-"), ("Result", _one_line(reason, 500) or "-")]
-    body = [headline, "", _kv(rows), "", "What to look at next:",
-            f"  dumpdeck verify {file}", "  dumpdeck dumps   (is an older dump verified?)"]
-    return Message(severity, f"dumpdeck: {headline}", "\n".join(body) + "\n",
-                   f"verify:{server}/{database}",
-                   {"server": server, "database": database, "file": file, "level": level, "reason": reason,
-                    "kind": kind})
+    rows = [
+        ("Server", server),
+        ("Database", database),
+        ("File", file),
+        ("Level", str(level)),
+        ("When", at or "-"),
+        ("Result", _one_line(reason, 500) or "-"),
+    ]
+    body = [
+        headline,
+        "",
+        _kv(rows),
+        "",
+        "What to look at next:",
+        f"  dumpdeck verify {file}",
+        "  dumpdeck dumps   (is an older dump verified?)",
+    ]
+    return Message(
+        severity,
+        f"dumpdeck: {headline}",
+        "\n".join(body) + "\n",
+        f"verify:{server}/{database}",
+        {"server": server, "database": database, "file": file, "level": level, "reason": reason, "kind": kind},
+    )
 
 
-def compose_check(line: str, problems: Sequence[str], kind: str, severity: str, *,
-                  disk: Sequence[DiskLine] = (), failing_for: float | None = None,
-                  config_path: str | None = None) -> Message:
+def compose_check(
+    line: str,
+    problems: Sequence[str],
+    kind: str,
+    severity: str,
+    *,
+    disk: Sequence[DiskLine] = (),
+    failing_for: float | None = None,
+    config_path: str | None = None,
+) -> Message:
     if kind == "recovery":
         headline = "dead-man's check: all clear again" + (
-            f" after {format_duration(failing_for)}" if failing_for is not None else "")
+            f" after {format_duration(failing_for)}" if failing_for is not None else ""
+        )
     elif kind == "digest":
-        headline = f"dead-man's check: still {severity.lower()} ({len(problems)} problem{'s' if len(problems) != 1 else ''})"
+        headline = (
+            f"dead-man's check: still {severity.lower()} ({len(problems)} problem{'s' if len(problems) != 1 else ''})"
+        )
     else:
         headline = f"dead-man's check: {len(problems)} problem{'s' if len(problems) != 1 else ''}"
     cfg = f" --config {config_path}" if config_path else ""
@@ -313,18 +381,29 @@ def compose_check(line: str, problems: Sequence[str], kind: str, severity: str, 
         body.append("")
     if disk:
         body += ["Disk:"] + [f"  {d.text}" for d in disk] + [""]
-    body += ["What to look at next:", f"  dumpdeck{cfg} check --no-notify", f"  dumpdeck{cfg} report",
-             f"  dumpdeck{cfg} job list   (did the scheduled jobs run? is cron/systemd installed?)"]
-    return Message(severity, f"dumpdeck: {headline}", "\n".join(body) + "\n", "check",
-                   {"line": line, "problems": list(problems), "kind": kind})
+    body += [
+        "What to look at next:",
+        f"  dumpdeck{cfg} check --no-notify",
+        f"  dumpdeck{cfg} report",
+        f"  dumpdeck{cfg} job list   (did the scheduled jobs run? is cron/systemd installed?)",
+    ]
+    return Message(
+        severity,
+        f"dumpdeck: {headline}",
+        "\n".join(body) + "\n",
+        "check",
+        {"line": line, "problems": list(problems), "kind": kind},
+    )
 
 
 def compose_test(config_path: str | None = None) -> Message:
     host = socket.gethostname()
-    body = (f"This is a test message from dumpdeck {__version__} on {host}, sent by `dumpdeck notify test`.\n"
-            f"Configuration: {config_path or '-'}\nSent: {_when(datetime.now(timezone.utc))}\n\n"
-            "If you read this, this channel works: failures, recoveries, disk alarms and the dead-man's\n"
-            "check will reach you here.\n")
+    body = (
+        f"This is a test message from dumpdeck {__version__} on {host}, sent by `dumpdeck notify test`.\n"
+        f"Configuration: {config_path or '-'}\nSent: {_when(datetime.now(UTC))}\n\n"
+        "If you read this, this channel works: failures, recoveries, disk alarms and the dead-man's\n"
+        "check will reach you here.\n"
+    )
     return Message("OK", f"dumpdeck: test message from {host}", body, "test", {"kind": "test"})
 
 
@@ -373,8 +452,9 @@ def scrubbed(message: Message, secret_values: Sequence[str]) -> Message:
     if not secret_values:
         return message
     facts = json.loads(scrub(json.dumps(message.facts, default=str), [json.dumps(s)[1:-1] for s in secret_values]))
-    return Message(message.severity, scrub(message.title, secret_values), scrub(message.body, secret_values),
-                   message.key, facts)
+    return Message(
+        message.severity, scrub(message.title, secret_values), scrub(message.body, secret_values), message.key, facts
+    )
 
 
 def redact_url(url: str) -> str:
@@ -427,8 +507,9 @@ def send_email(cfg, message: Message) -> None:
     except DumpdeckError as exc:
         raise NotifyError(f"e-mail: {exc}") from None
     if cfg.user and password is None:
-        raise NotifyError(f"e-mail: {where}: user {cfg.user!r} is set but no password "
-                          f"(notify.email.password_file or password_env)")
+        raise NotifyError(
+            f"e-mail: {where}: user {cfg.user!r} is set but no password (notify.email.password_file or password_env)"
+        )
     context = ssl.create_default_context()
     try:
         if cfg.security == "tls":
@@ -439,8 +520,9 @@ def send_email(cfg, message: Message) -> None:
             client.ehlo()
             if cfg.security == "starttls":
                 if not client.has_extn("starttls"):
-                    raise NotifyError(f"e-mail: {where}: the server does not offer STARTTLS "
-                                      f"(set notify.email.security: tls or none)")
+                    raise NotifyError(
+                        f"e-mail: {where}: the server does not offer STARTTLS (set notify.email.security: tls or none)"
+                    )
                 client.starttls(context=context)
                 client.ehlo()
             if cfg.user:
@@ -461,7 +543,7 @@ def send_email(cfg, message: Message) -> None:
         raise NotifyError(f"e-mail: {where}: {_smtp_reason(exc)}") from None
     except ssl.SSLError as exc:
         raise NotifyError(f"e-mail: {where}: TLS failed: {exc.reason or exc}") from None
-    except (OSError, socket.timeout) as exc:
+    except (TimeoutError, OSError) as exc:
         raise NotifyError(f"e-mail: {where}: {exc.strerror or exc}") from None
 
 
@@ -489,8 +571,12 @@ def _slack_escape(text: str) -> str:
 def send_webhook(cfg, message: Message) -> None:
     where = f"webhook {redact_url(cfg.url)}"
     data = json.dumps(webhook_payload(cfg, message), ensure_ascii=False).encode()
-    req = urllib.request.Request(cfg.url, data=data, method="POST", headers={
-        "Content-Type": "application/json; charset=utf-8", "User-Agent": f"dumpdeck/{__version__}"})
+    req = urllib.request.Request(
+        cfg.url,
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": f"dumpdeck/{__version__}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=cfg.timeout) as resp:
             resp.read(4096)
@@ -500,12 +586,14 @@ def send_webhook(cfg, message: Message) -> None:
             detail = exc.read(200).decode("utf-8", "replace").strip()
         except Exception:
             pass
-        raise NotifyError(f"{where}: HTTP {exc.code} {exc.reason}" + (f": {_one_line(detail, 200)}" if detail else "")) from None
+        raise NotifyError(
+            f"{where}: HTTP {exc.code} {exc.reason}" + (f": {_one_line(detail, 200)}" if detail else "")
+        ) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         text = getattr(reason, "strerror", None) or str(reason)
         raise NotifyError(f"{where}: {text}") from None
-    except (OSError, socket.timeout) as exc:
+    except (TimeoutError, OSError) as exc:
         raise NotifyError(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
@@ -528,7 +616,7 @@ def deliver(config, message: Message, only: Sequence[str] | None = None) -> list
     secret_values = secrets(config)
     clean = scrubbed(message, secret_values)
     out = []
-    for channel in (only if only is not None else channels(config)):
+    for channel in only if only is not None else channels(config):
         try:
             send(config, clean, channel)
         except NotifyError as exc:
@@ -559,7 +647,7 @@ class Dispatch:
     """What happened to one subject's outcome: the policy decision and each channel's delivery."""
 
     key: str
-    decision: object                 # policy.Decision
+    decision: object  # policy.Decision
     message: Message | None
     deliveries: tuple[Delivery, ...] = ()
 
@@ -568,8 +656,19 @@ class Dispatch:
         return any(d.ok for d in self.deliveries)
 
 
-def dispatch(config, store, key: str, status: str, compose, *, now: float, policy: str | None = None,
-             first_success: bool = True, bad_severity: str = "FAILED", detail: str | None = None) -> Dispatch:
+def dispatch(
+    config,
+    store,
+    key: str,
+    status: str,
+    compose,
+    *,
+    now: float,
+    policy: str | None = None,
+    first_success: bool = True,
+    bad_severity: str = "FAILED",
+    detail: str | None = None,
+) -> Dispatch:
     """Apply the policy to one outcome of `key`, persist the new state, deliver and record.
 
     `compose(decision) -> Message` is called only when the policy says send.
@@ -579,9 +678,16 @@ def dispatch(config, store, key: str, status: str, compose, *, now: float, polic
 
     state_key = f"notify:{key}"
     previous = store.get_notify_state(state_key)
-    decision = policy_mod.decide(policy or config.notify.policy, previous, status, now,
-                                 config.notify.digest_every, detail=detail, first_success=first_success,
-                                 bad_severity=bad_severity)
+    decision = policy_mod.decide(
+        policy or config.notify.policy,
+        previous,
+        status,
+        now,
+        config.notify.digest_every,
+        detail=detail,
+        first_success=first_success,
+        bad_severity=bad_severity,
+    )
     store.set_notify_state(state_key, decision.state.to_dict())
     if not decision.send:
         log.info("notification for %s not sent: %s", key, decision.why)
@@ -590,8 +696,9 @@ def dispatch(config, store, key: str, status: str, compose, *, now: float, polic
     clean = scrubbed(message, secrets(config))
     deliveries = tuple(deliver(config, clean))
     for d in deliveries:
-        store.record_notification(d.channel, key, clean.subject, d.ok, d.error,
-                                  payload=None if d.ok else clean.to_dict())
+        store.record_notification(
+            d.channel, key, clean.subject, d.ok, d.error, payload=None if d.ok else clean.to_dict()
+        )
     return Dispatch(key, decision, clean, deliveries)
 
 
@@ -613,8 +720,10 @@ def retry_pending(config, store, *, max_age: float = 3 * 86400.0, now: float | N
         except (KeyError, TypeError):
             continue
         when = _when(at)
-        note = (f"(This message could not be delivered at {when}: {row.get('error') or 'unknown error'}.\n"
-                f" It is resent now, with the next event.)\n\n")
+        note = (
+            f"(This message could not be delivered at {when}: {row.get('error') or 'unknown error'}.\n"
+            f" It is resent now, with the next event.)\n\n"
+        )
         message = Message(original.severity, original.title, note + original.body, original.key, original.facts)
         [result] = deliver(config, message, only=[row["channel"]])
         if result.ok:

@@ -5,21 +5,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from backend import catalog
-from backend.errors import UsageError
-from backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
+from dumpdeck.backend import catalog
+from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
 
 from ..output import print_json, style
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "verify", help="verify a dump: file, stream, content (levels 1-3)",
+        "verify",
+        help="verify a dump: file, stream, content (levels 1-3)",
         description="Check a dump level by level: L1 file (exists, sha256 matches the manifest), L2 stream "
-                    "(decodes completely, dump header and '-- Dump completed' footer), L3 content (statement "
-                    "statistics against the manifest's inventory, nothing outside the database). Stops at the "
-                    "first failing level; the result is appended to the manifest.",
-        epilog="exit codes: 0 passed, 1 failed, 2 usage error")
+        "(decodes completely, dump header and '-- Dump completed' footer), L3 content (statement "
+        "statistics against the manifest's inventory, nothing outside the database). Stops at the "
+        "first failing level; the result is appended to the manifest.",
+        epilog="exit codes: 0 passed, 1 failed, 2 usage error",
+    )
     add_target_args(p)
     p.add_argument("--level", "-l", type=int, choices=[1, 2, 3], default=3, help="highest level to check (default 3)")
     p.add_argument("--no-record", action="store_true", help="do not append the result to the manifest")
@@ -91,16 +93,17 @@ def notify_result(ctx, report: VerifyReport) -> None:
     if not report.recorded:
         return
     try:
-        from backend import manifest as manifest_mod
-        from backend import postrun
-        from backend.state import open_store
+        from dumpdeck.backend import manifest as manifest_mod
+        from dumpdeck.backend import postrun
+        from dumpdeck.backend.state import open_store
 
         config = ctx.config
         m = manifest_mod.load(report.path)
         if not m.verifications:
             return
         with open_store(config) as store:
-            postrun.notify_verification(config, store, m.server.get("name", "?"), m.database, str(report.path),
-                                        m.verifications[-1])
-    except Exception:  # noqa: BLE001 - notification is best effort here
+            postrun.notify_verification(
+                config, store, m.server.get("name", "?"), m.database, str(report.path), m.verifications[-1]
+            )
+    except Exception:
         return

@@ -24,16 +24,16 @@ import shlex
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import yaml
+from dumpdeck.backend.config import Config, default_state_dir, load_config
+from dumpdeck.backend.errors import DumpdeckError, UsageError
+from dumpdeck.backend.sandbox import Sandbox, SandboxError, _pid_alive, require_binaries
 
 from . import sample_data
-from .config import Config, default_state_dir, load_config
-from .errors import DumpdeckError, UsageError
-from .sandbox import Sandbox, SandboxError, _pid_alive, require_binaries
 
 SERVER_NAME = "demo"
 INFO_FILE = "demo.json"
@@ -70,8 +70,8 @@ class DemoInfo:
     socket: str
     port: int | None
     sandbox_pid: int | None
-    owner_pid: int | None             # the `dumpdeck demo` that started the server
-    users: list[int] = field(default_factory=list)   # `dumpdeck demo` processes using it now
+    owner_pid: int | None  # the `dumpdeck demo` that started the server
+    users: list[int] = field(default_factory=list)  # `dumpdeck demo` processes using it now
     keep: bool = False
     config: str = ""
     started: float = 0.0
@@ -114,13 +114,13 @@ class DemoSession:
     socket: Path
     port: int | None
     sandbox_pid: int | None
-    reused: bool                      # the server was already running
-    shared_with: list[int]            # other live `dumpdeck demo` pids using the same server
-    kept_by_other: bool               # the running demo was already marked --keep
+    reused: bool  # the server was already running
+    shared_with: list[int]  # other live `dumpdeck demo` pids using the same server
+    kept_by_other: bool  # the running demo was already marked --keep
     keep: bool
-    loaded: list[str] = field(default_factory=list)      # databases loaded by this call
+    loaded: list[str] = field(default_factory=list)  # databases loaded by this call
     rows_loaded: int = 0
-    seeded: list[str] = field(default_factory=list)      # databases backed up by this call
+    seeded: list[str] = field(default_factory=list)  # databases backed up by this call
     seed_warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # sandbox_start, data_load, seed_backups
 
@@ -141,7 +141,7 @@ class StopResult:
     directory: Path
     was_running: bool
     purged: bool
-    cut_off: tuple[int, ...] = ()     # live `dumpdeck demo` processes whose server went away
+    cut_off: tuple[int, ...] = ()  # live `dumpdeck demo` processes whose server went away
 
 
 @dataclass(frozen=True)
@@ -164,13 +164,16 @@ def _check_directory(directory: Path) -> None:
     if len(os.fsencode(sock)) > SUN_PATH_MAX:
         raise UsageError(
             f"demo directory {directory} is too deep: its socket path {sock} would be "
-            f"{len(os.fsencode(sock))} bytes, the limit is {SUN_PATH_MAX}; choose a shorter --dir")
+            f"{len(os.fsencode(sock))} bytes, the limit is {SUN_PATH_MAX}; choose a shorter --dir"
+        )
     if directory.exists():
         if not directory.is_dir():
             raise UsageError(f"demo directory {directory} exists and is not a directory")
         if any(directory.iterdir()) and not is_demo_dir(directory):
-            raise UsageError(f"{directory} is not empty and is not a dumpdeck demo directory; "
-                             "choose another --dir (nothing was changed)")
+            raise UsageError(
+                f"{directory} is not empty and is not a dumpdeck demo directory; "
+                "choose another --dir (nothing was changed)"
+            )
 
 
 @contextlib.contextmanager
@@ -189,8 +192,10 @@ def _locked(directory: Path, timeout: float = 300.0, on_wait: Step | None = None
                     on_wait("another `dumpdeck demo` is setting up or stopping this demo; waiting for it")
                     told = True
                 if time.monotonic() > deadline:
-                    raise DemoError(f"{directory / LOCK_FILE} is held by another dumpdeck demo "
-                                    f"for more than {timeout:.0f}s; giving up") from None
+                    raise DemoError(
+                        f"{directory / LOCK_FILE} is held by another dumpdeck demo "
+                        f"for more than {timeout:.0f}s; giving up"
+                    ) from None
                 time.sleep(0.1)
         yield
     finally:
@@ -249,19 +254,34 @@ def config_text(directory: Path, socket: Path) -> str:
     state = directory / STATE_DIR
     data = {
         "servers": {SERVER_NAME: {"socket": str(socket), "user": "root"}},
-        "backup": {"dir": str(directory / BACKUP_DIR), "compression": "zstd", "level": 3,
-                   "timeout": "15m", "stall_timeout": "2m"},
+        "backup": {
+            "dir": str(directory / BACKUP_DIR),
+            "compression": "zstd",
+            "level": 3,
+            "timeout": "15m",
+            "stall_timeout": "2m",
+        },
         "state_dir": str(state),
         "log": {"file": str(state / "dumpdeck.log"), "max_size": "10MiB", "keep": 3},
-        "jobs": {"nightly": {"server": SERVER_NAME, "databases": ["*"], "schedule": "0 2 * * *",
-                             "parallel": 2, "retries": 1, "verify": 2}},
+        "jobs": {
+            "nightly": {
+                "server": SERVER_NAME,
+                "databases": ["*"],
+                "schedule": "0 2 * * *",
+                "parallel": 2,
+                "retries": 1,
+                "verify": 2,
+            }
+        },
         "retention": {"keep_last": 7, "keep_days": 14, "daily": 7, "weekly": 4, "monthly": 6},
         "restore_test": {"target": "sandbox"},
     }
-    header = ("# dumpdeck demo configuration, written by `dumpdeck demo`.\n"
-              "# The server is a sandbox MariaDB with sample databases; root has no password and\n"
-              f"# listens on a unix socket only. Open the console with:\n"
-              f"#   dumpdeck --config {shlex.quote(str(directory / CONFIG_FILE))}\n")
+    header = (
+        "# dumpdeck demo configuration, written by `dumpdeck demo`.\n"
+        "# The server is a sandbox MariaDB with sample databases; root has no password and\n"
+        f"# listens on a unix socket only. Open the console with:\n"
+        f"#   dumpdeck --config {shlex.quote(str(directory / CONFIG_FILE))}\n"
+    )
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -286,18 +306,20 @@ def status(directory: Path | None = None) -> DemoStatus:
     directory = Path(directory) if directory is not None else default_demo_dir()
     info = read_info(directory)
     running = directory.is_dir() and _server_pid(_sandbox(directory)) is not None
-    return DemoStatus(directory=directory, exists=directory.is_dir() and is_demo_dir(directory),
-                      running=running, info=info)
+    return DemoStatus(
+        directory=directory, exists=directory.is_dir() and is_demo_dir(directory), running=running, info=info
+    )
 
 
-def seed_backups(config: Config, databases: list[str] | tuple[str, ...], parallel: int = 2,
-                 verify_level: int = 3) -> tuple[list[str], list[str]]:
+def seed_backups(
+    config: Config, databases: list[str] | tuple[str, ...], parallel: int = 2, verify_level: int = 3
+) -> tuple[list[str], list[str]]:
     """One dump of each database through backend.dump, verified to `verify_level` (recorded in
     its manifest, so the console shows the level), `parallel` at once → (done, warnings)."""
     import concurrent.futures
 
-    from .dump import dump_database
-    from .verify import verify_file
+    from dumpdeck.backend.dump import dump_database
+    from dumpdeck.backend.verify import verify_file
 
     server = config.server(SERVER_NAME)
     done: list[str] = []
@@ -335,8 +357,15 @@ def seed_backups(config: Config, databases: list[str] | tuple[str, ...], paralle
     return done, warnings
 
 
-def start(directory: Path | None = None, *, port: int | None = None, keep: bool = False,
-          seed: bool = True, scale: float = 1.0, on_step: Step | None = None) -> DemoSession:
+def start(
+    directory: Path | None = None,
+    *,
+    port: int | None = None,
+    keep: bool = False,
+    seed: bool = True,
+    scale: float = 1.0,
+    on_step: Step | None = None,
+) -> DemoSession:
     """Start (or join) the demo in `directory`: sandbox up, sample data loaded, config written.
 
     Raises MissingBinaryError (exit 2) before touching the disk when mariadbd is not installed.
@@ -364,8 +393,9 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
             kept_by_other = bool(info and info.keep)
             sb.port = info.port if info else None
             if info is None:
-                info = DemoInfo(directory=str(directory), socket=str(sb.socket), port=sb.port,
-                                sandbox_pid=sb.pid, owner_pid=None)
+                info = DemoInfo(
+                    directory=str(directory), socket=str(sb.socket), port=sb.port, sandbox_pid=sb.pid, owner_pid=None
+                )
             say(f"a demo sandbox is already running in {directory} (mariadbd pid {sb.pid}); sharing it")
         else:
             t0 = time.monotonic()
@@ -380,22 +410,40 @@ def start(directory: Path | None = None, *, port: int | None = None, keep: bool 
                 if previous is None:  # nothing of value was there before this call
                     _purge(directory)
                 if reason is not None:
-                    hint = ("; choose another --port" if port and ("Bind on TCP/IP" in reason or "in use" in reason)
-                            else "")
+                    hint = (
+                        "; choose another --port" if port and ("Bind on TCP/IP" in reason or "in use" in reason) else ""
+                    )
                     raise DemoError(f"the sandbox mariadbd in {directory} did not start: {reason}{hint}") from exc
                 raise
             timings["sandbox_start"] = time.monotonic() - t0
-            info = DemoInfo(directory=str(directory), socket=str(sb.socket), port=port, sandbox_pid=sb.pid,
-                            owner_pid=me, users=[], keep=False, started=time.time(),
-                            loaded=list(previous.loaded) if previous else [],
-                            data_version=previous.data_version if previous else sample_data.DATA_VERSION,
-                            scale=previous.scale if previous else scale)
+            info = DemoInfo(
+                directory=str(directory),
+                socket=str(sb.socket),
+                port=port,
+                sandbox_pid=sb.pid,
+                owner_pid=me,
+                users=[],
+                keep=False,
+                started=time.time(),
+                loaded=list(previous.loaded) if previous else [],
+                data_version=previous.data_version if previous else sample_data.DATA_VERSION,
+                scale=previous.scale if previous else scale,
+            )
         info.users = info.live_users(exclude=me) + [me]
         _write_info(directory, info)
 
-        session = DemoSession(directory=directory, config_path=directory / CONFIG_FILE, socket=sb.socket,
-                              port=info.port, sandbox_pid=sb.pid, reused=reused, shared_with=shared_with,
-                              kept_by_other=kept_by_other, keep=keep or kept_by_other, timings=timings)
+        session = DemoSession(
+            directory=directory,
+            config_path=directory / CONFIG_FILE,
+            socket=sb.socket,
+            port=info.port,
+            sandbox_pid=sb.pid,
+            reused=reused,
+            shared_with=shared_with,
+            kept_by_other=kept_by_other,
+            keep=keep or kept_by_other,
+            timings=timings,
+        )
         try:
             _ensure_data(sb, directory, info, scale, session, say)
             session.config_path = write_config(directory, sb.socket)
@@ -429,29 +477,35 @@ def _server_error(sb: Sandbox) -> str | None:
         lines = sb.error_log.read_text(errors="replace").splitlines()
     except OSError:
         return None
-    errors = [ln.split("[ERROR]", 1)[1].strip() for ln in lines
-              if "[ERROR]" in ln and "Aborting" not in ln]
+    errors = [ln.split("[ERROR]", 1)[1].strip() for ln in lines if "[ERROR]" in ln and "Aborting" not in ln]
     return "; ".join(errors[-2:]) if errors else None
 
 
 def _start_log(cfg: Config, session: DemoSession, sb: Sandbox) -> None:
     """Say in the demo's own log what the demo did, so the console's log pane starts with it."""
     with contextlib.suppress(Exception):
-        from .logs import setup_logging
+        from dumpdeck.backend.logs import setup_logging
 
         setup_logging(cfg)
         if session.reused:
             _log.info("joined the running sandbox mariadbd pid %s on %s", sb.pid, sb.socket)
         else:
-            _log.info("sandbox mariadbd pid %s started on %s in %.1fs", sb.pid, sb.socket,
-                      session.timings.get("sandbox_start", 0.0))
+            _log.info(
+                "sandbox mariadbd pid %s started on %s in %.1fs",
+                sb.pid,
+                sb.socket,
+                session.timings.get("sandbox_start", 0.0),
+            )
         if session.loaded:
-            _log.info("loaded %s (%s rows) in %.1fs", ", ".join(session.loaded),
-                      f"{session.rows_loaded:,}", session.timings.get("data_load", 0.0))
+            _log.info(
+                "loaded %s (%s rows) in %.1fs",
+                ", ".join(session.loaded),
+                f"{session.rows_loaded:,}",
+                session.timings.get("data_load", 0.0),
+            )
 
 
-def _ensure_data(sb: Sandbox, directory: Path, info: DemoInfo, scale: float,
-                 session: DemoSession, say: Step) -> None:
+def _ensure_data(sb: Sandbox, directory: Path, info: DemoInfo, scale: float, session: DemoSession, say: Step) -> None:
     if info.data_version != sample_data.DATA_VERSION or info.scale != scale:
         info.loaded = []
     info.data_version = sample_data.DATA_VERSION

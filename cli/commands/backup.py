@@ -13,34 +13,40 @@ import dataclasses
 import sys
 import threading
 
-from backend import manifest as manifest_mod
-from backend import mysql
-from backend.errors import ConfigError, DumpdeckError
-from backend.jobs import ADHOC, start_run
-from backend.logs import setup_logging
-from backend.runner import execute
-from backend.state import open_store
-from backend.units import format_bytes, format_duration
+from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import mysql
+from dumpdeck.backend.errors import ConfigError, DumpdeckError
+from dumpdeck.backend.jobs import ADHOC, start_run
+from dumpdeck.backend.logs import setup_logging
+from dumpdeck.backend.runner import execute
+from dumpdeck.backend.state import open_store
+from dumpdeck.backend.units import format_bytes, format_duration
 
 from ..output import ProgressLine, print_json, style
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "backup", help="dump databases now (live progress; --detach to run in the background)",
+        "backup",
+        help="dump databases now (live progress; --detach to run in the background)",
         description="Dump one or more databases now. Each database becomes one compressed, checksummed "
-                    "file with a manifest, verified to level 2 (stream decodes, header and footer present). "
-                    "A dump counts only if the dump tool exits 0 and the footer is present. The run is "
-                    "recorded in the state store, so every console shows it live.",
+        "file with a manifest, verified to level 2 (stream decodes, header and footer present). "
+        "A dump counts only if the dump tool exits 0 and the footer is present. The run is "
+        "recorded in the state store, so every console shows it live.",
         epilog="exit codes: 0 every dump succeeded, 1 at least one failed, 2 usage or configuration error, "
-               "130 cancelled with Ctrl-C")
+        "130 cancelled with Ctrl-C",
+    )
     p.add_argument("databases", nargs="*", metavar="DB", help="database names (quote names with spaces)")
     p.add_argument("--server", "-s", help="server name from the config (needed when several are configured)")
     p.add_argument("--all", action="store_true", help="every non-system database of the server")
-    p.add_argument("--compression", choices=["zstd", "gzip", "xz", "none"],
-                   help="override backup.compression (not with --detach)")
-    p.add_argument("--detach", action="store_true",
-                   help="start a detached runner and return at once; follow it with `dumpdeck job status RUN`")
+    p.add_argument(
+        "--compression", choices=["zstd", "gzip", "xz", "none"], help="override backup.compression (not with --detach)"
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="start a detached runner and return at once; follow it with `dumpdeck job status RUN`",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=run)
 
@@ -52,8 +58,9 @@ def run(args, ctx) -> int:
         if args.detach:
             raise ConfigError("--compression cannot be combined with --detach (the runner reads the config file)")
         level = {"zstd": 3, "gzip": 6, "xz": 3, "none": 0}[args.compression]
-        config = dataclasses.replace(config, backup=dataclasses.replace(
-            config.backup, compression=args.compression, level=level))
+        config = dataclasses.replace(
+            config, backup=dataclasses.replace(config.backup, compression=args.compression, level=level)
+        )
     databases = list(dict.fromkeys(args.databases))
     if args.all:
         conn = mysql.connect(server)
@@ -69,8 +76,10 @@ def run(args, ctx) -> int:
         if args.json:
             print_json({"run": started.id, "status": started.status, "databases": databases})
         else:
-            sys.stdout.write(f"run {started.id} started ({', '.join(databases)} on {server.name}); "
-                             f"follow it with: dumpdeck job status {started.id}\n")
+            sys.stdout.write(
+                f"run {started.id} started ({', '.join(databases)} on {server.name}); "
+                f"follow it with: dumpdeck job status {started.id}\n"
+            )
         return 0
 
     store = open_store(config)
@@ -107,13 +116,27 @@ def run(args, ctx) -> int:
     rows = store.progress(run_row.id)
     results = []
     for row in rows:
-        entry = {"database": row.database, "server": server.name, "ok": row.status == "succeeded",
-                 "status": row.status, "file": row.file, "error": row.error, "verified_level": row.verified_level}
+        entry = {
+            "database": row.database,
+            "server": server.name,
+            "ok": row.status == "succeeded",
+            "status": row.status,
+            "file": row.file,
+            "error": row.error,
+            "verified_level": row.verified_level,
+        }
         if row.status == "succeeded" and row.file:
             try:
                 m = manifest_mod.load(row.file)
-                entry.update(bytes_raw=m.bytes_raw, bytes_stored=m.bytes_stored, sha256=m.sha256,
-                             duration=m.duration, codec=m.codec, coordinates=m.coordinates, warnings=m.warnings)
+                entry.update(
+                    bytes_raw=m.bytes_raw,
+                    bytes_stored=m.bytes_stored,
+                    sha256=m.sha256,
+                    duration=m.duration,
+                    codec=m.codec,
+                    coordinates=m.coordinates,
+                    warnings=m.warnings,
+                )
             except DumpdeckError as exc:
                 entry["warnings"] = [str(exc)]
         results.append(entry)
@@ -129,7 +152,8 @@ def run(args, ctx) -> int:
             sys.stdout.write(
                 style("OK", ok=True) + f"      {name}: {r['file']}\n"
                 f"        {format_bytes(r['bytes_raw'])} SQL → {format_bytes(r['bytes_stored'])} {r['codec']} "
-                f"({ratio:.1f}:1) in {format_duration(r['duration'])}, sha256 {r['sha256'][:16]}…{level}\n")
+                f"({ratio:.1f}:1) in {format_duration(r['duration'])}, sha256 {r['sha256'][:16]}…{level}\n"
+            )
             for w in r.get("warnings") or []:
                 sys.stdout.write(style(f"        warning: {w}", ok=False) + "\n")
         else:
@@ -145,7 +169,9 @@ def _progress_text(store, run_id: int, server: str) -> str:
     for p in rows:
         if p.status in ("running", "retrying"):
             frac = f"{p.bytes_raw / p.estimate * 100:3.0f}% " if p.estimate and p.bytes_raw <= p.estimate else ""
-            parts.append(f"{p.database}: {frac}{format_bytes(p.bytes_raw)} {format_bytes(p.rate)}/s "
-                         f"{p.current_table or ''}".rstrip())
+            parts.append(
+                f"{p.database}: {frac}{format_bytes(p.bytes_raw)} {format_bytes(p.rate)}/s "
+                f"{p.current_table or ''}".rstrip()
+            )
     done = sum(1 for p in rows if p.status == "succeeded")
     return f"[{done}/{len(rows)}] " + ("  |  ".join(parts) if parts else "preparing…")

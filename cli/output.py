@@ -6,9 +6,10 @@ import dataclasses
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 def is_tty(stream=None) -> bool:
@@ -72,11 +73,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | No
 
 
 def age(when: datetime | None, now: datetime | None = None) -> str:
-    from backend.units import format_duration
+    from dumpdeck.backend.units import format_duration
 
     if when is None:
         return "never"
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     seconds = (now - when).total_seconds()
     return "just now" if seconds < 1 else format_duration(seconds) + " ago"
 

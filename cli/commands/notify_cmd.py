@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import sys
 
-from backend import notify
-from backend.errors import ConfigError
+from dumpdeck.backend import notify
+from dumpdeck.backend.errors import ConfigError
 
 from ..output import print_json, table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("notify", help="test the notification channels, show what was sent",
-                       description="E-mail (notify.email) and webhook (notify.webhook) notifications.")
+    p = sub.add_parser(
+        "notify",
+        help="test the notification channels, show what was sent",
+        description="E-mail (notify.email) and webhook (notify.webhook) notifications.",
+    )
     nsub = p.add_subparsers(dest="notify_command", metavar="ACTION")
-    t = nsub.add_parser("test", help="send a test message to every configured channel",
-                        description="Send one test message to every configured channel and report each result.",
-                        epilog="exit codes: 0 every channel delivered, 1 at least one failed, 2 none configured")
+    t = nsub.add_parser(
+        "test",
+        help="send a test message to every configured channel",
+        description="Send one test message to every configured channel and report each result.",
+        epilog="exit codes: 0 every channel delivered, 1 at least one failed, 2 none configured",
+    )
     t.add_argument("--channel", choices=["email", "webhook"], help="only this channel")
     t.set_defaults(func=run_test)
-    lg = nsub.add_parser("log", help="recent notifications and their delivery (failed ones are retried)",
-                         description="The notification log from the state store, newest first.")
+    lg = nsub.add_parser(
+        "log",
+        help="recent notifications and their delivery (failed ones are retried)",
+        description="The notification log from the state store, newest first.",
+    )
     lg.add_argument("--limit", type=int, default=20)
     lg.add_argument("--json", action="store_true")
     lg.set_defaults(func=run_log)
@@ -47,7 +56,7 @@ def run_test(args, ctx) -> int:
 
 
 def run_log(args, ctx) -> int:
-    from backend.state import StateStore
+    from dumpdeck.backend.state import StateStore
 
     store = StateStore.open(ctx.config.state_db)
     try:
@@ -57,8 +66,22 @@ def run_log(args, ctx) -> int:
     if args.json:
         print_json([{k: v for k, v in r.items() if k != "payload"} for r in rows])
         return 0
-    sys.stdout.write(table(["ID", "WHEN", "CHANNEL", "OK", "TRIES", "SUBJECT", "ERROR"],
-                           [[r["id"], r["at"].strftime("%Y-%m-%d %H:%M:%S") if r["at"] else "", r["channel"],
-                             "yes" if r["ok"] else "PENDING", r["attempts"], r["subject"], r["error"] or ""]
-                            for r in rows]) + "\n")
+    sys.stdout.write(
+        table(
+            ["ID", "WHEN", "CHANNEL", "OK", "TRIES", "SUBJECT", "ERROR"],
+            [
+                [
+                    r["id"],
+                    r["at"].strftime("%Y-%m-%d %H:%M:%S") if r["at"] else "",
+                    r["channel"],
+                    "yes" if r["ok"] else "PENDING",
+                    r["attempts"],
+                    r["subject"],
+                    r["error"] or "",
+                ]
+                for r in rows
+            ],
+        )
+        + "\n"
+    )
     return 0

@@ -5,23 +5,29 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from backend import schedule
-from backend.errors import DumpdeckError
+from dumpdeck.backend import schedule
+from dumpdeck.backend.errors import DumpdeckError
 
 from ..output import print_json, table
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "schedule", help="install, show or remove the cron block (or systemd timers) for the jobs",
+        "schedule",
+        help="install, show or remove the cron block (or systemd timers) for the jobs",
         description="Manage the marked dumpdeck block in your crontab (lines between "
-                    f"'{schedule.BEGIN}' and '{schedule.END}'); other lines are never touched and "
-                    "installing twice changes nothing. --systemd writes timer and service units instead.",
-        epilog=f"--crontab-file (or ${schedule.ENV_CRONTAB_FILE}) edits that file instead of the user's crontab.")
+        f"'{schedule.BEGIN}' and '{schedule.END}'); other lines are never touched and "
+        "installing twice changes nothing. --systemd writes timer and service units instead.",
+        epilog=f"--crontab-file (or ${schedule.ENV_CRONTAB_FILE}) edits that file instead of the user's crontab.",
+    )
     p.add_argument("action", choices=["install", "show", "remove"])
     p.add_argument("--systemd", action="store_true", help="write/remove systemd .service and .timer units")
-    p.add_argument("--unit-dir", type=Path, metavar="DIR",
-                   help="where to write units (default /etc/systemd/system as root, else ~/.config/systemd/user)")
+    p.add_argument(
+        "--unit-dir",
+        type=Path,
+        metavar="DIR",
+        help="where to write units (default /etc/systemd/system as root, else ~/.config/systemd/user)",
+    )
     p.add_argument("--crontab-file", type=Path, metavar="FILE", help="edit this file instead of `crontab -l/-`")
     p.add_argument("--count", type=int, default=3, metavar="N", help="next run times to show (default 3)")
     p.add_argument("--json", action="store_true")
@@ -44,7 +50,9 @@ def run(args, ctx) -> int:
             if res.written or res.unchanged:
                 user = "" if str(res.unit_dir).startswith("/etc/") else " --user"
                 timers = " ".join(p.name for p in res.written + res.unchanged if p.suffix == ".timer")
-                sys.stdout.write(f"enable with: systemctl{user} daemon-reload && systemctl{user} enable --now {timers}\n")
+                sys.stdout.write(
+                    f"enable with: systemctl{user} daemon-reload && systemctl{user} enable --now {timers}\n"
+                )
             return 1 if res.problems else 0
         for path in schedule.remove_systemd(config, args.unit_dir):
             sys.stdout.write(f"removed {path}\n")
@@ -52,16 +60,20 @@ def run(args, ctx) -> int:
     if args.action == "install":
         change = schedule.install(config, args.crontab_file)
         if not schedule.scheduled_jobs(config):
-            sys.stdout.write("no job has a schedule; " + ("removed the dumpdeck block" if change.changed
-                                                          else "nothing to install") + "\n")
+            sys.stdout.write(
+                "no job has a schedule; "
+                + ("removed the dumpdeck block" if change.changed else "nothing to install")
+                + "\n"
+            )
         elif change.changed:
             sys.stdout.write(f"installed the dumpdeck block in {change.target}:\n{schedule.crontab_block(config)}")
         else:
             sys.stdout.write(f"{change.target} is already up to date\n")
         return 0
     change = schedule.remove(config, args.crontab_file)
-    sys.stdout.write(("removed the dumpdeck block from " if change.changed else "no dumpdeck block in ")
-                     + change.target + "\n")
+    sys.stdout.write(
+        ("removed the dumpdeck block from " if change.changed else "no dumpdeck block in ") + change.target + "\n"
+    )
     return 0
 
 
@@ -74,9 +86,16 @@ def _show(config, args) -> int:
             cal_problem = None
         except (schedule.Untranslatable, DumpdeckError) as exc:
             cal, cal_problem = None, str(exc)
-        jobs.append({"job": job.name, "schedule": job.schedule, "timezone": job.timezone,
-                     "next": [d.isoformat() for d in schedule.next_runs(job, args.count)] if job.schedule else [],
-                     "on_calendar": cal, "on_calendar_problem": cal_problem})
+        jobs.append(
+            {
+                "job": job.name,
+                "schedule": job.schedule,
+                "timezone": job.timezone,
+                "next": [d.isoformat() for d in schedule.next_runs(job, args.count)] if job.schedule else [],
+                "on_calendar": cal,
+                "on_calendar_problem": cal_problem,
+            }
+        )
     if args.json:
         print_json({**info, "jobs": jobs})
         return 0
@@ -90,8 +109,9 @@ def _show(config, args) -> int:
     elif info["up_to_date"]:
         sys.stdout.write(f"{info['target']}: the dumpdeck block is installed and up to date\n")
     elif info["installed"]:
-        sys.stdout.write(f"{info['target']}: the installed block differs from the config; run "
-                         "`dumpdeck schedule install`\n")
+        sys.stdout.write(
+            f"{info['target']}: the installed block differs from the config; run `dumpdeck schedule install`\n"
+        )
     else:
         sys.stdout.write(f"{info['target']}: no dumpdeck block installed; `dumpdeck schedule install` adds:\n")
         sys.stdout.write(info["wanted"])

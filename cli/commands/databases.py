@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from backend import mysql
-from backend.errors import DumpdeckError
-from backend.units import format_bytes
+from dumpdeck.backend import mysql
+from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.units import format_bytes
 
 from ..output import print_json, style, table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("databases", help="list the databases of the configured servers",
-                       description="List databases with size (data+index), tables, engines, and a warning "
-                                   "where non-transactional tables make a --single-transaction dump inconsistent.")
+    p = sub.add_parser(
+        "databases",
+        help="list the databases of the configured servers",
+        description="List databases with size (data+index), tables, engines, and a warning "
+        "where non-transactional tables make a --single-transaction dump inconsistent.",
+    )
     p.add_argument("--server", "-s", help="only this server")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -33,8 +36,15 @@ def run(args, ctx) -> int:
                 dbs = mysql.inventory(conn, server)
             finally:
                 conn.close()
-            result.append({"server": server.name, "version": info.version, "flavour": info.flavour,
-                           "reachable": True, "databases": dbs})
+            result.append(
+                {
+                    "server": server.name,
+                    "version": info.version,
+                    "flavour": info.flavour,
+                    "reachable": True,
+                    "databases": dbs,
+                }
+            )
         except DumpdeckError as exc:
             failed = True
             result.append({"server": server.name, "reachable": False, "error": str(exc), "databases": []})
@@ -49,11 +59,21 @@ def run(args, ctx) -> int:
         rows = []
         notes = []
         for db in entry["databases"]:
-            rows.append([db.name, format_bytes(db.bytes), db.tables, db.views,
-                         ",".join(db.engines) or "-", "" if db.consistent else "NOT CONSISTENT"])
+            rows.append(
+                [
+                    db.name,
+                    format_bytes(db.bytes),
+                    db.tables,
+                    db.views,
+                    ",".join(db.engines) or "-",
+                    "" if db.consistent else "NOT CONSISTENT",
+                ]
+            )
             if not db.consistent:
-                notes.append(f"  {db.name}: non-transactional tables ({', '.join(db.non_transactional[:6])}) "
-                             "are not covered by --single-transaction; their data may not match the rest")
+                notes.append(
+                    f"  {db.name}: non-transactional tables ({', '.join(db.non_transactional[:6])}) "
+                    "are not covered by --single-transaction; their data may not match the rest"
+                )
         sys.stdout.write(table(["DATABASE", "SIZE", "TABLES", "VIEWS", "ENGINES", ""], rows, "lrrrll") + "\n")
         for n in notes:
             sys.stdout.write(style(n, ok=False) + "\n")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from backend import catalog
-from backend.errors import DumpdeckError
+from dumpdeck.backend import catalog
+from dumpdeck.backend.errors import DumpdeckError
 
 from ..output import print_json
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "clean", help="remove leftover .partial files (and scratch databases with --scratch)",
+        "clean",
+        help="remove leftover .partial files (and scratch databases with --scratch)",
         description="Remove .partial dump files whose writer is gone (their lock can be taken; a dump being "
-                    "written is never touched). With --scratch, also drop leftover dumpdeck_rt_* databases of "
-                    "interrupted restore-tests on the configured servers (ones in use are skipped).",
-        epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error")
+        "written is never touched). With --scratch, also drop leftover dumpdeck_rt_* databases of "
+        "interrupted restore-tests on the configured servers (ones in use are skipped).",
+        epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error",
+    )
     p.add_argument("--dry-run", "-n", action="store_true", help="show what would be removed")
     p.add_argument("--scratch", action="store_true", help="also drop leftover dumpdeck_rt_* databases")
     p.add_argument("--server", "-s", help="with --scratch: only this server")
@@ -32,8 +34,8 @@ def run(args, ctx) -> int:
     scratch: dict[str, list[str]] = {}
     errors: dict[str, str] = {}
     if args.scratch:
-        from backend import mysql
-        from backend.restore import SCRATCH_PREFIX, cleanup_scratch
+        from dumpdeck.backend import mysql
+        from dumpdeck.backend.restore import SCRATCH_PREFIX, cleanup_scratch
 
         names = [args.server] if args.server else list(config.servers)
         for name in names:
@@ -41,8 +43,9 @@ def run(args, ctx) -> int:
                 if args.dry_run:
                     conn = mysql.connect(config.server(name))
                     try:
-                        scratch[name] = [d for d in mysql.list_databases(conn, config.server(name))
-                                         if d.startswith(SCRATCH_PREFIX)]
+                        scratch[name] = [
+                            d for d in mysql.list_databases(conn, config.server(name)) if d.startswith(SCRATCH_PREFIX)
+                        ]
                     finally:
                         conn.close()
                 else:
@@ -51,8 +54,15 @@ def run(args, ctx) -> int:
                 errors[name] = str(exc)
     verb = "would remove" if args.dry_run else "removed"
     if args.json:
-        print_json({"dry_run": args.dry_run, "partials_removed": [str(p) for p in removed],
-                    "partials_live": [str(p) for p in live], "scratch_dropped": scratch, "errors": errors})
+        print_json(
+            {
+                "dry_run": args.dry_run,
+                "partials_removed": [str(p) for p in removed],
+                "partials_live": [str(p) for p in live],
+                "scratch_dropped": scratch,
+                "errors": errors,
+            }
+        )
     else:
         for p in removed:
             sys.stdout.write(f"{verb} {p}\n")

@@ -13,9 +13,10 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from backend import __version__
-from backend.config import Config, default_config_path, load_config
-from backend.errors import DumpdeckError
+from dumpdeck.backend.config import Config, default_config_path, load_config
+from dumpdeck.backend.errors import DumpdeckError
+
+from dumpdeck import __version__
 
 EPILOG = """\
 configuration: --config PATH, else $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml
@@ -43,12 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dumpdeck",
         description="dumpdeck: an operator console and headless engine for MySQL/MariaDB logical backups "
-                    "that are checksummed, verified and restore-tested.",
+        "that are checksummed, verified and restore-tested.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", "-c", metavar="PATH", type=Path,
-                        help="configuration file (default: $DUMPDECK_CONFIG or ~/.config/dumpdeck/config.yaml)")
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        type=Path,
+        help="configuration file (default: $DUMPDECK_CONFIG or ~/.config/dumpdeck/config.yaml)",
+    )
     parser.add_argument("--version", action="version", version=f"dumpdeck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     from . import commands
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         console = getattr(args, "default_console", None)
         try:
-            from .commands import console as console_cmd  # noqa: F401
+            from .commands import console as console_cmd
         except ImportError:
             console_cmd = None
         if console_cmd is not None and console is None:

@@ -8,11 +8,12 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from backend import demo
-from backend.units import format_duration
+from dumpdeck.backend.units import format_duration
+
+from dumpdeck import demo
 
 from ..output import style
 
@@ -42,23 +43,33 @@ exit codes: 0 success (or the console's own exit code), 1 failed,
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="try dumpdeck on a sandbox MariaDB with sample databases",
-                       description=DESCRIPTION, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, metavar="DIR",
-                   help="the demo's own directory (default: $XDG_STATE_HOME/dumpdeck/demo)")
-    p.add_argument("--keep", action="store_true",
-                   help="leave the sandbox running on exit and print where it lives")
+    p = sub.add_parser(
+        "demo",
+        help="try dumpdeck on a sandbox MariaDB with sample databases",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--dir", type=Path, metavar="DIR", help="the demo's own directory (default: $XDG_STATE_HOME/dumpdeck/demo)"
+    )
+    p.add_argument("--keep", action="store_true", help="leave the sandbox running on exit and print where it lives")
     p.add_argument("--stop", action="store_true", help="stop a running (kept) demo and exit")
-    p.add_argument("--purge", action="store_true",
-                   help="with --stop: also remove the demo's files (datadir, dumps, config, state)")
-    p.add_argument("--port", type=int, metavar="N",
-                   help="also listen on TCP 127.0.0.1:N (default: unix socket only)")
-    p.add_argument("--no-console", action="store_true",
-                   help="set up the demo, print how to open the console, and leave it running (implies --keep)")
-    p.add_argument("--seed-backups", action=argparse.BooleanOptionalAction, default=True,
-                   help="take one backup of each sample database on first start so the dumps browser "
-                        "is not empty (default: on)")
+    p.add_argument(
+        "--purge", action="store_true", help="with --stop: also remove the demo's files (datadir, dumps, config, state)"
+    )
+    p.add_argument("--port", type=int, metavar="N", help="also listen on TCP 127.0.0.1:N (default: unix socket only)")
+    p.add_argument(
+        "--no-console",
+        action="store_true",
+        help="set up the demo, print how to open the console, and leave it running (implies --keep)",
+    )
+    p.add_argument(
+        "--seed-backups",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take one backup of each sample database on first start so the dumps browser is not empty (default: on)",
+    )
     p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)  # tests: smaller data
     p.set_defaults(func=run)
 
@@ -68,22 +79,11 @@ def register(sub) -> None:
 
 def console_runner() -> tuple[Callable[..., int] | None, str | None]:
     """(tui.app.run_console, None), or (None, why the console cannot be opened)."""
-    import importlib.util
-
     try:
-        spec = importlib.util.find_spec("tui.app")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return None, "the console is not part of this build yet (tui/app.py is missing)"
-    try:
-        from tui import app  # noqa: PLC0415 (lazy: textual loads only when the console opens)
-    except Exception as exc:  # a broken console must not take the demo down with it
+        from dumpdeck.tui import app
+    except Exception as exc:  # a broken terminal library must not take the demo down with it
         return None, f"the console could not be loaded ({type(exc).__name__}: {exc})"
-    fn = getattr(app, "run_console", None)
-    if fn is None:
-        return None, "tui.app has no run_console()"
-    return fn, None
+    return app.run_console, None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -145,13 +145,13 @@ def _exit_on_hangup():
 def run(args, ctx) -> int:
     directory = args.dir.expanduser().absolute() if args.dir else demo.default_demo_dir()
     if args.purge and not args.stop:
-        from backend.errors import UsageError
+        from dumpdeck.backend.errors import UsageError
 
         raise UsageError("--purge goes with --stop: dumpdeck demo --stop --purge")
     if args.stop:
         return _stop(directory, purge=args.purge)
     if args.port is not None and not (1 <= args.port <= 65535):
-        from backend.errors import UsageError
+        from dumpdeck.backend.errors import UsageError
 
         raise UsageError(f"--port {args.port}: not a TCP port (1..65535)")
 
@@ -161,13 +161,18 @@ def run(args, ctx) -> int:
     rc = 0
     with _exit_on_hangup():
         try:
-            session = demo.start(directory, port=args.port, keep=keep, seed=args.seed_backups,
-                                 scale=args.scale, on_step=lambda msg: _out(f"dumpdeck demo: {msg}"))
+            session = demo.start(
+                directory,
+                port=args.port,
+                keep=keep,
+                seed=args.seed_backups,
+                scale=args.scale,
+                on_step=lambda msg: _out(f"dumpdeck demo: {msg}"),
+            )
             _report_start(session, args.port)
             if runner is None:
                 if why_not:
-                    _out(style(f"dumpdeck demo: {why_not}; the demo keeps running so you can open it later.",
-                               ok=False))
+                    _out(style(f"dumpdeck demo: {why_not}; the demo keeps running so you can open it later.", ok=False))
                 with contextlib.suppress(Exception):
                     demo.finish(session)  # kept: this only deregisters this process
                 _out("the demo sandbox is running:")
@@ -192,20 +197,32 @@ def _report_start(session: demo.DemoSession, port: int | None) -> None:
         if session.shared_with:
             pids = ", ".join(str(p) for p in session.shared_with)
             if session.kept_by_other:
-                _out(f"dumpdeck demo: this sandbox was started with --keep (used by dumpdeck demo pid {pids}); "
-                     "it keeps running after this console closes.")
+                _out(
+                    f"dumpdeck demo: this sandbox was started with --keep (used by dumpdeck demo pid {pids}); "
+                    "it keeps running after this console closes."
+                )
             else:
-                _out(style(f"dumpdeck demo: this sandbox belongs to another `dumpdeck demo` (pid {pids}) that is "
-                           "still running. Both share it; it stops when the last of them exits "
-                           "(pass --keep to keep it running).", ok=False))
+                _out(
+                    style(
+                        f"dumpdeck demo: this sandbox belongs to another `dumpdeck demo` (pid {pids}) that is "
+                        "still running. Both share it; it stops when the last of them exits "
+                        "(pass --keep to keep it running).",
+                        ok=False,
+                    )
+                )
         elif session.kept_by_other:
             _out("dumpdeck demo: reusing the demo kept by an earlier `dumpdeck demo --keep`.")
         else:
             _out("dumpdeck demo: reusing a sandbox whose `dumpdeck demo` is gone; this one now owns it.")
         if port is not None and port != session.port:
-            _out(style(f"dumpdeck demo: --port {port} ignored: the running sandbox "
-                       f"{'listens on ' + str(session.port) if session.port else 'has no TCP port'}; "
-                       "stop it first (dumpdeck demo --stop) to change that.", ok=False))
+            _out(
+                style(
+                    f"dumpdeck demo: --port {port} ignored: the running sandbox "
+                    f"{'listens on ' + str(session.port) if session.port else 'has no TCP port'}; "
+                    "stop it first (dumpdeck demo --stop) to change that.",
+                    ok=False,
+                )
+            )
 
 
 def _finish(session: demo.DemoSession, keep: bool) -> None:
@@ -240,11 +257,17 @@ def _stop(directory: Path, purge: bool) -> int:
         _out(f"dumpdeck demo: the sandbox in {directory} was not running.")
     if result.cut_off:
         pids = ", ".join(str(p) for p in result.cut_off)
-        _out(style(f"dumpdeck demo: note: dumpdeck demo pid {pids} was still using it; its console lost its server.",
-                   ok=False))
+        _out(
+            style(
+                f"dumpdeck demo: note: dumpdeck demo pid {pids} was still using it; its console lost its server.",
+                ok=False,
+            )
+        )
     if result.purged:
         _out(f"dumpdeck demo: removed the demo's files from {directory}.")
     else:
-        _out(f"dumpdeck demo: its files stay in {directory}; `dumpdeck demo{_dir_flag(directory)}` restarts it, "
-             f"`dumpdeck demo --stop --purge{_dir_flag(directory)}` removes them.")
+        _out(
+            f"dumpdeck demo: its files stay in {directory}; `dumpdeck demo{_dir_flag(directory)}` restarts it, "
+            f"`dumpdeck demo --stop --purge{_dir_flag(directory)}` removes them."
+        )
     return 0

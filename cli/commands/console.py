@@ -4,31 +4,39 @@ from __future__ import annotations
 
 import sys
 
-from backend.errors import ConfigError
+from dumpdeck.backend.errors import ConfigError
 
 HINT = "see config.example.yaml for a complete, commented example"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("console", help="open the operator console (the default when no command is given)",
-                       description="The live console: databases, jobs, disk and log panes; the dumps browser; "
-                                   "schedules. Running jobs continue when it closes.")
+    p = sub.add_parser(
+        "console",
+        help="open the operator console (the default when no command is given)",
+        description="The live console: databases, jobs, disk and log panes; the dumps browser; "
+        "schedules. Running jobs continue when it closes.",
+    )
     _add_options(p)
     p.set_defaults(func=run)
 
 
 def _add_options(p) -> None:
-    from themes import THEME_NAMES
+    from dumpdeck.themes import THEME_NAMES
 
-    p.add_argument("--read-only", action="store_true",
-                   help="hide every action that changes something (backup, cancel, delete, restore-test)")
-    p.add_argument("--theme", metavar="NAME",
-                   help=f"colour theme: {', '.join(THEME_NAMES)} (or dark, light, high-contrast, ansi); "
-                        "NO_COLOR is honoured")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="hide every action that changes something (backup, cancel, delete, restore-test)",
+    )
+    p.add_argument(
+        "--theme",
+        metavar="NAME",
+        help=f"colour theme: {', '.join(THEME_NAMES)} (or dark, light, high-contrast, ansi); NO_COLOR is honoured",
+    )
 
 
 def run(args, ctx) -> int:
-    from themes import THEME_NAMES, resolve_theme_name
+    from dumpdeck.themes import THEME_NAMES, resolve_theme_name
 
     try:
         config = ctx.config
@@ -43,12 +51,12 @@ def run(args, ctx) -> int:
         return 2
     theme = getattr(args, "theme", None)
     if theme is not None and resolve_theme_name(theme) not in THEME_NAMES:
-        sys.stderr.write(f"dumpdeck: error: --theme {theme!r} is not a theme; choose one of "
-                         f"{', '.join(THEME_NAMES)}\n")
+        sys.stderr.write(f"dumpdeck: error: --theme {theme!r} is not a theme; choose one of {', '.join(THEME_NAMES)}\n")
         return 2
     if not sys.stdout.isatty() or not sys.stdin.isatty():
-        sys.stderr.write("dumpdeck: the console needs a terminal; for scripts use the headless commands "
-                         "(dumpdeck --help)\n")
+        sys.stderr.write(
+            "dumpdeck: the console needs a terminal; for scripts use the headless commands (dumpdeck --help)\n"
+        )
         return 2
     from ..app import run_console
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from .mysql import quote_ident
+from dumpdeck.backend.mysql import quote_ident
 
 DATA_VERSION = 1
 EPOCH = "2022-01-01 00:00:00"
@@ -60,7 +60,7 @@ class SampleDatabase:
     triggers: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
     fulltext: tuple[tuple[str, str], ...] = ()  # (table, index name)
-    foreign_keys: tuple[str, ...] = ()          # constraint names
+    foreign_keys: tuple[str, ...] = ()  # constraint names
 
     @property
     def rows(self) -> int:
@@ -78,62 +78,219 @@ class LoadReport:
 # --------------------------------------------------------------------------- word lists
 
 FIRST = [  # (display, ascii for e-mail addresses)
-    ("Anna", "anna"), ("Zoë", "zoe"), ("Łukasz", "lukasz"), ("José", "jose"), ("Søren", "soren"),
-    ("Ngozi", "ngozi"), ("Aoife", "aoife"), ("Mateo", "mateo"), ("Yuki", "yuki"), ("Ольга", "olga"),
-    ("Priya", "priya"), ("Liam", "liam"), ("Fatima", "fatima"), ("Chen", "chen"), ("Émile", "emile"),
-    ("Hannah", "hannah"), ("Kwame", "kwame"), ("Ingrid", "ingrid"), ("Diego", "diego"), ("Sara", "sara"),
-    ("Oliver", "oliver"), ("Amélie", "amelie"), ("Tomás", "tomas"), ("Leila", "leila"),
+    ("Anna", "anna"),
+    ("Zoë", "zoe"),
+    ("Łukasz", "lukasz"),
+    ("José", "jose"),
+    ("Søren", "soren"),
+    ("Ngozi", "ngozi"),
+    ("Aoife", "aoife"),
+    ("Mateo", "mateo"),
+    ("Yuki", "yuki"),
+    ("Ольга", "olga"),
+    ("Priya", "priya"),
+    ("Liam", "liam"),
+    ("Fatima", "fatima"),
+    ("Chen", "chen"),
+    ("Émile", "emile"),
+    ("Hannah", "hannah"),
+    ("Kwame", "kwame"),
+    ("Ingrid", "ingrid"),
+    ("Diego", "diego"),
+    ("Sara", "sara"),
+    ("Oliver", "oliver"),
+    ("Amélie", "amelie"),
+    ("Tomás", "tomas"),
+    ("Leila", "leila"),
 ]
 LAST = [
-    ("Smith", "smith"), ("O'Brien", "obrien"), ("Müller", "mueller"), ("García", "garcia"),
-    ("Nowak", "nowak"), ("Rossi", "rossi"), ("Kowalski", "kowalski"), ("Tanaka", "tanaka"),
-    ("Okafor", "okafor"), ("Dubois", "dubois"), ("Jensen", "jensen"), ("Silva", "silva"),
-    ("Novák", "novak"), ("Petrov", "petrov"), ("Kim", "kim"), ("Haddad", "haddad"),
-    ("Murphy", "murphy"), ("van Dijk", "vandijk"), ("Schäfer", "schaefer"), ("Costa", "costa"),
+    ("Smith", "smith"),
+    ("O'Brien", "obrien"),
+    ("Müller", "mueller"),
+    ("García", "garcia"),
+    ("Nowak", "nowak"),
+    ("Rossi", "rossi"),
+    ("Kowalski", "kowalski"),
+    ("Tanaka", "tanaka"),
+    ("Okafor", "okafor"),
+    ("Dubois", "dubois"),
+    ("Jensen", "jensen"),
+    ("Silva", "silva"),
+    ("Novák", "novak"),
+    ("Petrov", "petrov"),
+    ("Kim", "kim"),
+    ("Haddad", "haddad"),
+    ("Murphy", "murphy"),
+    ("van Dijk", "vandijk"),
+    ("Schäfer", "schaefer"),
+    ("Costa", "costa"),
 ]
 CITIES = [
-    ("Berlin", "DE"), ("München", "DE"), ("Paris", "FR"), ("Lyon", "FR"), ("Kraków", "PL"),
-    ("Warszawa", "PL"), ("Lisboa", "PT"), ("Porto", "PT"), ("Dublin", "IE"), ("Cork", "IE"),
-    ("Madrid", "ES"), ("Sevilla", "ES"), ("Milano", "IT"), ("Roma", "IT"), ("København", "DK"),
-    ("Aarhus", "DK"), ("Lagos", "NG"), ("Tokyo", "JP"), ("Osaka", "JP"), ("Toronto", "CA"),
-    ("Montréal", "CA"), ("Austin", "US"), ("Boston", "US"), ("São Paulo", "BR"),
+    ("Berlin", "DE"),
+    ("München", "DE"),
+    ("Paris", "FR"),
+    ("Lyon", "FR"),
+    ("Kraków", "PL"),
+    ("Warszawa", "PL"),
+    ("Lisboa", "PT"),
+    ("Porto", "PT"),
+    ("Dublin", "IE"),
+    ("Cork", "IE"),
+    ("Madrid", "ES"),
+    ("Sevilla", "ES"),
+    ("Milano", "IT"),
+    ("Roma", "IT"),
+    ("København", "DK"),
+    ("Aarhus", "DK"),
+    ("Lagos", "NG"),
+    ("Tokyo", "JP"),
+    ("Osaka", "JP"),
+    ("Toronto", "CA"),
+    ("Montréal", "CA"),
+    ("Austin", "US"),
+    ("Boston", "US"),
+    ("São Paulo", "BR"),
 ]
 TLDS = ["com", "org", "net", "de", "fr", "io"]
-ADJECTIVES = ["Classic", "Compact", "Deluxe", "Eco", "Ergonomic", "Handmade", "Heavy-duty", "Mini",
-              "Organic", "Portable", "Premium", "Rustic", "Smart", "Vintage", "Wireless"]
+ADJECTIVES = [
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Eco",
+    "Ergonomic",
+    "Handmade",
+    "Heavy-duty",
+    "Mini",
+    "Organic",
+    "Portable",
+    "Premium",
+    "Rustic",
+    "Smart",
+    "Vintage",
+    "Wireless",
+]
 MATERIALS = ["Bamboo", "Cotton", "Steel", "Oak", "Ceramic", "Linen", "Aluminium", "Glass", "Wool", "Leather"]
 NOUNS = [  # (noun, category)
-    ("Lamp", "Home"), ("Chair", "Furniture"), ("Desk", "Furniture"), ("Mug", "Kitchen"),
-    ("Kettle", "Kitchen"), ("Backpack", "Outdoor"), ("Tent", "Outdoor"), ("Headphones", "Electronics"),
-    ("Keyboard", "Electronics"), ("Notebook", "Office"), ("Pen", "Office"), ("Scarf", "Fashion"),
-    ("Sneakers", "Fashion"), ("Yoga Mat", "Sport"), ("Bottle", "Sport"), ("Blanket", "Home"),
+    ("Lamp", "Home"),
+    ("Chair", "Furniture"),
+    ("Desk", "Furniture"),
+    ("Mug", "Kitchen"),
+    ("Kettle", "Kitchen"),
+    ("Backpack", "Outdoor"),
+    ("Tent", "Outdoor"),
+    ("Headphones", "Electronics"),
+    ("Keyboard", "Electronics"),
+    ("Notebook", "Office"),
+    ("Pen", "Office"),
+    ("Scarf", "Fashion"),
+    ("Sneakers", "Fashion"),
+    ("Yoga Mat", "Sport"),
+    ("Bottle", "Sport"),
+    ("Blanket", "Home"),
 ]
 STATUSES = ["delivered"] * 7 + ["shipped"] * 2 + ["paid", "new", "cancelled", "refunded"]
-TITLE_START = ["Why", "How", "Ten things about", "A gentle guide to", "Notes on", "Lessons from",
-               "What I learned about", "Rethinking", "The case for", "Debugging"]
-TOPICS = ["backups 💾", "MariaDB replication", "sourdough 🍞", "remote work", "Rust and Python 🐍",
-          "cycling in the rain 🚲", "observability", "kitchen gardens 🌱", "index design", "coffee ☕",
-          "Unicode — ünïcödé", "on-call 📟", "数据库", "travel ✈️", "Ελληνικά"]
-PHRASES = [
-    "It started as a small experiment.", "Nobody expected the results to be this clear.",
-    "We measured everything twice.", "Here is the short version 🧵.", "The long version follows.",
-    "Spoiler: it was DNS.", "Restores are the only backups that count ✅.",
-    "Naïve approaches work surprisingly often.", "Ça dépend, as always.", "Das Ergebnis war eindeutig.",
-    "これは面白い。", "Мы попробовали ещё раз.", "The graph went up and to the right 📈.",
-    "Then the pager went off at 03:00 😴.", "Lesson learned: write it down.",
-    "Read the manual — twice.", "We rolled back within minutes.", "Users never noticed 🎉.",
+TITLE_START = [
+    "Why",
+    "How",
+    "Ten things about",
+    "A gentle guide to",
+    "Notes on",
+    "Lessons from",
+    "What I learned about",
+    "Rethinking",
+    "The case for",
+    "Debugging",
 ]
-COMMENTS = ["Great post! 👍", "I disagree, but thanks for writing this.", "Did you try turning it off and on?",
-            "Merci beaucoup !", "This saved my weekend 🙏", "Source?", "Danke für den Beitrag.",
-            "We hit the same bug last year.", "🔥🔥🔥", "Can you share the config?", "Bookmarked.",
-            "BUY CHEAP WATCHES http://spam.example", "Very helpful, especially the part about restores."]
-AUTHORS = ["Ada Byrne", "Bashir Rahimi", "Chloé Martin", "Dmitri Ivanov", "Elif Yılmaz", "Femi Adeyemi",
-           "Grete Larsen", "Hiro Sato", "Isla MacLeod", "Jonas Weber"]
-LATIN1_NAMES = ["Müller GmbH", "Dupont SARL", "Nørgaard A/S", "Acme Corp", "Peña & Hijos",
-                "Svensson AB", "Rossi S.p.A.", "O'Neill Ltd", "Björk Design", "Hernández y Cía"]
-REGIONS = [("NORTH", "North"), ("SOUTH", "South"), ("EAST", "East"), ("WEST", "West"),
-           ("CENTRAL", "Central"), ("ALPINE", "Alpine"), ("COAST", "Coast"), ("ISLANDS", "Islands"),
-           ("METRO", "Metro"), ("RURAL", "Rural"), ("EXPORT", "Export"), ("ONLINE", "Online")]
+TOPICS = [
+    "backups 💾",
+    "MariaDB replication",
+    "sourdough 🍞",
+    "remote work",
+    "Rust and Python 🐍",
+    "cycling in the rain 🚲",
+    "observability",
+    "kitchen gardens 🌱",
+    "index design",
+    "coffee ☕",
+    "Unicode — ünïcödé",
+    "on-call 📟",
+    "数据库",
+    "travel ✈️",
+    "Ελληνικά",
+]
+PHRASES = [
+    "It started as a small experiment.",
+    "Nobody expected the results to be this clear.",
+    "We measured everything twice.",
+    "Here is the short version 🧵.",
+    "The long version follows.",
+    "Spoiler: it was DNS.",
+    "Restores are the only backups that count ✅.",
+    "Naïve approaches work surprisingly often.",
+    "Ça dépend, as always.",
+    "Das Ergebnis war eindeutig.",
+    "これは面白い。",
+    "Мы попробовали ещё раз.",
+    "The graph went up and to the right 📈.",
+    "Then the pager went off at 03:00 😴.",
+    "Lesson learned: write it down.",
+    "Read the manual — twice.",
+    "We rolled back within minutes.",
+    "Users never noticed 🎉.",
+]
+COMMENTS = [
+    "Great post! 👍",
+    "I disagree, but thanks for writing this.",
+    "Did you try turning it off and on?",
+    "Merci beaucoup !",
+    "This saved my weekend 🙏",
+    "Source?",
+    "Danke für den Beitrag.",
+    "We hit the same bug last year.",
+    "🔥🔥🔥",
+    "Can you share the config?",
+    "Bookmarked.",
+    "BUY CHEAP WATCHES http://spam.example",
+    "Very helpful, especially the part about restores.",
+]
+AUTHORS = [
+    "Ada Byrne",
+    "Bashir Rahimi",
+    "Chloé Martin",
+    "Dmitri Ivanov",
+    "Elif Yılmaz",
+    "Femi Adeyemi",
+    "Grete Larsen",
+    "Hiro Sato",
+    "Isla MacLeod",
+    "Jonas Weber",
+]
+LATIN1_NAMES = [
+    "Müller GmbH",
+    "Dupont SARL",
+    "Nørgaard A/S",
+    "Acme Corp",
+    "Peña & Hijos",
+    "Svensson AB",
+    "Rossi S.p.A.",
+    "O'Neill Ltd",
+    "Björk Design",
+    "Hernández y Cía",
+]
+REGIONS = [
+    ("NORTH", "North"),
+    ("SOUTH", "South"),
+    ("EAST", "East"),
+    ("WEST", "West"),
+    ("CENTRAL", "Central"),
+    ("ALPINE", "Alpine"),
+    ("COAST", "Coast"),
+    ("ISLANDS", "Islands"),
+    ("METRO", "Metro"),
+    ("RURAL", "Rural"),
+    ("EXPORT", "Export"),
+    ("ONLINE", "Online"),
+]
 
 
 def _lit(text: str) -> str:
@@ -171,10 +328,12 @@ def catalog(scale: float = 1.0) -> tuple[SampleDatabase, ...]:
     return (
         SampleDatabase(
             "shop",
-            tables=(SampleTable("customers", "InnoDB", n["customers"]),
-                    SampleTable("products", "InnoDB", n["products"]),
-                    SampleTable("orders", "InnoDB", n["orders"]),
-                    SampleTable("order_items", "InnoDB", order_item_count(n["orders"]))),
+            tables=(
+                SampleTable("customers", "InnoDB", n["customers"]),
+                SampleTable("products", "InnoDB", n["products"]),
+                SampleTable("orders", "InnoDB", n["orders"]),
+                SampleTable("order_items", "InnoDB", order_item_count(n["orders"])),
+            ),
             views=("customer_lifetime_value",),
             procedures=("top_customers",),
             functions=("order_count",),
@@ -183,9 +342,11 @@ def catalog(scale: float = 1.0) -> tuple[SampleDatabase, ...]:
         ),
         SampleDatabase(
             "blog",
-            tables=(SampleTable("authors", "InnoDB", n["authors"]),
-                    SampleTable("posts", "InnoDB", n["posts"]),
-                    SampleTable("comments", "InnoDB", n["comments"])),
+            tables=(
+                SampleTable("authors", "InnoDB", n["authors"]),
+                SampleTable("posts", "InnoDB", n["posts"]),
+                SampleTable("comments", "InnoDB", n["comments"]),
+            ),
             views=("published_posts",),
             events=("purge_spam",),
             fulltext=(("posts", "ft_posts"),),
@@ -193,15 +354,19 @@ def catalog(scale: float = 1.0) -> tuple[SampleDatabase, ...]:
         ),
         SampleDatabase(
             "legacy_crm",
-            tables=(SampleTable("companies", "MyISAM", n["companies"]),
-                    SampleTable("contacts", "MyISAM", n["contacts"]),
-                    SampleTable("calls", "MyISAM", n["calls"])),
+            tables=(
+                SampleTable("companies", "MyISAM", n["companies"]),
+                SampleTable("contacts", "MyISAM", n["contacts"]),
+                SampleTable("calls", "MyISAM", n["calls"]),
+            ),
         ),
         SampleDatabase(
             "sales archive",
-            tables=(SampleTable("regions", "InnoDB", len(REGIONS)),
-                    SampleTable("invoices", "InnoDB", n["invoices"]),
-                    SampleTable("yearly targets", "InnoDB", len(REGIONS) * 4)),
+            tables=(
+                SampleTable("regions", "InnoDB", len(REGIONS)),
+                SampleTable("invoices", "InnoDB", n["invoices"]),
+                SampleTable("yearly targets", "InnoDB", len(REGIONS) * 4),
+            ),
             views=("revenue_by_year",),
             foreign_keys=("fk_invoices_region", "fk_targets_region"),
         ),
@@ -269,29 +434,29 @@ def _shop(n: dict[str, int]) -> list[str]:
         f"""INSERT INTO customers (id, email, first_name, last_name, city, country, created_at)
             SELECT seq,
                    CONCAT({elt(first_i, [a for _, a in FIRST])}, '.', {elt(last_i, [a for _, a in LAST])}, seq,
-                          '@example.', {_pick(TLDS, 't')}),
+                          '@example.', {_pick(TLDS, "t")}),
                    {elt(first_i, [d for d, _ in FIRST])}, {elt(last_i, [d for d, _ in LAST])},
                    {elt(city_i, [c for c, _ in CITIES])}, {elt(city_i, [k for _, k in CITIES])},
-                   TIMESTAMP('{EPOCH}') - INTERVAL 400 DAY + INTERVAL (seq * 1500 + {_h('cd')} % 1400) SECOND
-            FROM seq_1_to_{n['customers']}""",
+                   TIMESTAMP('{EPOCH}') - INTERVAL 400 DAY + INTERVAL (seq * 1500 + {_h("cd")} % 1400) SECOND
+            FROM seq_1_to_{n["customers"]}""",
         f"""INSERT INTO products (id, sku, name, category, price, stock)
             SELECT seq, CONCAT('SKU-', LPAD(seq, 6, '0')),
-                   CONCAT({_pick(ADJECTIVES, 'pa')}, ' ', {_pick(MATERIALS, 'pm')}, ' ',
+                   CONCAT({_pick(ADJECTIVES, "pa")}, ' ', {_pick(MATERIALS, "pm")}, ' ',
                           {elt(noun_i, [x for x, _ in NOUNS])}),
                    {elt(noun_i, [c for _, c in NOUNS])},
-                   ROUND(2 + ({_h('pp')} % 49800) / 100, 2),
-                   {_h('ps')} % 500
-            FROM seq_1_to_{n['products']}""",
+                   ROUND(2 + ({_h("pp")} % 49800) / 100, 2),
+                   {_h("ps")} % 500
+            FROM seq_1_to_{n["products"]}""",
         f"""INSERT INTO orders (id, customer_id, status, ordered_at, total)
-            SELECT seq, 1 + {_h('oc')} % {n['customers']}, {_pick(STATUSES, 'os')},
-                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n['orders'])} + {_h('od')} % 1500) SECOND,
+            SELECT seq, 1 + {_h("oc")} % {n["customers"]}, {_pick(STATUSES, "os")},
+                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n["orders"])} + {_h("od")} % 1500) SECOND,
                    0
-            FROM seq_1_to_{n['orders']}""",
+            FROM seq_1_to_{n["orders"]}""",
         f"""INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
-            SELECT o.seq, l.seq, p.id, 1 + {_h('q', item_key)} % 4, p.price
-            FROM seq_1_to_{n['orders']} o
-            JOIN seq_1_to_4 l ON l.seq <= 1 + {_h('n', 'o.seq')} % 4
-            JOIN products p ON p.id = 1 + {_h('p', item_key)} % {n['products']}""",
+            SELECT o.seq, l.seq, p.id, 1 + {_h("q", item_key)} % 4, p.price
+            FROM seq_1_to_{n["orders"]} o
+            JOIN seq_1_to_4 l ON l.seq <= 1 + {_h("n", "o.seq")} % 4
+            JOIN products p ON p.id = 1 + {_h("p", item_key)} % {n["products"]}""",
         """UPDATE orders o
             JOIN (SELECT order_id, SUM(quantity * unit_price) AS s FROM order_items GROUP BY order_id) t
               ON t.order_id = o.id
@@ -344,25 +509,25 @@ def _blog(n: dict[str, int]) -> list[str]:
             CONSTRAINT fk_comments_post FOREIGN KEY (post_id) REFERENCES posts (id) ON DELETE CASCADE
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
         f"""INSERT INTO authors (id, name, bio)
-            SELECT seq, CONCAT({_pick(AUTHORS, 'an')}, ' ', seq),
-                   CONCAT('Writes about ', {_pick(TOPICS, 'at')}, ' and ', {_pick(TOPICS, 'at2')}, '.')
-            FROM seq_1_to_{n['authors']}""",
+            SELECT seq, CONCAT({_pick(AUTHORS, "an")}, ' ', seq),
+                   CONCAT('Writes about ', {_pick(TOPICS, "at")}, ' and ', {_pick(TOPICS, "at2")}, '.')
+            FROM seq_1_to_{n["authors"]}""",
         f"""INSERT INTO posts (id, author_id, title, slug, body, status, published_at)
-            SELECT seq, 1 + {_h('pa')} % {n['authors']},
-                   CONCAT({_pick(TITLE_START, 'ts')}, ' ', {_pick(TOPICS, 'tp')}),
+            SELECT seq, 1 + {_h("pa")} % {n["authors"]},
+                   CONCAT({_pick(TITLE_START, "ts")}, ' ', {_pick(TOPICS, "tp")}),
                    CONCAT('post-', seq),
                    CONCAT({body}, '\\n\\n', {body}),
-                   IF({_h('st')} % 10 = 0, 'draft', 'published'),
-                   IF({_h('st')} % 10 = 0, NULL,
-                      TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n['posts'])}) SECOND)
-            FROM seq_1_to_{n['posts']}""",
+                   IF({_h("st")} % 10 = 0, 'draft', 'published'),
+                   IF({_h("st")} % 10 = 0, NULL,
+                      TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n["posts"])}) SECOND)
+            FROM seq_1_to_{n["posts"]}""",
         f"""INSERT INTO comments (id, post_id, author_name, body, is_spam, created_at)
-            SELECT seq, 1 + {_h('cp')} % {n['posts']},
-                   {_pick([f for f, _ in FIRST], 'ca')},
-                   {_pick(COMMENTS, 'cb')},
-                   {_h('cb')} % {len(COMMENTS)} = {COMMENTS.index('BUY CHEAP WATCHES http://spam.example')},
-                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n['comments'])} + {_h('cd')} % 900) SECOND
-            FROM seq_1_to_{n['comments']}""",
+            SELECT seq, 1 + {_h("cp")} % {n["posts"]},
+                   {_pick([f for f, _ in FIRST], "ca")},
+                   {_pick(COMMENTS, "cb")},
+                   {_h("cb")} % {len(COMMENTS)} = {COMMENTS.index("BUY CHEAP WATCHES http://spam.example")},
+                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n["comments"])} + {_h("cd")} % 900) SECOND
+            FROM seq_1_to_{n["comments"]}""",
         "ALTER TABLE posts ADD FULLTEXT KEY ft_posts (title, body)",
         """CREATE VIEW published_posts AS
             SELECT p.id, p.title, a.name AS author, p.published_at
@@ -402,23 +567,36 @@ def _legacy_crm(n: dict[str, int]) -> list[str]:
             KEY contact_id (contact_id)
         ) ENGINE=MyISAM DEFAULT CHARSET=latin1""",
         f"""INSERT INTO companies (id, name, phone, created)
-            SELECT seq, CONCAT({_pick(LATIN1_NAMES, 'cn')}, ' #', seq),
-                   CONCAT('+49 30 ', LPAD({_h('ph')} % 10000000, 7, '0')),
-                   DATE('2009-01-01') + INTERVAL ({_h('cc')} % 3000) DAY
-            FROM seq_1_to_{n['companies']}""",
+            SELECT seq, CONCAT({_pick(LATIN1_NAMES, "cn")}, ' #', seq),
+                   CONCAT('+49 30 ', LPAD({_h("ph")} % 10000000, 7, '0')),
+                   DATE('2009-01-01') + INTERVAL ({_h("cc")} % 3000) DAY
+            FROM seq_1_to_{n["companies"]}""",
         f"""INSERT INTO contacts (id, company_id, name, email)
-            SELECT seq, 1 + {_h('kc')} % {n['companies']},
-                   CONCAT({_pick(['Jürgen', 'Anaïs', 'Søren', 'José', 'Mary', 'Björn', 'Zoë', 'Kurt'], 'kf')}, ' ',
-                          {_pick(['Weiß', 'Lefèvre', 'Ødegaard', 'Muñoz', 'Smith', 'Ångström'], 'kl')}),
+            SELECT seq, 1 + {_h("kc")} % {n["companies"]},
+                   CONCAT({_pick(["Jürgen", "Anaïs", "Søren", "José", "Mary", "Björn", "Zoë", "Kurt"], "kf")}, ' ',
+                          {_pick(["Weiß", "Lefèvre", "Ødegaard", "Muñoz", "Smith", "Ångström"], "kl")}),
                    CONCAT('contact', seq, '@crm.example')
-            FROM seq_1_to_{n['contacts']}""",
+            FROM seq_1_to_{n["contacts"]}""",
         f"""INSERT INTO calls (id, contact_id, called_at, minutes, note)
-            SELECT seq, 1 + {_h('lc')} % {n['contacts']},
-                   TIMESTAMP('2010-01-01') + INTERVAL (seq * 30000 + {_h('lt')} % 20000) SECOND,
-                   1 + {_h('lm')} % 45,
-                   {_pick(['follow up next week', 'sent quote', 'no answer', 'wants a demo',
-                           'renewal due', 'complained about invoice', 'très content', ''], 'ln')}
-            FROM seq_1_to_{n['calls']}""",
+            SELECT seq, 1 + {_h("lc")} % {n["contacts"]},
+                   TIMESTAMP('2010-01-01') + INTERVAL (seq * 30000 + {_h("lt")} % 20000) SECOND,
+                   1 + {_h("lm")} % 45,
+                   {
+            _pick(
+                [
+                    "follow up next week",
+                    "sent quote",
+                    "no answer",
+                    "wants a demo",
+                    "renewal due",
+                    "complained about invoice",
+                    "très content",
+                    "",
+                ],
+                "ln",
+            )
+        }
+            FROM seq_1_to_{n["calls"]}""",
     ]
 
 
@@ -451,17 +629,17 @@ def _sales_archive(n: dict[str, int]) -> list[str]:
             CONSTRAINT fk_targets_region FOREIGN KEY (region_id) REFERENCES regions (id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
         f"""INSERT INTO regions (id, code, name)
-            SELECT seq, ELT(seq, {', '.join(_lit(c) for c in codes)}), ELT(seq, {', '.join(_lit(x) for x in names)})
+            SELECT seq, ELT(seq, {", ".join(_lit(c) for c in codes)}), ELT(seq, {", ".join(_lit(x) for x in names)})
             FROM seq_1_to_{len(REGIONS)}""",
         f"""INSERT INTO invoices (id, region_id, invoice_no, issued, amount, currency, paid)
-            SELECT seq, 1 + {_h('ir')} % {len(REGIONS)}, CONCAT('INV-', LPAD(seq, 7, '0')),
-                   DATE('2015-01-01') + INTERVAL (seq * 1460 DIV {n['invoices']}) DAY,
-                   ROUND(50 + ({_h('ia')} % 2000000) / 100, 2),
-                   {_pick(['EUR', 'EUR', 'EUR', 'USD', 'GBP', 'CHF'], 'ic')},
-                   {_h('ip')} % 20 <> 0
-            FROM seq_1_to_{n['invoices']}""",
+            SELECT seq, 1 + {_h("ir")} % {len(REGIONS)}, CONCAT('INV-', LPAD(seq, 7, '0')),
+                   DATE('2015-01-01') + INTERVAL (seq * 1460 DIV {n["invoices"]}) DAY,
+                   ROUND(50 + ({_h("ia")} % 2000000) / 100, 2),
+                   {_pick(["EUR", "EUR", "EUR", "USD", "GBP", "CHF"], "ic")},
+                   {_h("ip")} % 20 <> 0
+            FROM seq_1_to_{n["invoices"]}""",
         f"""INSERT INTO `yearly targets` (region_id, `year`, target)
-            SELECT r.seq, y.seq, 100000 + ({_h('yt', "CONCAT(r.seq, '.', y.seq)")} % 900000)
+            SELECT r.seq, y.seq, 100000 + ({_h("yt", "CONCAT(r.seq, '.', y.seq)")} % 900000)
             FROM seq_1_to_{len(REGIONS)} r JOIN seq_2015_to_2018 y""",
         """CREATE VIEW revenue_by_year AS
             SELECT YEAR(i.issued) AS `year`, r.name AS region, SUM(i.amount) AS revenue, COUNT(*) AS invoices
@@ -471,7 +649,10 @@ def _sales_archive(n: dict[str, int]) -> list[str]:
 
 
 _BUILDERS: dict[str, Callable[[dict[str, int]], list[str]]] = {
-    "shop": _shop, "blog": _blog, "legacy_crm": _legacy_crm, "sales archive": _sales_archive,
+    "shop": _shop,
+    "blog": _blog,
+    "legacy_crm": _legacy_crm,
+    "sales archive": _sales_archive,
 }
 
 
@@ -501,9 +682,13 @@ def load_database(conn, database: str, scale: float = 1.0) -> float:
     return time.monotonic() - t0
 
 
-def load(connect: Callable[[], object], databases: tuple[str, ...] | list[str] | None = None,
-         scale: float = 1.0, parallel: int = 2,
-         on_loaded: Callable[[str, float], None] | None = None) -> LoadReport:
+def load(
+    connect: Callable[[], object],
+    databases: tuple[str, ...] | list[str] | None = None,
+    scale: float = 1.0,
+    parallel: int = 2,
+    on_loaded: Callable[[str, float], None] | None = None,
+) -> LoadReport:
     """Load sample databases, `parallel` at a time, each on its own connection from `connect()`."""
     import concurrent.futures
 

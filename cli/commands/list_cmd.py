@@ -1,0 +1,107 @@
+"""`dumpdeck list [--server S] [--database DB] [--json]`: every dump on disk with its verification level."""
+
+from __future__ import annotations
+
+import sys
+
+from dumpdeck.backend import catalog
+from dumpdeck.backend.units import format_bytes
+
+from ..output import age, print_json, style, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list the dumps on disk with size, age, codec and verification level",
+        description="Every dump in the backup directory, newest first: engine dumps with manifests, dumps without, "
+        "legacy files of the old scripts (<db>_<YYYYmmdd_HHMMSS>.sql[.gz|.xz], time read as local "
+        "time), and leftover .partial files.",
+        epilog="VERIFIED shows the level proven: 1 file, 2 stream, 3 content, 4 restore-test; "
+        "'!' marks a failed last check. exit codes: 0 listed, 2 usage error",
+    )
+    p.add_argument("--server", "-s", help="only dumps of this server")
+    p.add_argument("--database", "-d", help="only dumps of this database")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def entry_dict(e: catalog.DumpEntry) -> dict:
+    return {
+        "path": str(e.path),
+        "server": e.server,
+        "database": e.database,
+        "when": e.when.isoformat(),
+        "size": e.size,
+        "codec": e.codec,
+        "legacy": e.legacy,
+        "has_manifest": e.manifest is not None,
+        "manifest_error": e.manifest_error,
+        "verified_level": e.verified_level,
+        "verified_at": e.verified_at.isoformat() if e.verified_at else None,
+        "last_result": e.last_result,
+        "sha256": e.manifest.sha256 if e.manifest else None,
+    }
+
+
+def run(args, ctx) -> int:
+    backup_dir = ctx.config.backup.dir
+    cat = catalog.scan(backup_dir)
+    entries = [
+        e
+        for e in cat.entries
+        if (args.server is None or e.server == args.server) and (args.database is None or e.database == args.database)
+    ]
+    if args.json:
+        print_json(
+            {
+                "directory": str(backup_dir),
+                "dumps": [entry_dict(e) for e in entries],
+                "partials": [
+                    {"path": str(p.path), "size": p.size, "mtime": p.mtime.isoformat(), "live": p.live}
+                    for p in cat.partials
+                ],
+                "errors": cat.errors,
+            }
+        )
+        return 0
+    for err in cat.errors:
+        sys.stderr.write(style(f"warning: {err}", ok=False, stream=sys.stderr) + "\n")
+    if not entries:
+        sys.stdout.write(f"no dumps in {backup_dir}\n")
+    else:
+        rows = []
+        notes = []
+        for e in entries:
+            level = str(e.verified_level) if e.verified_level else "-"
+            if e.last_result is False:
+                level += "!"
+            kind = "legacy" if e.legacy else ("" if e.manifest is not None else "no manifest")
+            if e.manifest_error:
+                kind = "MANIFEST BAD"
+                notes.append(f"  {e.path.name}: {e.manifest_error}")
+            rows.append(
+                [
+                    e.server or "-",
+                    e.database,
+                    e.when.astimezone().strftime("%Y-%m-%d %H:%M"),
+                    age(e.when),
+                    format_bytes(e.size),
+                    e.codec,
+                    level,
+                    kind,
+                    e.path.name,
+                ]
+            )
+        sys.stdout.write(
+            table(["SERVER", "DATABASE", "TIME", "AGE", "SIZE", "CODEC", "VERIFIED", "", "FILE"], rows, "lllrrlcll")
+            + "\n"
+        )
+        for n in notes:
+            sys.stdout.write(style(n, ok=False) + "\n")
+    if cat.partials:
+        sys.stdout.write("\npartial files:\n")
+        for p in cat.partials:
+            state = "being written" if p.live else "leftover (writer gone; `dumpdeck clean` removes it)"
+            sys.stdout.write(f"  {p.path}  {format_bytes(p.size)}  {age(p.mtime)}  {state}\n")
+    return 0
