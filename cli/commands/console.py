@@ -58,7 +58,7 @@ def run(args, ctx) -> int:
             "dumpdeck: the console needs a terminal; for scripts use the headless commands (dumpdeck --help)\n"
         )
         return 2
-    from ..app import run_console
+    from dumpdeck.tui.app import run_console
 
     return run_console(config, read_only=bool(getattr(args, "read_only", False)), theme=theme)
 
