@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dumpdeck.backend import loader as loader_mod
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import restore
 from dumpdeck.backend.dump import dump_database
@@ -116,8 +117,8 @@ def test_loader_refuses_before_sending(mariadb, config, tmp_path):
         cur.execute("CREATE DATABASE dumpdeck_rt_loader_test")
     try:
         for parallel in (1, 2):
-            loader = restore.Loader(config.server("main"), "dumpdeck_rt_loader_test", parallel=parallel)
-            with pytest.raises(restore.ScopeError, match="outside the scratch database"):
+            loader = loader_mod.Loader(config.server("main"), "dumpdeck_rt_loader_test", parallel=parallel)
+            with pytest.raises(loader_mod.ScopeError, match="outside the scratch database"):
                 loader.load([sql])
     finally:
         assert restore.cleanup_scratch(config, "main") == ["dumpdeck_rt_loader_test"]
@@ -177,7 +178,7 @@ def test_parallel_split_load_equals_sequential(mariadb, config, make_db):
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {name}")
         try:
-            res = restore.Loader(server, name, **kwargs).load(restore.decoded_chunks(path))
+            res = loader_mod.Loader(server, name, **kwargs).load(loader_mod.decoded_chunks(path))
             results[mode] = (res, table_checksums(mariadb, name))
         finally:
             with mariadb.connect() as conn, conn.cursor() as cur:

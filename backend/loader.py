@@ -1,0 +1,511 @@
+"""The SQL loader: feed a decoded dump into a database over parallel `mariadb` client connections.
+
+Loader (the slow half; see bench/restore_load): the decoded stream is cut at the dump's
+section markers (`-- Table structure for table …`). Each table's section loads on one
+of `parallel` connections (a `mariadb` client process per job, fed over stdin, which
+handles DELIMITER); a large table's INSERTs are split into chunks that load
+concurrently once its CREATE TABLE ran (LOCK TABLES and DISABLE KEYS dropped for those).
+The header's session settings (`/*!40101 SET … */`) start every job. View placeholders,
+then after all tables: events, routines, final views and the footer, in one job, in the
+original order. `parallel=1`, or a dump without section markers, loads the stream as is
+through one client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .codecs import codec_for_path, open_decoded
+from .config import ServerConfig
+from .credentials import client_credentials
+from .errors import DumpdeckError
+from .sqlstats import SANDBOX_LINE, Delimiter, Marker, SqlScanner, Statement
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 16 * 1024 * 1024  # data per job when a table is split
+BATCH_BYTES = 16 * 1024 * 1024  # small tables batched into one job up to this size
+MEMORY_BYTES = 96 * 1024 * 1024  # decoded SQL held in memory waiting for a connection
+
+
+class LoadError(DumpdeckError):
+    """The client failed to load part of the dump."""
+
+
+class ScopeError(LoadError):
+    """The dump would write outside the scratch database."""
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    bytes: int
+    jobs: int
+    connections: int
+    mode: str  # parallel | sequential
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    id: int
+    label: str
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    deps: frozenset[int] = frozenset()
+
+    def add(self, raw: bytes) -> None:
+        self.parts.append(raw)
+        self.size += len(raw)
+
+
+class _Scheduler:
+    """Jobs in stream order; a worker takes the first whose dependencies are done. Bounded memory."""
+
+    def __init__(self, limit: int):
+        self.cv = threading.Condition()
+        self.pending: list[_Job] = []
+        self.done: set[int] = set()
+        self.buffered = 0
+        self.limit = limit
+        self.closed = False
+        self.error: BaseException | None = None
+
+    def submit(self, job: _Job) -> None:
+        with self.cv:
+            while self.buffered > 0 and self.buffered + job.size > self.limit and self.error is None:
+                self.cv.wait()
+            if self.error is not None:
+                raise self.error
+            self.pending.append(job)
+            self.buffered += job.size
+            self.cv.notify_all()
+
+    def take(self) -> _Job | None:
+        with self.cv:
+            while True:
+                if self.error is not None:
+                    return None
+                for i, job in enumerate(self.pending):
+                    if job.deps <= self.done:
+                        return self.pending.pop(i)
+                if self.closed and not self.pending:
+                    return None
+                self.cv.wait()
+
+    def finish(self, job: _Job) -> None:
+        with self.cv:
+            self.done.add(job.id)
+            self.buffered -= job.size
+            self.cv.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.cv:
+            if self.error is None:
+                self.error = exc
+            self.cv.notify_all()
+
+    def close(self) -> None:
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+
+_DEFINER_RE = re.compile(rb"DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[\w.%-]+)(?:\s*@\s*(?:`[^`]*`|'[^']*'|[\w.%-]+))?", re.I)
+_EVENT_ENABLE_RE = re.compile(
+    rb"\b(?:ENABLE|DISABLE\s+ON\s+(?:SLAVE|REPLICA))\b(?=\s+(?:COMMENT\s+'(?:[^'\\]|\\.)*'\s+)?DO\b)", re.I
+)
+
+
+class Loader:
+    """Loads a decoded dump stream into one database through `mariadb` clients."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        database: str,
+        *,
+        parallel: int = 2,
+        init_sql: list[str] | None = None,
+        neutralise: bool = False,
+        client: str = "mariadb",
+        chunk_bytes: int = CHUNK_BYTES,
+        batch_bytes: int = BATCH_BYTES,
+        memory_bytes: int = MEMORY_BYTES,
+        cancel: threading.Event | None = None,
+        fast_inserts: bool = True,
+    ):
+        self.server = server
+        self.fast_inserts = fast_inserts
+        self.database = database
+        self.parallel = max(1, int(parallel or 1))
+        self.init_sql = list(init_sql or [])
+        self.neutralise = neutralise
+        self.client = client
+        self.chunk_bytes = chunk_bytes
+        self.batch_bytes = batch_bytes
+        self.memory_bytes = max(memory_bytes, 2 * chunk_bytes)
+        self.cancel = cancel or threading.Event()
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.warnings: list[str] = []
+
+    # ---------------------------------------------------------------- public
+
+    def load(self, chunks: Iterable[bytes]) -> LoadResult:
+        t0 = time.monotonic()
+        with client_credentials(self.server) as (cred, env):
+            self._argv = [
+                self.client,
+                f"--defaults-extra-file={cred}",
+                f"--database={self.database}",
+                "--max-allowed-packet=1G",
+                "--batch",
+                "--silent",
+            ]
+            if self.init_sql:
+                self._argv.append("--init-command=" + "; ".join(self.init_sql))
+            self._env = env
+            if self.parallel <= 1:
+                nbytes, jobs = self._sequential(chunks)
+                mode, conns = "sequential", 1
+            else:
+                nbytes, jobs, mode = self._parallel(chunks)
+                conns = self.parallel if mode == "parallel" else 1
+        return LoadResult(time.monotonic() - t0, nbytes, jobs, conns, mode, self.warnings)
+
+    def abort(self) -> None:
+        self.cancel.set()
+        with self._lock:
+            for p in list(self._procs):
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+
+    # ---------------------------------------------------------------- items
+
+    def _items(self, chunks: Iterable[bytes]) -> Iterator[Statement | Marker | Delimiter]:
+        scanner = SqlScanner(fast_inserts=self.fast_inserts)
+        for chunk in chunks:
+            if self.cancel.is_set():
+                raise LoadError("restore-test cancelled")
+            yield from scanner.feed(chunk)
+        yield from scanner.finish()
+        if scanner.unterminated is not None:
+            raise LoadError(f"line {scanner.unterminated.line}: the SQL ends inside a statement; nothing more loaded")
+        self.tail = scanner.tail
+        self.total = scanner.bytes
+
+    def _raw(self, item) -> bytes:
+        if isinstance(item, Statement):
+            if item.outside_scope:
+                raise ScopeError(f"refused: {item.describe()} would act outside the scratch database")
+            if self.neutralise and item.kind in (
+                "create_view",
+                "create_trigger",
+                "create_procedure",
+                "create_function",
+                "create_event",
+            ):
+                raw = _DEFINER_RE.sub(b"", item.raw)
+                if item.kind == "create_event":
+                    raw = _EVENT_ENABLE_RE.sub(b"DISABLE", raw)
+                return raw
+        return item.raw
+
+    # ---------------------------------------------------------------- client processes
+
+    def _start(self, label: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            self._argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            close_fds=True,
+            start_new_session=True,
+        )
+        with self._lock:
+            self._procs.add(proc)
+        if self.cancel.is_set():
+            proc.kill()
+        return proc
+
+    def _finish(self, proc: subprocess.Popen, label: str, err_box: list[bytes]) -> None:
+        rc = proc.wait()
+        with self._lock:
+            self._procs.discard(proc)
+        if rc != 0:
+            msg = b"".join(err_box).decode("utf-8", errors="replace").strip().splitlines()
+            msg = [m for m in msg if m.strip()]
+            text = msg[-1] if msg else f"exit code {rc}"
+            if self.cancel.is_set():
+                raise LoadError("restore-test cancelled")
+            raise LoadError(f"{label}: mariadb exited {rc}: {text}")
+
+    @staticmethod
+    def _drain(proc: subprocess.Popen, box: list[bytes]) -> threading.Thread:
+        def run() -> None:
+            assert proc.stderr is not None
+            box.append(proc.stderr.read()[-4000:])
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def _run_job(self, label: str, parts: Iterable[bytes]) -> None:
+        proc = self._start(label)
+        box: list[bytes] = []
+        t = self._drain(proc, box)
+        assert proc.stdin is not None
+        try:
+            for part in parts:
+                proc.stdin.write(part)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        t.join()
+        self._finish(proc, label, box)
+
+    # ---------------------------------------------------------------- sequential
+
+    def _sequential(self, chunks: Iterable[bytes]) -> tuple[int, int]:
+        proc = self._start("load")
+        box: list[bytes] = []
+        t = self._drain(proc, box)
+        assert proc.stdin is not None
+        ok = False
+        try:
+            try:
+                proc.stdin.write(SANDBOX_LINE + b"\n")
+                for item in self._items(chunks):
+                    proc.stdin.write(self._raw(item))
+                proc.stdin.write(self.tail)
+            except (BrokenPipeError, OSError):
+                pass
+            ok = True
+        finally:
+            if not ok:
+                proc.kill()
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            t.join()
+            if ok:
+                self._finish(proc, "load", box)
+            else:
+                proc.wait()
+                with self._lock:
+                    self._procs.discard(proc)
+        return self.total, 1
+
+    # ---------------------------------------------------------------- parallel
+
+    def _parallel(self, chunks: Iterable[bytes]) -> tuple[int, int, str]:
+        sched = _Scheduler(self.memory_bytes)
+        prefix: list[bytes] = [SANDBOX_LINE + b"\n"]
+        jobs_made = 0
+        workers: list[threading.Thread] = []
+
+        def worker() -> None:
+            while True:
+                job = sched.take()
+                if job is None:
+                    return
+                try:
+                    self._run_job(job.label, [*prefix, *job.parts, b"\n"])
+                except BaseException as exc:
+                    sched.fail(exc)
+                    self.abort()
+                    return
+                sched.finish(job)
+
+        next_id = 0
+
+        def new_job(label: str, deps: Iterable[int] = ()) -> _Job:
+            nonlocal next_id, jobs_made
+            next_id += 1
+            jobs_made += 1
+            return _Job(next_id, label, deps=frozenset(deps))
+
+        items = self._items(chunks)
+        # 1. header: session settings up to the first section marker
+        header: list[Statement] = []
+        first: Marker | None = None
+        fallback_items: list = []
+        for item in items:
+            if isinstance(item, Marker):
+                first = item
+                break
+            fallback_items.append(item)
+            if isinstance(item, Statement):
+                if item.kind != "set":
+                    break
+                header.append(item)
+        if first is None:
+            # not a sectioned dump (or the header holds more than SET): load it as it is
+            self.warnings.append("no table sections found before other statements: loaded through one connection")
+            self._sequential_from(fallback_items, items)
+            return self.total, 1, "sequential"
+
+        for st in header:
+            prefix.append(self._raw(st).lstrip() + b"\n")
+        all_ids: list[int] = []
+        for _ in range(self.parallel):
+            t = threading.Thread(target=worker, daemon=True, name="restore-load")
+            t.start()
+            workers.append(t)
+
+        batch: _Job | None = None
+        section: list = []  # items of the current section while it is small
+        section_size = 0
+        section_name: str | None = None
+        split: dict | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
+        post: _Job | None = None
+
+        def submit(job: _Job) -> None:
+            sched.submit(job)
+            all_ids.append(job.id)
+
+        def flush_batch() -> None:
+            nonlocal batch
+            if batch is not None and batch.parts:
+                submit(batch)
+            batch = None
+
+        def end_section() -> None:
+            nonlocal section, section_size, section_name, split, batch
+            if split is not None:
+                if split["chunk"].parts:
+                    submit(split["chunk"])
+                    split["ids"].append(split["chunk"].id)
+                tail = new_job(f"table `{section_name}` (after its data)", [*split["ids"], split["ddl"]])
+                for it in section:
+                    tail.add(self._raw(it))
+                if tail.parts:
+                    submit(tail)
+                split = None
+            elif section:
+                if batch is None:
+                    batch = new_job(f"`{section_name}`")
+                elif not batch.label.endswith("…"):
+                    batch.label += " …"
+                for it in section:
+                    batch.add(self._raw(it))
+                if batch.size >= self.batch_bytes:
+                    flush_batch()
+            section, section_size, section_name = [], 0, None
+
+        def start_split() -> None:
+            """The current table is big: its DDL becomes a job, its INSERTs go out in chunks."""
+            nonlocal section, split
+            flush_batch()
+            ddl = new_job(f"table `{section_name}` (structure)")
+            chunk = new_job(f"table `{section_name}` (data)", [ddl.id])
+            seen_insert = False
+            for it in section:
+                if isinstance(it, Statement) and it.kind in ("lock_tables", "alter_keys"):
+                    continue
+                if isinstance(it, Statement) and it.kind == "insert":
+                    seen_insert = True
+                (chunk if seen_insert else ddl).add(self._raw(it))
+            submit(ddl)
+            split = {"ddl": ddl.id, "ids": [], "chunk": chunk}
+            section = []
+
+        item = first
+        try:
+            while item is not None:
+                if isinstance(item, Marker) and post is None and item.kind in ("events", "routines", "view_final"):
+                    end_section()
+                    flush_batch()
+                    post = new_job("events, routines and views")
+                if post is not None:
+                    post.add(self._raw(item))
+                elif isinstance(item, Marker):
+                    if not (item.kind == "table_data" and item.name == section_name):
+                        end_section()
+                        section_name = item.name
+                    if split is None:
+                        section.append(item)
+                        section_size += len(item.raw)
+                    else:
+                        section.append(item)
+                elif split is not None:
+                    if isinstance(item, Statement) and item.kind == "insert":
+                        split["chunk"].add(self._raw(item))
+                        if split["chunk"].size >= self.chunk_bytes:
+                            submit(split["chunk"])
+                            split["ids"].append(split["chunk"].id)
+                            split["chunk"] = new_job(f"table `{section_name}` (data)", [split["ddl"]])
+                    elif isinstance(item, Statement) and item.kind in ("alter_keys", "unlock_tables"):
+                        pass  # dropped: the chunks of this table load concurrently
+                    else:
+                        self._raw(item)
+                        section.append(item)
+                else:
+                    self._raw(item)  # the scope check runs now, before anything is queued
+                    section.append(item)
+                    section_size += len(item.raw)
+                    if (
+                        section_size >= self.chunk_bytes
+                        and isinstance(item, Statement)
+                        and item.kind == "insert"
+                        and section_name is not None
+                    ):
+                        start_split()
+                item = next(items, None)
+            end_section()
+            flush_batch()
+            if post is None:
+                post = new_job("footer")
+            post.add(self.tail)
+            post.deps = frozenset(all_ids)
+            sched.submit(post)
+            sched.close()
+        except BaseException as exc:
+            sched.fail(exc)
+            self.abort()
+            for t in workers:
+                t.join()
+            raise
+        for t in workers:
+            t.join()
+        if sched.error is not None:
+            raise sched.error
+        return self.total, jobs_made, "parallel"
+
+    def _sequential_from(self, first_items: list, rest: Iterator) -> None:
+        def gen():
+            for it in first_items:
+                yield self._raw(it)
+            for it in rest:
+                yield self._raw(it)
+            yield self.tail
+
+        self._run_job("load", _prepend(SANDBOX_LINE + b"\n", gen()))
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def decoded_chunks(path: Path, codec: str | None = None) -> Iterator[bytes]:
+    """The decoded SQL of a dump, chunk by chunk; StreamError at the end if it did not decode."""
+    stream = open_decoded(path, codec or codec_for_path(path))
+    ok = False
+    try:
+        yield from stream.chunks()
+        ok = True
+    finally:
+        stream.close(check=ok)
