@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import manifest as manifest_mod
 from .naming import unsafe_name
+from .outcome import Outcome
 
 DUMP_SUFFIXES = (".sql", ".sql.gz", ".sql.xz", ".sql.zst")
 CODECS = {".sql": "none", ".sql.gz": "gzip", ".sql.xz": "xz", ".sql.zst": "zstd"}
@@ -51,7 +52,7 @@ class DumpEntry:
     legacy: bool
     verified_level: int  # 0 = never verified (or the last check failed at L1)
     verified_at: datetime | None
-    last_result: bool | None  # did the last verification pass? None = never verified
+    last_result: Outcome | None  # outcome of the last verification; None = never verified
     last_level: int | None = None  # level reached by the last verification
     path_str: str = field(default="", repr=False, compare=False)  # str(path), kept: sorting 10k Paths by str() costs
 
@@ -68,7 +69,7 @@ class DumpEntry:
         """A one-line description of what is wrong, if anything."""
         if self.manifest_error:
             return self.manifest_error
-        if self.last_result is False:
+        if self.last_result is Outcome.FAILED:
             return f"last verification failed (reached level {self.last_level or 0})"
         return None
 
@@ -155,22 +156,18 @@ def _parse_iso(text: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def verification_state(m: manifest_mod.Manifest) -> tuple[int, datetime | None, bool | None, int | None]:
-    """(verified level, when it was reached, last result, last level) from the history.
+def verification_state(
+    history: list[manifest_mod.Verification],
+) -> tuple[int, datetime | None, Outcome | None, int | None]:
+    """(verified level, when it was reached, last outcome, last level) from a verification history.
 
-    A passing check raises the level; a failing one caps it at the level it reached,
-    so a dump that passed L2 last week and fails L1 today shows level 0.
+    A run that did not fail raises the level to the one it reached; a failing one caps it at the
+    level it reached, so a dump that passed L2 last week and fails L1 today shows level 0. A run
+    that could not check (not checked) leaves the level where it was.
     """
-    level = 0
-    at: datetime | None = None
-    for v in m.verifications:
-        if v.passed:
-            if v.level >= level:
-                level, at = v.level, _parse_iso(v.at)
-        elif v.level < level:
-            level, at = v.level, (_parse_iso(v.at) if v.level else None)
-    last = m.verifications[-1] if m.verifications else None
-    return level, at, (last.passed if last else None), (last.level if last else None)
+    level, at = manifest_mod.proven_level(history)
+    last = history[-1] if history else None
+    return level, _parse_iso(at), (last.outcome if last else None), (last.level if last else None)
 
 
 def _suffix(name: str) -> str | None:
@@ -195,7 +192,7 @@ def _manifest_from(obj) -> manifest_mod.Manifest:
     try:
         kw = {k: v for k, v in obj.items() if k in _MANIFEST_FIELDS}
         kw["tables"] = [manifest_mod.TableEntry(**t) for t in obj.get("tables") or ()]
-        kw["verifications"] = [manifest_mod.Verification(**v) for v in obj.get("verifications") or ()]
+        kw["verifications"] = [manifest_mod.Verification.from_dict(v) for v in obj.get("verifications") or ()]
         return manifest_mod.Manifest(**kw)
     except TypeError:
         return manifest_mod.Manifest.from_dict(obj)
@@ -347,7 +344,7 @@ def _entry(
     if when is None:
         when = datetime.fromtimestamp(st.st_mtime, UTC)
     if manifest is not None:
-        level, at, last, last_level = verification_state(manifest)
+        level, at, last, last_level = verification_state(manifest.verifications)
         codec = manifest.codec or CODECS[suf]
     else:
         level, at, last, last_level = 0, None, None, None

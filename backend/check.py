@@ -154,7 +154,7 @@ def evaluate(
                 )
             )
         m = getattr(last, "manifest", None)
-        if m is not None and m.verifications and not m.verifications[-1].passed:
+        if m is not None and m.verifications and m.verifications[-1].failed:
             problems.append(
                 Problem(
                     WARNING,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DumpdeckError
+from .outcome import Outcome
 
 FORMAT_VERSION = 1
 SUFFIX = ".manifest.json"
@@ -40,12 +41,65 @@ class TableEntry:
 
 @dataclass
 class Verification:
+    """One verification run: `level` is the level it proved (reached), `outcome` its verdict.
+
+    Older manifests hold `passed: bool` instead of `outcome`; they read as passed/failed."""
+
     level: int
-    passed: bool
+    outcome: Outcome
     at: str  # ISO 8601 UTC
-    checks: list[dict] = field(default_factory=list)  # {name, passed, evidence}
+    checks: list[dict] = field(default_factory=list)  # {name, outcome, evidence, level, …}
     target: str | None = None
     duration: float | None = None
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome.of(self.outcome)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Verification:
+        if not isinstance(data, dict):
+            raise ManifestError("a verification record is not a JSON object")
+        d = dict(data)
+        legacy = d.pop("passed", None)
+        if "outcome" not in d:
+            d["outcome"] = Outcome.PASSED if legacy else Outcome.FAILED
+        try:
+            d["outcome"] = Outcome.of(d["outcome"])
+        except ValueError:
+            raise ManifestError(f"unknown verification outcome {d['outcome']!r}") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def proven_level(history: list[Verification]) -> tuple[int, str | None]:
+    """(level, when) the history proves now: each run that did not fail raises the level to the one
+    it reached; a failed run caps it at the level that run reached. A not-checked run never lowers it."""
+    level, at = 0, None
+    for v in history:
+        if v.failed:
+            if v.level < level:
+                level, at = v.level, (v.at if v.level else None)
+        elif v.level and v.level >= level:
+            level, at = v.level, v.at
+    return level, at
+
+
+def check_outcome(check: dict) -> Outcome:
+    """The outcome of one check record of a manifest (`outcome`, or an older `passed`)."""
+    if "outcome" in check:
+        try:
+            return Outcome.of(check["outcome"])
+        except ValueError:
+            return Outcome.NOT_CHECKED
+    return Outcome.of(bool(check.get("passed", False)))
 
 
 @dataclass
@@ -81,12 +135,7 @@ class Manifest:
 
     @property
     def verified_level(self) -> int:
-        """The highest level reached by a passing verification (0 when none passed)."""
-        best = 0
-        for v in self.verifications:
-            if v.passed:
-                best = max(best, v.level)
-        return best
+        return proven_level(self.verifications)[0]
 
     @property
     def last_verification(self) -> Verification | None:
@@ -106,7 +155,7 @@ class Manifest:
         kwargs = {k: v for k, v in data.items() if k in known}
         try:
             kwargs["tables"] = [TableEntry(**t) for t in data.get("tables", [])]
-            kwargs["verifications"] = [Verification(**v) for v in data.get("verifications", [])]
+            kwargs["verifications"] = [Verification.from_dict(v) for v in data.get("verifications", [])]
             return cls(**kwargs)
         except TypeError as exc:
             raise ManifestError(f"manifest is malformed: {exc}") from None

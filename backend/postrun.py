@@ -26,6 +26,7 @@ from pathlib import Path
 from . import manifest as manifest_mod
 from . import notify, trends
 from .notify import policy
+from .outcome import Outcome
 
 log = logging.getLogger("dumpdeck.postrun")
 
@@ -250,9 +251,9 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
         elif p.started is not None and p.updated is not None:
             duration = (p.updated - p.started).total_seconds()
         ver_failed = None
-        if m is not None and m.verifications and not m.verifications[-1].passed:
+        if m is not None and m.verifications and m.verifications[-1].failed:
             v = m.verifications[-1]
-            bad = [c for c in v.checks if not c.get("passed", True)]
+            bad = [c for c in v.checks if manifest_mod.check_outcome(c) is Outcome.FAILED]
             ver_failed = f"level {v.level}: " + (
                 "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or "failed"
             )
@@ -289,11 +290,13 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
 def notify_verification(
     config, store, server: str, database: str, file: str, verification, *, now: float | None = None
 ) -> notify.Dispatch:
-    """Notify a failed verification (and the next passing one after it). Quiet while they pass."""
+    """Notify a failed verification (and the next passing one after it). Quiet while they pass.
+    One that could not check (not checked) is a warning, never a failure."""
     now = time.time() if now is None else now
-    bad = [c for c in verification.checks if not c.get("passed", True)]
-    reason = "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or (
-        "passed" if verification.passed else "failed"
+    bad = [c for c in verification.checks if manifest_mod.check_outcome(c) is not Outcome.PASSED]
+    reason = (
+        "; ".join(f"{c.get('name')}: {manifest_mod.check_outcome(c).label}: {c.get('evidence')}" for c in bad)
+        or verification.outcome.label
     )
 
     def compose(decision):
@@ -312,7 +315,7 @@ def notify_verification(
         config,
         store,
         f"verify:{server}/{database}",
-        "ok" if verification.passed else "failed",
+        {Outcome.PASSED: "ok", Outcome.FAILED: "failed", Outcome.NOT_CHECKED: "warning"}[verification.outcome],
         compose,
         now=now,
         first_success=False,

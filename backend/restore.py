@@ -38,6 +38,7 @@ from .codecs import StreamError
 from .config import Config, ServerConfig
 from .errors import ConfigError, DumpdeckError
 from .loader import Loader, LoadError, ScopeError, decoded_chunks
+from .outcome import Outcome
 from .sqlstats import SqlStats
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
 
@@ -150,7 +151,7 @@ def restore_test(
     target = target or config.restore_test.target
     parallel = parallel or config.restore_test.parallel
     t0 = time.monotonic()
-    report = VerifyReport(path=path, level_requested=4, level_reached=0, passed=False, target=target)
+    report = VerifyReport(path=path, level_requested=4, level_reached=0, target=target)
     ladder = _Ladder(report, on_check)
 
     def forward(c: CheckResult) -> None:
@@ -164,8 +165,8 @@ def restore_test(
     for c in l1.checks:
         forward(c)
     report.sha256 = l1.sha256
-    if not l1.passed:
-        return _finish(report, ladder, 0, t0, record, None)
+    if l1.failed:
+        return _finish(report, ladder, t0, record, {})
     manifest = None
     with contextlib.suppress(manifest_mod.ManifestError):
         if manifest_mod.manifest_path(path).exists():
@@ -181,10 +182,12 @@ def restore_test(
                 forward(c)
         stats = full.stats
         if not full.passed:
-            failed = [c for c in full.checks if not c.passed]
-            ladder.failed_level = min(c.level for c in failed) if failed else 3
-            ladder.add("restore", False, "refused: the dump did not pass levels 1–3, nothing was loaded", 4)
-            return _finish(report, ladder, full.level_reached, t0, False, None)
+            if full.failed:
+                ladder.failed_level = min(c.level for c in full.failed_checks)
+                ladder.add("restore", False, "refused: the dump did not pass levels 1–3, nothing was loaded", 4)
+            else:
+                ladder.add("restore", Outcome.NOT_CHECKED, "levels 1–3 could not be checked, nothing was loaded", 4)
+            return _finish(report, ladder, t0, False, None)
         with contextlib.suppress(manifest_mod.ManifestError):
             if manifest is not None:
                 manifest = manifest_mod.load(path)
@@ -195,32 +198,39 @@ def restore_test(
     database = manifest.database if manifest is not None else _guess_db(path)
 
     # ---- L4
+    # ---- L4. A target that cannot be opened or reached, or a cancelled load, is "not checked":
+    # it says nothing about the dump, which keeps the level it had.
     try:
         tgt = _open_target(config, target, manifest, entry_server)
-    except DumpdeckError as exc:
-        ladder.add("target", False, str(exc), 4)
-        return _finish(report, ladder, 3, t0, record, None)
+    except (DumpdeckError, OSError) as exc:
+        ladder.add("target", Outcome.NOT_CHECKED, f"could not open the target {target}: {exc}", 4)
+        return _finish(report, ladder, t0, record, {})
     report.target = tgt.label
     scratch = scratch_name(database)
     extra: dict = {}
     try:
         _restore_into(path, tgt, scratch, manifest, stats, ladder, parallel, cancel, extra)
     finally:
-        try:
-            _drop(tgt.server, scratch)
-            ladder.add("scratch dropped", True, f"`{scratch}` dropped on {tgt.label}", 4)
-        except Exception as exc:
-            ladder.add(
-                "scratch dropped",
-                False,
-                f"could not drop `{scratch}` on {tgt.label}: {exc}; run `dumpdeck clean --scratch`",
-                4,
-            )
+        if extra.get("created"):
+            try:
+                _drop(tgt.server, scratch)
+                ladder.add("scratch dropped", True, f"`{scratch}` dropped on {tgt.label}", 4)
+            except Exception as exc:
+                ladder.add(
+                    "scratch dropped",
+                    Outcome.NOT_CHECKED,
+                    f"could not drop `{scratch}` on {tgt.label}: {exc}; run `dumpdeck clean --scratch`",
+                    4,
+                )
         _close_target(tgt)
         if tgt.sandbox is not None:
-            ladder.add("sandbox stopped", not tgt.sandbox.alive(), "sandbox mariadbd stopped and removed", 4)
-    reached = 4 if ladder.ok_through(4) else 3
-    return _finish(report, ladder, reached, t0, record, extra)
+            ladder.add(
+                "sandbox stopped",
+                True if not tgt.sandbox.alive() else Outcome.NOT_CHECKED,
+                "sandbox mariadbd stopped and removed",
+                4,
+            )
+    return _finish(report, ladder, t0, record, extra)
 
 
 def _guess_db(path: Path) -> str:
@@ -233,11 +243,8 @@ def _guess_db(path: Path) -> str:
     return name.split(".sql")[0]
 
 
-def _finish(
-    report: VerifyReport, ladder: _Ladder, reached: int, t0: float, record: bool, extra: dict | None
-) -> VerifyReport:
-    report.level_reached = reached
-    report.passed = reached >= report.level_requested
+def _finish(report: VerifyReport, ladder: _Ladder, t0: float, record: bool, extra: dict | None) -> VerifyReport:
+    ladder.finish()
     report.duration = time.monotonic() - t0
     if record and extra is not None:
         record_report(report, extra=extra.get("manifest"))
@@ -270,7 +277,7 @@ def _restore_into(
     try:
         conn = mysql.connect(tgt.server)
     except DumpdeckError as exc:
-        ladder.add("target", False, str(exc), 4)
+        ladder.add("target", Outcome.NOT_CHECKED, f"{tgt.label} unreachable: {exc}", 4)
         return
     init_sql: list[str] = []
     try:
@@ -288,13 +295,14 @@ def _restore_into(
             except Exception as exc:
                 ladder.add(
                     "scratch database",
-                    False,
+                    Outcome.NOT_CHECKED,
                     f"cannot create `{scratch}` on {tgt.label}: "
                     f"{exc.args[-1] if exc.args else exc} (the account needs CREATE, DROP, INSERT, … "
                     f"ON `{SCRATCH_PREFIX.replace('_', chr(92) + '_')}%`.*)",
                     4,
                 )
                 return
+        extra["created"] = True
         ladder.add("scratch database", True, f"`{scratch}` created on {tgt.label}; {binlog}", 4)
     finally:
         conn.close()
@@ -308,7 +316,8 @@ def _restore_into(
         ladder.add("scope", False, str(exc), 4)
         return
     except (LoadError, StreamError) as exc:
-        ladder.add("load", False, str(exc), 4)
+        unchecked = (cancel is not None and cancel.is_set()) or _environmental(str(exc))
+        ladder.add("load", Outcome.NOT_CHECKED if unchecked else Outcome.FAILED, str(exc), 4)
         return
     rate = res.bytes / res.seconds / 1e6 if res.seconds > 0 else 0
     ladder.add(
@@ -321,6 +330,18 @@ def _restore_into(
         seconds=round(res.seconds, 3),
     )
     _compare(tgt.server, scratch, manifest, stats, ladder, extra)
+
+
+# Client/server errors that say the target, not the dump, is at fault: connection lost or refused,
+# disk or table full, out of memory. A load that ends on one of these is "not checked".
+_ENVIRONMENTAL = re.compile(
+    r"ERROR (?:2002|2003|2005|2006|2013|1021|1037|1041|1114|1040|1203)\b|No space left|Out of memory|cancelled",
+    re.IGNORECASE,
+)
+
+
+def _environmental(message: str) -> bool:
+    return bool(_ENVIRONMENTAL.search(message))
 
 
 def _compare(

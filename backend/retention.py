@@ -45,6 +45,7 @@ from typing import Protocol
 from .catalog import delete as catalog_delete
 from .config import Config, JobConfig, RetentionPolicy
 from .errors import DumpdeckError
+from .outcome import Outcome
 
 log = logging.getLogger("dumpdeck.retention")
 
@@ -61,6 +62,7 @@ class EntryLike(Protocol):
     manifest_error: str | None
     legacy: bool
     verified_level: int
+    last_result: Outcome | None
 
 
 @dataclass
@@ -105,7 +107,8 @@ def describe(policy: RetentionPolicy) -> str:
 
 
 def _failed_verification(e: EntryLike) -> bool:
-    return getattr(e, "last_result", None) is False
+    """Only a failed verification condemns a dump; one that could not check (not checked) does not."""
+    return e.last_result is Outcome.FAILED
 
 
 def plan(

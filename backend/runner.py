@@ -36,8 +36,11 @@ from .config import Config, JobConfig, load_config
 from .errors import CancelledError, DumpdeckError, PrivilegeError, TimeoutError_
 from .jobs import ADHOC, JobLock, job_for_run, lock_key
 from .logs import setup_logging
+from .outcome import Outcome
+from .restore import restore_test
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
+from .verify import verify_file
 
 log = logging.getLogger("dumpdeck.runner")
 
@@ -531,120 +534,47 @@ def _final_progress(
 def _verify(
     config: Config, store: StateStore, run: Run, db: str, path: Path, level: int, cancel: threading.Event
 ) -> tuple[int | None, str | None]:
-    """Verify a fresh dump at `level` (1–3 verify_file, 4 restore-test). Returns (level reached,
-    error or None). A missing verification module is a warning, not a failure."""
+    """Verify a fresh dump at `level` (1–3 verify_file, 4 restore-test). Returns (level proven, error or None).
+
+    Only a failed verification is an error (the dump is bad). One that could not check (the restore-test
+    target is down, cancelled, …) is a warning event: the dump keeps the level it proved."""
     if level <= 0 or cancel.is_set():
         return None, None
-    try:
-        if level >= 4:
-            from .restore import restore_test
 
-            store.add_event(
-                run.id,
-                "info",
-                "verify-start",
-                f"{db}: restore-test on {config.restore_test.target}",
-                {"database": db, "level": 4},
-            )
-
-            def on_rt_check(check) -> None:
-                store.add_event(
-                    run.id,
-                    "info" if check.passed else "error",
-                    "verify-check",
-                    f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: {check.evidence}",
-                    {"database": db, "level": check.level, "passed": check.passed},
-                )
-
-            try:
-                result = restore_test(path, config, config.restore_test.target, on_check=on_rt_check, cancel=cancel)
-            except TypeError:  # an older signature
-                result = restore_test(path, config, config.restore_test.target)
-        else:
-            from .verify import verify_file
-
-            store.add_event(
-                run.id, "info", "verify-start", f"{db}: verification level {level}", {"database": db, "level": level}
-            )
-
-            def on_check(check) -> None:
-                store.add_event(
-                    run.id,
-                    "info" if check.passed else "error",
-                    "verify-check",
-                    f"{db}: L{check.level} {check.name}: {'passed' if check.passed else 'FAILED'}: {check.evidence}",
-                    {"database": db, "level": check.level, "passed": check.passed},
-                )
-
-            result = verify_file(path, level, on_check=on_check)
-    except ImportError as exc:
+    def on_check(check) -> None:
         store.add_event(
             run.id,
-            "warning",
-            "verify-unavailable",
-            f"{db}: verification level {level} not available ({exc}); dump left unverified",
-            {"database": db, "level": level},
+            {Outcome.PASSED: "info", Outcome.FAILED: "error", Outcome.NOT_CHECKED: "warning"}[check.outcome],
+            "verify-check",
+            f"{db}: L{check.level} {check.name}: {check.outcome.label}: {check.evidence}",
+            {"database": db, "level": check.level, "outcome": check.outcome.value},
         )
-        return None, None
+
+    what = f"restore-test on {config.restore_test.target}" if level >= 4 else f"verification level {level}"
+    store.add_event(run.id, "info", "verify-start", f"{db}: {what}", {"database": db, "level": level})
+    try:
+        if level >= 4:
+            result = restore_test(path, config, config.restore_test.target, on_check=on_check, cancel=cancel)
+        else:
+            result = verify_file(path, level, on_check=on_check)
     except DumpdeckError as exc:
         store.add_event(
             run.id,
-            "error",
-            "verify-failed",
-            f"{db}: verification could not run: {exc}",
-            {"database": db, "level": level},
+            "warning",
+            "verify-not-checked",
+            f"{db}: {what} could not run: {exc}; the dump is not marked bad",
+            {"database": db, "level": level, "outcome": Outcome.NOT_CHECKED.value},
         )
-        return 0, f"verification level {level} could not run: {exc}"
-    except Exception as exc:
-        log.exception("verification of %s crashed", path)
-        store.add_event(
-            run.id, "error", "verify-failed", f"{db}: verification crashed: {exc}", {"database": db, "level": level}
-        )
-        return 0, f"verification level {level} crashed: {type(exc).__name__}: {exc}"
-    passed = _passed(result)
-    reached = getattr(result, "level_reached", None) or getattr(result, "verified_level", None) or level
-    summary = _summary(result)
-    if passed:
-        store.add_event(
-            run.id,
-            "info",
-            "verify-passed",
-            f"{db}: verification level {level} passed",
-            {"database": db, "level": level},
-        )
-        return int(reached), None
-    store.add_event(
-        run.id,
-        "error",
-        "verify-failed",
-        f"{db}: verification level {level} failed: {summary}",
-        {"database": db, "level": level},
-    )
-    return 0, f"verification level {level} failed: {summary}"
-
-
-def _passed(result) -> bool:
-    for attr in ("passed", "ok"):
-        value = getattr(result, attr, None)
-        if isinstance(value, bool):
-            return value
-    if isinstance(result, bool):
-        return result
-    return bool(result)
-
-
-def _summary(result) -> str:
-    for attr in ("reason", "error", "message", "summary"):
-        value = getattr(result, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    checks = getattr(result, "checks", None)
-    if checks:
-        failed = [c for c in checks if not getattr(c, "passed", c.get("passed") if isinstance(c, dict) else True)]
-        names = [getattr(c, "name", c.get("name") if isinstance(c, dict) else str(c)) for c in failed]
-        if names:
-            return "failed checks: " + ", ".join(str(n) for n in names)
-    return "see the manifest's verification record"
+        return None, None
+    data = {"database": db, "level": level, "reached": result.level_reached, "outcome": result.outcome.value}
+    if result.outcome is Outcome.PASSED:
+        store.add_event(run.id, "info", "verify-passed", f"{db}: {what} passed", data)
+        return result.level_reached, None
+    if result.outcome is Outcome.NOT_CHECKED:
+        store.add_event(run.id, "warning", "verify-not-checked", f"{db}: {what}: {result.summary}", data)
+        return result.level_reached or None, None
+    store.add_event(run.id, "error", "verify-failed", f"{db}: {what} failed: {result.summary}", data)
+    return 0, f"verification level {level} failed: {result.summary}"
 
 
 # --------------------------------------------------------------------------- retention, hooks

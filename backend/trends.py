@@ -182,7 +182,7 @@ def _scan_manifests(backup_dir) -> list:
             when = datetime.fromisoformat(m.started.replace("Z", "+00:00"))
         except (manifest_mod.ManifestError, OSError, ValueError):
             continue
-        best = [v for v in m.verifications if v.passed]
+        best = [v for v in m.verifications if not v.failed and v.level]
         at = None
         if best:
             top = max(best, key=lambda v: (v.level, v.at))

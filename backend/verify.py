@@ -1,8 +1,9 @@
 """The verification ladder, levels 1–3 (level 4, the restore-test, is backend.restore).
 
 - L1 file: the file exists, is not empty, and its sha256 matches the manifest.
-  A dump without a manifest (legacy or foreign) passes L1 on existence alone;
-  the sha256 check says "unknown: no manifest" and reports the digest it found.
+  For a dump without a manifest (legacy or foreign) the sha256 check is *not checked*
+  (nothing to compare with) and reports the digest it found; the dump can still
+  reach levels 2 and 3, which prove the stream whole by themselves.
   An unreadable or corrupt manifest fails L1: nothing can be trusted about the file.
 - L2 stream: the file decodes completely with its codec's own binary (zstd and
   xz frame checksums, gzip CRC), the decoded size matches the manifest, the
@@ -14,7 +15,14 @@
   or writes qualified with another schema.
 
 L2 and L3 share one decode pass. Checks are reported through `on_check` as they
-complete; the ladder stops at the first level that fails. With `record=True` a
+complete; the ladder stops at the first level that fails.
+
+Every check and every run is one `Outcome` (backend.outcome): passed, failed, or not
+checked (the check could not run). A run passed when it reached the requested level,
+failed when any check failed, and is not checked otherwise (a level it asked for could
+not be checked). A level is reached when none of its checks failed, its own checks were
+all checked, and every level below it was reached or was proven by it (a *not checked*
+sha256 at L1 is covered by a passing L2, which decodes the whole stream). With `record=True` a
 `Verification` is appended to the manifest; a passing L3 also stores the exact
 per-table row counts (`TableEntry.exact_rows`).
 """
@@ -32,6 +40,7 @@ from pathlib import Path
 
 from . import manifest as manifest_mod
 from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
+from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SqlStats, StatsCollector
 
 HEADERS = (b"-- MySQL dump", b"-- MariaDB dump")
@@ -44,13 +53,24 @@ LEVEL_NAMES = {1: "file", 2: "stream", 3: "content", 4: "restore-test"}
 @dataclass
 class CheckResult:
     name: str
-    passed: bool
+    outcome: Outcome
     evidence: str
     level: int
     data: dict = field(default_factory=dict)  # machine-readable extras (sha256, per-table figures)
 
+    def __post_init__(self) -> None:
+        self.outcome = Outcome.of(self.outcome)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
     def to_dict(self) -> dict:
-        d = {"name": self.name, "passed": self.passed, "evidence": self.evidence, "level": self.level}
+        d = {"name": self.name, "outcome": self.outcome.value, "evidence": self.evidence, "level": self.level}
         d.update(self.data)
         return d
 
@@ -60,7 +80,7 @@ class VerifyReport:
     path: Path
     level_requested: int
     level_reached: int
-    passed: bool
+    outcome: Outcome = Outcome.NOT_CHECKED
     checks: list[CheckResult] = field(default_factory=list)
     duration: float = 0.0
     target: str | None = None
@@ -69,23 +89,42 @@ class VerifyReport:
     recorded: bool = False
 
     @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    @property
     def failed_checks(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.outcome is Outcome.FAILED]
+
+    @property
+    def unchecked(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.outcome is Outcome.NOT_CHECKED]
 
     @property
     def summary(self) -> str:
-        if self.passed:
+        if self.outcome is Outcome.PASSED:
             return f"passed level {self.level_reached} ({LEVEL_NAMES.get(self.level_reached, '?')})"
+        nxt = self.level_reached + 1
+        where = f"level {nxt} ({LEVEL_NAMES.get(nxt, '?')})"
+        if self.outcome is Outcome.NOT_CHECKED:
+            skipped = [c for c in self.unchecked if c.level >= nxt] or self.unchecked
+            why = f"{skipped[0].name}: {skipped[0].evidence}" if skipped else "it could not run"
+            kept = f"level {self.level_reached} proven" if self.level_reached else "nothing proven"
+            return f"not checked at {where}: {why} ({kept}; the dump is not marked bad)"
         bad = self.failed_checks
         first = f"{bad[0].name}: {bad[0].evidence}" if bad else "failed"
-        return f"failed at level {self.level_reached + 1} ({LEVEL_NAMES.get(self.level_reached + 1, '?')}): {first}"
+        return f"failed at {where}: {first}"
 
     def to_dict(self) -> dict:
         return {
             "path": str(self.path),
             "level_requested": self.level_requested,
             "level_reached": self.level_reached,
-            "passed": self.passed,
+            "outcome": self.outcome.value,
             "target": self.target,
             "duration": round(self.duration, 3),
             "sha256": self.sha256,
@@ -105,10 +144,12 @@ class _Ladder:
         self.on_check = on_check
         self.failed_level: int | None = None
 
-    def add(self, name: str, passed: bool, evidence: str, level: int, **data) -> CheckResult:
-        check = CheckResult(name, passed, evidence, level, data)
+    def add(self, name: str, outcome: Outcome | bool, evidence: str, level: int, **data) -> CheckResult:
+        """Record one check. `outcome` True/False mean passed/failed; pass Outcome.NOT_CHECKED
+        when the check could not run."""
+        check = CheckResult(name, Outcome.of(outcome), evidence, level, data)
         self.report.checks.append(check)
-        if not passed and (self.failed_level is None or level < self.failed_level):
+        if check.failed and (self.failed_level is None or level < self.failed_level):
             self.failed_level = level
         if self.on_check is not None:
             try:
@@ -118,7 +159,41 @@ class _Ladder:
         return check
 
     def ok_through(self, level: int) -> bool:
+        """No check at `level` or below failed (not-checked ones do not stop the ladder)."""
         return self.failed_level is None or self.failed_level > level
+
+    def finish(self, requested: int | None = None) -> VerifyReport:
+        """Set the report's level reached and outcome from its checks."""
+        settle(self.report, requested)
+        return self.report
+
+
+def reached_level(checks: list[CheckResult], requested: int) -> int:
+    """The highest level up to `requested` proven by `checks`: a level counts when it has checks, none
+    failed and none was left unchecked. A level left unchecked (or skipped) below a fully passing one is
+    covered by it: a legacy dump's sha256 has nothing to compare with, but its stream decoding whole at
+    L2 proves the file; a restore-test skips L2–L3 already proven for this sha256."""
+    reached = 0
+    for lvl in range(1, requested + 1):
+        mine = [c for c in checks if c.level == lvl]
+        if any(c.failed for c in mine):
+            break
+        if not mine or any(c.outcome is Outcome.NOT_CHECKED for c in mine):
+            continue  # not proven by itself; proven when a higher level passes whole
+        reached = lvl
+    return reached
+
+
+def settle(report: VerifyReport, requested: int | None = None) -> None:
+    """Outcome of a run: failed if any check failed; passed if the requested level was reached; else not checked."""
+    requested = requested or report.level_requested
+    report.level_reached = reached_level(report.checks, requested)
+    if any(c.failed for c in report.checks):
+        report.outcome = Outcome.FAILED
+    elif report.level_reached >= report.level_requested:
+        report.outcome = Outcome.PASSED
+    else:
+        report.outcome = Outcome.NOT_CHECKED
 
 
 def _fmt(n: int) -> str:
@@ -176,7 +251,13 @@ def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, 
         ladder.add("sha256", False, f"cannot read {path.name}: {exc.strerror}", 1)
         return manifest, None
     if manifest is None:
-        ladder.add("sha256", True, f"unknown: no manifest (file digest {digest[:16]}…)", 1, sha256=digest)
+        ladder.add(
+            "sha256",
+            Outcome.NOT_CHECKED,
+            f"no manifest to compare with (file digest {digest[:16]}…)",
+            1,
+            sha256=digest,
+        )
         return None, digest
     if digest != manifest.sha256:
         extra = ""
@@ -371,7 +452,7 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
         raise ValueError("verification level must be 1, 2 or 3 (4 is restore_test)")
     path = Path(path)
     t0 = time.monotonic()
-    report = VerifyReport(path=path, level_requested=level, level_reached=0, passed=False)
+    report = VerifyReport(path=path, level_requested=level, level_reached=0)
     ladder = _Ladder(report, on_check)
 
     manifest, digest = _level1(path, ladder)
@@ -390,14 +471,7 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
                 _level3(stats, manifest, ladder)
     report.stats = stats
 
-    reached = 0
-    for lvl in range(1, level + 1):
-        if ladder.ok_through(lvl) and any(c.level == lvl for c in report.checks):
-            reached = lvl
-        else:
-            break
-    report.level_reached = reached
-    report.passed = reached >= level
+    ladder.finish()
     report.duration = time.monotonic() - t0
 
     if record and manifest is not None:
@@ -412,7 +486,7 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
         return False
     rec = manifest_mod.Verification(
         level=report.level_reached,
-        passed=report.passed,
+        outcome=report.outcome,
         at=now_iso(),
         checks=[c.to_dict() for c in report.checks],
         target=report.target,
@@ -436,12 +510,10 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
 
 
 def verified_for(manifest: manifest_mod.Manifest, sha256: str, min_level: int = 3) -> manifest_mod.Verification | None:
-    """The latest passing verification at `min_level`+ that checked this exact file content."""
+    """The latest verification that proved `min_level`+ for this exact file content (none after a failure below it)."""
     for v in reversed(manifest.verifications):
-        if not v.passed:
-            if v.level < min_level:
-                return None
-            continue
+        if v.outcome is Outcome.FAILED and v.level < min_level:
+            return None
         if v.level < min_level:
             continue
         for c in v.checks:

@@ -21,7 +21,9 @@ from dumpdeck import __version__
 EPILOG = """\
 configuration: --config PATH, else $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml
   (see config.example.yaml for every key).
-exit codes: 0 success, 1 a backup or check failed, 2 usage or configuration error.
+exit codes: 0 success, 1 a backup or check failed, 2 usage or configuration error,
+  3 the job is already running, 4 not checked (verify/restore-test could not run a check:
+  nothing was found wrong, but the level asked for is not proven).
 run `dumpdeck COMMAND --help` for the options of a command.
 """
 

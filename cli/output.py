@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dumpdeck.backend.outcome import Outcome
+
 
 def is_tty(stream=None) -> bool:
     stream = stream or sys.stdout
@@ -21,7 +23,9 @@ def use_color(stream=None) -> bool:
     return is_tty(stream) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def style(text: str, *, ok: bool | None = None, bold: bool = False, dim: bool = False, stream=None) -> str:
+def style(
+    text: str, *, ok: bool | None = None, warn: bool = False, bold: bool = False, dim: bool = False, stream=None
+) -> str:
     if not use_color(stream):
         return text
     codes = []
@@ -29,11 +33,19 @@ def style(text: str, *, ok: bool | None = None, bold: bool = False, dim: bool = 
         codes.append("32")
     elif ok is False:
         codes.append("31")
+    elif warn:
+        codes.append("33")
     if bold:
         codes.append("1")
     if dim:
         codes.append("2")
     return f"\033[{';'.join(codes)}m{text}\033[0m" if codes else text
+
+
+def outcome_style(text: str, outcome: Outcome, *, bold: bool = False, stream=None) -> str:
+    """`text` in the colour of a verdict: green passed, red failed, yellow not checked."""
+    ok = {Outcome.PASSED: True, Outcome.FAILED: False}.get(outcome)
+    return style(text, ok=ok, warn=outcome is Outcome.NOT_CHECKED, bold=bold, stream=stream)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from dumpdeck.backend import catalog
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.config import BackupConfig, ServerConfig
 from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import verify_file
 
 from .helpers import create_sample_database, drop_database
@@ -55,7 +56,7 @@ def test_scan_reads_engine_dumps(two_dumps, tmp_path):
     verify_file(cat.entries[1].path, 2)
     cat = catalog.scan(root)
     e = cat.latest_verified(db)
-    assert e is not None and e.path == cat.entries[1].path and e.verified_level == 2 and e.last_result is True
+    assert e is not None and e.path == cat.entries[1].path and e.verified_level == 2 and e.last_result is Outcome.PASSED
     assert cat.latest_verified(db, min_level=3) is None
     assert len(cat.for_database("main", db)) == 2
 
@@ -70,7 +71,7 @@ def test_failed_verification_caps_the_level(two_dumps, tmp_path):
     path.write_bytes(bytes(data))
     assert not verify_file(path, 1).passed
     e = catalog.scan(root).get(path)
-    assert e.verified_level == 0 and e.last_result is False and "failed" in e.problem
+    assert e.verified_level == 0 and e.last_result is Outcome.FAILED and "failed" in e.problem
 
 
 def test_missing_and_corrupt_manifests_never_break_the_scan(two_dumps, tmp_path):

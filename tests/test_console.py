@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from dumpdeck.backend.config import load_config
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.sandbox import free_port
 from dumpdeck.tui.app import Intervals, make_app
 from dumpdeck.tui.screens.dumps import DumpsScreen
@@ -103,7 +104,7 @@ async def test_backup_two_databases_then_restore_test(write_config, make_db, mar
         await until(
             pilot,
             lambda: (
-                (app.ladders.get(dump.key) and app.ladders[dump.key].passed is not None)
+                (app.ladders.get(dump.key) and app.ladders[dump.key].outcome is not None)
                 or (app.ladders.get(dump.key) and app.ladders[dump.key].error)
             ),
             timeout=120,
@@ -111,7 +112,7 @@ async def test_backup_two_databases_then_restore_test(write_config, make_db, mar
         )
         ladder = app.ladders[dump.key]
         assert ladder.error is None, ladder.error
-        assert ladder.passed is True
+        assert ladder.outcome is Outcome.PASSED
         assert ladder.checks and all(c.passed for c in ladder.checks)
         assert any(c.level == 4 for c in ladder.checks)
         shown = app.screen.query_one("#ladder", KeyedTable)

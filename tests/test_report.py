@@ -82,7 +82,7 @@ def synth_dump(
         file=path.name,
         flags=list(flags),
         verifications=[
-            manifest_mod.Verification(level=lv, passed=ok, at=(when + timedelta(minutes=5)).isoformat())
+            manifest_mod.Verification(level=lv, outcome=ok, at=(when + timedelta(minutes=5)).isoformat())
             for lv, ok in verified
         ],
     )

@@ -17,6 +17,7 @@ from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.catalog import DumpEntry, scan
 from dumpdeck.backend.config import RetentionPolicy, load_config, parse_config
 from dumpdeck.backend.naming import dump_basename
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def entry(
     legacy: bool = False,
     manifest=True,
     manifest_error: str | None = None,
-    last_result: bool | None = None,
+    last_result: Outcome | None = None,
     server: str | None = "main",
 ) -> DumpEntry:
     return DumpEntry(
@@ -135,7 +136,7 @@ def test_floor_keeps_the_newest_dump_when_none_is_verified():
 
 def test_failed_verification_takes_no_slot_and_is_not_a_floor():
     entries = daily(date(2024, 6, 25), date(2024, 6, 30))
-    entries[0] = entry(entries[0].when, level=0, last_result=False)  # newest: failed verification
+    entries[0] = entry(entries[0].when, level=0, last_result=Outcome.FAILED)  # newest: failed verification
     decisions = retention.plan(entries, RetentionPolicy(keep_last=2), NOW)
     assert kept(decisions) == [date(2024, 6, 29), date(2024, 6, 28)]
     assert "last verification failed" in decisions[0].reasons[0]
@@ -227,7 +228,7 @@ def synthetic_dump(backup_dir: Path, db: str, when: datetime, server: str = "mai
         file=path.name,
     )
     if level:
-        m.verifications.append(manifest_mod.Verification(level=level, passed=True, at=when.isoformat()))
+        m.verifications.append(manifest_mod.Verification(level=level, outcome=Outcome.PASSED, at=when.isoformat()))
     manifest_mod.save(m, path)
     return path
 

@@ -419,7 +419,7 @@ def test_run_verifies_each_dump_at_the_job_level(write_config, sample_db, level)
         assert p.verified_level == level
         evs = store.events(run.id, limit=1000)
         checks = [e for e in evs if e.kind == "verify-check"]
-        assert checks and all(e.data["passed"] for e in checks)
+        assert checks and all(e.data["outcome"] == "passed" for e in checks)
         assert max(e.data["level"] for e in checks) == level
         assert any(e.kind == "verify-passed" for e in evs)
         from dumpdeck.backend import manifest as manifest_mod

@@ -15,6 +15,7 @@ from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import sqlstats
 from dumpdeck.backend.config import BackupConfig, ServerConfig
 from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import verify_file
 
 from .helpers import create_sample_database, drop_database
@@ -59,7 +60,7 @@ def refit_manifest(path: Path, **fields) -> None:
 
 
 def failing(report):
-    return [c for c in report.checks if not c.passed]
+    return report.failed_checks
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -98,7 +99,9 @@ def test_truncated_mid_stream(dumps, tmp_path, codec):
     # without a manifest (as if it never got one): the stream itself must give it away at L2
     manifest_mod.manifest_path(path).unlink()
     report = verify_file(path, 3)
-    assert not report.passed and report.level_reached == 1
+    assert report.outcome is Outcome.FAILED and report.level_reached == 0
+    sha = next(c for c in report.checks if c.name == "sha256")
+    assert sha.outcome is Outcome.NOT_CHECKED  # nothing to compare with: never a pass tick
     bad = failing(report)[0]
     assert bad.level == 2
     if codec == "none":
@@ -189,9 +192,14 @@ def test_mysql_header_without_manifest_passes(tmp_path):
         b"INSERT INTO `t` VALUES (1),(2),(3);\n-- Dump completed on 2026-01-01  2:00:00\n"
     )
     report = verify_file(path, 3)
-    assert report.passed, report.summary
-    assert any(c.name == "sha256" and c.evidence.startswith("unknown: no manifest") for c in report.checks)
+    # the sha256 could not be checked (no manifest), but L2 decoding the whole stream proves the file
+    assert report.passed and report.level_reached == 3, report.summary
+    sha = next(c for c in report.checks if c.name == "sha256")
+    assert sha.outcome is Outcome.NOT_CHECKED and sha.evidence.startswith("no manifest to compare with")
     assert report.stats.tables == {"t": 3}
+    # level 1 alone proves nothing for it: not checked, never passed
+    only = verify_file(path, 1)
+    assert only.outcome is Outcome.NOT_CHECKED and only.level_reached == 0 and "not checked" in only.summary
 
 
 def test_use_other_db_fails_level_3(dumps, tmp_path):

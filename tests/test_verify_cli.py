@@ -29,7 +29,7 @@ def test_verify_cli(write_config, sample_db, capsys):
     assert rc == 0 and "✓ sha256" in out and "L3 content" in out and "passed level 3" in out
     rc, out, _ = run(capsys, "-c", str(cfg), "verify", "--latest", sample_db, "--level", "2", "--json")
     data = json.loads(out)
-    assert rc == 0 and data["passed"] and data["level_reached"] == 2 and data["path"] == str(path)
+    assert rc == 0 and data["outcome"] == "passed" and data["level_reached"] == 2 and data["path"] == str(path)
     assert {c["level"] for c in data["checks"]} == {1, 2}
     # broken → 1
     raw = bytearray(path.read_bytes())
@@ -38,7 +38,7 @@ def test_verify_cli(write_config, sample_db, capsys):
     rc, out, _ = run(capsys, "-c", str(cfg), "verify", str(path))
     assert rc == 1 and "✗ sha256" in out and "failed at level 1" in out
     rc, out, _ = run(capsys, "-c", str(cfg), "verify", str(path), "--json")
-    assert rc == 1 and json.loads(out)["passed"] is False
+    assert rc == 1 and json.loads(out)["outcome"] == "failed"
     # usage errors → 2
     assert run(capsys, "-c", str(cfg), "verify")[0] == 2
     rc, _, err = run(capsys, "-c", str(cfg), "verify", str(path.parent / "nope.sql.zst"))
@@ -55,7 +55,7 @@ def test_restore_test_cli_and_list(write_config, sample_db, capsys):
     path = make_dump(load_config(cfg), sample_db)
     rc, out, _ = run(capsys, "-c", str(cfg), "restore-test", "--latest", sample_db, "--target", "same", "--json")
     data = json.loads(out)
-    assert rc == 0 and data["passed"] and data["level_reached"] == 4 and data["target"].startswith("same")
+    assert rc == 0 and data["outcome"] == "passed" and data["level_reached"] == 4 and data["target"].startswith("same")
     rc, out, _ = run(capsys, "-c", str(cfg), "restore-test", str(path), "--target", "same", "-j", "1")
     assert rc == 0 and "✓ scratch dropped" in out and "passed level 4" in out
     rc, _, err = run(capsys, "-c", str(cfg), "restore-test", str(path), "--target", "nosuchserver")
@@ -65,7 +65,7 @@ def test_restore_test_cli_and_list(write_config, sample_db, capsys):
     assert rc == 0 and sample_db in out and path.name in out and "leftover" in out
     rc, out, _ = run(capsys, "-c", str(cfg), "list", "--json", "--database", sample_db)
     data = json.loads(out)
-    assert rc == 0 and data["dumps"][0]["verified_level"] == 4 and data["dumps"][0]["last_result"] is True
+    assert rc == 0 and data["dumps"][0]["verified_level"] == 4 and data["dumps"][0]["last_result"] == "passed"
     assert data["partials"][0]["live"] is False
     rc, out, _ = run(capsys, "-c", str(cfg), "clean", "--dry-run")
     assert rc == 0 and "would remove" in out and (path.parent / "x.sql.zst.partial").exists()

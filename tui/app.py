@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
 from textual import on, work
 from textual.app import App
@@ -60,7 +61,7 @@ class Ladder:
     kind: str  # verify | restore-test
     target: str | None
     checks: list[CheckView] = field(default_factory=list)
-    passed: bool | None = None
+    outcome: Outcome | None = None  # None while running
     error: str | None = None
     started: float = 0.0
 
@@ -500,7 +501,7 @@ class DumpdeckApp(App):
 
     def _ladder_running(self, dump: DumpView) -> bool:
         live = self.ladders.get(dump.key)
-        if live is not None and live.passed is None and live.error is None:
+        if live is not None and live.outcome is None and live.error is None:
             self.notify(f"{live.kind} of this dump is still running", severity="warning")
             return True
         return False
@@ -514,14 +515,14 @@ class DumpdeckApp(App):
     def _ladder_work(self, dump: DumpView, kind: str, call) -> None:
         """Run a verification (in a worker thread): each check and the outcome go out as messages."""
         try:
-            passed = call(lambda c: self.post_message(CheckArrived(dump.key, c)))
+            outcome = call(lambda c: self.post_message(CheckArrived(dump.key, c)))
         except DumpdeckError as exc:
             self.post_message(LadderDone(dump.key, kind, None, str(exc)))
             return
         except Exception as exc:  # shown in the ladder, never a crashed worker
             self.post_message(LadderDone(dump.key, kind, None, f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(LadderDone(dump.key, kind, passed))
+        self.post_message(LadderDone(dump.key, kind, outcome))
 
     def choose_restore_target(self, dump: DumpView) -> None:
         if self.read_only or self._ladder_running(dump):
@@ -563,15 +564,15 @@ class DumpdeckApp(App):
     def _ladder_done(self, message: LadderDone) -> None:
         ladder = self.ladders.get(message.dump_key)
         if ladder is not None:
-            ladder.passed = message.passed
+            ladder.outcome = message.outcome
             ladder.error = message.error
             self._refresh_ladder(message.dump_key)
         if message.error:
             self.notify(f"{message.kind}: {message.error}", severity="error", timeout=10)
-        else:
+        elif message.outcome is not None:
             self.notify(
-                f"{message.kind} {'passed' if message.passed else 'FAILED'}",
-                severity="information" if message.passed else "error",
+                f"{message.kind} {message.outcome.label}",
+                severity={"ok": "information", "bad": "error", "warn": "warning"}[message.outcome.tone],
                 timeout=5,
             )
         self.rescan_catalog()  # the result is recorded in the manifest

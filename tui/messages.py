@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dumpdeck.backend.outcome import Outcome
 from textual.message import Message
 
 from .poll import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
@@ -51,7 +52,7 @@ class CheckArrived(Message):
 class LadderDone(Message):
     dump_key: str
     kind: str  # verify | restore-test
-    passed: bool | None  # None: it could not run (error)
+    outcome: Outcome | None  # None: it raised (error)
     error: str | None = None
 
 

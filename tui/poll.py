@@ -24,6 +24,7 @@ from typing import Any
 
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.outcome import Outcome
 
 Clock = Callable[[], float]
 
@@ -67,7 +68,7 @@ class DumpView:
     codec: str
     verified_level: int = 0
     verified_at: str | None = None
-    last_result: str | None = None  # passed | failed | None
+    last_result: str | None = None  # an Outcome value (passed | failed | not_checked) or None
     legacy: bool = False
     manifest_error: str | None = None
     manifest: Any = None  # backend.manifest.Manifest or None
@@ -185,9 +186,16 @@ class LogChunk:
 @dataclass(frozen=True)
 class CheckView:
     name: str
-    passed: bool
+    outcome: Outcome  # True/False are accepted and read as passed/failed
     evidence: str
     level: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome.of(self.outcome))
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
 
 
 # --------------------------------------------------------------------------- helpers
@@ -228,7 +236,7 @@ def _epoch(value: Any) -> float | None:
 def check_view(check: Any) -> CheckView:
     return CheckView(
         name=str(_get(check, "name", default="?")),
-        passed=bool(_get(check, "passed", default=False)),
+        outcome=Outcome.of(_get(check, "outcome", "passed", default=None)),
         evidence=str(_get(check, "evidence", default="") or ""),
         level=int(_get(check, "level", default=0) or 0),
     )
@@ -249,7 +257,7 @@ def dump_view(entry: Any) -> DumpView:
             codec=entry.codec or "",
             verified_level=entry.verified_level,
             verified_at=entry.verified_at,
-            last_result=None if last is None else ("passed" if last else "failed"),
+            last_result=None if last is None else Outcome.of(last).value,
             legacy=entry.legacy,
             manifest_error=entry.manifest_error,
             manifest=entry.manifest,
@@ -257,8 +265,8 @@ def dump_view(entry: Any) -> DumpView:
     path = Path(_get(entry, "path"))
     when = _epoch(_get(entry, "when")) or 0.0
     last = _get(entry, "last_result")
-    if last is not None and not isinstance(last, str):
-        last = "passed" if _get(last, "passed", default=bool(last)) else "failed"
+    if last is not None:
+        last = Outcome.of(last).value
     return DumpView(
         key=str(_get(entry, "key", default=None) or path),
         path=path,
@@ -699,17 +707,17 @@ class LiveBackend(ConsoleBackend):
         return out
 
     # ---------------------------------------------------------------- verification
-    def verify(self, dump: DumpView, on_check: Callable[[CheckView], None], record: bool = True) -> bool:
+    def verify(self, dump: DumpView, on_check: Callable[[CheckView], None], record: bool = True) -> Outcome:
         from dumpdeck.backend import verify
 
         report = verify.verify_file(dump.path, level=3, on_check=lambda c: on_check(check_view(c)), record=record)
-        return bool(_get(report, "passed"))
+        return report.outcome
 
-    def restore_test(self, dump: DumpView, target: str, on_check: Callable[[CheckView], None]) -> bool:
+    def restore_test(self, dump: DumpView, target: str, on_check: Callable[[CheckView], None]) -> Outcome:
         from dumpdeck.backend import restore
 
         report = restore.restore_test(dump.path, self.config, target, on_check=lambda c: on_check(check_view(c)))
-        return bool(_get(report, "passed"))
+        return report.outcome
 
     def delete_dump(self, dump: DumpView) -> None:
         from dumpdeck.backend import catalog
@@ -860,17 +868,17 @@ class FixedBackend(ConsoleBackend):
     def cancel_run(self, run_id: int) -> None:
         self.calls.append(("cancel_run", run_id))
 
-    def verify(self, dump: DumpView, on_check, record: bool = True) -> bool:
+    def verify(self, dump: DumpView, on_check, record: bool = True) -> Outcome:
         self.calls.append(("verify", dump.key))
         for c in self.checks:
             on_check(c)
-        return all(c.passed for c in self.checks)
+        return Outcome.combine(c.outcome for c in self.checks)
 
-    def restore_test(self, dump: DumpView, target: str, on_check) -> bool:
+    def restore_test(self, dump: DumpView, target: str, on_check) -> Outcome:
         self.calls.append(("restore_test", dump.key, target))
         for c in self.checks:
             on_check(c)
-        return all(c.passed for c in self.checks)
+        return Outcome.combine(c.outcome for c in self.checks)
 
     def delete_dump(self, dump: DumpView) -> None:
         self.calls.append(("delete_dump", dump.key))

@@ -325,6 +325,8 @@ def compose_verification(
 ) -> Message:
     if kind == "recovery":
         headline = f"{server}/{database}: verification passes again (level {level})"
+    elif severity == "WARNING":
+        headline = f"{server}/{database}: verification not checked past level {level} (it could not run)"
     else:
         headline = f"{server}/{database}: verification level {level} FAILED"
     rows = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from dumpdeck.backend import catalog
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.units import format_bytes
 
 from ..output import age, print_json, style, table
@@ -18,7 +19,8 @@ def register(sub) -> None:
         "legacy files of the old scripts (<db>_<YYYYmmdd_HHMMSS>.sql[.gz|.xz], time read as local "
         "time), and leftover .partial files.",
         epilog="VERIFIED shows the level proven: 1 file, 2 stream, 3 content, 4 restore-test; "
-        "'!' marks a failed last check. exit codes: 0 listed, 2 usage error",
+        "'!' marks a failed last check (the dump is bad), '?' a last check that could not run (not checked: "
+        "the level stays what earlier checks proved). exit codes: 0 listed, 2 usage error",
     )
     p.add_argument("--server", "-s", help="only dumps of this server")
     p.add_argument("--database", "-d", help="only dumps of this database")
@@ -39,7 +41,7 @@ def entry_dict(e: catalog.DumpEntry) -> dict:
         "manifest_error": e.manifest_error,
         "verified_level": e.verified_level,
         "verified_at": e.verified_at.isoformat() if e.verified_at else None,
-        "last_result": e.last_result,
+        "last_result": e.last_result.value if e.last_result is not None else None,
         "sha256": e.manifest.sha256 if e.manifest else None,
     }
 
@@ -74,8 +76,10 @@ def run(args, ctx) -> int:
         notes = []
         for e in entries:
             level = str(e.verified_level) if e.verified_level else "-"
-            if e.last_result is False:
+            if e.last_result is Outcome.FAILED:
                 level += "!"
+            elif e.last_result is Outcome.NOT_CHECKED:
+                level += "?"
             kind = "legacy" if e.legacy else ("" if e.manifest is not None else "no manifest")
             if e.manifest_error:
                 kind = "MANIFEST BAD"

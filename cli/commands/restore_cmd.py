@@ -22,7 +22,8 @@ def register(sub) -> None:
         "A dump that would write outside the scratch database is refused.",
         epilog="targets: sandbox (a throwaway mariadbd started for the test), same (the dump's own server), "
         "or a configured server name. Default: restore_test.target in the config.\n"
-        "exit codes: 0 passed, 1 failed, 2 usage error",
+        "exit codes: 0 passed, 1 failed (the dump is bad), 2 usage error, 4 not checked (the test could not run: "
+        "target unreachable, no space, cancelled; the dump keeps the level it had and is not marked bad)",
     )
     add_target_args(p)
     p.add_argument(
@@ -77,4 +78,4 @@ def run(args, ctx) -> int:
     from .verify_cmd import notify_result
 
     notify_result(ctx, report)
-    return 0 if report.passed else 1
+    return report.outcome.exit_code

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
 
-from ..output import print_json, style
+from ..output import outcome_style, print_json, style
 
 
 def register(sub) -> None:
@@ -20,7 +21,9 @@ def register(sub) -> None:
         "(decodes completely, dump header and '-- Dump completed' footer), L3 content (statement "
         "statistics against the manifest's inventory, nothing outside the database). Stops at the "
         "first failing level; the result is appended to the manifest.",
-        epilog="exit codes: 0 passed, 1 failed, 2 usage error",
+        epilog="exit codes: 0 passed, 1 failed (the dump is bad), 2 usage error, 4 not checked (a check could not "
+        "run, e.g. no manifest to compare the sha256 with at --level 1: nothing was found wrong, but the level "
+        "asked for is not proven)",
     )
     add_target_args(p)
     p.add_argument("--level", "-l", type=int, choices=[1, 2, 3], default=3, help="highest level to check (default 3)")
@@ -53,7 +56,7 @@ def resolve_file(args, ctx) -> Path:
 
 
 class Checklist:
-    """Prints each check as it completes: ✓/✗, level, name, evidence."""
+    """Prints each check as it completes: ✓ passed, ✗ failed, ? not checked; level, name, evidence."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
@@ -63,15 +66,16 @@ class Checklist:
         if c.level != self.level:
             self.level = c.level
             self.stream.write(style(f"L{c.level} {LEVEL_NAMES.get(c.level, '')}", bold=True, stream=self.stream) + "\n")
-        mark = style("✓", ok=True, stream=self.stream) if c.passed else style("✗", ok=False, stream=self.stream)
-        self.stream.write(f"  {mark} {c.name}: {c.evidence}\n")
+        mark = outcome_style(c.outcome.mark, c.outcome, stream=self.stream)
+        label = "" if c.outcome is Outcome.PASSED else f"{c.outcome.label}: "
+        self.stream.write(f"  {mark} {c.name}: {label}{c.evidence}\n")
         self.stream.flush()
 
 
 def print_summary(report: VerifyReport, stream=None) -> None:
     stream = stream or sys.stdout
     text = f"{report.path.name}: {report.summary} in {report.duration:.1f}s"
-    stream.write(style(text, ok=report.passed, bold=True, stream=stream) + "\n")
+    stream.write(outcome_style(text, report.outcome, bold=True, stream=stream) + "\n")
 
 
 def run(args, ctx) -> int:
@@ -84,7 +88,7 @@ def run(args, ctx) -> int:
         report = verify_file(path, args.level, on_check=Checklist(), record=not args.no_record)
         print_summary(report)
     notify_result(ctx, report)
-    return 0 if report.passed else 1
+    return report.outcome.exit_code
 
 
 def notify_result(ctx, report: VerifyReport) -> None:

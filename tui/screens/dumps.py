@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from dumpdeck.backend.manifest import check_outcome
+from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.units import format_bytes, format_duration
 from textual import on
 from textual.app import ComposeResult
@@ -135,7 +137,11 @@ class DumpsScreen(Screen):
         rows = []
         for d in dumps:
             tone = "bad" if d.last_result == "failed" or d.manifest_error else ("ok" if d.verified_level else "warn")
-            result = "manifest error" if d.manifest_error else (d.last_result or ("legacy" if d.legacy else "-"))
+            result = (
+                "manifest error"
+                if d.manifest_error
+                else (Outcome.of(d.last_result).label if d.last_result else ("legacy" if d.legacy else "-"))
+            )
             rows.append(
                 (
                     d.key,
@@ -240,8 +246,8 @@ class DumpsScreen(Screen):
             checks = list(live.checks)
             state = (
                 "running…"
-                if live.passed is None and live.error is None
-                else ("error" if live.error else ("PASSED" if live.passed else "FAILED"))
+                if live.outcome is None and live.error is None
+                else ("error" if live.error or live.outcome is None else live.outcome.label.upper())
             )
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
@@ -250,13 +256,13 @@ class DumpsScreen(Screen):
             checks = [
                 CheckView(
                     name=str(c.get("name", "?")),
-                    passed=bool(c.get("passed")),
+                    outcome=check_outcome(c),
                     evidence=str(c.get("evidence", "")),
                     level=int(c.get("level", v.level) or 0),
                 )
                 for c in (v.checks or [])
             ]
-            title = f"last: L{v.level} {'passed' if v.passed else 'FAILED'} at {v.at}"
+            title = f"last: L{v.level} {v.outcome.label} at {v.at}"
             pane.border_subtitle = ""
         else:
             pane.border_subtitle = "v verify · r restore-test"
@@ -269,9 +275,7 @@ class DumpsScreen(Screen):
                     (
                         f"L{c.level}" if c.level else "",
                         c.name,
-                        Cell(
-                            "pass" if c.passed else "FAIL", c.passed, style=tone_style(app, "ok" if c.passed else "bad")
-                        ),
+                        Cell(c.outcome.label, c.outcome.value, style=tone_style(app, c.outcome.tone)),
                         c.evidence[:200],
                     ),
                     c,
