@@ -22,14 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import DumpdeckError, DumpError
+from .errors import DumpError, StreamError
 
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
 MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz"}
-
-
-class StreamError(DumpdeckError):
-    """A compressed stream does not decode: truncated or corrupt."""
 
 
 def codec_for_path(path: Path | str) -> str:

@@ -1,4 +1,10 @@
-"""One exception hierarchy; every message names the file, key, server or database at fault."""
+"""One exception hierarchy; every message names the file, key, server or database at fault.
+
+Every error the engine reports to a user is a `DumpdeckError`; its `exit_code` is what the CLI
+exits with (1 failed, 2 usage or configuration, 3 locked). The CLI prints the message without
+a traceback; the console shows it in a toast or modal. Only "could not run" errors live here:
+a check that ran and failed is a verdict (a value), never an exception.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ class DumpdeckError(Exception):
     """Base of every error the engine reports to a user."""
 
     exit_code = 1
+
+
+# --------------------------------------------------------------------------- usage and configuration
 
 
 class ConfigError(DumpdeckError):
@@ -19,6 +28,15 @@ class UsageError(DumpdeckError):
     """The user asked for something that cannot be done as asked."""
 
     exit_code = 2
+
+
+class LockedError(DumpdeckError):
+    """A job is already running under its lock."""
+
+    exit_code = 3
+
+
+# --------------------------------------------------------------------------- servers and dumps
 
 
 class ConnectError(DumpdeckError):
@@ -41,11 +59,52 @@ class TimeoutError_(DumpError):
     """A dump exceeded its wall-clock or stall timeout."""
 
 
+class StreamError(DumpdeckError):
+    """A compressed stream does not decode: truncated or corrupt."""
+
+
+# --------------------------------------------------------------------------- files and state
+
+
+class ManifestError(DumpdeckError):
+    """A manifest is missing, unreadable or malformed."""
+
+
+class StateError(DumpdeckError):
+    """The state database cannot be opened or is from a newer dumpdeck."""
+
+
+# --------------------------------------------------------------------------- verification and loading
+
+
 class VerifyError(DumpdeckError):
     """Verification could not run (not: a check failed)."""
 
 
-class LockedError(DumpdeckError):
-    """A job is already running under its lock."""
+class LoadError(DumpdeckError):
+    """The client failed to load part of the dump."""
 
-    exit_code = 3
+
+class ScopeError(LoadError):
+    """The dump would write outside the scratch database."""
+
+
+class SandboxError(DumpdeckError):
+    """The sandbox server could not be created, started or stopped."""
+
+
+class MissingBinaryError(SandboxError):
+    """mariadbd or mariadb-install-db is not installed."""
+
+    exit_code = 2
+
+
+# --------------------------------------------------------------------------- around the engine
+
+
+class NotifyError(DumpdeckError):
+    """A notification could not be delivered (the message names the channel and why)."""
+
+
+class DemoError(DumpdeckError):
+    """The demo could not be set up, shared or stopped."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from .codecs import codec_for_path, open_decoded
 from .config import ServerConfig
 from .credentials import client_credentials
-from .errors import DumpdeckError
+from .errors import LoadError, ScopeError
 from .sqlstats import SANDBOX_LINE, Delimiter, Marker, SqlScanner, Statement
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,6 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 16 * 1024 * 1024  # data per job when a table is split
 BATCH_BYTES = 16 * 1024 * 1024  # small tables batched into one job up to this size
 MEMORY_BYTES = 96 * 1024 * 1024  # decoded SQL held in memory waiting for a connection
-
-
-class LoadError(DumpdeckError):
-    """The client failed to load part of the dump."""
-
-
-class ScopeError(LoadError):
-    """The dump would write outside the scratch database."""
 
 
 # --------------------------------------------------------------------------- the loader

@@ -19,15 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DumpdeckError
+from .errors import ManifestError
 from .outcome import Outcome
 
 FORMAT_VERSION = 1
 SUFFIX = ".manifest.json"
-
-
-class ManifestError(DumpdeckError):
-    """A manifest is missing, unreadable or malformed."""
 
 
 @dataclass

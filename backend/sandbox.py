@@ -19,20 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DumpdeckError
+from .errors import MissingBinaryError, SandboxError
 
 INSTALL_HINT = "apt-get install -y mariadb-server mariadb-client"
 _TEMPLATE_CACHE: dict[str, Path] = {}
-
-
-class SandboxError(DumpdeckError):
-    """The sandbox server could not be created, started or stopped."""
-
-
-class MissingBinaryError(SandboxError):
-    """mariadbd or mariadb-install-db is not installed."""
-
-    exit_code = 2
 
 
 BINPATH_ENV = "DUMPDECK_MARIADB_PATH"

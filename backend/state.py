@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import DumpdeckError
+from .errors import StateError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "timed-out", "cancelled", "lost", "skipped")
 ACTIVE_STATUSES = ("queued", "running")
@@ -40,10 +40,6 @@ HEARTBEAT_STALE = 60.0
 # A queued run whose runner never reported within this long is presumed lost.
 QUEUED_STALE = 120.0
 BUSY_TIMEOUT_MS = 15000
-
-
-class StateError(DumpdeckError):
-    """The state database cannot be opened or is from a newer dumpdeck."""
 
 
 # --------------------------------------------------------------------------- records

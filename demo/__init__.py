@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 from dumpdeck.backend.config import Config, default_state_dir, load_config
-from dumpdeck.backend.errors import DumpdeckError, UsageError
+from dumpdeck.backend.errors import DemoError, DumpdeckError, UsageError
 from dumpdeck.backend.sandbox import Sandbox, SandboxError, _pid_alive, require_binaries
 
 from . import sample_data
@@ -49,10 +49,6 @@ SERVER_ARGS = ("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
 
 Step = Callable[[str], None]
 _log = logging.getLogger("dumpdeck.demo")
-
-
-class DemoError(DumpdeckError):
-    """The demo could not be set up, shared or stopped."""
 
 
 def default_demo_dir() -> Path:

@@ -38,17 +38,13 @@ from pathlib import Path
 
 from dumpdeck import __version__
 
-from ..errors import DumpdeckError
+from ..errors import DumpdeckError, NotifyError
 from ..units import format_bytes, format_duration
 
 log = logging.getLogger("dumpdeck.notify")
 
 SEVERITIES = ("FAILED", "RECOVERED", "OK", "WARNING", "CRITICAL")
 REDACTED = "<redacted>"
-
-
-class NotifyError(DumpdeckError):
-    """A notification could not be delivered (the message names the channel and why)."""
 
 
 # --------------------------------------------------------------------------- data
