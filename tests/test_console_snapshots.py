@@ -13,20 +13,21 @@ from pathlib import Path
 import pytest
 from dumpdeck.backend.config import parse_config
 from dumpdeck.tui.app import make_app
-from dumpdeck.tui.poll import (
+from dumpdeck.tui.views import (
     CatalogSnapshot,
     CheckView,
     DatabaseView,
     DbProgressView,
     DiskSnapshot,
     DumpView,
-    FixedBackend,
     FootprintView,
     JobsSnapshot,
     RunView,
     ServerSnapshot,
     VolumeView,
 )
+
+from .fixed_backend import FixedBackend
 
 NOW = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 
@@ -126,7 +127,7 @@ jobs:
         polled_at=NOW,
     )
     disk = DiskSnapshot(
-        volumes=(VolumeView("/var/backups", 500 << 30, 420 << 30, 80 << 30, 23.0),),
+        volumes=(VolumeView("/var/backups", 500 << 30, 420 << 30, 80 << 30, 23.0, percent=84.0),),
         footprint=(FootprintView("main", "shop", 300 << 20, 5), FootprintView("main", "crm", 120 << 20, 5)),
     )
     log = [

@@ -26,6 +26,7 @@ from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from . import actions
+from .adapter import ConsoleBackend, LiveBackend
 from .commands_palette import ActionsProvider
 from .messages import (
     ActionFailed,
@@ -40,14 +41,12 @@ from .messages import (
     SchedulesPolled,
     ServerPolled,
 )
-from .poll import (
+from .views import (
     CatalogSnapshot,
     CheckView,
-    ConsoleBackend,
     DiskSnapshot,
     DumpView,
     JobsSnapshot,
-    LiveBackend,
     RunView,
     ScheduleView,
     ServerSnapshot,

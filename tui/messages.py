@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from dumpdeck.backend.outcome import Outcome
 from textual.message import Message
 
-from .poll import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
+from .views import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
 
 
 @dataclass

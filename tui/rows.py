@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.units import format_bytes, format_duration
 
-from .poll import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnapshot
+from .views import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnapshot
 
 LEVEL_NAMES = {0: "-", 1: "L1 file", 2: "L2 stream", 3: "L3 content", 4: "L4 restore"}
 

@@ -7,7 +7,6 @@ poll unless the user paused (`p`) or a modal is on top.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 from dumpdeck.backend.units import format_bytes, format_duration
@@ -18,24 +17,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from .. import actions
-from ..poll import RunView
+from ..logtail import LEVEL_RANK, compact_log_line, log_level_of
 from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone
+from ..views import RunView
 from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, bar, tone_style
 
 LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
-LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARNING": 2, "ERROR": 3, "CRITICAL": 4}
-
-
-_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T](\d\d:\d\d:\d\d)[,.]\d+ (\w+)\s+(?:\[\d+\] )?(?:dumpdeck\.)?(.*)$")
-
-
-def compact_log_line(line: str) -> str:
-    """`2025-06-15 15:01:00,000 INFO    [4242] dumpdeck.runner: msg` → `15:01:00 INFO runner: msg`."""
-    m = _LOG_LINE.match(line)
-    if not m:
-        return line
-    return f"{m.group(1)} {m.group(2)} {m.group(3)}"
 
 
 class Pane(Vertical):
@@ -379,8 +367,6 @@ class DashboardScreen(Screen):
             self.query_one("#log-pane", Pane).set_titles(subtitle=error or "")
 
     def _log_match(self, line: str) -> bool:
-        from ..poll import log_level_of
-
         if self.log_filter and self.log_filter.lower() not in line.lower():
             return False
         if self.log_level and LEVEL_RANK.get(log_level_of(line), 1) < LEVEL_RANK[self.log_level]:

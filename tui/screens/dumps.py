@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from .. import actions
-from ..poll import CheckView, DumpView
+from ..views import CheckView, DumpView
 from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, tone_style
 
