@@ -1,4 +1,12 @@
-"""YAML configuration → typed, validated settings.
+"""YAML configuration → typed, validated settings, from one declaration per key.
+
+Each setting is declared once, on the frozen dataclass that carries it: its
+type (the converter), its default (the dataclass default), its allowed values
+and its comment (`setting(...)` / `section(...)` / `named(...)` below). One
+generic reader walks those declarations; a class's `_check` classmethod holds
+the rules that span several keys. `schema()` lists every key with its type,
+default and comment (`dumpdeck config keys` prints it; a test checks that
+config.example.yaml documents every one).
 
 Every error names the file, the key path and, where the YAML parser knows it,
 the line: ``/etc/dumpdeck.yaml:12: backup.timeout: '2x' is not a duration``.
@@ -8,11 +16,12 @@ All problems are collected and reported together, so one edit fixes them all.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import os
 import re
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +32,298 @@ from .units import parse_duration, parse_size
 
 CODECS = ("zstd", "gzip", "xz", "none")
 CODEC_EXT = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
+# compression level per codec: (lowest, highest, default)
+CODEC_LEVELS = {"zstd": (1, 19, 3), "gzip": (1, 9, 6), "xz": (1, 9, 3), "none": (0, 0, 0)}
 POLICIES = ("always", "failures", "smart")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+EMAIL_SECURITY = ("starttls", "tls", "none")
+WEBHOOK_FORMATS = ("slack", "json")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-# --------------------------------------------------------------------------- dataclasses
+# --------------------------------------------------------------------------- converters
+# Each converter turns a YAML value into a typed one or raises ValueError with a readable reason;
+# its `label` is the type shown by `dumpdeck config keys`.
+
+
+def _labelled(label: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        fn.label = label  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def _typename(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+    }.get(type(value), type(value).__name__)
+
+
+@_labelled("string")
+def _str(v: Any) -> str:
+    if isinstance(v, (dict, list, bool)):
+        raise ValueError(f"expected a string, got {_typename(v)}")
+    return str(v)
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    @_labelled(
+        f"integer {lo}..{hi}"
+        if lo is not None and hi is not None
+        else f"integer >= {lo}"
+        if lo is not None
+        else "integer"
+    )
+    def conv(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer, got {_typename(v)} {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"{v} is out of range ({lo}..{hi})" if hi is not None else f"{v} must be at least {lo}")
+        return v
+
+    return conv
+
+
+def _float(lo: float | None = None, hi: float | None = None) -> Callable[[Any], float]:
+    @_labelled(
+        f"number {lo:g}..{hi:g}"
+        if lo is not None and hi is not None
+        else f"number >= {lo:g}"
+        if lo is not None
+        else "number"
+    )
+    def conv(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"expected a number, got {_typename(v)} {v!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"{v} is out of range ({lo}..{hi})")
+        return float(v)
+
+    return conv
+
+
+@_labelled("true | false")
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {_typename(v)} {v!r}")
+    return v
+
+
+@_labelled("path")
+def _path(v: Any) -> Path:
+    return Path(os.path.expanduser(_str(v)))
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    @_labelled(" | ".join(options))
+    def conv(v: Any) -> str:
+        s = _str(v)
+        if s not in options:
+            raise ValueError(f"{s!r} is not one of {', '.join(options)}")
+        return s
+
+    conv.choices = options  # type: ignore[attr-defined]
+    return conv
+
+
+@_labelled("list of strings")
+def _str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if not isinstance(v, list):
+        raise ValueError(f"expected a list of strings, got {_typename(v)}")
+    out = []
+    for item in v:
+        if isinstance(item, (dict, list)):
+            raise ValueError(f"expected a list of strings, found {_typename(item)}")
+        out.append(str(item))
+    return tuple(out)
+
+
+@_labelled("mapping of strings")
+def _str_map(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping, got {_typename(v)}")
+    out = {}
+    for k, item in v.items():
+        if isinstance(item, (dict, list)):
+            raise ValueError(f"{k}: expected a string, got {_typename(item)}")
+        out[str(k)] = str(item)
+    return out
+
+
+@_labelled("duration")
+def _duration(v: Any) -> float:
+    return parse_duration(v)
+
+
+@_labelled("duration > 0")
+def _positive_duration(v: Any) -> float:
+    d = parse_duration(v)
+    if d <= 0:
+        raise ValueError("must be greater than zero")
+    return d
+
+
+@_labelled("size")
+def _size(v: Any) -> int:
+    return parse_size(v)
+
+
+@_labelled("http(s) URL")
+def _url(v: Any) -> str:
+    s = _str(v)
+    if not s.startswith(("http://", "https://")):
+        raise ValueError(f"{s!r} must start with http:// or https://")
+    return s
+
+
+@_labelled("time zone")
+def _timezone(v: Any) -> str:
+    s = _str(v)
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(s)
+    except Exception:
+        raise ValueError(f"unknown time zone {s!r} (use e.g. UTC or Europe/Berlin)") from None
+    return s
+
+
+@_labelled("cron expression")
+def _cron(v: Any) -> str:
+    s = _str(v)
+    problem = cron_problem(s)
+    if problem:
+        raise ValueError(problem)
+    return s
+
+
+# --------------------------------------------------------------------------- the declarations
+
+
+@dataclass(frozen=True)
+class Key:
+    """The declaration of one configuration key (kept in the dataclass field's metadata)."""
+
+    doc: str
+    conv: Callable[[Any], Any] | None = None  # scalar keys
+    yaml: str | None = None  # the name in YAML when it differs from the attribute
+    required: bool = False
+    relative: bool = False  # a path relative to the config file's directory
+    default_doc: str | None = None  # the default, in words, when it is computed
+    section: type | None = None  # a nested mapping read into this dataclass
+    optional: bool = False  # a section that is None when absent
+    inline: bool = False  # a section whose keys sit in the parent mapping
+    named: str | None = None  # a mapping of names to sections: what a name is ("server", "job", "database")
+
+
+def setting(
+    default: Any,
+    conv: Callable[[Any], Any],
+    doc: str,
+    *,
+    yaml: str | None = None,
+    required: bool = False,
+    relative: bool = False,
+    default_doc: str | None = None,
+) -> Any:
+    meta = {"key": Key(doc, conv, yaml, required, relative, default_doc)}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def required_setting(conv: Callable[[Any], Any], doc: str, *, relative: bool = False) -> Any:
+    """A key without a default (the dataclass field has none either)."""
+    return field(metadata={"key": Key(doc, conv, required=True, relative=relative)})
+
+
+def section(cls: type, doc: str, *, optional: bool = False, inline: bool = False, default: bool = True) -> Any:
+    meta = {"key": Key(doc, section=cls, optional=optional, inline=inline)}
+    if optional:
+        return field(default=None, metadata=meta)
+    if not default:
+        return field(metadata=meta)
+    return field(default_factory=cls, metadata=meta)
+
+
+def named(cls: type, what: str, doc: str, *, default: bool = True) -> Any:
+    meta = {"key": Key(doc, section=cls, named=what)}
+    return field(default_factory=dict, metadata=meta) if default else field(metadata=meta)
+
+
+def _specs(cls: type) -> list[tuple[dataclasses.Field, Key]]:
+    return [(f, f.metadata["key"]) for f in dataclasses.fields(cls) if "key" in f.metadata]
+
+
+def _yaml_keys(cls: type) -> set[str]:
+    out: set[str] = set()
+    for f, k in _specs(cls):
+        if k.inline:
+            out |= _yaml_keys(k.section)  # type: ignore[arg-type]
+        else:
+            out.add(k.yaml or f.name)
+    return out
+
+
+# --------------------------------------------------------------------------- the settings
 
 
 @dataclass(frozen=True)
 class TLSConfig:
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    verify_server_cert: bool = True
-    required: bool = False
+    ca: Path | None = setting(None, _path, "CA certificate that signed the server's certificate.", relative=True)
+    cert: Path | None = setting(None, _path, "Client certificate, for X509 accounts.", relative=True)
+    key: Path | None = setting(None, _path, "Client private key, for X509 accounts.", relative=True)
+    verify_server_cert: bool = setting(True, _bool, "Check the server certificate and its host name.")
+    required: bool = setting(False, _bool, "Refuse to connect without TLS.")
 
     @property
     def enabled(self) -> bool:
         return self.required or any((self.ca, self.cert, self.key))
 
 
+PASSWORD_SOURCES = ("password_file", "password_env", "option_file")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     name: str
-    host: str | None = "127.0.0.1"
-    port: int = 3306
-    socket: Path | None = None
-    user: str = "root"
-    password_file: Path | None = None
-    password_env: str | None = None
-    option_file: Path | None = None
-    tls: TLSConfig = field(default_factory=TLSConfig)
-    connect_timeout: float = 10.0
-    include_system: bool = False
-    exclude_databases: tuple[str, ...] = ()
+    host: str | None = setting(
+        "127.0.0.1",
+        _str,
+        "Host name or address (ignored when socket is set).",
+        default_doc="127.0.0.1, none with socket",
+    )
+    port: int = setting(3306, _int(1, 65535), "TCP port.")
+    socket: Path | None = setting(None, _path, "Unix socket of a local server (instead of host/port).", relative=True)
+    user: str = setting("root", _str, "The backup account.", default_doc="root, or the option file's user")
+    password_file: Path | None = setting(None, _path, "First line of this 0600 file is the password.", relative=True)
+    password_env: str | None = setting(None, _str, "Environment variable holding the password.")
+    option_file: Path | None = setting(
+        None, _path, "A MySQL option file (such as ~/.my.cnf) with the [client] user and password.", relative=True
+    )
+    tls: TLSConfig = section(TLSConfig, "TLS to the server (any of ca/cert/key or required: true turns it on).")
+    connect_timeout: float = setting(10.0, _positive_duration, "Time to wait for a connection.")
+    include_system: bool = setting(False, _bool, "Also list mysql, sys, information_schema, performance_schema.")
+    exclude_databases: tuple[str, ...] = setting((), _str_list, "Databases never listed or backed up on this server.")
+    user_from_option_file: bool = False
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        sources = [k for k in PASSWORD_SOURCES if given.get(k) is not None]
+        if len(sources) > 1:
+            r.error(kp, f"choose one password source, not {' and '.join(sources)}")
+        if given.get("user") is None and v["option_file"] is not None:
+            v["user"], v["user_from_option_file"] = "", True
+        if given.get("host") is None and v["socket"] is not None:
+            v["host"] = None
 
     def password(self) -> str | None:
         """Read the secret at the moment it is needed; never stored on the object."""
@@ -83,8 +350,6 @@ class ServerConfig:
             return read_option_file(self.option_file, self.name).get("user", self.user)
         return self.user
 
-    user_from_option_file: bool = False
-
     @property
     def address(self) -> str:
         if self.socket is not None:
@@ -92,34 +357,73 @@ class ServerConfig:
         return f"{self.host}:{self.port}"
 
 
+_MANAGED_OPTIONS = (
+    "--password",
+    "-p",
+    "--databases",
+    "--all-databases",
+    "-A",
+    "-B",
+    "--result-file",
+    "-r",
+    "--defaults",
+)
+
+
 @dataclass(frozen=True)
 class BackupConfig:
-    dir: Path
-    compression: str = "zstd"
-    level: int = 3
-    threads: int = 2
-    timeout: float = 2 * 3600.0
-    stall_timeout: float = 300.0
-    extra_options: tuple[str, ...] = ()
-    dump_tool: str | None = None  # explicit path; otherwise chosen by server flavour
+    dir: Path = required_setting(
+        _path, "Root of the dump tree: <dir>/<server>/<database>/<database>-<stamp>.sql.zst", relative=True
+    )
+    compression: str = setting("zstd", _choice(*CODECS), "How dumps are compressed.")
+    level: int = setting(
+        3,
+        _int(0, 19),
+        "Compression level.",
+        default_doc=", ".join(f"{c} {lo}-{hi} (default {d})" for c, (lo, hi, d) in CODEC_LEVELS.items() if hi),
+    )
+    threads: int = setting(2, _int(0, 64), "Compressor threads (zstd, pigz, xz).")
+    timeout: float = setting(
+        2 * 3600.0, _positive_duration, "Wall-clock limit for one dump; it is killed and fails past it."
+    )
+    stall_timeout: float = setting(
+        300.0, _positive_duration, "A dump that writes nothing for this long is killed and fails."
+    )
+    extra_options: tuple[str, ...] = setting(
+        (), _str_list, "Extra options for the dump tool (not the ones dumpdeck manages)."
+    )
+    dump_tool: str | None = setting(
+        None, _str, "Path of the dump tool.", default_doc="mariadb-dump for MariaDB, mysqldump for MySQL"
+    )
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        lo, hi, default = CODEC_LEVELS.get(v["compression"], CODEC_LEVELS["zstd"])
+        if given.get("level") is None:
+            v["level"] = default
+        elif v["level"] == given["level"] and not lo <= v["level"] <= hi:
+            r.error((*kp, "level"), f"{v['level']} is out of range ({lo}..{hi})")
+        for opt in v["extra_options"]:
+            if opt.startswith(_MANAGED_OPTIONS):
+                r.error((*kp, "extra_options"), f"{opt!r} is managed by dumpdeck and may not be set here")
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    file: Path
-    max_size: int = 100 * 1024**2
-    keep: int = 5
-    level: str = "INFO"
+    file: Path = setting(None, _path, "The main log file.", relative=True, default_doc="<state_dir>/dumpdeck.log")
+    max_size: int = setting(100 * 1024**2, _size, "Rotate the main log when it reaches this size.")
+    keep: int = setting(5, _int(0, 100), "Rotated log files kept.")
+    level: str = setting("INFO", _choice(*LOG_LEVELS), "Least severe level written.")
 
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    keep_last: int | None = None
-    keep_days: float | None = None
-    daily: int = 0
-    weekly: int = 0
-    monthly: int = 0
-    yearly: int = 0
+    keep_last: int | None = setting(None, _int(0), "Keep the newest N dumps of each database.")
+    keep_days: float | None = setting(None, _float(0), "Keep every dump younger than this many days.")
+    daily: int = setting(0, _int(0), "GFS: the newest dump of each of the last N days.")
+    weekly: int = setting(0, _int(0), "GFS: the newest dump of each of the last N ISO weeks.")
+    monthly: int = setting(0, _int(0), "GFS: the newest dump of each of the last N months.")
+    yearly: int = setting(0, _int(0), "GFS: the newest dump of each of the last N years.")
 
     @property
     def empty(self) -> bool:
@@ -132,9 +436,13 @@ class RetentionPolicy:
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    default: RetentionPolicy = field(default_factory=RetentionPolicy)
-    databases: dict[str, RetentionPolicy] = field(default_factory=dict)
-    partial_max_age: float = 86400.0
+    default: RetentionPolicy = section(RetentionPolicy, "The policy for every database.", inline=True)
+    databases: dict[str, RetentionPolicy] = named(
+        RetentionPolicy, "database", "Per-database policies (replace the global one for that database)."
+    )
+    partial_max_age: float = setting(
+        86400.0, _positive_duration, "Leftover .partial files older than this (whose writer is gone) are removed."
+    )
 
     def for_database(self, database: str, job_policy: RetentionPolicy | None = None) -> RetentionPolicy:
         if database in self.databases:
@@ -145,40 +453,67 @@ class RetentionConfig:
 @dataclass(frozen=True)
 class JobConfig:
     name: str
-    server: str
-    databases: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()
-    schedule: str | None = None
-    timezone: str | None = None
-    parallel: int = 1
-    max_runtime: float = 4 * 3600.0
-    stall_timeout: float | None = None
-    retries: int = 0
-    retry_delay: float = 60.0
-    verify: int = 2
-    notify: str | None = None
-    retention: RetentionPolicy | None = None
-    max_age: float | None = None
+    server: str = setting(None, _str, "Which server.", default_doc="the only server, when one is configured")
+    databases: tuple[str, ...] = setting(("*",), _str_list, 'Names or glob patterns; "*" is every non-system database.')
+    exclude: tuple[str, ...] = setting((), _str_list, 'Names or patterns left out of "*".')
+    schedule: str | None = setting(
+        None, _cron, "Cron expression (minute hour day-of-month month day-of-week) or @daily."
+    )
+    timezone: str | None = setting(None, _timezone, "Time zone of the schedule.", default_doc="the system's")
+    parallel: int = setting(1, _int(1, 32), "Dumps running at once.")
+    max_runtime: float = setting(4 * 3600.0, _positive_duration, "The whole run is stopped past this.")
+    stall_timeout: float | None = setting(
+        None, _positive_duration, "Override backup.stall_timeout for this job.", default_doc="backup.stall_timeout"
+    )
+    retries: int = setting(0, _int(0, 20), "Tries after a failed or timed-out dump, with a growing delay.")
+    retry_delay: float = setting(60.0, _duration, "First delay between tries; doubles each time.")
+    verify: int = setting(
+        2, _int(0, 4), "Verification level after each dump: 0 none, 1 file, 2 stream, 3 content, 4 restore-test."
+    )
+    notify: str | None = setting(
+        None, _choice(*POLICIES), "Notification policy for this job.", default_doc="notify.policy"
+    )
+    retention: RetentionPolicy | None = section(
+        RetentionPolicy, "Retention for this job's databases (overrides the global one).", optional=True
+    )
+    max_age: float | None = setting(
+        None,
+        _positive_duration,
+        "`dumpdeck check` alarms when a database of this job has no backup this recent.",
+        default_doc="checks.max_age",
+    )
 
 
 @dataclass(frozen=True)
 class DiskConfig:
-    warn_percent: float = 80.0
-    critical_percent: float = 90.0
+    warn_percent: float = setting(80.0, _float(1, 100), "Percent used that raises a warning.")
+    critical_percent: float = setting(90.0, _float(1, 100), "Percent used that is critical.")
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        if v["warn_percent"] > v["critical_percent"]:
+            r.error((*kp, "warn_percent"), "must not be above critical_percent")
 
 
 @dataclass(frozen=True)
 class EmailConfig:
-    smtp_host: str
-    port: int = 587
-    security: str = "starttls"  # starttls | tls | none
-    user: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    sender: str = "dumpdeck@localhost"
-    to: tuple[str, ...] = ()
-    cc: tuple[str, ...] = ()
-    timeout: float = 20.0
+    smtp_host: str = required_setting(_str, "SMTP server.")
+    port: int = setting(587, _int(1, 65535), "SMTP port.", default_doc="587 for starttls, 465 for tls")
+    security: str = setting("starttls", _choice(*EMAIL_SECURITY), "starttls | tls (implicit) | none.")
+    user: str | None = setting(None, _str, "SMTP login.")
+    password_file: Path | None = setting(None, _path, "SMTP password: first line of this 0600 file.", relative=True)
+    password_env: str | None = setting(None, _str, "SMTP password: this environment variable.")
+    sender: str = setting("dumpdeck@localhost", _str, "Sender address.", yaml="from")
+    to: tuple[str, ...] = setting((), _str_list, "Recipients (at least one).")
+    cc: tuple[str, ...] = setting((), _str_list, "Copy recipients.")
+    timeout: float = setting(20.0, _positive_duration, "Time before giving up on the SMTP server.")
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        if not v["to"]:
+            r.error((*kp, "to"), "at least one recipient is required")
+        if given.get("port") is None and v["security"] == "tls":
+            v["port"] = 465
 
     def password(self) -> str | None:
         if self.password_file is not None:
@@ -195,67 +530,110 @@ class EmailConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str
-    timeout: float = 10.0
-    format: str = "slack"  # slack | json
+    url: str = required_setting(_url, "Where the JSON POST goes (a secret: it is never logged).")
+    timeout: float = setting(10.0, _positive_duration, "Time before giving up on the endpoint.")
+    format: str = setting("slack", _choice(*WEBHOOK_FORMATS), 'slack ({"text": ...}) or json (the full event).')
 
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    policy: str = "smart"
-    digest_every: float = 24 * 3600.0
-    email: EmailConfig | None = None
-    webhook: WebhookConfig | None = None
+    policy: str = setting("smart", _choice(*POLICIES), "When to speak: always, on failures, or smart.")
+    digest_every: float = setting(
+        24 * 3600.0, _positive_duration, "While a failure lasts, at most one digest per this period."
+    )
+    email: EmailConfig | None = section(EmailConfig, "E-mail over SMTP.", optional=True)
+    webhook: WebhookConfig | None = section(WebhookConfig, "A JSON POST channel (Slack-compatible).", optional=True)
 
 
 @dataclass(frozen=True)
 class RestoreTestConfig:
-    target: str = "sandbox"  # sandbox | same | <server name>
-    parallel: int = 2
+    target: str = setting("sandbox", _str, "Where restore-tests load dumps: sandbox | same | <server name>.")
+    parallel: int = setting(2, _int(1, 16), "Connections used to load tables in parallel.")
 
 
 @dataclass(frozen=True)
 class ChecksConfig:
-    max_age: float = 26 * 3600.0
-    min_size_ratio: float = 0.5
+    max_age: float = setting(26 * 3600.0, _positive_duration, "No successful backup for longer than this is critical.")
+    min_size_ratio: float = setting(
+        0.5, _float(0, 1), "A newest dump below this fraction of the median of earlier dumps is a warning."
+    )
 
 
 @dataclass(frozen=True)
 class TrendsConfig:
-    window: int = 10
-    size_tolerance: float = 0.5
-    slow_factor: float = 2.0
+    window: int = setting(10, _int(2, 1000), "Dumps of a database compared against the median of the last N.")
+    size_tolerance: float = setting(
+        0.5, _float(0.01, 10), "Flag a size that differs from the median by more than this."
+    )
+    slow_factor: float = setting(2.0, _float(1, 100), "Flag a run slower than this many times the median duration.")
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    file: Path | None = None
-    refresh: float = 300.0
+    file: Path | None = setting(
+        None, _path, "The HTML status page.", relative=True, default_doc="<state_dir>/report.html"
+    )
+    refresh: float = setting(300.0, _positive_duration, "The page's auto-refresh interval.")
 
 
 @dataclass(frozen=True)
 class ConsoleConfig:
-    theme: str = "dumpdeck-dark"
-    refresh: float = 1.0
-    keys: dict[str, str] = field(default_factory=dict)
+    theme: str = setting(
+        "dumpdeck-dark", _str, "dumpdeck-dark | dumpdeck-light | dumpdeck-high-contrast (or a Textual theme)."
+    )
+    refresh: float = setting(1.0, _positive_duration, "Time between live pane refreshes.")
+    keys: dict[str, str] = setting({}, _str_map, "Remap keys by binding id (see the ? help screen), e.g. backup: f5.")
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path | None
-    servers: dict[str, ServerConfig]
-    backup: BackupConfig
-    state_dir: Path
-    log: LogConfig
-    jobs: dict[str, JobConfig] = field(default_factory=dict)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    disk: DiskConfig = field(default_factory=DiskConfig)
-    notify: NotifyConfig = field(default_factory=NotifyConfig)
-    restore_test: RestoreTestConfig = field(default_factory=RestoreTestConfig)
-    checks: ChecksConfig = field(default_factory=ChecksConfig)
-    trends: TrendsConfig = field(default_factory=TrendsConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    servers: dict[str, ServerConfig] = named(ServerConfig, "server", "The servers to back up.", default=False)
+    backup: BackupConfig = section(BackupConfig, "How dumps are made.", default=False)
+    state_dir: Path = setting(
+        None,
+        _path,
+        "Runs, progress, events, locks and run logs.",
+        relative=True,
+        default_doc="~/.local/state/dumpdeck; /var/lib/dumpdeck for root with a config under /etc",
+    )
+    log: LogConfig = section(LogConfig, "The main log.")
+    jobs: dict[str, JobConfig] = named(JobConfig, "job", "Scheduled jobs.")
+    retention: RetentionConfig = section(RetentionConfig, "What to keep.")
+    disk: DiskConfig = section(DiskConfig, "Disk thresholds for the volumes holding backups.")
+    notify: NotifyConfig = section(NotifyConfig, "Notifications.")
+    restore_test: RestoreTestConfig = section(RestoreTestConfig, "Restore-tests (verification level 4).")
+    checks: ChecksConfig = section(ChecksConfig, "The dead-man's alarm (`dumpdeck check`).")
+    trends: TrendsConfig = section(TrendsConfig, "Size and duration trends.")
+    report: ReportConfig = section(ReportConfig, "The HTML status page.")
+    console: ConsoleConfig = section(ConsoleConfig, "The console.")
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        servers: dict[str, ServerConfig] = v["servers"]
+        if not servers:
+            r.error(("servers",), "at least one server is required")
+        if v["state_dir"] is None:
+            v["state_dir"] = default_state_dir(v["path"])
+        if v["log"].file is None:
+            v["log"] = dataclasses.replace(v["log"], file=v["state_dir"] / "dumpdeck.log")
+        jobs = {}
+        for name, declared in v["jobs"].items():
+            jkp = ("jobs", name, "server")
+            job = declared
+            if job.server is None:
+                if len(servers) == 1:
+                    job = dataclasses.replace(job, server=next(iter(servers)))
+                else:
+                    r.error(jkp, "is required when several servers are configured")
+                    job = dataclasses.replace(job, server="")
+            elif servers and job.server not in servers:
+                r.error(jkp, f"no server named {job.server!r} (configured: {', '.join(servers)})")
+            jobs[name] = job
+        v["jobs"] = jobs
+        target = v["restore_test"].target
+        if target not in ("sandbox", "same") and servers and target not in servers:
+            r.error(("restore_test", "target"), f"{target!r} is neither sandbox, same, nor a configured server")
 
     def server(self, name: str | None) -> ServerConfig:
         if name is None:
@@ -289,6 +667,74 @@ class Config:
         return self.state_dir / "state.db"
 
 
+# --------------------------------------------------------------------------- the schema, listed
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key of the schema, for documentation: `servers.<server>.port`, its type, default and comment."""
+
+    path: str
+    type: str
+    default: str
+    doc: str
+    required: bool = False
+    section: str = ""  # the dataclass that declares it
+
+
+def _duration_text(seconds: float) -> str:
+    """7200 → 2h, 93600 → 26h, 90 → 90s: the way one writes a duration in the config."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _default_text(f: dataclasses.Field, k: Key) -> str:
+    if k.default_doc is not None:
+        return k.default_doc
+    if f.default is not MISSING:
+        value = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and k.conv in (_positive_duration, _duration):
+        return _duration_text(value)
+    if isinstance(value, int) and k.conv is _size:
+        from .units import format_bytes
+
+        return format_bytes(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(str(x) for x in value) + "]"
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
+def schema(cls: type | None = None, prefix: str = "") -> Iterator[KeyInfo]:
+    """Every key of the configuration, depth first, in declaration order."""
+    cls = cls or Config
+    for f, k in _specs(cls):
+        name = k.yaml or f.name
+        path = f"{prefix}{name}"
+        if k.inline:
+            yield from schema(k.section, prefix)
+        elif k.named:
+            yield KeyInfo(path, f"mapping of {k.named} names", "", k.doc, f.default_factory is MISSING, cls.__name__)
+            yield from schema(k.section, f"{path}.<{k.named}>.")
+        elif k.section is not None:
+            yield KeyInfo(path, "mapping" + (" (optional)" if k.optional else ""), "", k.doc, False, cls.__name__)
+            yield from schema(k.section, f"{path}.")
+        else:
+            label = getattr(k.conv, "label", "value")
+            yield KeyInfo(path, label, _default_text(f, k), k.doc, k.required, cls.__name__)
+
+
 # --------------------------------------------------------------------------- option files
 
 
@@ -306,26 +752,60 @@ def read_option_file(path: Path, server_name: str = "") -> dict[str, str]:
     except configparser.Error as exc:
         raise ConfigError(f"server {server_name}: option_file {path} is not a valid option file: {exc}") from None
     values: dict[str, str] = {}
-    for section in ("client", "mysqldump", "mariadb-dump", "client-server"):
-        if parser.has_section(section):
-            for key, value in parser.items(section):
+    for sect in ("client", "mysqldump", "mariadb-dump", "client-server"):
+        if parser.has_section(sect):
+            for k, value in parser.items(sect):
                 if value is not None:
-                    values[key.replace("_", "-")] = value.strip().strip("'\"")
+                    values[k.replace("_", "-")] = value.strip().strip("'\"")
     return values
 
 
 # --------------------------------------------------------------------------- default paths
 
 
-def default_config_path() -> Path:
+SYSTEM_CONFIG = Path("/etc/dumpdeck/config.yaml")
+SYSTEM_STATE_DIR = Path("/var/lib/dumpdeck")
+
+
+def config_candidates() -> list[Path]:
+    """Where a configuration is looked for, first match wins: $DUMPDECK_CONFIG alone when set; else the
+    user's own ($XDG_CONFIG_HOME/dumpdeck/config.yaml), each $XDG_CONFIG_DIRS entry (default /etc/xdg),
+    then /etc/dumpdeck/config.yaml."""
     env = os.environ.get("DUMPDECK_CONFIG")
     if env:
-        return Path(env)
+        return [Path(env)]
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "dumpdeck" / "config.yaml"
+    out = [Path(base) / "dumpdeck" / "config.yaml"]
+    for d in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":"):
+        if d and os.path.isabs(d):
+            out.append(Path(d) / "dumpdeck" / "config.yaml")
+    out.append(SYSTEM_CONFIG)
+    return list(dict.fromkeys(out))
 
 
-def default_state_dir() -> Path:
+def default_config_path() -> Path:
+    """The first existing candidate (see config_candidates), else the user's own path (for the message)."""
+    candidates = config_candidates()
+    for p in candidates:
+        if p.is_file():
+            return p
+    return candidates[0]
+
+
+def is_system_config(path: Path | None) -> bool:
+    """A configuration shared by the host (under /etc, or an XDG_CONFIG_DIRS entry), not a user's own."""
+    if path is None:
+        return False
+    resolved = Path(os.path.abspath(path))
+    dirs = [Path("/etc")] + [Path(d) for d in (os.environ.get("XDG_CONFIG_DIRS") or "").split(":") if d]
+    return any(resolved.is_relative_to(d) for d in dirs)
+
+
+def default_state_dir(config_path: Path | None = None) -> Path:
+    """/var/lib/dumpdeck for root with a host-wide configuration (so `sudo dumpdeck` and the system
+    units share one state), else the user's XDG state directory."""
+    if config_path is not None and os.geteuid() == 0 and is_system_config(config_path):
+        return SYSTEM_STATE_DIR
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "dumpdeck"
 
@@ -334,12 +814,13 @@ def default_state_dir() -> Path:
 
 
 class _Reader:
-    """Walks a loaded mapping with its YAML node tree, collecting errors with lines."""
+    """Walks a loaded mapping along the declarations, collecting errors with lines."""
 
     def __init__(self, path: Path | None, lines: dict[tuple[str, ...], int]):
         self.path = path
         self.lines = lines
         self.errors: list[str] = []
+        self.base = path.parent if path is not None else Path.cwd()
 
     def where(self, keypath: tuple[str, ...]) -> str:
         line = None
@@ -360,281 +841,89 @@ class _Reader:
         if not isinstance(value, dict):
             self.error(keypath, f"expected a mapping, got {_typename(value)}")
             return {}
-        for key in value:
-            if not isinstance(key, str):
-                self.error(keypath, f"key {key!r} must be a string")
-            elif allowed is not None and key not in allowed:
-                hint = _closest(key, allowed)
-                self.error(keypath + (key,), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+        for k in value:
+            if not isinstance(k, str):
+                self.error(keypath, f"key {k!r} must be a string")
+            elif allowed is not None and k not in allowed:
+                hint = _closest(k, allowed)
+                self.error((*keypath, k), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
         return value
 
     def get(
         self,
         data: dict,
-        key: str,
+        name: str,
         keypath: tuple[str, ...],
         conv: Callable[[Any], Any],
         default: Any = None,
+        *,
         required: bool = False,
     ) -> Any:
-        if key not in data or data[key] is None:
+        if name not in data or data[name] is None:
             if required:
-                self.error(keypath + (key,), "is required")
+                self.error((*keypath, name), "is required")
             return default
         try:
-            return conv(data[key])
+            return conv(data[name])
         except (ValueError, TypeError) as exc:
-            self.error(keypath + (key,), str(exc))
+            self.error((*keypath, name), str(exc))
             return default
 
+    def read(self, cls: type, raw: Any, kp: tuple[str, ...], **fixed: Any) -> Any:
+        """One mapping → an instance of `cls`, every key converted along its declaration.
 
-def _typename(value: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true/false",
-    }.get(type(value), type(value).__name__)
+        `fixed` gives the fields that are not keys (a server's or job's name, the config's path)."""
+        data = self.mapping(raw, kp, _yaml_keys(cls))
+        values: dict[str, Any] = dict(fixed)
+        for f, k in _specs(cls):
+            yname = k.yaml or f.name
+            if k.inline:
+                inner = _yaml_keys(k.section)  # type: ignore[arg-type]
+                values[f.name] = self.read(k.section, {a: b for a, b in data.items() if a in inner}, kp)  # type: ignore[arg-type]
+            elif k.named:
+                values[f.name] = self._read_named(k, data.get(yname), (*kp, yname))
+            elif k.section is not None:
+                if data.get(yname) is None and k.optional:
+                    values[f.name] = None
+                else:
+                    values[f.name] = self.read(k.section, data.get(yname), (*kp, yname))
+            else:
+                default = f.default if f.default is not MISSING else None
+                if f.default_factory is not MISSING:
+                    default = f.default_factory()
+                value = self.get(data, yname, kp, k.conv, default, required=k.required)  # type: ignore[arg-type]
+                if k.relative and isinstance(value, Path) and not value.is_absolute():
+                    value = self.base / value
+                values[f.name] = value
+        check = getattr(cls, "_check", None)
+        if check is not None:
+            check(values, data, self, kp)
+        return cls(**values)
+
+    def _read_named(self, k: Key, raw: Any, kp: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        has_name = any(f.name == "name" for f in dataclasses.fields(k.section))  # type: ignore[arg-type]
+        for raw_name, value in self.mapping(raw, kp, None).items():
+            if k.named in ("server", "job"):
+                if not isinstance(raw_name, str):
+                    continue
+                if not NAME_RE.match(raw_name):
+                    self.error(
+                        (*kp, raw_name),
+                        f"{k.named} names may use letters, digits, '_', '.' and '-' only"
+                        + (" (they become directory names)" if k.named == "server" else ""),
+                    )
+            entry = str(raw_name)
+            fixed = {"name": entry} if has_name else {}
+            out[entry] = self.read(k.section, value, (*kp, entry), **fixed)  # type: ignore[arg-type]
+        return out
 
 
-def _closest(key: str, allowed: set[str]) -> str | None:
+def _closest(name: str, allowed: set[str]) -> str | None:
     import difflib
 
-    found = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
     return found[0] if found else None
-
-
-def _str(v: Any) -> str:
-    if isinstance(v, (dict, list)) or isinstance(v, bool):
-        raise ValueError(f"expected a string, got {_typename(v)}")
-    return str(v)
-
-
-def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
-    def conv(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"expected an integer, got {_typename(v)} {v!r}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise ValueError(f"{v} is out of range ({lo}..{hi})" if hi is not None else f"{v} must be at least {lo}")
-        return v
-
-    return conv
-
-
-def _float(lo: float | None = None, hi: float | None = None) -> Callable[[Any], float]:
-    def conv(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"expected a number, got {_typename(v)} {v!r}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise ValueError(f"{v} is out of range ({lo}..{hi})")
-        return float(v)
-
-    return conv
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {_typename(v)} {v!r}")
-    return v
-
-
-def _path(v: Any) -> Path:
-    return Path(os.path.expanduser(_str(v)))
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def conv(v: Any) -> str:
-        s = _str(v)
-        if s not in options:
-            raise ValueError(f"{s!r} is not one of {', '.join(options)}")
-        return s
-
-    return conv
-
-
-def _str_list(v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        return (v,)
-    if not isinstance(v, list):
-        raise ValueError(f"expected a list of strings, got {_typename(v)}")
-    out = []
-    for item in v:
-        if isinstance(item, (dict, list)):
-            raise ValueError(f"expected a list of strings, found {_typename(item)}")
-        out.append(str(item))
-    return tuple(out)
-
-
-def _duration(v: Any) -> float:
-    return parse_duration(v)
-
-
-def _positive_duration(v: Any) -> float:
-    d = parse_duration(v)
-    if d <= 0:
-        raise ValueError("must be greater than zero")
-    return d
-
-
-def _size(v: Any) -> int:
-    return parse_size(v)
-
-
-def _name(kind: str) -> Callable[[Any], str]:
-    def conv(v: Any) -> str:
-        s = _str(v)
-        if not NAME_RE.match(s):
-            raise ValueError(f"{kind} name {s!r} may use letters, digits, '_', '.' and '-' only")
-        return s
-
-    return conv
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def _read_server(r: _Reader, name: str, raw: Any) -> ServerConfig:
-    kp = ("servers", name)
-    if not NAME_RE.match(name):
-        r.error(kp, "server names may use letters, digits, '_', '.' and '-' only (they become directory names)")
-    d = r.mapping(
-        raw,
-        kp,
-        {
-            "host",
-            "port",
-            "socket",
-            "user",
-            "password_file",
-            "password_env",
-            "option_file",
-            "tls",
-            "connect_timeout",
-            "include_system",
-            "exclude_databases",
-        },
-    )
-    sources = [k for k in ("password_file", "password_env", "option_file") if d.get(k) is not None]
-    if len(sources) > 1:
-        r.error(kp, f"choose one password source, not {' and '.join(sources)}")
-    if "password" in d:
-        pass  # reported as unknown key above; plain passwords are not accepted
-    tls_raw = r.mapping(d.get("tls"), kp + ("tls",), {"ca", "cert", "key", "verify_server_cert", "required"})
-    tls = TLSConfig(
-        ca=r.get(tls_raw, "ca", kp + ("tls",), _path),
-        cert=r.get(tls_raw, "cert", kp + ("tls",), _path),
-        key=r.get(tls_raw, "key", kp + ("tls",), _path),
-        verify_server_cert=r.get(tls_raw, "verify_server_cert", kp + ("tls",), _bool, True),
-        required=r.get(tls_raw, "required", kp + ("tls",), _bool, False),
-    )
-    option_file = r.get(d, "option_file", kp, _path)
-    user = r.get(d, "user", kp, _str)
-    user_from_opt = False
-    if user is None and option_file is not None:
-        user_from_opt = True
-    socket = r.get(d, "socket", kp, _path)
-    host = r.get(d, "host", kp, _str, None if socket else "127.0.0.1")
-    return ServerConfig(
-        name=name,
-        host=host,
-        port=r.get(d, "port", kp, _int(1, 65535), 3306),
-        socket=socket,
-        user=user or ("root" if not user_from_opt else ""),
-        password_file=r.get(d, "password_file", kp, _path),
-        password_env=r.get(d, "password_env", kp, _str),
-        option_file=option_file,
-        tls=tls,
-        connect_timeout=r.get(d, "connect_timeout", kp, _positive_duration, 10.0),
-        include_system=r.get(d, "include_system", kp, _bool, False),
-        exclude_databases=r.get(d, "exclude_databases", kp, _str_list, ()),
-        user_from_option_file=user_from_opt,
-    )
-
-
-_RETENTION_KEYS = {"keep_last", "keep_days", "daily", "weekly", "monthly", "yearly"}
-
-
-def _read_policy(r: _Reader, raw: Any, kp: tuple[str, ...], extra: set[str] = frozenset()) -> RetentionPolicy:
-    d = r.mapping(raw, kp, _RETENTION_KEYS | extra)
-    keep_days = r.get(d, "keep_days", kp, _float(0), None)
-    return RetentionPolicy(
-        keep_last=r.get(d, "keep_last", kp, _int(0), None),
-        keep_days=keep_days,
-        daily=r.get(d, "daily", kp, _int(0), 0),
-        weekly=r.get(d, "weekly", kp, _int(0), 0),
-        monthly=r.get(d, "monthly", kp, _int(0), 0),
-        yearly=r.get(d, "yearly", kp, _int(0), 0),
-    )
-
-
-def _read_job(r: _Reader, name: str, raw: Any, servers: dict[str, ServerConfig]) -> JobConfig:
-    kp = ("jobs", name)
-    if not NAME_RE.match(name):
-        r.error(kp, "job names may use letters, digits, '_', '.' and '-' only")
-    d = r.mapping(
-        raw,
-        kp,
-        {
-            "server",
-            "databases",
-            "exclude",
-            "schedule",
-            "timezone",
-            "parallel",
-            "max_runtime",
-            "stall_timeout",
-            "retries",
-            "retry_delay",
-            "verify",
-            "notify",
-            "retention",
-            "max_age",
-        },
-    )
-    server = r.get(d, "server", kp, _str, None)
-    if server is None:
-        if len(servers) == 1:
-            server = next(iter(servers))
-        else:
-            r.error(kp + ("server",), "is required when several servers are configured")
-            server = ""
-    elif servers and server not in servers:
-        r.error(kp + ("server",), f"no server named {server!r} (configured: {', '.join(servers)})")
-    schedule = r.get(d, "schedule", kp, _str, None)
-    if schedule is not None:
-        problem = cron_problem(schedule)
-        if problem:
-            r.error(kp + ("schedule",), problem)
-    timezone = r.get(d, "timezone", kp, _str, None)
-    if timezone is not None:
-        try:
-            from zoneinfo import ZoneInfo
-
-            ZoneInfo(timezone)
-        except Exception:
-            r.error(kp + ("timezone",), f"unknown time zone {timezone!r} (use e.g. UTC or Europe/Berlin)")
-    retention = None
-    if d.get("retention") is not None:
-        retention = _read_policy(r, d["retention"], kp + ("retention",))
-    return JobConfig(
-        name=name,
-        server=server,
-        databases=r.get(d, "databases", kp, _str_list, ("*",)),
-        exclude=r.get(d, "exclude", kp, _str_list, ()),
-        schedule=schedule,
-        timezone=timezone,
-        parallel=r.get(d, "parallel", kp, _int(1, 32), 1),
-        max_runtime=r.get(d, "max_runtime", kp, _positive_duration, 4 * 3600.0),
-        stall_timeout=r.get(d, "stall_timeout", kp, _positive_duration, None),
-        retries=r.get(d, "retries", kp, _int(0, 20), 0),
-        retry_delay=r.get(d, "retry_delay", kp, _duration, 60.0),
-        verify=r.get(d, "verify", kp, _int(0, 4), 2),
-        notify=r.get(d, "notify", kp, _choice(*POLICIES), None),
-        retention=retention,
-        max_age=r.get(d, "max_age", kp, _positive_duration, None),
-    )
 
 
 def cron_problem(expr: str) -> str | None:
@@ -669,13 +958,13 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                key = str(key_node.value)
-                lines[prefix + (key,)] = key_node.start_mark.line + 1
-                walk(value_node, prefix + (key,))
+                name = str(key_node.value)
+                lines[(*prefix, name)] = key_node.start_mark.line + 1
+                walk(value_node, (*prefix, name))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                lines[prefix + (str(i),)] = item.start_mark.line + 1
-                walk(item, prefix + (str(i),))
+                lines[(*prefix, str(i))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(i)))
 
     if root is not None:
         walk(root, ())
@@ -685,31 +974,16 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
 # --------------------------------------------------------------------------- entry points
 
 
-TOP_KEYS = {
-    "servers",
-    "backup",
-    "state_dir",
-    "log",
-    "jobs",
-    "retention",
-    "disk",
-    "notify",
-    "restore_test",
-    "checks",
-    "trends",
-    "report",
-    "console",
-}
-
-
 def load_config(path: Path | str | None = None) -> Config:
     """Read and validate a configuration file. Raises ConfigError naming every problem."""
     path = Path(path) if path is not None else default_config_path()
     try:
         text = path.read_text()
     except FileNotFoundError:
+        candidates = config_candidates()
+        looked = f" (looked in: {', '.join(str(p) for p in candidates)})" if path in candidates else ""
         raise ConfigError(
-            f"{path}: configuration file not found. Copy config.example.yaml there, "
+            f"{path}: configuration file not found{looked}. Copy config.example.yaml there, "
             f"or pass --config PATH (or set DUMPDECK_CONFIG). To try dumpdeck on sample data: dumpdeck demo"
         ) from None
     except OSError as exc:
@@ -726,198 +1000,10 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
     r = _Reader(path, _line_map(text))
-    if data is None:
-        data = {}
-    top = r.mapping(data, (), TOP_KEYS)
-    base = path.parent if path is not None else Path.cwd()
-
-    def rel(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        return p if p.is_absolute() else (base / p)
-
-    # servers
-    servers: dict[str, ServerConfig] = {}
-    raw_servers = r.mapping(top.get("servers"), ("servers",), None)
-    if not raw_servers:
-        r.error(("servers",), "at least one server is required")
-    for name, raw in raw_servers.items():
-        if isinstance(name, str):
-            s = _read_server(r, name, raw)
-            s = _replace(s, socket=rel(s.socket), password_file=rel(s.password_file), option_file=rel(s.option_file))
-            servers[name] = s
-
-    # backup
-    kp = ("backup",)
-    b = r.mapping(
-        top.get("backup"),
-        kp,
-        {"dir", "compression", "level", "threads", "timeout", "stall_timeout", "extra_options", "dump_tool"},
-    )
-    codec = r.get(b, "compression", kp, _choice(*CODECS), "zstd")
-    level_max = {"zstd": 19, "gzip": 9, "xz": 9, "none": 0}.get(codec, 19)
-    level_default = {"zstd": 3, "gzip": 6, "xz": 3, "none": 0}.get(codec, 3)
-    backup = BackupConfig(
-        dir=rel(r.get(b, "dir", kp, _path, None, required=True)) or Path("."),
-        compression=codec,
-        level=r.get(b, "level", kp, _int(0 if codec == "none" else 1, level_max), level_default),
-        threads=r.get(b, "threads", kp, _int(0, 64), 2),
-        timeout=r.get(b, "timeout", kp, _positive_duration, 7200.0),
-        stall_timeout=r.get(b, "stall_timeout", kp, _positive_duration, 300.0),
-        extra_options=r.get(b, "extra_options", kp, _str_list, ()),
-        dump_tool=r.get(b, "dump_tool", kp, _str, None),
-    )
-    for opt in backup.extra_options:
-        if opt.startswith(
-            ("--password", "-p", "--databases", "--all-databases", "-A", "-B", "--result-file", "-r", "--defaults")
-        ):
-            r.error(kp + ("extra_options",), f"{opt!r} is managed by dumpdeck and may not be set here")
-
-    state_dir = rel(r.get(top, "state_dir", (), _path, None)) or default_state_dir()
-
-    kp = ("log",)
-    lg = r.mapping(top.get("log"), kp, {"file", "max_size", "keep", "level"})
-    log = LogConfig(
-        file=rel(r.get(lg, "file", kp, _path, None)) or state_dir / "dumpdeck.log",
-        max_size=r.get(lg, "max_size", kp, _size, 100 * 1024**2),
-        keep=r.get(lg, "keep", kp, _int(0, 100), 5),
-        level=r.get(lg, "level", kp, _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-    )
-
-    jobs: dict[str, JobConfig] = {}
-    for name, raw in r.mapping(top.get("jobs"), ("jobs",), None).items():
-        if isinstance(name, str):
-            jobs[name] = _read_job(r, name, raw, servers)
-
-    kp = ("retention",)
-    rt = r.mapping(top.get("retention"), kp, _RETENTION_KEYS | {"databases", "partial_max_age"})
-    default_policy = _read_policy(r, {k: v for k, v in rt.items() if k in _RETENTION_KEYS}, kp)
-    per_db = {}
-    for db, raw in r.mapping(rt.get("databases"), kp + ("databases",), None).items():
-        per_db[str(db)] = _read_policy(r, raw, kp + ("databases", str(db)))
-    retention = RetentionConfig(
-        default=default_policy,
-        databases=per_db,
-        partial_max_age=r.get(rt, "partial_max_age", kp, _positive_duration, 86400.0),
-    )
-
-    kp = ("disk",)
-    dk = r.mapping(top.get("disk"), kp, {"warn_percent", "critical_percent"})
-    disk = DiskConfig(
-        warn_percent=r.get(dk, "warn_percent", kp, _float(1, 100), 80.0),
-        critical_percent=r.get(dk, "critical_percent", kp, _float(1, 100), 90.0),
-    )
-    if disk.warn_percent > disk.critical_percent:
-        r.error(kp + ("warn_percent",), "must not be above critical_percent")
-
-    notify = _read_notify(r, top.get("notify"), rel)
-
-    kp = ("restore_test",)
-    rtc = r.mapping(top.get("restore_test"), kp, {"target", "parallel"})
-    target = r.get(rtc, "target", kp, _str, "sandbox")
-    if target not in ("sandbox", "same") and servers and target not in servers:
-        r.error(kp + ("target",), f"{target!r} is neither sandbox, same, nor a configured server")
-    restore_test = RestoreTestConfig(target=target, parallel=r.get(rtc, "parallel", kp, _int(1, 16), 2))
-
-    kp = ("checks",)
-    ck = r.mapping(top.get("checks"), kp, {"max_age", "min_size_ratio"})
-    checks = ChecksConfig(
-        max_age=r.get(ck, "max_age", kp, _positive_duration, 26 * 3600.0),
-        min_size_ratio=r.get(ck, "min_size_ratio", kp, _float(0, 1), 0.5),
-    )
-    kp = ("trends",)
-    tr = r.mapping(top.get("trends"), kp, {"window", "size_tolerance", "slow_factor"})
-    trends = TrendsConfig(
-        window=r.get(tr, "window", kp, _int(2, 1000), 10),
-        size_tolerance=r.get(tr, "size_tolerance", kp, _float(0.01, 10), 0.5),
-        slow_factor=r.get(tr, "slow_factor", kp, _float(1, 100), 2.0),
-    )
-    kp = ("report",)
-    rp = r.mapping(top.get("report"), kp, {"file", "refresh"})
-    report = ReportConfig(
-        file=rel(r.get(rp, "file", kp, _path, None)),
-        refresh=r.get(rp, "refresh", kp, _positive_duration, 300.0),
-    )
-    kp = ("console",)
-    cs = r.mapping(top.get("console"), kp, {"theme", "refresh", "keys"})
-    keys_raw = r.mapping(cs.get("keys"), kp + ("keys",), None)
-    console = ConsoleConfig(
-        theme=r.get(cs, "theme", kp, _str, "dumpdeck-dark"),
-        refresh=r.get(cs, "refresh", kp, _positive_duration, 1.0),
-        keys={str(k): _str(v) for k, v in keys_raw.items() if not isinstance(v, (dict, list))},
-    )
-
+    config = r.read(Config, {} if data is None else data, (), path=path)
     if r.errors:
         raise ConfigError("\n".join(r.errors))
-    return Config(
-        path=path,
-        servers=servers,
-        backup=backup,
-        state_dir=state_dir,
-        log=log,
-        jobs=jobs,
-        retention=retention,
-        disk=disk,
-        notify=notify,
-        restore_test=restore_test,
-        checks=checks,
-        trends=trends,
-        report=report,
-        console=console,
-    )
-
-
-def _read_notify(r: _Reader, raw: Any, rel: Callable[[Path | None], Path | None]) -> NotifyConfig:
-    kp = ("notify",)
-    n = r.mapping(raw, kp, {"policy", "digest_every", "email", "webhook"})
-    email = None
-    if n.get("email") is not None:
-        ekp = kp + ("email",)
-        e = r.mapping(
-            n["email"],
-            ekp,
-            {"smtp_host", "port", "security", "user", "password_file", "password_env", "from", "to", "cc", "timeout"},
-        )
-        to = r.get(e, "to", ekp, _str_list, ())
-        if not to:
-            r.error(ekp + ("to",), "at least one recipient is required")
-        security = r.get(e, "security", ekp, _choice("starttls", "tls", "none"), "starttls")
-        email = EmailConfig(
-            smtp_host=r.get(e, "smtp_host", ekp, _str, "", required=True),
-            port=r.get(e, "port", ekp, _int(1, 65535), 465 if security == "tls" else 587),
-            security=security,
-            user=r.get(e, "user", ekp, _str, None),
-            password_file=rel(r.get(e, "password_file", ekp, _path, None)),
-            password_env=r.get(e, "password_env", ekp, _str, None),
-            sender=r.get(e, "from", ekp, _str, "dumpdeck@localhost"),
-            to=to,
-            cc=r.get(e, "cc", ekp, _str_list, ()),
-            timeout=r.get(e, "timeout", ekp, _positive_duration, 20.0),
-        )
-    webhook = None
-    if n.get("webhook") is not None:
-        wkp = kp + ("webhook",)
-        w = r.mapping(n["webhook"], wkp, {"url", "timeout", "format"})
-        url = r.get(w, "url", wkp, _str, "", required=True)
-        if url and not url.startswith(("http://", "https://")):
-            r.error(wkp + ("url",), f"{url!r} must start with http:// or https://")
-        webhook = WebhookConfig(
-            url=url,
-            timeout=r.get(w, "timeout", wkp, _positive_duration, 10.0),
-            format=r.get(w, "format", wkp, _choice("slack", "json"), "slack"),
-        )
-    return NotifyConfig(
-        policy=r.get(n, "policy", kp, _choice(*POLICIES), "smart"),
-        digest_every=r.get(n, "digest_every", kp, _positive_duration, 86400.0),
-        email=email,
-        webhook=webhook,
-    )
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
+    return config
 
 
 # --------------------------------------------------------------------------- presentation
@@ -958,7 +1044,6 @@ def permission_warnings(config: Config) -> list[str]:
 
 def redacted(config: Config) -> dict:
     """The effective settings as plain data, secrets replaced by where they come from."""
-    import dataclasses
 
     def conv(value: Any) -> Any:
         if dataclasses.is_dataclass(value):

@@ -13,14 +13,15 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from dumpdeck.backend.config import Config, default_config_path, load_config
+from dumpdeck.backend.config import Config, load_config
 from dumpdeck.backend.errors import DumpdeckError
 
 from dumpdeck import __version__
 
 EPILOG = """\
-configuration: --config PATH, else $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml
-  (see config.example.yaml for every key).
+configuration: --config PATH, else $DUMPDECK_CONFIG, else the first of ~/.config/dumpdeck/config.yaml,
+  $XDG_CONFIG_DIRS/dumpdeck/config.yaml (default /etc/xdg), /etc/dumpdeck/config.yaml
+  (`dumpdeck config keys` lists every key; config.example.yaml documents them).
 exit codes: 0 success, 1 a backup or check failed, 2 usage or configuration error,
   3 the job is already running, 4 not checked (verify/restore-test could not run a check:
   nothing was found wrong, but the level asked for is not proven).
@@ -38,7 +39,7 @@ class Context:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path or default_config_path())
+            self._config = load_config(self.config_path)
         return self._config
 
 
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         metavar="PATH",
         type=Path,
-        help="configuration file (default: $DUMPDECK_CONFIG or ~/.config/dumpdeck/config.yaml)",
+        help="configuration file (default: $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml, "
+        "$XDG_CONFIG_DIRS/dumpdeck/config.yaml, /etc/dumpdeck/config.yaml: the first that exists)",
     )
     parser.add_argument("--version", action="version", version=f"dumpdeck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -187,3 +189,125 @@ def test_redacted_never_holds_secret(tmp_path, monkeypatch):
     monkeypatch.setenv("DD_TEST_PW", "S3cr3t-value")
     c = parse_config(BASE, tmp_path / "c.yaml")
     assert "S3cr3t-value" not in repr(redacted(c))
+
+
+def _example_key_paths() -> set[tuple[str, ...]]:
+    """Key paths of config.example.yaml, counting commented-out keys (`# key: value`) as documented."""
+    from dumpdeck.backend.config import _line_map
+
+    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
+    uncommented = "\n".join(
+        re.sub(r"^(\s*)# ?(?=\s*[a-z_]+:(\s|$))", r"\1", line) for line in example.read_text().splitlines()
+    )
+    paths = set(_line_map(uncommented))
+    assert paths, "the uncommented example must still be YAML"
+    return paths
+
+
+def test_example_config_documents_every_schema_key():
+    """Every key declared in the schema appears in config.example.yaml (set, or commented out).
+
+    A section used in several places (a retention policy: global, per job, per database) is documented
+    once: each of its keys must appear under one of its places."""
+    from dumpdeck.backend.config import schema
+
+    paths = _example_key_paths()
+    documented: dict[tuple[str, str], bool] = {}
+    for k in schema():
+        parts = k.path.split(".")
+        found = any(
+            len(p) == len(parts) and all(a.startswith("<") or a == b for a, b in zip(parts, p, strict=True))
+            for p in paths
+        )
+        slot = (k.section, parts[-1])
+        documented[slot] = documented.get(slot, False) or found
+    missing = sorted(f"{section}.{name}" for (section, name), ok in documented.items() if not ok)
+    assert missing == [], f"config.example.yaml does not document: {', '.join(missing)}"
+
+
+def test_schema_declares_each_default_once():
+    """The defaults a parsed minimal config gets are the ones `config keys` shows (one declaration)."""
+    from dumpdeck.backend.config import schema
+
+    shown = {k.path: k.default for k in schema()}
+    assert shown["servers.<server>.port"] == "3306"
+    assert shown["backup.timeout"] == "2h" and shown["checks.max_age"] == "26h"
+    c = parse_config(BASE, Path("/etc/dumpdeck/c.yaml"))
+    assert c.backup.timeout == parse_duration(shown["backup.timeout"])
+    assert c.checks.max_age == parse_duration(shown["checks.max_age"])
+    assert c.log.max_size == parse_size(shown["log.max_size"].replace(" ", ""))
+
+
+def test_config_keys_command_lists_the_schema():
+    proc = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "config", "keys"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "servers.<server>.port" in proc.stdout and "backup.compression" in proc.stdout
+    assert "zstd | gzip | xz | none" in proc.stdout
+
+
+def test_config_locations_user_then_xdg_dirs_then_etc(tmp_path, monkeypatch):
+    """The user's own config wins; else the first XDG_CONFIG_DIRS entry holding one; else /etc/dumpdeck."""
+    from dumpdeck.backend import config as config_mod
+
+    user = Path(os.environ["XDG_CONFIG_HOME"]) / "dumpdeck" / "config.yaml"
+    xdg1, xdg2 = tmp_path / "xdg1", tmp_path / "xdg2"
+    etc = tmp_path / "etc" / "dumpdeck" / "config.yaml"
+    monkeypatch.setenv("XDG_CONFIG_DIRS", f"{xdg1}:{xdg2}")
+    monkeypatch.setattr(config_mod, "SYSTEM_CONFIG", etc)
+    assert config_mod.config_candidates() == [
+        user,
+        xdg1 / "dumpdeck" / "config.yaml",
+        xdg2 / "dumpdeck" / "config.yaml",
+        etc,
+    ]
+    assert config_mod.default_config_path() == user  # nothing exists: the user's path, for the message
+    etc.parent.mkdir(parents=True)
+    etc.write_text(BASE)
+    assert config_mod.default_config_path() == etc
+    (xdg2 / "dumpdeck").mkdir(parents=True)
+    (xdg2 / "dumpdeck" / "config.yaml").write_text(BASE)
+    assert config_mod.default_config_path() == xdg2 / "dumpdeck" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text(BASE)
+    assert config_mod.default_config_path() == user
+    monkeypatch.setenv("DUMPDECK_CONFIG", str(tmp_path / "explicit.yaml"))
+    assert config_mod.default_config_path() == tmp_path / "explicit.yaml"
+
+
+def test_root_with_a_config_in_etc_finds_it_and_uses_var_lib(tmp_path):
+    """`sudo dumpdeck` on a host configured in /etc: root's own home has no config, the /etc one is read,
+    and the state lives in /var/lib/dumpdeck (not in whichever HOME sudo kept)."""
+    xdg = tmp_path / "sysconf"
+    (xdg / "dumpdeck").mkdir(parents=True)
+    (xdg / "dumpdeck" / "config.yaml").write_text(BASE)
+    env = {k: v for k, v in os.environ.items() if k != "DUMPDECK_CONFIG"}
+    env["XDG_CONFIG_DIRS"] = str(xdg)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "config", "check", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    out = json.loads(proc.stdout)
+    assert out["path"] == str(xdg / "dumpdeck" / "config.yaml")
+    if os.geteuid() == 0:
+        assert out["settings"]["state_dir"] == "/var/lib/dumpdeck"
+    else:
+        assert out["settings"]["state_dir"].startswith(os.environ["HOME"])
+
+
+def test_missing_config_lists_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "nowhere"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dumpdeck", "config", "check"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    assert "looked in:" in proc.stderr and "/etc/dumpdeck/config.yaml" in proc.stderr
+    assert str(tmp_path / "nowhere" / "dumpdeck" / "config.yaml") in proc.stderr

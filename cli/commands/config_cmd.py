@@ -1,13 +1,13 @@
-"""`dumpdeck config check`: validate the configuration and print the effective settings."""
+"""`dumpdeck config check|keys`: validate the configuration, print the effective settings, list every key."""
 
 from __future__ import annotations
 
 import sys
 
 import yaml
-from dumpdeck.backend.config import permission_warnings, redacted
+from dumpdeck.backend.config import permission_warnings, redacted, schema
 
-from ..output import print_json
+from ..output import print_json, table
 
 
 def register(sub) -> None:
@@ -25,6 +25,14 @@ def register(sub) -> None:
     )
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=run_check)
+    k = csub.add_parser(
+        "keys",
+        help="list every configuration key with its type, default and meaning",
+        description="List every key the configuration accepts: its path (<server>, <job> and <database> stand "
+        "for names you choose), type or allowed values, default, and what it does. Needs no configuration file.",
+    )
+    k.add_argument("--json", action="store_true", help="machine-readable output")
+    k.set_defaults(func=run_keys)
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 2)[1])
 
 
@@ -39,4 +47,14 @@ def run_check(args, ctx) -> int:
     sys.stdout.write(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     for w in warnings:
         sys.stderr.write(f"dumpdeck: warning: {w}\n")
+    return 0
+
+
+def run_keys(args, ctx) -> int:
+    keys = list(schema())
+    if args.json:
+        print_json(keys)
+        return 0
+    rows = [(k.path + (" (required)" if k.required else ""), k.type, k.default, k.doc) for k in keys]
+    sys.stdout.write(table(("Key", "Type", "Default", "Meaning"), rows) + "\n")
     return 0
