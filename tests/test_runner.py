@@ -148,7 +148,9 @@ def test_two_job_runs_at_once_one_runs_one_is_skipped(tmp_path, write_config, sa
     )
     store = StateStore.open(config.state_db)
     try:
-        running = wait_until(lambda: store.list_runs(active_only=True), what="the first run to start")[0]
+        running = wait_until(
+            lambda: [r for r in store.list_runs(active_only=True) if r.pid], what="the first run to start (with its pid)"
+        )[0]
         second = cli(config.path, "job", "run", "nightly")
         assert second.returncode == 3, second.stderr
         assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
