@@ -546,9 +546,32 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class RestoreAccount:
+    """restore_test.account: loads on a real server whose configured account cannot create a temporary one.
+
+    Its grants must cover nothing outside `dumpdeck\\_rt\\_%` (SHOW GRANTS, checked before every load)."""
+
+    user: str = required_setting(_str, "The account's user name (its host is the one the server sees).")
+    password_file: Path | None = setting(None, _path, "Its password: first line of this 0600 file.", relative=True)
+    password_env: str | None = setting(None, _str, "Its password: this environment variable.")
+
+    @classmethod
+    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+        if (v["password_file"] is None) == (v["password_env"] is None):
+            r.error(kp, "give one password source: password_file or password_env")
+
+
+@dataclass(frozen=True)
 class RestoreTestConfig:
     target: str = setting("sandbox", _str, "Where restore-tests load dumps: sandbox | same | <server name>.")
     parallel: int = setting(2, _int(1, 16), "Connections used to load tables in parallel.")
+    account: RestoreAccount | None = section(
+        RestoreAccount,
+        "On a real server the load runs as a temporary account dumpdeck creates (that needs CREATE USER and "
+        "ALL PRIVILEGES ON `dumpdeck\\_rt\\_%`.* WITH GRANT OPTION); if the server's account cannot, this "
+        "account loads instead, after its grants were checked to cover nothing else.",
+        optional=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -1018,6 +1041,8 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
                 out.append((f"servers.{s.name}.{label}", p))
     if config.notify.email and config.notify.email.password_file:
         out.append(("notify.email.password_file", config.notify.email.password_file))
+    if config.restore_test.account and config.restore_test.account.password_file:
+        out.append(("restore_test.account.password_file", config.restore_test.account.password_file))
     return out
 
 

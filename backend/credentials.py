@@ -3,6 +3,10 @@
 The password never reaches a process's argv or environment. The child also
 gets a private HOME, so a stray ~/.my.cnf of the operator cannot override the
 configured account, and MYSQL_PWD is removed from its environment.
+
+The directory's name carries the pid of the process that made it
+(`dumpdeck-cred-<pid>-…`), so `dumpdeck clean` can remove those of processes that
+were killed before their `finally` ran (`orphans()`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 
 from .config import ServerConfig
 from .errors import ConfigError
+
+PREFIX = "dumpdeck-cred-"
 
 
 def _quote(value: str, what: str) -> str:
@@ -56,7 +62,7 @@ def option_file_text(server: ServerConfig, password: str | None = None) -> str:
 @contextlib.contextmanager
 def client_credentials(server: ServerConfig, password: str | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
     """Yield (option file path, child environment). Both are gone/unused after the block."""
-    tmpdir = Path(tempfile.mkdtemp(prefix="dumpdeck-cred-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     os.chmod(tmpdir, 0o700)
     path = tmpdir / "client.cnf"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -68,3 +74,23 @@ def client_credentials(server: ServerConfig, password: str | None = None) -> Ite
         yield path, env
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def orphans() -> list[Path]:
+    """Credentials directories whose creating process is gone."""
+    out = []
+    for d in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        pid_text = d.name[len(PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            out.append(d)
+        except PermissionError:
+            pass
+    return out
+
+
+def remove_orphan(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

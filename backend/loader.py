@@ -9,6 +9,13 @@ The header's session settings (`/*!40101 SET … */`) start every job. View plac
 then after all tables: events, routines, final views and the footer, in one job, in the
 original order. `parallel=1`, or a dump without section markers, loads the stream as is
 through one client.
+
+Every client runs with `--local-infile=0` (LOAD DATA LOCAL cannot read a file of this
+host), `--binary-mode` (the client interprets no command of the stream but DELIMITER and
+`\\C`: no `\\u`, `\\r`, `connect`, `use`, `source`, `\\!`, `system`) and starts its input with
+the sandbox-mode line; it dies with the thread that started it (backend.lifeline). Each
+statement is checked (`Statement.outside_scope`, backend.sqlstats) before it is queued, so
+a refused statement never reaches a client.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from .codecs import codec_for_path, open_decoded
 from .config import ServerConfig
 from .credentials import client_credentials
 from .errors import LoadError, ScopeError
+from .lifeline import die_with_parent
 from .sqlstats import SANDBOX_LINE, Delimiter, Marker, SqlScanner, Statement
 
 log = logging.getLogger(__name__)
@@ -137,8 +145,10 @@ class Loader:
         memory_bytes: int = MEMORY_BYTES,
         cancel: threading.Event | None = None,
         fast_inserts: bool = True,
+        password: str | None = None,
     ):
         self.server = server
+        self.password = password  # overrides the server's password source (a temporary account)
         self.fast_inserts = fast_inserts
         self.database = database
         self.parallel = max(1, int(parallel or 1))
@@ -157,7 +167,7 @@ class Loader:
 
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
         t0 = time.monotonic()
-        with client_credentials(self.server) as (cred, env):
+        with client_credentials(self.server, self.password) as (cred, env):
             self._argv = [
                 self.client,
                 f"--defaults-extra-file={cred}",
@@ -165,6 +175,8 @@ class Loader:
                 "--max-allowed-packet=1G",
                 "--batch",
                 "--silent",
+                "--local-infile=0",
+                "--binary-mode",
             ]
             if self.init_sql:
                 self._argv.append("--init-command=" + "; ".join(self.init_sql))
@@ -201,7 +213,8 @@ class Loader:
     def _raw(self, item) -> bytes:
         if isinstance(item, Statement):
             if item.outside_scope:
-                raise ScopeError(f"refused: {item.describe()} would act outside the scratch database")
+                why = f" ({item.hazard})" if item.hazard else ""
+                raise ScopeError(f"refused: {item.describe()} would act outside the scratch database{why}")
             if self.neutralise and item.kind in (
                 "create_view",
                 "create_trigger",
@@ -226,6 +239,7 @@ class Loader:
             env=self._env,
             close_fds=True,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 (one prctl call, no locks taken)
         )
         with self._lock:
             self._procs.add(proc)

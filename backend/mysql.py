@@ -104,11 +104,14 @@ def connect(
     timeout: float | None = None,
     read_timeout: float | None = None,
     autocommit: bool = True,
+    password: str | None = None,
 ) -> pymysql.connections.Connection:
-    """A PyMySQL connection, or ConnectError naming the server and what went wrong."""
+    """A PyMySQL connection, or ConnectError naming the server and what went wrong.
+
+    `password` overrides the server's configured source (a restore-test's temporary account)."""
     kwargs: dict = dict(
         user=server.effective_user(),
-        password=server.password() or "",
+        password=(server.password() if password is None else password) or "",
         database=database,
         charset="utf8mb4",
         connect_timeout=timeout or server.connect_timeout,

@@ -1,36 +1,50 @@
 """Level 4: the restore-test. Load a dump into a scratch database and compare.
 
-Flow: L1–L3 (skipped when an earlier L3+ verification checked this exact sha256),
-then on the target — the dump's own server (`same`), another configured server,
-or a throwaway `mariadbd` (`sandbox`) — create `dumpdeck_rt_<random>_<db>`, load,
-compare every table, view, routine, trigger and event of the manifest, count rows
+Flow: L1–L3 (skipped when an earlier L3+ verification by the current scope scan checked
+this exact sha256), then on the target — the dump's own server (`same`), another
+configured server, or a throwaway `mariadbd` (`sandbox`) — create `dumpdeck_rt_<hex>_<db>`,
+load, compare every table, view, routine, trigger and event of the manifest, count rows
 and CHECKSUM TABLE each table, and drop the scratch database in a `finally`.
 
-Safety:
-- The dump is refused (a failed check, nothing loaded) when any statement would act
-  outside the scratch database: USE, CREATE/DROP DATABASE, schema-qualified writes,
-  server-wide statements (GRANT, SET GLOBAL, CHANGE MASTER, …). The same classification
-  runs on every statement while loading, before it is sent.
-- Every client input starts with the MariaDB sandbox-mode line, so `\\!` shell escapes
-  in a dump cannot run. `sql_log_bin=0` is set where the account may (tried first,
-  else a warning). On a real server (not the sandbox), DEFINER clauses are dropped and
-  events are created DISABLEd, so nothing of the scratch copy runs by itself.
-- Leftovers of an interrupted test are found by their prefix: `cleanup_scratch`.
-
-The loader itself (split at table boundaries, parallel connections) is backend.loader.
+Confinement (the boundary; the L3 scope scan is only an early warning):
+- The load runs as a temporary account `dumpdeck_rt_<hex>`@<this host as the server sees
+  it>, created for this test with a random password and ALL PRIVILEGES on its scratch
+  database only: no global privilege (no FILE, SUPER, CREATE USER, …), nothing on any other
+  database. The server refuses whatever a dump tries outside. The account is dropped in
+  the `finally`, `clean --scratch` drops leftovers. Its password reaches the `mariadb`
+  clients through the credentials file (backend.credentials), never argv or environment.
+- If the configured account cannot create that account, `restore_test.account` is used,
+  after SHOW GRANTS proved it holds nothing outside `dumpdeck\\_rt\\_%`; otherwise the
+  restore-test does not run on that server (use the sandbox). It never loads as the
+  backup account.
+- A server that honours DATA/INDEX DIRECTORY (`have_symlink=YES`) could be made to write
+  table files outside its datadir whatever the grants: it is refused as a target. So is a
+  server with the binary log on and `log_bin_trust_function_creators` off when the dump has
+  functions or triggers: only SUPER could create them there, and the load never has SUPER.
+- The sandbox (backend.sandbox) runs as an unprivileged OS user, confined: no TCP,
+  `secure_file_priv` an empty private directory, `local_infile=0`, no symbolic links, no
+  plugins; the load there also runs as a temporary account. The sandbox and the loader
+  clients die with the restore-test (PR_SET_PDEATHSIG); `dumpdeck clean` removes leftovers.
+- The loader clients run with `--local-infile=0` and `--binary-mode` (backend.loader).
+- DEFINER clauses are dropped and events created DISABLEd, so nothing of the scratch copy
+  runs by itself or as anyone else. The binary log is turned off for the load where the
+  configured account may (a definer-rights procedure in the scratch database turns it off
+  for the temporary account's own sessions only), else it stays on and the check says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pymysql
 
 from . import manifest as manifest_mod
 from . import mysql
@@ -39,55 +53,145 @@ from .config import Config, ServerConfig
 from .errors import ConfigError, DumpdeckError
 from .loader import Loader, LoadError, ScopeError, decoded_chunks
 from .outcome import Outcome
-from .sqlstats import SqlStats
+from .sandbox import RESTORE_TEST_PREFIX, Sandbox
+from .sqlstats import SCAN_VERSION, SqlStats
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
 
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "dumpdeck_rt_"
+SCRATCH_GRANT = "`dumpdeck\\_rt\\_%`"  # the pattern every restore-test object lives under
+BINLOG_OFF_PROC = "dumpdeck_rt_binlog_off"
+_ACCOUNT_RE = re.compile(r"^dumpdeck_rt_[0-9a-f]{6}$")
+# A check that could not run says nothing about the dump, which keeps the level it had.
+COULD_NOT_RUN = Outcome.NOT_CHECKED
 
 
-# --------------------------------------------------------------------------- scratch databases
+# --------------------------------------------------------------------------- scratch databases and accounts
 
 
-def scratch_name(database: str) -> str:
+def scratch_name(database: str, token: str | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", database) or "db"
-    return (f"{SCRATCH_PREFIX}{secrets.token_hex(3)}_{safe}")[:64]
+    return (f"{SCRATCH_PREFIX}{token or secrets.token_hex(3)}_{safe}")[:64]
 
 
-def cleanup_scratch(config: Config, server_name: str | None) -> list[str]:
-    """Drop leftover `dumpdeck_rt_*` databases on a server; skips ones a session is using."""
+def _grant_db(name: str) -> str:
+    """A database name for GRANT: `_` and `%` are wildcards there, so they are escaped."""
+    return mysql.quote_ident(name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%"))
+
+
+def _err(exc: BaseException) -> str:
+    return str(exc.args[-1]) if getattr(exc, "args", None) else str(exc)
+
+
+@dataclass
+class Leftovers:
+    """What `cleanup_scratch` found on one server."""
+
+    databases: list[str] = dataclasses.field(default_factory=list)
+    accounts: list[str] = dataclasses.field(default_factory=list)  # 'user'@'host'
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def cleanup_scratch(config: Config, server_name: str | None, dry_run: bool = False) -> Leftovers:
+    """Drop leftover `dumpdeck_rt_*` databases and temporary accounts on a server.
+
+    Skips databases a session is using and accounts with a live session (a restore-test
+    running now); never touches `restore_test.account`."""
     server = config.server(server_name)
-    return _cleanup(server)
+    keep = config.restore_test.account.user if config.restore_test.account else None
+    return _cleanup(server, dry_run=dry_run, keep_user=keep)
 
 
-def _cleanup(server: ServerConfig) -> list[str]:
+def _cleanup(server: ServerConfig, dry_run: bool = False, keep_user: str | None = None) -> Leftovers:
     conn = mysql.connect(server)
-    dropped = []
+    out = Leftovers()
+    like = SCRATCH_PREFIX.replace("_", "\\_") + "%"
     try:
         with conn.cursor() as cur:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(pymysql.MySQLError):
                 cur.execute("SET SESSION sql_log_bin=0")
-            cur.execute(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
-                (SCRATCH_PREFIX.replace("_", "\\_") + "%",),
-            )
+            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s", (like,))
             names = [r[0] for r in cur.fetchall()]
             busy: set[str] = set()
-            with contextlib.suppress(Exception):
+            busy_users: set[str] = set()
+            with contextlib.suppress(pymysql.MySQLError):
                 cur.execute(
-                    "SELECT DISTINCT DB FROM information_schema.PROCESSLIST WHERE DB LIKE %s AND ID <> CONNECTION_ID()",
-                    (SCRATCH_PREFIX.replace("_", "\\_") + "%",),
+                    "SELECT DB, USER FROM information_schema.PROCESSLIST WHERE (DB LIKE %s OR USER LIKE %s) "
+                    "AND ID <> CONNECTION_ID()",
+                    (like, like),
                 )
-                busy = {r[0] for r in cur.fetchall()}
+                for db, user in cur.fetchall():
+                    if db:
+                        busy.add(db)
+                    if user:
+                        busy_users.add(user)
             for name in names:
                 if name in busy:
                     continue
-                cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(name)}")
-                dropped.append(name)
+                if not dry_run:
+                    cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(name)}")
+                out.databases.append(name)
+            try:
+                cur.execute("SELECT User, Host FROM mysql.user WHERE User LIKE %s", (like,))
+                accounts = [(u, h) for u, h in cur.fetchall()]
+            except pymysql.MySQLError as exc:
+                out.warnings.append(f"cannot list temporary accounts (SELECT on mysql.user): {_err(exc)}")
+                accounts = []
+            for user, host in accounts:
+                if not _ACCOUNT_RE.match(user) or user == keep_user or user in busy_users:
+                    continue
+                # a test still running has its scratch database in use: leave its account too
+                if any(d.startswith(user + "_") for d in busy):
+                    continue
+                if not dry_run:
+                    try:
+                        cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+                    except pymysql.MySQLError as exc:
+                        out.warnings.append(f"cannot drop account '{user}'@'{host}': {_err(exc)}")
+                        continue
+                out.accounts.append(f"'{user}'@'{host}'")
     finally:
         conn.close()
-    return dropped
+    return out
+
+
+def grants_outside_scratch(lines: list[str]) -> list[str]:
+    """The grants (SHOW GRANTS lines, without credentials) that reach outside `dumpdeck\\_rt\\_%`."""
+    bad = []
+    for line in lines:
+        m = re.match(r"GRANT\s+(.+?)\s+ON\s+(.+?)\s+TO\s", line, re.I | re.S)
+        if m is None:  # roles ("GRANT `r` TO …") and anything unexpected
+            bad.append(line.split(" TO ")[0] if " TO " in line else line)
+            continue
+        privs, target = m.group(1).strip(), m.group(2).strip()
+        shown = f"GRANT {privs} ON {target}"
+        rest = line[m.end() :]
+        grant_option = re.search(r"\bWITH\b.*\bGRANT\s+OPTION\b", rest, re.I | re.S) is not None
+        kind = re.match(r"(PROCEDURE|FUNCTION|PACKAGE\s+BODY|PACKAGE)\s+", target, re.I)
+        if kind:
+            target = target[kind.end() :]
+        if target == "*.*":
+            if privs.upper() != "USAGE" or grant_option:
+                bad.append(shown + (" WITH GRANT OPTION" if grant_option else ""))
+            continue
+        if privs.upper().startswith("PROXY") or grant_option:
+            bad.append(shown + (" WITH GRANT OPTION" if grant_option else ""))
+            continue
+        db_m = re.match(r"(`(?:[^`]|``)+`|[^.`\s]+)\s*\.\s*(.+)$", target)
+        if db_m is None:
+            bad.append(shown)
+            continue
+        db = db_m.group(1)
+        if db.startswith("`"):
+            db = db[1:-1].replace("``", "`")
+        if db_m.group(2).strip() == "*":  # a database-level grant: `_` and `%` are wildcards
+            ok = db.startswith(SCRATCH_PREFIX.replace("_", "\\_"))
+        else:  # table or routine level: the database name is literal
+            ok = db.startswith(SCRATCH_PREFIX)
+        if not ok:
+            bad.append(shown)
+    return bad
 
 
 # --------------------------------------------------------------------------- the restore-test
@@ -96,23 +200,46 @@ def _cleanup(server: ServerConfig) -> list[str]:
 @dataclass
 class _Target:
     label: str
+    server: ServerConfig  # the configured account (or the sandbox's root): sets up and cleans up
+    sandbox: Sandbox | None = None
+    owned: bool = True  # the sandbox was started for this test
+
+
+@dataclass
+class _Loading:
+    """Who loads the dump, and what must be undone afterwards."""
+
     server: ServerConfig
-    sandbox: object | None = None
-    tmpdir: tempfile.TemporaryDirectory | None = None
+    password: str | None
+    label: str  # 'user'@'host'
+    init_sql: list[str]
+    temporary: bool  # a temporary account (dropped afterwards) or restore_test.account
+    user: str
+    host: str
 
 
-def _open_target(config: Config, target: str, manifest, entry_server: str | None) -> _Target:
+@dataclass
+class _Made:
+    """What this restore-test created and its `finally` drops."""
+
+    database: bool = False
+    account: tuple[str, str] | None = None  # (user, host) of the temporary account
+    owner: ServerConfig | None = None  # who drops the database (the account that created it)
+
+
+def _open_target(config: Config, target: str, manifest, entry_server: str | None, sandbox: Sandbox | None) -> _Target:
     if target == "sandbox":
-        from .sandbox import Sandbox
-
-        tmp = tempfile.TemporaryDirectory(prefix="dumpdeck-rt-sandbox-")
+        if sandbox is not None:
+            if not sandbox.confined:
+                raise ConfigError("a restore-test sandbox must be confined (Sandbox.create(confined=True))")
+            return _Target("sandbox", _sandbox_server(sandbox), sandbox, owned=False)
+        sb = Sandbox.create(confined=True, die_with_parent=True, prefix=RESTORE_TEST_PREFIX)
         try:
-            sb = Sandbox.create(Path(tmp.name) / "srv").start()
+            sb.start()
         except BaseException:
-            tmp.cleanup()
+            sb.destroy()
             raise
-        server = ServerConfig(name="sandbox", host=None, socket=sb.socket, user="root")
-        return _Target("sandbox", server, sb, tmp)
+        return _Target("sandbox", _sandbox_server(sb), sb)
     if target == "same":
         name = (manifest.server or {}).get("name") if manifest is not None else None
         name = name or entry_server
@@ -128,13 +255,14 @@ def _open_target(config: Config, target: str, manifest, entry_server: str | None
     return _Target(target, config.server(target))
 
 
+def _sandbox_server(sb: Sandbox) -> ServerConfig:
+    return ServerConfig(name="sandbox", host=None, socket=sb.socket, user="root")
+
+
 def _close_target(t: _Target) -> None:
-    if t.sandbox is not None:
+    if t.sandbox is not None and t.owned:
         with contextlib.suppress(Exception):
-            t.sandbox.destroy()  # type: ignore[attr-defined]
-    if t.tmpdir is not None:
-        with contextlib.suppress(Exception):
-            t.tmpdir.cleanup()
+            t.sandbox.destroy()
 
 
 def restore_test(
@@ -145,8 +273,12 @@ def restore_test(
     record: bool = True,
     parallel: int | None = None,
     cancel: threading.Event | None = None,
+    sandbox: Sandbox | None = None,
 ) -> VerifyReport:
-    """Run L1–L3 (unless already proven for this sha256), then load into a scratch database and compare."""
+    """Run L1–L3 (unless already proven for this sha256), then load into a scratch database and compare.
+
+    `sandbox`: a running confined sandbox to load into when the target is `sandbox` (several
+    restore-tests in a row share one server; it is left running)."""
     path = Path(path)
     target = target or config.restore_test.target
     parallel = parallel or config.restore_test.parallel
@@ -173,7 +305,7 @@ def restore_test(
             manifest = manifest_mod.load(path)
     stats: SqlStats | None = None
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
-    if prior is not None and all(t.exact_rows is not None for t in manifest.tables):
+    if prior is not None and _scanned_now(prior) and all(t.exact_rows is not None for t in manifest.tables):
         ladder.add("levels 2–3", True, f"already verified at level {prior.level} on {prior.at} for this sha256", 3)
     else:
         full = verify_file(path, level=3, record=record)
@@ -197,40 +329,41 @@ def restore_test(
         entry_server = rel[0] if len(rel) == 3 else None
     database = manifest.database if manifest is not None else _guess_db(path)
 
-    # ---- L4
-    # ---- L4. A target that cannot be opened or reached, or a cancelled load, is "not checked":
+    # ---- L4. A target that cannot be opened, reached or confined, or a cancelled load, is "not checked":
     # it says nothing about the dump, which keeps the level it had.
     try:
-        tgt = _open_target(config, target, manifest, entry_server)
+        tgt = _open_target(config, target, manifest, entry_server, sandbox)
     except (DumpdeckError, OSError) as exc:
-        ladder.add("target", Outcome.NOT_CHECKED, f"could not open the target {target}: {exc}", 4)
+        ladder.add("target", COULD_NOT_RUN, f"could not open the target {target}: {exc}", 4)
         return _finish(report, ladder, t0, record, {})
     report.target = tgt.label
-    scratch = scratch_name(database)
+    token = secrets.token_hex(3)
+    scratch = scratch_name(database, token)
     extra: dict = {}
+    loading: _Loading | None = None
+    made = _Made(owner=tgt.server)
     try:
-        _restore_into(path, tgt, scratch, manifest, stats, ladder, parallel, cancel, extra)
+        source = manifest if manifest is not None else stats
+        need_super = len(source.functions) + len(source.triggers) if source is not None else 0
+        loading = _confine(tgt, config, scratch, token=token, need_super=need_super, ladder=ladder, made=made)
+        if loading is not None:
+            _restore_into(path, tgt, loading, scratch, manifest, stats, ladder, parallel, cancel, extra)
     finally:
-        if extra.get("created"):
-            try:
-                _drop(tgt.server, scratch)
-                ladder.add("scratch dropped", True, f"`{scratch}` dropped on {tgt.label}", 4)
-            except Exception as exc:
-                ladder.add(
-                    "scratch dropped",
-                    Outcome.NOT_CHECKED,
-                    f"could not drop `{scratch}` on {tgt.label}: {exc}; run `dumpdeck clean --scratch`",
-                    4,
-                )
+        _teardown(tgt, scratch, made, ladder)
         _close_target(tgt)
-        if tgt.sandbox is not None:
+        if tgt.sandbox is not None and tgt.owned:
             ladder.add(
                 "sandbox stopped",
-                True if not tgt.sandbox.alive() else Outcome.NOT_CHECKED,
+                True if not tgt.sandbox.alive() else COULD_NOT_RUN,
                 "sandbox mariadbd stopped and removed",
                 4,
             )
     return _finish(report, ladder, t0, record, extra)
+
+
+def _scanned_now(v: manifest_mod.Verification) -> bool:
+    """Did that verification's scope scan know every hazard the current one knows?"""
+    return any(c.get("name") == "scope" and int(c.get("scan") or 0) >= SCAN_VERSION for c in v.checks)
 
 
 def _guess_db(path: Path) -> str:
@@ -251,20 +384,239 @@ def _finish(report: VerifyReport, ladder: _Ladder, t0: float, record: bool, extr
     return report
 
 
-def _drop(server: ServerConfig, scratch: str) -> None:
-    conn = mysql.connect(server)
+def _server_var(cur, name: str) -> str | None:
+    try:
+        cur.execute(f"SELECT @@{name}")
+    except pymysql.MySQLError:
+        return None
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def _confine(
+    tgt: _Target, config: Config, scratch: str, *, token: str, need_super: int, ladder: _Ladder, made: _Made
+) -> _Loading | None:
+    """Create the scratch database and the account that loads it; None (with a check saying why) if it cannot.
+
+    `need_super`: the dump's functions and triggers (they need SUPER where the binary log is on,
+    unless the server trusts function creators)."""
+    try:
+        conn = mysql.connect(tgt.server)
+    except DumpdeckError as exc:
+        ladder.add("target", COULD_NOT_RUN, str(exc), 4)
+        return None
+    q = mysql.quote_ident(scratch)
     try:
         with conn.cursor() as cur:
-            with contextlib.suppress(Exception):
+            log_bin = (_server_var(cur, "log_bin") or "0") in ("1", "ON")
+            trusted = (_server_var(cur, "log_bin_trust_function_creators") or "0") in ("1", "ON")
+            if log_bin and not trusted and need_super:
+                ladder.add(
+                    "confinement",
+                    COULD_NOT_RUN,
+                    f"{tgt.label} has the binary log on and log_bin_trust_function_creators off: only an account "
+                    f"with SUPER may create the dump's {need_super} function(s) and trigger(s) there, and a "
+                    f"restore-test never loads with SUPER; set log_bin_trust_function_creators=1 on that server, "
+                    f"or use --target sandbox",
+                    4,
+                )
+                return None
+            if (_server_var(cur, "have_symlink") or "").upper() == "YES":
+                ladder.add(
+                    "confinement",
+                    COULD_NOT_RUN,
+                    f"{tgt.label} honours DATA DIRECTORY and INDEX DIRECTORY (have_symlink=YES): a dump could "
+                    f"place table files anywhere its server may write, whatever the grants; set symbolic-links=0 "
+                    f"in that server's configuration, or use --target sandbox",
+                    4,
+                )
+                return None
+            binlog_off = False
+            with contextlib.suppress(pymysql.MySQLError):
                 cur.execute("SET SESSION sql_log_bin=0")
-            cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(scratch)}")
+                binlog_off = True
+            cur.execute("SELECT USER()")
+            host = str(cur.fetchone()[0]).rsplit("@", 1)[-1]
+            user = SCRATCH_PREFIX + token
+            password = "Rt-" + secrets.token_urlsafe(24) + "-9z"
+            try:
+                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password))
+            except pymysql.MySQLError as exc:
+                create_error = _err(exc)
+            else:
+                made.account = (user, host)
+                try:
+                    cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4")
+                    made.database = True
+                    cur.execute(f"GRANT ALL PRIVILEGES ON {_grant_db(scratch)}.* TO %s@%s", (user, host))
+                    init_sql: list[str] = []
+                    if log_bin and binlog_off:
+                        # runs with the definer's right to turn the binary log off, for the caller's session only
+                        cur.execute(
+                            f"CREATE PROCEDURE {q}.{BINLOG_OFF_PROC}() SQL SECURITY DEFINER SET SESSION sql_log_bin=0"
+                        )
+                        init_sql.append(f"CALL {q}.{BINLOG_OFF_PROC}()")
+                except pymysql.MySQLError as exc:
+                    ladder.add(
+                        "confinement",
+                        COULD_NOT_RUN,
+                        f"cannot set up the temporary account '{user}'@'{host}' and `{scratch}` on {tgt.label}: "
+                        f"{_err(exc)} (the account needs CREATE USER and ALL PRIVILEGES ON {SCRATCH_GRANT}.* "
+                        f"WITH GRANT OPTION)",
+                        4,
+                    )
+                    return None
+                binlog = (
+                    "binary log off for the load"
+                    if init_sql or not log_bin
+                    else "warning: the binary log stays on for the load (the configured account may not turn "
+                    "it off); replicas receive the scratch database and its drop"
+                )
+                ladder.add(
+                    "confinement",
+                    True,
+                    f"`{scratch}` created on {tgt.label}; loading as the temporary account '{user}'@'{host}' "
+                    f"with ALL PRIVILEGES on `{scratch}` only and no global privilege; {binlog}",
+                    4,
+                )
+                server = dataclasses.replace(
+                    tgt.server,
+                    user=user,
+                    password_file=None,
+                    password_env=None,
+                    option_file=None,
+                    user_from_option_file=False,
+                )
+                return _Loading(server, password, f"'{user}'@'{host}'", init_sql, True, user, host)
     finally:
         conn.close()
+    return _fallback_account(tgt, config, scratch, create_error=create_error, ladder=ladder, made=made)
+
+
+def _fallback_account(
+    tgt: _Target, config: Config, scratch: str, *, create_error: str, ladder: _Ladder, made: _Made
+) -> _Loading | None:
+    account = config.restore_test.account
+    if account is None:
+        ladder.add(
+            "confinement",
+            COULD_NOT_RUN,
+            f"refused: the account of {tgt.label} cannot create a temporary account for the load "
+            f"({create_error}), and no restore_test.account is configured; a dump is never loaded as the backup "
+            f"account. Use --target sandbox, or grant CREATE USER and ALL PRIVILEGES ON {SCRATCH_GRANT}.* "
+            f"WITH GRANT OPTION, or configure restore_test.account",
+            4,
+        )
+        return None
+    server = dataclasses.replace(
+        tgt.server,
+        user=account.user,
+        password_file=account.password_file,
+        password_env=account.password_env,
+        option_file=None,
+        user_from_option_file=False,
+    )
+    try:
+        conn = mysql.connect(server)
+    except DumpdeckError as exc:
+        ladder.add("confinement", COULD_NOT_RUN, f"restore_test.account: {exc}", 4)
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GRANTS")
+            lines = [str(r[0]) for r in cur.fetchall()]
+            bad = grants_outside_scratch(lines)
+            if bad:
+                ladder.add(
+                    "confinement",
+                    COULD_NOT_RUN,
+                    f"refused: restore_test.account {account.user} holds grants outside {SCRATCH_GRANT}: "
+                    + "; ".join(bad)
+                    + f" — revoke them (it needs only ALL PRIVILEGES ON {SCRATCH_GRANT}.*), or use --target sandbox",
+                    4,
+                )
+                return None
+            cur.execute("SELECT CURRENT_USER()")
+            user, _, host = str(cur.fetchone()[0]).rpartition("@")
+            try:
+                cur.execute(f"CREATE DATABASE {mysql.quote_ident(scratch)} CHARACTER SET utf8mb4")
+            except pymysql.MySQLError as exc:
+                ladder.add(
+                    "confinement",
+                    COULD_NOT_RUN,
+                    f"restore_test.account {account.user} cannot create `{scratch}` on {tgt.label}: {_err(exc)}",
+                    4,
+                )
+                return None
+            made.database = True
+            made.owner = server
+    finally:
+        conn.close()
+    ladder.add(
+        "confinement",
+        True,
+        f"`{scratch}` created on {tgt.label}; loading as restore_test.account '{user}'@'{host}', whose grants cover "
+        f"only {SCRATCH_GRANT} (checked now); warning: the binary log stays on for the load",
+        4,
+    )
+    return _Loading(server, None, f"'{user}'@'{host}'", [], False, user, host)
+
+
+def _teardown(tgt: _Target, scratch: str, made: _Made, ladder: _Ladder) -> None:
+    """Drop the scratch database and the temporary account (its sessions killed first)."""
+    if not made.database and made.account is None:
+        return
+    errors = []
+    owners = [made.owner or tgt.server]
+    if made.account is not None and owners[0] is not tgt.server:
+        owners.append(tgt.server)
+    for owner in dict.fromkeys(owners):
+        try:
+            conn = mysql.connect(owner)
+        except DumpdeckError as exc:
+            errors.append(str(exc))
+            continue
+        try:
+            with conn.cursor() as cur:
+                with contextlib.suppress(pymysql.MySQLError):
+                    cur.execute("SET SESSION sql_log_bin=0")
+                if owner is tgt.server and made.account is not None:
+                    with contextlib.suppress(pymysql.MySQLError):
+                        cur.execute(
+                            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND ID <> CONNECTION_ID()",
+                            (made.account[0],),
+                        )
+                        for (pid,) in cur.fetchall():
+                            with contextlib.suppress(pymysql.MySQLError):
+                                cur.execute(f"KILL {int(pid)}")
+                if made.database and owner is (made.owner or tgt.server):
+                    try:
+                        cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(scratch)}")
+                    except pymysql.MySQLError as exc:
+                        errors.append(f"DROP DATABASE `{scratch}`: {_err(exc)}")
+                if made.account is not None and owner is tgt.server:
+                    try:
+                        cur.execute("DROP USER IF EXISTS %s@%s", made.account)
+                    except pymysql.MySQLError as exc:
+                        errors.append(f"DROP USER '{made.account[0]}'@'{made.account[1]}': {_err(exc)}")
+        finally:
+            conn.close()
+    what = " and the temporary account" if made.account is not None else ""
+    if errors:
+        ladder.add(
+            "scratch dropped",
+            COULD_NOT_RUN,
+            f"could not drop `{scratch}`{what} on {tgt.label}: {'; '.join(errors)}; run `dumpdeck clean --scratch`",
+            4,
+        )
+    else:
+        ladder.add("scratch dropped", True, f"`{scratch}`{what} dropped on {tgt.label}", 4)
 
 
 def _restore_into(
     path: Path,
     tgt: _Target,
+    loading: _Loading,
     scratch: str,
     manifest,
     stats: SqlStats | None,
@@ -273,42 +625,14 @@ def _restore_into(
     cancel: threading.Event | None,
     extra: dict,
 ) -> None:
-    q = mysql.quote_ident(scratch)
-    try:
-        conn = mysql.connect(tgt.server)
-    except DumpdeckError as exc:
-        ladder.add("target", Outcome.NOT_CHECKED, f"{tgt.label} unreachable: {exc}", 4)
-        return
-    init_sql: list[str] = []
-    try:
-        with conn.cursor() as cur:
-            try:
-                cur.execute("SET SESSION sql_log_bin=0")
-                init_sql.append("SET SESSION sql_log_bin=0")
-                binlog = "binary log off for the load"
-            except Exception as exc:
-                binlog = (
-                    f"warning: cannot turn the binary log off ({exc.args[-1] if exc.args else exc}); loaded with it on"
-                )
-            try:
-                cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4")
-            except Exception as exc:
-                ladder.add(
-                    "scratch database",
-                    Outcome.NOT_CHECKED,
-                    f"cannot create `{scratch}` on {tgt.label}: "
-                    f"{exc.args[-1] if exc.args else exc} (the account needs CREATE, DROP, INSERT, … "
-                    f"ON `{SCRATCH_PREFIX.replace('_', chr(92) + '_')}%`.*)",
-                    4,
-                )
-                return
-        extra["created"] = True
-        ladder.add("scratch database", True, f"`{scratch}` created on {tgt.label}; {binlog}", 4)
-    finally:
-        conn.close()
-
     loader = Loader(
-        tgt.server, scratch, parallel=parallel, init_sql=init_sql, neutralise=tgt.sandbox is None, cancel=cancel
+        loading.server,
+        scratch,
+        parallel=parallel,
+        init_sql=loading.init_sql,
+        neutralise=True,
+        cancel=cancel,
+        password=loading.password,
     )
     try:
         res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
@@ -324,12 +648,15 @@ def _restore_into(
         "load",
         True,
         f"{res.bytes:,} bytes of SQL in {res.seconds:.1f}s ({rate:.1f} MB/s), {res.mode}, "
-        f"{res.connections} connection(s), {res.jobs} job(s)"
+        f"{res.connections} connection(s), {res.jobs} job(s) as {loading.label}"
         + ("; " + "; ".join(res.warnings) if res.warnings else ""),
         4,
         seconds=round(res.seconds, 3),
     )
-    _compare(tgt.server, scratch, manifest, stats, ladder, extra)
+    try:
+        _compare(loading.server, loading.password, scratch, manifest, stats, ladder, extra)
+    except (pymysql.MySQLError, DumpdeckError) as exc:
+        ladder.add("compare", COULD_NOT_RUN, f"cannot read the scratch copy as {loading.label}: {_err(exc)}", 4)
 
 
 # Client/server errors that say the target, not the dump, is at fault: connection lost or refused,
@@ -345,12 +672,19 @@ def _environmental(message: str) -> bool:
 
 
 def _compare(
-    server: ServerConfig, scratch: str, manifest, stats: SqlStats | None, ladder: _Ladder, extra: dict
+    server: ServerConfig,
+    password: str | None,
+    scratch: str,
+    manifest,
+    stats: SqlStats | None,
+    ladder: _Ladder,
+    extra: dict,
 ) -> None:
-    conn = mysql.connect(server, scratch, read_timeout=3600)
+    conn = mysql.connect(server, scratch, read_timeout=3600, password=password)
     try:
         with conn.cursor() as cur:
             objects = mysql.object_names(conn, scratch)
+            objects["procedures"] = [p for p in objects["procedures"] if p != BINLOG_OFF_PROC]
             cur.execute(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
                 "AND TABLE_TYPE='BASE TABLE' ORDER BY TABLE_NAME",

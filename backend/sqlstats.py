@@ -16,6 +16,19 @@ Two consumers share it:
 - the restore-test loader, which cuts the stream at the dump's own section
   markers (`-- Table structure for table …`) and classifies statements before
   sending them anywhere.
+
+The scope scan (`Statement.outside_scope`, `hazard()`) is an early warning, not the
+boundary: a restore-test is confined by its temporary account's grants and by the
+sandbox's OS user and settings (backend.restore, backend.sandbox). It looks at the
+whole statement with comments removed and executable comments unwrapped, inside
+routine, trigger and event bodies too, for: client commands (`\\u`, `connect`, …),
+dynamic and compound SQL at the top level (PREPARE/EXECUTE, EXECUTE IMMEDIATE, SET
+STATEMENT … FOR, BEGIN NOT ATOMIC, CALL), server-wide statements (accounts, privileges,
+SET GLOBAL, replication, plugins), file access (LOAD DATA, LOAD_FILE, INTO OUTFILE and
+DUMPFILE, DATA and INDEX DIRECTORY) and tables qualified with a database name where a
+statement writes (DROP, TRUNCATE, RENAME, ALTER, multi-table DELETE and UPDATE, …).
+Known blind spot: it always reads `\\'` as an escape, so a dump that sets
+NO_BACKSLASH_ESCAPES can hide a statement inside what it takes for a string.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # --------------------------------------------------------------------------- lexical pieces
 
@@ -167,6 +181,196 @@ _CLASSIFY = [
 _SCOPE_KINDS = {"use", "create_database", "drop_database", "server"}
 
 
+# --------------------------------------------------------------------------- the scope scan
+
+SCAN_VERSION = 2  # bumped when the scan learns new hazards: older level-3 results are not reused before a load
+
+_NORM = re.compile(
+    rb"'(?:[^'\\]|\\.)*+(?:'|\Z)"  # a string: its content cannot act
+    rb'|"(?:[^"\\]|\\.)*+(?:"|\Z)'  # a string, or an identifier under ANSI_QUOTES
+    rb"|`(?:[^`]|``)*+(?:`|\Z)"  # an identifier
+    rb"|/\*M?!\d*"  # an executable comment opens: its content is code
+    rb"|/\*.*?(?:\*/|\Z)"  # a comment
+    rb"|\*/"  # an executable comment closes
+    rb"|--(?=[ \t\r\n]|\Z)[^\n]*+"
+    rb"|#[^\n]*+"
+    rb"|\\(.)",  # a backslash outside strings: a client command (\N is NULL)
+    re.S,
+)
+_CLIENT_WORDS = (
+    rb"USE|CONNECT|SOURCE|SYSTEM|CHARSET|TEE|NOTEE|PAGER|NOPAGER|PRINT|PROMPT|REHASH|STATUS|"
+    rb"WARNINGS|NOWARNING|GO|EGO|EXIT|QUIT|HELP|CLEAR|EDIT|RESETCONNECTION|QUERY_ATTRIBUTES"
+)
+_CLIENT_CMD = re.compile(rb"\s*(" + _CLIENT_WORDS + rb"|\?)(?=\s|;|$)", re.I)
+_TOP_ONLY = re.compile(
+    rb"\s*(?:(?P<dyn>PREPARE|EXECUTE|DEALLOCATE|SET\s+STATEMENT|CALL)\b"
+    rb"|(?P<compound>(?:[\w$]+\s*:\s*)?(?:BEGIN\s+NOT\s+ATOMIC|IF|CASE|LOOP|WHILE|REPEAT|FOR)\b))",
+    re.I,
+)
+# a position where a statement may start, also inside a compound body
+_START = rb"(?:^|[;:]|\b(?:BEGIN|THEN|ELSE|DO|ROW|LOOP|REPEAT|ATOMIC|FOR)\b)\s*"
+_SERVER_STMT = re.compile(
+    _START + rb"(GRANT|REVOKE|(?:CREATE|DROP|ALTER|RENAME)\s+(?:USER|ROLE|SERVER)|SET\s+(?:PASSWORD|ROLE|"
+    rb"DEFAULT\s+ROLE)|INSTALL|UNINSTALL|CHANGE\s+(?:MASTER|REPLICATION)|RESET|PURGE|"
+    rb"(?:START|STOP)\s+(?:SLAVE|REPLICA|ALL\s+SLAVES|ALL\s+REPLICAS)|FLUSH|SHUTDOWN|KILL|"
+    rb"LOAD\s+(?:DATA|XML|INDEX)|BINLOG|(?:CREATE|DROP|ALTER)\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)|"
+    rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:LOGFILE\s+GROUP|TABLESPACE)|USE)\b",
+    re.I,
+)
+_SET_STMT = re.compile(_START + rb"SET\b([^;]*)", re.I)
+_SET_GLOBAL = re.compile(rb"\b(?:GLOBAL|PERSIST|PERSIST_ONLY)\b", re.I)
+_ANYWHERE = re.compile(
+    rb"\bINTO\s+(?:OUT|DUMP)FILE\b|\bLOAD_FILE\s*\(|\b(?:DATA|INDEX)\s+DIRECTORY\b|@@\s*(?:GLOBAL|PERSIST)\s*\.",
+    re.I,
+)
+_TOKEN = re.compile(rb"`[^`]*`|[A-Za-z0-9_$\x80-\xff]+|@@?[\w.$]*|\S")
+_WRITE_VERBS = {
+    b"INSERT",
+    b"REPLACE",
+    b"UPDATE",
+    b"DELETE",
+    b"DROP",
+    b"TRUNCATE",
+    b"RENAME",
+    b"ALTER",
+    b"CREATE",
+    b"LOCK",
+    b"OPTIMIZE",
+    b"REPAIR",
+    b"ANALYZE",
+}
+_SUB_START = {b";", b"BEGIN", b"THEN", b"ELSE", b"DO", b"ROW", b"LOOP", b"REPEAT", b"ATOMIC", b"FOR", b":", b"("}
+_BODY_MAY_FOLLOW = {b")", b"'", b"DATA", b"SQL", b"DETERMINISTIC", b"DEFINER", b"INVOKER"}
+_TABLE_POS = {
+    b"INTO",
+    b"TABLE",
+    b"TABLES",
+    b"VIEW",
+    b"PROCEDURE",
+    b"FUNCTION",
+    b"TRIGGER",
+    b"EVENT",
+    b"SEQUENCE",
+    b"JOIN",
+    b",",
+    b"USING",
+    b"TO",
+    b"AS",
+    b"EXISTS",
+    b"IGNORE",
+    b"LOW_PRIORITY",
+    b"QUICK",
+    b"DELAYED",
+    b"HIGH_PRIORITY",
+    b"RENAME",
+} | _WRITE_VERBS
+_REGION_END = {
+    b"INSERT": {b"VALUES", b"VALUE", b"SELECT", b"SET", b"(", b"ON"},
+    b"REPLACE": {b"VALUES", b"VALUE", b"SELECT", b"SET", b"("},
+    b"UPDATE": {b"SET"},
+    b"DELETE": {b"WHERE", b"ORDER", b"LIMIT"},
+    b"CREATE": {b"(", b"LIKE", b"SELECT"},
+}
+
+
+def _normalise(text: bytes) -> tuple[bytes, str | None]:
+    """(the code with strings and identifiers neutralised, comments removed, executable comments
+    unwrapped; the first client command found outside strings, or None)."""
+    found: list[str] = []
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        tok = m.group(0)
+        c = tok[:1]
+        if c == b"'":
+            return b"''"
+        if c in (b'"', b"`"):
+            return b"`i`"
+        if c == b"\\":
+            ch = m.group(1)
+            if ch != b"N" and not found:
+                found.append("\\" + ch.decode("latin-1"))
+            return b" "
+        return b" "
+
+    return _NORM.sub(sub, text), (found[0] if found else None)
+
+
+def _qualified_write(norm: bytes) -> bool:
+    """A table named with a database in a position a statement writes to (also inside bodies)."""
+    toks = [t.upper() for t in _TOKEN.findall(norm)]
+    verb: bytes | None = None  # the write statement whose target list we are in
+    at_start = True
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t == b"(":
+            if verb is not None and b"(" in _REGION_END.get(verb, ()):
+                verb = None  # the column list / values / routine parameters follow
+            at_start = True  # a subquery may start here
+            continue
+        if t in _SUB_START:
+            verb, at_start = None, True
+            continue
+        if t in _BODY_MAY_FOLLOW:  # a routine's body may start after its parameters or characteristics
+            at_start = True
+            if verb is None or t != b")":
+                continue
+        elif at_start and t in _WRITE_VERBS:
+            verb, at_start = t, False
+        else:
+            at_start = False
+        if verb is None:
+            continue
+        if t in _REGION_END.get(verb, ()) or (
+            verb == b"CREATE" and t == b"AS" and i + 1 < n and toks[i + 1] in (b"SELECT", b"(", b"WITH")
+        ):
+            verb = None
+            continue
+        pos = t in _TABLE_POS or (t == b"FROM" and verb == b"DELETE") or (t == b"ON" and verb == b"CREATE")
+        if pos and i + 3 < n and toks[i + 2] == b"." and _is_ident(toks[i + 1]) and _is_ident(toks[i + 3]):
+            return True
+    return False
+
+
+def _is_ident(tok: bytes) -> bool:
+    return tok[:1] == b"`" or (tok[:1].isalnum() or tok[:1] in (b"_", b"$")) or tok[:1] >= b"\x80"
+
+
+def _words(b: bytes) -> str:
+    return " ".join(b.decode("latin-1").split()).upper()
+
+
+def hazard(kind: str, text: bytes) -> str | None:
+    """Why a statement may act outside its own database, or None. `text` is the whole statement."""
+    if kind == "insert":
+        text = text[:2048]  # the rest is values; L3 checks them for client commands (see StatsCollector)
+    norm, client = _normalise(text)
+    if client is not None:
+        return f"client command {client}"
+    m = _CLIENT_CMD.match(norm)
+    if m:
+        return f"client command {m.group(1).decode('latin-1').lower()}"
+    m = _TOP_ONLY.match(norm)
+    if m:
+        if m.group("dyn"):
+            return f"dynamic SQL or a call ({_words(m.group('dyn'))})"
+        return "a compound statement outside a routine"
+    m = _SERVER_STMT.search(norm)
+    if m:
+        return f"server-wide statement ({_words(m.group(1))})"
+    for m in _SET_STMT.finditer(norm):
+        if _SET_GLOBAL.search(m.group(1)):
+            return "sets a global variable"
+    m = _ANYWHERE.search(norm)
+    if m:
+        return f"file or server access ({_words(m.group(0))})"
+    if _qualified_write(norm):
+        return "writes to a table qualified with a database name"
+    return None
+
+
+_INSERT_VALUES_HAZARD = re.compile(rb"\\[^N]|(?i:load_file)\s*\(")
+
+
 def unquote(ident: bytes | None) -> str | None:
     if ident is None:
         return None
@@ -196,9 +400,14 @@ class Statement:
     def text(self) -> bytes:
         return self.raw[self.text_offset :]
 
+    @cached_property
+    def hazard(self) -> str | None:
+        """Why this statement may act outside its database (see `hazard()`), or None."""
+        return hazard(self.kind, self.text)
+
     @property
     def outside_scope(self) -> bool:
-        return self.kind in _SCOPE_KINDS or self.schema is not None
+        return self.kind in _SCOPE_KINDS or self.schema is not None or self.hazard is not None
 
     def describe(self) -> str:
         snippet = _head(self.text)[:80].decode("utf-8", errors="replace").replace("\n", " ")
@@ -328,7 +537,7 @@ class SqlScanner:
                 continue
             if (
                 c in (68, 100)
-                and (cur == 0 or buf[cur - 1] == 10)
+                and (cur == 0 or not buf[buf.rfind(b"\n", 0, cur) + 1 : cur].strip())  # first word of its line
                 and buf[cur : cur + 9].upper() == b"DELIMITER"
                 and buf[cur + 9 : cur + 10] in (b" ", b"\t")
             ):
@@ -404,9 +613,10 @@ class SqlScanner:
 _VALUES = re.compile(rb"\bVALUES?\b|\bSELECT\b|\bSET\b", re.I)
 
 
-def count_tuples(insert_text: bytes) -> int:
+def count_tuples(insert_text: bytes, stripped: bytes | None = None) -> int:
     """Value tuples of one INSERT statement: `(`…`)` groups at depth 0 after VALUES, strings removed."""
-    stripped = _STRINGS.sub(b"", insert_text)
+    if stripped is None:
+        stripped = _STRINGS.sub(b"", insert_text)
     m = _VALUES.search(stripped)
     if m is None:
         return 0
@@ -507,10 +717,19 @@ class StatsCollector:
             return
         s.statements += 1
         kind = item.kind
+        problem: str | None = None
         if kind == "insert":
             name = item.name or "?"
+            stripped = _STRINGS.sub(b"", item.text)
             s.inserts[name] = s.inserts.get(name, 0) + 1
-            s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text)
+            s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text, stripped)
+            m = _INSERT_VALUES_HAZARD.search(stripped)  # past the head that `hazard()` reads
+            if m:
+                problem = (
+                    f"client command {m.group(0).decode('latin-1')}"
+                    if m.group(0).startswith(b"\\")
+                    else "file access (LOAD_FILE)"
+                )
         elif kind.startswith("create_"):
             s.create_counts[kind] = s.create_counts.get(kind, 0) + 1
             if kind == "create_table":
@@ -518,13 +737,18 @@ class StatsCollector:
                     s.tables.setdefault(item.name, 0)
             elif kind[7:] in self._objs and item.name is not None:
                 self._objs[kind[7:]][item.name] = None
-        if item.outside_scope and len(s.scope_problems) < self.MAX_PROBLEMS:
-            what = {
-                "use": "USE switches to another database",
-                "create_database": "CREATE DATABASE",
-                "drop_database": "DROP DATABASE",
-                "server": "server-wide statement",
-            }.get(kind, f"writes to database `{item.schema}`")
+        if (item.outside_scope or problem) and len(s.scope_problems) < self.MAX_PROBLEMS:
+            if kind in ("use", "create_database", "drop_database", "server"):
+                what = {
+                    "use": "USE switches to another database",
+                    "create_database": "CREATE DATABASE",
+                    "drop_database": "DROP DATABASE",
+                    "server": "server-wide statement",
+                }[kind]
+            elif item.schema is not None:
+                what = f"writes to database `{item.schema}`"
+            else:
+                what = item.hazard or problem or "outside the database"
             s.scope_problems.append(f"{item.describe()} ({what})")
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from . import manifest as manifest_mod
 from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
 from .outcome import Outcome
-from .sqlstats import SANDBOX_LINE, SqlStats, StatsCollector
+from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
 
 HEADERS = (b"-- MySQL dump", b"-- MariaDB dump")
 FOOTER = b"-- Dump completed"
@@ -438,9 +438,16 @@ def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
             f"{len(stats.scope_problems)} statement(s) reach outside the database: "
             + "; ".join(stats.scope_problems[:3]),
             3,
+            scan=SCAN_VERSION,
         )
     else:
-        ladder.add("scope", True, "no USE, CREATE DATABASE or writes to other databases", 3)
+        ladder.add(
+            "scope",
+            True,
+            "no client commands, USE, dynamic SQL, server-wide statements, file access or writes to other databases",
+            3,
+            scan=SCAN_VERSION,
+        )
 
 
 # --------------------------------------------------------------------------- entry point

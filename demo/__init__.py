@@ -45,7 +45,15 @@ STATE_DIR = "state"
 # What purge() removes; nothing else in the directory is touched.
 OWNED_ENTRIES = (INFO_FILE, LOCK_FILE, CONFIG_FILE, SERVER_DIR, BACKUP_DIR, STATE_DIR)
 SUN_PATH_MAX = 107  # bytes of a unix socket path (sockaddr_un.sun_path minus the NUL)
-SERVER_ARGS = ("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
+# A restore-test on `same` refuses a server that honours DATA DIRECTORY (symbolic links on), and
+# one where only SUPER may create functions and triggers (binary log on, creators not trusted).
+SERVER_ARGS = (
+    "--log-bin=binlog",
+    "--server-id=1",
+    "--binlog-format=ROW",
+    "--symbolic-links=0",
+    "--log-bin-trust-function-creators=1",
+)
 
 Step = Callable[[str], None]
 _log = logging.getLogger("dumpdeck.demo")

@@ -30,8 +30,21 @@ def mariadb(tmp_path_factory) -> Sandbox:
             "(the README's test command does this)"
         )
     directory = Path(tmp_path_factory.mktemp("mariadb"))
+    # A server as a careful DBA runs it: binary log on, symbolic links off (a restore-test refuses
+    # a target that honours DATA DIRECTORY), function creators trusted (else only SUPER creates
+    # functions and triggers, and a restore-test never loads with SUPER). local_infile and
+    # secure_file_priv keep MariaDB's permissive defaults, so the hostile corpus proves the
+    # temporary account's grants, not the server's settings.
     sb = Sandbox.create(
-        directory / "srv", port=free_port(), extra_args=("--log-bin=binlog", "--server-id=1", "--binlog-format=ROW")
+        directory / "srv",
+        port=free_port(),
+        extra_args=(
+            "--log-bin=binlog",
+            "--server-id=1",
+            "--binlog-format=ROW",
+            "--symbolic-links=0",
+            "--log-bin-trust-function-creators=1",
+        ),
     )
     sb.start()
     with sb.connect() as conn, conn.cursor() as cur:

@@ -38,8 +38,9 @@ def test_restore_same_server_passes_and_leaves_the_source_untouched(mariadb, con
     assert report.passed and report.level_reached == 4, report.summary
     assert [c.name for c in seen] == [c.name for c in report.checks]
     names = [c.name for c in report.checks if c.level == 4]
-    assert names[:2] == ["scratch database", "load"] and names[-1] == "scratch dropped"
-    assert "binary log off" in report.checks[[c.name for c in report.checks].index("scratch database")].evidence
+    assert names[:2] == ["confinement", "load"] and names[-1] == "scratch dropped"
+    confinement = next(c for c in report.checks if c.name == "confinement").evidence
+    assert "binary log off" in confinement and "temporary account 'dumpdeck_rt_" in confinement
     assert table_checksums(mariadb, sample_db) == before
     assert scratch_dbs(mariadb) == []
     m = manifest_mod.load(path)
@@ -52,31 +53,38 @@ def test_restore_same_server_passes_and_leaves_the_source_untouched(mariadb, con
 
 
 def test_restore_in_a_sandbox_starts_and_stops_its_own_server(mariadb, config, sample_db):
+    """The sandbox is confined: an unprivileged user, no TCP, secure_file_priv, no local infile, no symlinks."""
     path = dump_of(config, sample_db)
-    pids: list[int] = []
-
-    def sandbox_pids() -> list[int]:
-        out = []
-        for p in Path("/proc").iterdir():
-            if p.name.isdigit():
-                try:
-                    cmd = (p / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"mariadbd" in cmd and b"dumpdeck-rt-sandbox-" in cmd:
-                    out.append(int(p.name))
-        return out
+    seen: dict[int, dict] = {}
 
     def watch(check):
-        if check.name == "load":
-            pids.extend(sandbox_pids())
+        if check.name != "load":
+            return
+        for p in Path("/proc").iterdir():
+            if not p.name.isdigit():
+                continue
+            try:
+                argv = (p / "cmdline").read_bytes().split(b"\0")
+                uid = p.stat().st_uid
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            ours = ppid == os.getpid() and any(
+                b"dumpdeck-rt-sandbox-" in a for a in argv
+            )  # not the fixture, not another run's
+            if argv and argv[0].endswith(b"mariadbd") and ours:
+                seen[int(p.name)] = {"argv": argv, "uid": uid}
 
     report = restore.restore_test(path, config, "sandbox", on_check=watch)
     assert report.passed, report.summary
-    assert report.target == "sandbox" and pids, "a sandbox mariadbd ran during the load"
-    assert sandbox_pids() == []
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[1][:3]
+    assert report.target == "sandbox" and len(seen) == 1, "one sandbox mariadbd ran during the load"
+    ((pid, proc),) = seen.items()
+    assert proc["uid"] != 0, "the sandbox mariadbd never runs as root"
+    args = {a.decode() for a in proc["argv"]}
+    assert {"--skip-networking", "--local-infile=0", "--symbolic-links=0"} <= args
+    assert any(a.startswith("--secure-file-priv=/") for a in args)
+    assert not any(a.startswith("--port") for a in args)
+    assert not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[1][:3]
     assert scratch_dbs(mariadb) == []
 
 
@@ -85,7 +93,7 @@ def test_weird_database_name_round_trips(mariadb, config, make_db):
     path = dump_of(config, db)
     report = restore.restore_test(path, config, "same")
     assert report.passed, report.summary
-    scratch = next(c for c in report.checks if c.name == "scratch database").evidence
+    scratch = next(c for c in report.checks if c.name == "confinement").evidence
     assert "dumpdeck_rt_" in scratch and "we_ird_db" in scratch
     assert scratch_dbs(mariadb) == []
 
@@ -121,7 +129,7 @@ def test_loader_refuses_before_sending(mariadb, config, tmp_path):
             with pytest.raises(loader_mod.ScopeError, match="outside the scratch database"):
                 loader.load([sql])
     finally:
-        assert restore.cleanup_scratch(config, "main") == ["dumpdeck_rt_loader_test"]
+        assert restore.cleanup_scratch(config, "main").databases == ["dumpdeck_rt_loader_test"]
     assert scratch_dbs(mariadb) == []
 
 
@@ -194,7 +202,7 @@ def test_cleanup_scratch_skips_nothing_else(mariadb, config):
         cur.execute("CREATE DATABASE dumpdeck_rt_abc123_left")
         cur.execute("CREATE DATABASE dumpdeckXrt_keep")
     try:
-        assert restore.cleanup_scratch(config, "main") == ["dumpdeck_rt_abc123_left"]
+        assert restore.cleanup_scratch(config, "main").databases == ["dumpdeck_rt_abc123_left"]
         assert scratch_dbs(mariadb) == []
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
