@@ -5,7 +5,8 @@ The demo lives in a directory of its own (default `$XDG_STATE_HOME/dumpdeck/demo
     demo.json              who started the server, who uses it, keep or not (JSON)
     demo.lock              flock held while the demo is being set up, finished or stopped
     dumpdeck-demo.yaml     the config the console opens (valid for backend.config.load_config)
-    server/                the sandbox mariadbd: data/, mysqld.sock, error.log (backend.sandbox)
+    server/                the sandbox mariadbd: data/, run/mysqld.sock, error.log (backend.sandbox; kept in
+                           /var/lib/dumpdeck-sandbox/ instead when its unprivileged user cannot reach here)
     backups/  state/       the demo's dumps, state database and log
 
 Several `dumpdeck demo` processes may share one sandbox: each registers its pid in
@@ -164,7 +165,7 @@ def is_demo_dir(directory: Path) -> bool:
 
 
 def _check_directory(directory: Path) -> None:
-    sock = directory / SERVER_DIR / "mysqld.sock"
+    sock = _sandbox(directory).socket
     if len(os.fsencode(sock)) > SUN_PATH_MAX:
         raise UsageError(
             f"demo directory {directory} is too deep: its socket path {sock} would be "
@@ -239,7 +240,13 @@ def _stop_server(sb: Sandbox) -> bool:
 
 
 def _purge(directory: Path) -> None:
-    """Remove what the demo put in `directory`, then the directory itself if that left it empty."""
+    """Remove what the demo put in `directory`, then the directory itself if that left it empty.
+
+    The server's files live elsewhere when the sandbox user cannot reach `directory` (backend.sandbox):
+    they go too."""
+    home = _sandbox(directory).home
+    if home != directory / SERVER_DIR:
+        shutil.rmtree(home, ignore_errors=True)
     for name in OWNED_ENTRIES:
         p = directory / name
         if p.is_dir() and not p.is_symlink():

@@ -7,6 +7,7 @@ lifecycle tests use a second, tiny one (--scale) so they stay quick.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,7 +178,9 @@ def test_demo_sandbox_is_private_and_recorded(demo_session, demo_server):
     assert demo_server.alive()
     with open(f"/proc/{info.sandbox_pid}/cmdline", "rb") as f:
         argv = f.read().split(b"\0")
-    assert b"--no-defaults" in argv and f"--datadir={demo_session.directory / 'server' / 'data'}".encode() in argv
+    assert b"--no-defaults" in argv and f"--datadir={demo_server.datadir}".encode() in argv
+    with open(f"/proc/{info.sandbox_pid}/status") as f:
+        assert int(next(line.split()[1] for line in f if line.startswith("Uid:"))) != 0, "never runs as root"
     # the module demo asked for a TCP port: it answers there, on loopback only
     import pymysql
 
@@ -339,12 +342,13 @@ def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path, mariadb):
     pid = _sandbox_pid(directory)
     result = demo.stop(directory)
     assert result.was_running and not result.purged and not _pid_alive(pid)
-    assert (directory / "server" / "data" / "shop").is_dir()
+    sb = demo._sandbox(directory)
+    assert (sb.datadir / "shop").is_dir()
     # A stale pid file naming some other mariadbd (pid reuse after a reboot) is never signalled.
-    (directory / "server" / "mysqld.pid").write_text(f"{mariadb.pid}\n")
+    sb.pid_file.write_text(f"{mariadb.pid}\n")
     assert not demo.stop(directory).was_running
     assert mariadb.alive() and not demo.status(directory).running
-    (directory / "server" / "mysqld.pid").write_text(f"{mariadb.pid}\n")
+    sb.pid_file.write_text(f"{mariadb.pid}\n")
     again = demo.start(directory, seed=False, scale=SMALL)  # starts its own server despite that file
     assert not again.reused and again.sandbox_pid != mariadb.pid and mariadb.alive()
     try:
@@ -354,7 +358,7 @@ def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path, mariadb):
             assert cur.fetchone()[0] == sample_data._scaled("customers", SMALL)
     finally:
         res = demo.finish(again)
-    assert res.stopped and res.purged and not directory.exists()
+    assert res.stopped and res.purged and not directory.exists() and not sb.home.exists()
 
 
 CONSOLE_STANDIN = textwrap.dedent("""\
@@ -536,7 +540,7 @@ def test_demo_runs_as_a_normal_user(tmp_path):
         assert int(uid) == 65534
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             assert b"--user=root" not in f.read()
-        assert (directory / "server" / "data" / "shop").stat().st_uid == 65534
+        assert (directory / "server" / "data" / "shop").stat().st_uid == 65534  # nobody reaches its own dir
         r = as_nobody("--stop", "--purge")
         assert r.returncode == 0, r.stderr
         assert not _pid_alive(pid) and not directory.exists()
@@ -560,7 +564,7 @@ def test_default_directory_is_in_the_xdg_state_dir(capsys, monkeypatch):
     try:
         assert main(["demo", "--no-console", "--scale", str(SMALL), "--no-seed-backups"]) == 0
         out = capsys.readouterr().out
-        assert demo.read_info(expected).socket == str(expected / "server" / "mysqld.sock")
+        assert demo.read_info(expected).socket == str(demo._sandbox(expected).socket)
         assert "stop it:           dumpdeck demo --stop   (add --purge" in out  # no --dir needed
         assert f"dumpdeck --config {expected / 'dumpdeck-demo.yaml'}" in out
     finally:
@@ -571,12 +575,22 @@ def test_default_directory_is_in_the_xdg_state_dir(capsys, monkeypatch):
     shutil.rmtree(state)
 
 
-def test_too_deep_a_directory_is_refused_before_anything_is_written(tmp_path):
-    directory = tmp_path / ("x" * 60) / "demo"
-    r = cli("demo", "--dir", str(directory), "--no-console")
-    assert r.returncode == 2
-    assert "too deep" in r.stderr and "limit is 107" in r.stderr
-    assert not directory.exists()
+def test_too_deep_a_directory_is_refused_before_anything_is_written():
+    import tempfile
+
+    # reachable by the sandbox's user, so the server's files (and socket) would live right there
+    base = Path(tempfile.mkdtemp(prefix="dd-deep-"))
+    os.chmod(base, 0o755)
+    directory = base / ("x" * 60) / ("y" * 40) / "demo"
+    try:
+        r = cli("demo", "--dir", str(directory), "--no-console")
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "too deep" in r.stderr and "limit is 107" in r.stderr
+        assert not directory.exists()
+    finally:
+        if directory.exists():
+            cli("demo", "--dir", str(directory), "--stop", "--purge")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_busy_port_is_named_and_nothing_is_left_behind(tmp_path):
