@@ -24,6 +24,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ DUMP_SUFFIXES = (".sql", ".sql.gz", ".sql.xz", ".sql.zst")
 CODECS = {".sql": "none", ".sql.gz": "gzip", ".sql.xz": "xz", ".sql.zst": "zstd"}
 _LEGACY = re.compile(r"^(?P<db>.+)_(?P<stamp>\d{8}_\d{6})\.sql(?:\.gz|\.xz)?$")
 _MODERN = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}Z)\.sql(?:\.gz|\.xz|\.zst)?$")
-_MAX_DEPTH = 3
+MAX_DEPTH = 3  # server/database/file below the backup directory
 
 
 @dataclass
@@ -306,9 +307,9 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
         entry = _entry(de, name, suf, depth, parts, names.get(name + manifest_mod.SUFFIX))
         if entry is not None:
             cat.entries.append(entry)
-    if depth < _MAX_DEPTH:
+    if depth < MAX_DEPTH:
         for de in subdirs:
-            _walk(de.path, depth + 1, parts + [de.name], cat)
+            _walk(de.path, depth + 1, [*parts, de.name], cat)
 
 
 def _entry(
@@ -396,22 +397,28 @@ def _is_locked(path: str) -> bool:
         os.close(fd)
 
 
-def clean_partials(catalog_or_dir: Catalog | Path | str, *, min_age: float = 0, dry_run: bool = False) -> list[Path]:
-    """Remove leftover `.partial` files whose writer is gone (their lock can be taken).
+def clean_partials(
+    partials: Catalog | Path | str | Iterable[PartialFile],
+    *,
+    min_age: float = 0,
+    dry_run: bool = False,
+    now: datetime | float | None = None,
+) -> list[Path]:
+    """Remove leftover `.partial` files whose writer is gone (their lock can be taken): the one way
+    dumpdeck removes orphan partials (`clean`, retention, the state store's reaper).
 
+    `partials`: a scanned catalog, a backup directory to scan, or the partial files themselves.
     The lock is held while unlinking, so a writer cannot start on it in between.
     `min_age` (seconds since the last write) adds a margin; `dry_run` only lists them.
     """
-    if isinstance(catalog_or_dir, Catalog):
-        partials = catalog_or_dir.partials
+    if isinstance(partials, Catalog):
+        found: Iterable[PartialFile] = partials.partials
+    elif isinstance(partials, (Path, str)):
+        found = scan(Path(partials)).partials
     else:
-        partials = scan(Path(catalog_or_dir)).partials
-    removed: list[Path] = []
-    now = time.time()
-    for p in partials:
-        if remove_orphan_partial(p.path, min_age=min_age, now=now, dry_run=dry_run):
-            removed.append(p.path)
-    return removed
+        found = partials
+    now_ts = now.timestamp() if isinstance(now, datetime) else (time.time() if now is None else now)
+    return [p.path for p in found if remove_orphan_partial(p.path, min_age=min_age, now=now_ts, dry_run=dry_run)]
 
 
 def remove_orphan_partial(

@@ -135,7 +135,7 @@ class ProcessEncoder(Encoder):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=preexec,
+            preexec_fn=preexec,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; nothing that takes a lock
             close_fds=True,
         )
         self._error: BaseException | None = None
@@ -241,7 +241,7 @@ class DecodedStream:
         self.proc: subprocess.Popen | None = None
         self._stderr = b""
         if codec == "none":
-            self._f: BinaryIO = open(self.path, "rb")
+            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
         else:
             argv = {
                 "zstd": [_require("zstd"), "-dc", "-q", "--no-progress"],

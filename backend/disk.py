@@ -1,9 +1,11 @@
 """Disk: usage of each volume holding backups or state, footprints per database, days until full.
 
-Volumes are found with psutil for the backup directory and the state
-directory (the nearest existing parent of each), deduplicated by device, and
-graded `ok`, `warning` (≥ disk.warn_percent) or `critical` (≥
-disk.critical_percent).
+Volumes are found for the backup directory and the state directory (the
+nearest existing parent of each), deduplicated by device, and graded `ok`,
+`warning` (≥ disk.warn_percent) or `critical` (≥ disk.critical_percent).
+The percent is df's: used / (used + available), so blocks reserved for root
+count as neither (on a file system with many reserved blocks, used / total
+reads far lower than df).
 
 The projection divides the free space of the backup volume by the net growth
 over the last `window_days` (from the catalog's sizes and times): a database
@@ -17,27 +19,81 @@ doubles tomorrow is not in it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .config import Config
+import psutil
+
+from .catalog import Catalog
+from .config import Config, DiskConfig
+from .manifest import manifest_path
+from .retention import plan_for_config, policy_for
+from .units import format_bytes
+from .vocabulary import Severity
+
+BACKUPS, STATE = "backups", "state"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Space on the file system holding a path, as `df` shows it."""
+
+    total: int
+    used: int
+    free: int  # available to unprivileged users (what a dump can write)
+    percent: float  # used / (used + free): df's Use%, so reserved blocks count as neither
+
+
+def usage(path: Path | str) -> Usage:
+    """Usage of the file system holding `path` (or its nearest existing parent). The one place
+    dumpdeck measures a disk: the console, `disk`, `check`, the report and preflight agree with df."""
+    u = psutil.disk_usage(str(existing(Path(path))))
+    return Usage(total=u.total, used=u.used, free=u.free, percent=u.percent)
 
 
 @dataclass(frozen=True)
 class VolumeUsage:
+    """One file system holding backups or state, graded against the `disk` thresholds."""
+
     mount: str
     total: int
     used: int
     free: int
     percent: float
-    level: str  # ok | warning | critical
-    paths: tuple[str, ...] = ()
+    level: Severity
+    paths: tuple[str, ...] = ()  # what lives there: "backups: /var/backups/mysql", "state: …"
     device: str = ""
     fstype: str = ""
+    warn_percent: float = 80.0
+    critical_percent: float = 90.0
+
+    @property
+    def path(self) -> str:
+        return self.mount
+
+    @property
+    def holds_backups(self) -> bool:
+        return any(p.startswith(f"{BACKUPS}: ") for p in self.paths)
+
+    @property
+    def label(self) -> str:
+        return "; ".join(self.paths) or self.mount
+
+    @property
+    def text(self) -> str:
+        """One line for humans (notifications, the check)."""
+        mark = "" if self.level == Severity.OK else f"  ← {self.level.upper()}"
+        return (
+            f"{self.mount} ({self.label}): {self.percent:.0f}% used, {format_bytes(self.free)} free of "
+            f"{format_bytes(self.total)} (warning at {self.warn_percent:.0f}%, critical at "
+            f"{self.critical_percent:.0f}%){mark}"
+        )
 
 
-def _existing(path: Path) -> Path:
+def existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (a backup dir not created yet lives on its parent's disk)."""
     path = Path(path)
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -46,8 +102,6 @@ def _existing(path: Path) -> Path:
 
 def _mount_of(path: Path) -> tuple[str, str, str]:
     """(mount point, device, fstype) of the filesystem holding `path`: walk up while st_dev stays."""
-    import psutil
-
     mp = os.path.realpath(path)
     dev = os.stat(mp).st_dev
     while mp != "/":
@@ -62,54 +116,52 @@ def _mount_of(path: Path) -> tuple[str, str, str]:
     return mp, device, fstype
 
 
-def grade(percent: float, config: Config) -> str:
-    if percent >= config.disk.critical_percent:
-        return "critical"
-    if percent >= config.disk.warn_percent:
-        return "warning"
-    return "ok"
+def grade(percent: float, thresholds: Config | DiskConfig) -> Severity:
+    """ok, warning (≥ disk.warn_percent) or critical (≥ disk.critical_percent)."""
+    cfg = thresholds.disk if isinstance(thresholds, Config) else thresholds
+    if percent >= cfg.critical_percent:
+        return Severity.CRITICAL
+    if percent >= cfg.warn_percent:
+        return Severity.WARNING
+    return Severity.OK
 
 
-def volumes(config: Config, extra_paths: list[Path] | None = None) -> list[VolumeUsage]:
+def volumes(config: Config, extra_paths: Iterable[Path] = ()) -> list[VolumeUsage]:
     """Usage of each distinct volume holding the backup dir, the state dir (and `extra_paths`)."""
-    import psutil
-
-    wanted = [("backups", Path(config.backup.dir)), ("state", Path(config.state_dir))]
-    wanted += [(str(p), Path(p)) for p in (extra_paths or [])]
-    by_dev: dict[int, dict] = {}
+    wanted = [(BACKUPS, Path(config.backup.dir)), (STATE, Path(config.state_dir))]
+    wanted += [(str(p), Path(p)) for p in extra_paths]
+    by_dev: dict[int, tuple[Path, list[str]]] = {}
     for label, path in wanted:
-        probe = _existing(path)
+        probe = existing(path)
         try:
             dev = os.stat(probe).st_dev
         except OSError:
             continue
-        slot = by_dev.setdefault(dev, {"probe": probe, "paths": []})
-        slot["paths"].append(f"{label}: {path}")
+        by_dev.setdefault(dev, (probe, []))[1].append(f"{label}: {path}")
     out = []
-    for dev, slot in by_dev.items():
-        usage = psutil.disk_usage(str(slot["probe"]))
-        mount, device, fstype = _mount_of(slot["probe"])
-        # psutil's percent is of the space usable by unprivileged users, like df
+    for probe, paths in by_dev.values():
+        u = usage(probe)
+        mount, device, fstype = _mount_of(probe)
         out.append(
             VolumeUsage(
                 mount=mount,
-                total=usage.total,
-                used=usage.used,
-                free=usage.free,
-                percent=usage.percent,
-                level=grade(usage.percent, config),
-                paths=tuple(slot["paths"]),
+                total=u.total,
+                used=u.used,
+                free=u.free,
+                percent=u.percent,
+                level=grade(u.percent, config),
+                paths=tuple(paths),
                 device=device,
                 fstype=fstype,
+                warn_percent=config.disk.warn_percent,
+                critical_percent=config.disk.critical_percent,
             )
         )
     return out
 
 
-def footprint(catalog) -> dict[tuple[str | None, str], int]:
+def footprint(catalog: Catalog) -> dict[tuple[str | None, str], int]:
     """Bytes on disk per (server, database): dumps plus their manifests."""
-    from .manifest import manifest_path
-
     out: dict[tuple[str | None, str], int] = {}
     for e in catalog.entries:
         size = e.size
@@ -130,15 +182,13 @@ class Growth:
     notes: list[str] = field(default_factory=list)
 
 
-def growth(config: Config, catalog, now: datetime | None = None, window_days: float = 14.0) -> Growth | None:
+def growth(config: Config, catalog: Catalog, now: datetime | None = None, window_days: float = 14.0) -> Growth | None:
     """Net growth over the last `window_days`, per database:
 
     - a database with no retention policy keeps every dump, so it grows by what it writes per day;
     - a database with a policy keeps a bounded number of dumps (what the current plan keeps), so it
       grows by that number times the growth of one dump's size (first to last dump in the window).
     """
-    from .retention import plan_for_config, policy_for
-
     now = now or datetime.now(UTC)
     start = now - timedelta(days=window_days)
     recent = [e for e in catalog.entries if e.when >= start]
@@ -176,14 +226,16 @@ def growth(config: Config, catalog, now: datetime | None = None, window_days: fl
 
 
 def projection(
-    config: Config, catalog, now: datetime | None = None, window_days: float = 14.0, free_bytes: int | None = None
+    config: Config,
+    catalog: Catalog,
+    now: datetime | None = None,
+    window_days: float = 14.0,
+    free_bytes: int | None = None,
 ) -> float | None:
     """Days until the backup volume is full at the recent net growth, or None (no growth / no data)."""
     g = growth(config, catalog, now, window_days)
     if g is None or g.bytes_per_day <= 0:
         return None
     if free_bytes is None:
-        import psutil
-
-        free_bytes = psutil.disk_usage(str(_existing(Path(config.backup.dir)))).free
+        free_bytes = usage(config.backup.dir).free
     return free_bytes / g.bytes_per_day

@@ -118,7 +118,9 @@ def choose_tool(info: mysql.ServerInfo, backup: BackupConfig) -> str:
 @functools.lru_cache(maxsize=16)
 def tool_version(tool: str) -> str:
     try:
-        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            [tool, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.splitlines()[0] if out else "unknown"
@@ -310,7 +312,7 @@ def dump_database(
                     stdin=subprocess.DEVNULL,
                     env=env,
                     process_group=0,
-                    preexec_fn=_child_setup,
+                    preexec_fn=_child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock
                     close_fds=True,
                 )
             except OSError as exc:

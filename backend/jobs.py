@@ -1,11 +1,11 @@
-"""Jobs: which databases a job covers, the per-job lock, and starting/cancelling runs.
+"""Jobs: the per-job lock, and starting and cancelling detached runs.
 
 A run is a row in the state store. `start_run` writes it (queued) and spawns
 `python -m dumpdeck.backend.runner` in a new session with no terminal, its output in
 the run's log file, so an SSH hang-up or the death of the starter does not
-stop it. `run_job_foreground` is what cron calls: the same runner code in this
-process, under the job's flock; a second invocation while the first holds the
-lock is recorded as `skipped` and raises LockedError (exit code 3).
+stop it. What cron calls, the same run in its own process under the job's flock,
+is `runner.run_job_foreground`. Which databases a job covers and its lock key
+are `selection`'s.
 
 Locks are `flock`s on `<state_dir>/locks/<key>.lock`, held by the runner for
 the whole run and released by the kernel when it dies. Named jobs lock on
@@ -17,9 +17,7 @@ skipped.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
-import fnmatch
 import json
 import os
 import signal
@@ -30,77 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import mysql
-from .config import Config, JobConfig
-from .errors import ConfigError, LockedError, UsageError
-from .state import Run, StateStore, process_alive
-
-ADHOC = "adhoc"
-_GLOB = set("*?[")
-
-
-# --------------------------------------------------------------------------- databases
-
-
-def _is_pattern(name: str) -> bool:
-    return any(c in _GLOB for c in name)
-
-
-def matches_job(job: JobConfig, database: str) -> bool:
-    """True when `database` is covered by the job's list/patterns and not excluded."""
-    if any(fnmatch.fnmatchcase(database, pat) for pat in job.exclude):
-        return False
-    return any(fnmatch.fnmatchcase(database, pat) if _is_pattern(pat) else pat == database for pat in job.databases)
-
-
-def resolve_databases(config: Config, job: JobConfig | str, *, available: list[str] | None = None) -> list[str]:
-    """The job's databases: literal names as given (a missing one fails its dump visibly), patterns
-    (`*`, globs) expanded against the server's databases, excludes (globs too) removed."""
-    if isinstance(job, str):
-        job = config.job(job)
-    literal = [d for d in job.databases if not _is_pattern(d)]
-    patterns = [d for d in job.databases if _is_pattern(d)]
-    found: list[str] = []
-    if patterns:
-        if available is None:
-            server = config.server(job.server)
-            conn = mysql.connect(server)
-            try:
-                available = mysql.list_databases(conn, server)
-            finally:
-                conn.close()
-        found = [d for d in available if any(fnmatch.fnmatchcase(d, p) for p in patterns)]
-    out: list[str] = []
-    for d in literal + found:
-        if d not in out and not any(fnmatch.fnmatchcase(d, x) for x in job.exclude):
-            out.append(d)
-    return out
-
-
-def adhoc_job(config: Config, server: str, databases: list[str]) -> JobConfig:
-    """The job settings of an ad-hoc run: the given databases, up to 2 at once, verified to level 2,
-    no retries, max_runtime = backup.timeout × databases (at least 1 h)."""
-    return JobConfig(
-        name=ADHOC,
-        server=server,
-        databases=tuple(databases),
-        parallel=min(2, max(1, len(databases))),
-        verify=2,
-        max_runtime=max(config.backup.timeout * max(1, len(databases)), 3600.0),
-    )
-
-
-def job_for_run(config: Config, run: Run) -> JobConfig:
-    if run.job == ADHOC or run.job not in config.jobs:
-        if run.job != ADHOC:
-            raise ConfigError(f"run {run.id}: job {run.job!r} is no longer in {config.path}")
-        return adhoc_job(config, run.server, list(run.databases))
-    return config.job(run.job)
-
-
-def lock_key(run_job: str, server: str) -> str:
-    return f"{ADHOC}-{server}" if run_job == ADHOC else run_job
-
+from .config import Config
+from .errors import LockedError, UsageError
+from .processes import process_alive
+from .selection import ADHOC, resolve_databases
+from .state import Run, StateStore
 
 # --------------------------------------------------------------------------- locks
 
@@ -305,40 +237,3 @@ def cancel_run(store: StateStore, run_id: int) -> bool:
     except PermissionError:
         raise UsageError(f"not permitted to signal run {run.id}'s runner (pid {run.pid}); run as its user") from None
     return True
-
-
-def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> int:
-    """Run a job in this process under its lock (what cron calls). Returns 0 when the run
-    succeeded, 1 otherwise; raises LockedError (exit code 3) after recording a skipped run
-    when the job is already running."""
-    from . import runner
-
-    job = config.job(job_name)
-    store = StateStore.open(config.state_db)
-    try:
-        lock = JobLock.for_key(config.lock_dir, job.name)
-        if not lock.try_acquire():
-            message = lock.describe_holder(job.name)
-            store.create_run(job.name, trigger, job.server, [], status="skipped", reason=message)
-            raise LockedError(message)
-        try:
-            try:
-                dbs = resolve_databases(config, job)
-            except Exception as exc:  # unreachable server: the run still gets a record
-                run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
-                store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-                failed = store.finish_run(run.id, "failed", f"cannot list the databases of job {job.name}: {exc}")
-                runner._post_run(config, store, failed)  # a cron job on a dead server must be heard of
-                return 1
-            run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
-            store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-            final = runner.execute(config, store, run.id, lock=lock, install_signals=True)
-        finally:
-            lock.release()
-        return 0 if final.status == "succeeded" else 1
-    finally:
-        store.close()
-
-
-def replace_job(job: JobConfig, **changes) -> JobConfig:
-    return dataclasses.replace(job, **changes)

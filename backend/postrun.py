@@ -24,34 +24,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import manifest as manifest_mod
-from . import notify, trends
+from . import notify, report, trends
+from .catalog import DumpEntry
+from .config import Config
+from .disk import VolumeUsage, volumes
 from .notify import policy
 from .outcome import Outcome
+from .selection import ADHOC
+from .state import DbProgress, Run, StateStore
+from .vocabulary import DbStatus, RunStatus, Severity
 
 log = logging.getLogger("dumpdeck.postrun")
 
 # Run statuses that say nothing about the job's health: no notification, no state change.
-NEUTRAL_STATUSES = ("skipped", "cancelled", "queued", "running")
-OK_DB_STATUSES = ("succeeded", "done", "ok")
+NEUTRAL_STATUSES = frozenset({RunStatus.SKIPPED, RunStatus.CANCELLED, RunStatus.QUEUED, RunStatus.RUNNING})
 
 
 @dataclass
 class PostRunResult:
     run_id: int | None
-    dispatches: list = field(default_factory=list)  # notify.Dispatch
-    retried: list = field(default_factory=list)  # notify.Delivery
-    flags: dict = field(default_factory=dict)  # database -> [flag text]
+    dispatches: list[notify.Dispatch] = field(default_factory=list)
+    retried: list[notify.Delivery] = field(default_factory=list)
+    flags: dict[str, list[str]] = field(default_factory=dict)  # database -> [flag text]
     report: Path | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
-    def deliveries(self) -> list:
+    def deliveries(self) -> list[notify.Delivery]:
         return [d for x in self.dispatches for d in x.deliveries]
 
 
-def after_run(config, store, run, *, now: float | None = None) -> PostRunResult:
+def after_run(config: Config, store: StateStore, run: Run, *, now: float | None = None) -> PostRunResult:
     """Everything after a run. Never raises (see the module docstring)."""
-    result = PostRunResult(getattr(run, "id", None))
+    result = PostRunResult(run.id)
     try:
         _after_run(config, store, run, now if now is not None else time.time(), result)
     except BaseException as exc:
@@ -61,7 +66,7 @@ def after_run(config, store, run, *, now: float | None = None) -> PostRunResult:
     return result
 
 
-def _fail(store, result: PostRunResult, step: str, exc: BaseException) -> None:
+def _fail(store: StateStore, result: PostRunResult, step: str, exc: BaseException) -> None:
     text = f"{step} failed: {type(exc).__name__}: {exc}"
     log.exception("after run %s: %s", result.run_id, text)
     result.errors.append(text)
@@ -71,7 +76,7 @@ def _fail(store, result: PostRunResult, step: str, exc: BaseException) -> None:
         log.exception("could not record the post-run failure in the state store")
 
 
-def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
+def _after_run(config: Config, store: StateStore, run: Run, now: float, result: PostRunResult) -> None:
     # fresh copy: the runner may hand us the record it had before finishing
     try:
         fresh = store.get_run(run.id)
@@ -79,13 +84,13 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
             run = fresh
     except Exception as exc:
         _fail(store, result, "reading the run", exc)
-    progress = []
+    progress: list[DbProgress] = []
     try:
         progress = store.progress(run.id)
     except Exception as exc:
         _fail(store, result, "reading the run's progress", exc)
 
-    entries: list = []
+    entries: list[DumpEntry] = []
     try:
         entries = trends.catalog_entries(config)
     except Exception as exc:
@@ -93,7 +98,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
 
     manifests: dict[str, manifest_mod.Manifest] = {}
     for p in progress:
-        if p.status in OK_DB_STATUSES and p.file and not p.file.endswith(".partial"):
+        if p.status == DbStatus.SUCCEEDED and p.file and not p.file.endswith(".partial"):
             try:
                 manifests[p.database] = manifest_mod.load(Path(p.file))
             except Exception as exc:
@@ -102,7 +107,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
     # 1. trend flags into the manifests
     for p in progress:
         m = manifests.get(p.database)
-        if m is None:
+        if m is None or p.file is None:
             continue
         try:
             flags = flag_dump(config, Path(p.file), entries)
@@ -112,9 +117,9 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
         except Exception as exc:
             _fail(store, result, f"trend flags for {p.database}", exc)
 
-    disk = []
+    disk: list[VolumeUsage] = []
     try:
-        disk = disk_lines(config)
+        disk = volumes(config)
     except Exception as exc:
         _fail(store, result, "reading disk usage", exc)
 
@@ -140,9 +145,9 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
                 )
                 or None
             )
-            cfg_path = str(config.path) if getattr(config, "path", None) else None
+            cfg_path = str(config.path) if config.path else None
 
-            def compose(decision, summary=summary):
+            def compose(decision: policy.Decision, summary: notify.RunSummary = summary) -> notify.Message:
                 return notify.compose_run(
                     summary,
                     decision.kind,
@@ -153,7 +158,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
                     config_path=cfg_path,
                 )
 
-            key = f"job:{run.job}" if run.job != "adhoc" else f"job:adhoc@{run.server}"
+            key = f"job:{run.job}" if run.job != ADHOC else f"job:{ADHOC}@{run.server}"
             result.dispatches.append(
                 notify.dispatch(
                     config,
@@ -174,7 +179,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
     # 4. failed verifications of this run's dumps
     for p in progress:
         m = manifests.get(p.database)
-        if m is None or not m.verifications:
+        if m is None or not m.verifications or p.file is None:
             continue
         try:
             result.dispatches.append(
@@ -192,8 +197,6 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
 
     # 6. the status page
     try:
-        from . import report
-
         result.report = report.write_report(config, store=store)  # rescan: the flags just changed manifests
     except Exception as exc:
         _fail(store, result, "writing the status page", exc)
@@ -216,7 +219,7 @@ def _after_run(config, store, run, now: float, result: PostRunResult) -> None:
 # --------------------------------------------------------------------------- pieces (also used by check)
 
 
-def flag_dump(config, dump_path: Path, entries: list | None = None) -> list:
+def flag_dump(config: Config, dump_path: Path, entries: list[DumpEntry] | None = None) -> list[trends.TrendFlag]:
     """Compute trend flags of one dump against its database's history; write their names into
     its manifest (`flags`: small / large / slow). Returns the TrendFlags."""
     m = manifest_mod.load(dump_path)
@@ -241,7 +244,13 @@ def flag_dump(config, dump_path: Path, entries: list | None = None) -> list:
     return flags
 
 
-def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notify.RunSummary:
+def summarize(
+    config: Config,
+    run: Run,
+    progress: list[DbProgress],
+    manifests: dict[str, manifest_mod.Manifest],
+    flag_texts: dict[str, list[str]],
+) -> notify.RunSummary:
     dbs = []
     for p in progress:
         m = manifests.get(p.database)
@@ -257,7 +266,7 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
             ver_failed = f"level {v.level}: " + (
                 "; ".join(f"{c.get('name')}: {c.get('evidence')}" for c in bad) or "failed"
             )
-        status = "succeeded" if p.status in OK_DB_STATUSES else p.status
+        status = p.status
         dbs.append(
             notify.DbOutcome(
                 server=run.server,
@@ -275,7 +284,7 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
         )
     return notify.RunSummary(
         run_id=run.id,
-        job=None if run.job == "adhoc" else run.job,
+        job=None if run.job == ADHOC else run.job,
         trigger=run.trigger,
         server=run.server,
         status=run.status,
@@ -288,7 +297,14 @@ def summarize(config, run, progress, manifests: dict, flag_texts: dict) -> notif
 
 
 def notify_verification(
-    config, store, server: str, database: str, file: str, verification, *, now: float | None = None
+    config: Config,
+    store: StateStore,
+    server: str,
+    database: str,
+    file: str,
+    verification: manifest_mod.Verification,
+    *,
+    now: float | None = None,
 ) -> notify.Dispatch:
     """Notify a failed verification (and the next passing one after it). Quiet while they pass.
     One that could not check (not checked) is a warning, never a failure."""
@@ -299,7 +315,7 @@ def notify_verification(
         or verification.outcome.label
     )
 
-    def compose(decision):
+    def compose(decision: policy.Decision) -> notify.Message:
         return notify.compose_verification(
             server,
             database,
@@ -323,11 +339,11 @@ def notify_verification(
     )
 
 
-def notify_disk(config, store, line: notify.DiskLine, *, now: float | None = None) -> notify.Dispatch:
+def notify_disk(config: Config, store: StateStore, line: VolumeUsage, *, now: float | None = None) -> notify.Dispatch:
     now = time.time() if now is None else now
-    status = {"ok": "ok", "warning": "warning", "critical": "failed"}[line.level]
+    status = {Severity.OK: "ok", Severity.WARNING: "warning", Severity.CRITICAL: "failed"}[line.level]
 
-    def compose(decision):
+    def compose(decision: policy.Decision) -> notify.Message:
         return notify.compose_disk(line, decision.kind, decision.severity)
 
     return notify.dispatch(
@@ -341,72 +357,6 @@ def notify_disk(config, store, line: notify.DiskLine, *, now: float | None = Non
         bad_severity="CRITICAL",
         policy="smart",
     )
-
-
-def disk_lines(config) -> list[notify.DiskLine]:
-    """Usage of the file systems holding the backups and the state, against `disk` thresholds."""
-    warn, crit = config.disk.warn_percent, config.disk.critical_percent
-    try:
-        from . import disk as disk_mod  # type: ignore[attr-defined]
-    except ImportError:
-        disk_mod = None
-    out: list[notify.DiskLine] = []
-    if disk_mod is not None and hasattr(disk_mod, "volumes"):
-        for v in disk_mod.volumes(config):
-            total = getattr(v, "total", None)
-            free = getattr(v, "free", None)
-            used = getattr(v, "used", None)
-            percent = getattr(v, "percent", None)
-            if percent is None and total:
-                percent = 100.0 * (used if used is not None else total - (free or 0)) / total
-            level = getattr(v, "level", None)
-            if level not in ("ok", "warning", "critical"):
-                level = _level(percent, warn, crit)
-            label = getattr(v, "label", None) or "; ".join(getattr(v, "paths", ()) or ()) or "backups"
-            out.append(
-                notify.DiskLine(
-                    str(getattr(v, "mount", None) or getattr(v, "path", "?")),
-                    str(label),
-                    percent,
-                    free,
-                    total,
-                    level,
-                    warn,
-                    crit,
-                )
-            )
-        return out
-    import os
-    import shutil
-
-    seen = set()
-    for label, path in (("backup dir", config.backup.dir), ("state dir", config.state_dir)):
-        p = Path(path)
-        while not p.exists() and p != p.parent:
-            p = p.parent
-        try:
-            dev = os.stat(p).st_dev
-            if dev in seen:
-                continue
-            seen.add(dev)
-            usage = shutil.disk_usage(p)
-        except OSError:
-            continue
-        percent = 100.0 * usage.used / usage.total if usage.total else None
-        out.append(
-            notify.DiskLine(str(path), label, percent, usage.free, usage.total, _level(percent, warn, crit), warn, crit)
-        )
-    return out
-
-
-def _level(percent: float | None, warn: float, crit: float) -> str:
-    if percent is None:
-        return "ok"
-    if percent >= crit:
-        return "critical"
-    if percent >= warn:
-        return "warning"
-    return "ok"
 
 
 def now_utc() -> datetime:

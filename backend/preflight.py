@@ -10,14 +10,12 @@ volume; otherwise the run fails at once with the figures.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from . import mysql
+from . import disk, mysql
 from .config import Config, ServerConfig
 from .errors import ConnectError
 from .units import format_bytes
@@ -50,13 +48,6 @@ class PreflightReport:
     @property
     def reason(self) -> str:
         return "; ".join(self.problems)
-
-
-def existing_parent(path: Path) -> Path:
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def connect_with_retries(
@@ -167,9 +158,9 @@ def preflight(
             )
         )
     report.needed_bytes = int(sum(report.estimates.values()) * HEADROOM)
-    target = existing_parent(config.backup.dir)
+    target = disk.existing(config.backup.dir)
     try:
-        report.free_bytes = shutil.disk_usage(target).free
+        report.free_bytes = disk.usage(target).free
     except OSError as exc:
         report.problems.append(f"cannot read free space of {target}: {exc.strerror}")
     if report.free_bytes is not None and report.needed_bytes > report.free_bytes:

@@ -22,9 +22,17 @@ from pathlib import Path
 
 from dumpdeck import __version__
 
-from . import trends
-from .notify import DiskLine
+from . import health, retention, trends
+from .catalog import DumpEntry
+from .check import evaluate
+from .config import Config
+from .disk import VolumeUsage, volumes
+from .health import DbHealth, Finding
+from .manifest import write_atomic
+from .selection import max_age_for
+from .state import Run, StateStore
 from .units import format_bytes, format_duration
+from .vocabulary import RunStatus, Severity
 
 RUN_LIMIT = 30
 SPARK_POINTS = 20
@@ -50,6 +58,11 @@ class DbRow:
     last_failure: str | None = None  # reason of a failure newer than the last success
     last_failure_at: datetime | None = None
     max_age: float | None = None
+    health: DbHealth | None = None
+
+    @property
+    def overdue(self) -> bool:
+        return self.health is not None and (self.health.has(Finding.NEVER) or self.health.has(Finding.OVERDUE))
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class ReportData:
     host: str
     refresh: float
     databases: tuple[DbRow, ...] = ()
-    disk: tuple[DiskLine, ...] = ()
+    disk: tuple[VolumeUsage, ...] = ()
     runs: tuple[RunRow, ...] = ()
     check_line: str | None = None
     check_code: int | None = None
@@ -81,43 +94,26 @@ class ReportData:
 # --------------------------------------------------------------------------- collect
 
 
-def _retention_text(config, database: str, job_policy=None) -> str:
-    p = config.retention.for_database(database, job_policy)
-    parts = []
-    if p.keep_last is not None:
-        parts.append(f"last {p.keep_last}")
-    if p.keep_days is not None:
-        parts.append(f"{p.keep_days:g} days")
-    for name in ("daily", "weekly", "monthly", "yearly"):
-        n = getattr(p, name)
-        if n:
-            parts.append(f"{n} {name}")
-    return "keep " + ", ".join(parts) if parts else "keep everything (no policy)"
-
-
-def _retention_state(config, server: str, database: str, entries: list, now: datetime) -> str:
-    """The policy and what the next prune would do, from backend.retention (fallback: the policy only)."""
-    try:
-        from . import retention
-    except ImportError:
-        return _retention_text(config, database)
-    try:
-        policy = retention.policy_for(config, server if server != "-" else None, database)
-        text = retention.describe(policy)
-        if entries:
-            decisions = retention.plan(entries, policy, now)
-            drop = [d for d in decisions if not d.keep]
-            if drop:
-                text += f" · next prune deletes {len(drop)} ({format_bytes(sum(d.entry.size or 0 for d in drop))})"
-            else:
-                text += " · nothing to prune"
-        return text
-    except Exception:
-        return _retention_text(config, database)
+def _retention_state(config: Config, server: str, database: str, entries: list[DumpEntry], now: datetime) -> str:
+    """The policy and what the next prune would do."""
+    policy = retention.policy_for(config, server if server != "-" else None, database)
+    text = retention.describe(policy)
+    if entries:
+        drop = [d for d in retention.plan(entries, policy, now) if not d.keep]
+        if drop:
+            text += f" · next prune deletes {len(drop)} ({format_bytes(sum(d.entry.size for d in drop))})"
+        else:
+            text += " · nothing to prune"
+    return text
 
 
 def collect(
-    config, store=None, entries: Sequence | None = None, now: datetime | None = None, *, with_check: bool = True
+    config: Config,
+    store: StateStore | None = None,
+    entries: Sequence[DumpEntry] | None = None,
+    now: datetime | None = None,
+    *,
+    with_check: bool = True,
 ) -> ReportData:
     now = now or datetime.now(UTC)
     notes: list[str] = []
@@ -127,60 +123,46 @@ def collect(
         except Exception as exc:
             notes.append(f"the backup directory could not be scanned: {exc}")
             entries = []
-    groups: dict[tuple[str, str], list] = {}
-    for e in entries:
-        groups.setdefault((e.server or "-", e.database), []).append(e)
+    groups = health.group_by_database(entries)
 
-    runs: list = []
-    failures: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+    runs: list[Run] = []
+    last_runs: dict[tuple[str, str], health.LastRun] = {}
     if store is not None:
         try:
             runs = store.list_runs(limit=RUN_LIMIT)
+            last_runs = health.last_runs(store)
         except Exception as exc:
             notes.append(f"the state store could not be read: {exc}")
-        for run in reversed(runs):  # oldest first, so newer ones overwrite
-            if run.status in ("queued", "running", "skipped"):
-                continue
-            try:
-                progress = store.progress(run.id)
-            except Exception:
-                progress = []
-            for p in progress:
-                key = (run.server, p.database)
-                if p.status in ("succeeded",):
-                    failures.pop(key, None)
-                elif p.status in ("failed", "timed-out", "cancelled"):
-                    failures[key] = (p.error or run.reason or p.status, run.finished)
-                groups.setdefault(key, [])
-
-    job_max_age: dict[tuple[str, str], float] = {}
-    try:
-        from .jobs import matches_job
-
-        for job in config.jobs.values():
-            if job.max_age:
-                for server, db in groups:
-                    if server == job.server and matches_job(job, db):
-                        job_max_age[(server, db)] = min(job.max_age, job_max_age.get((server, db), job.max_age))
-    except Exception:
-        pass
+        for run in runs:
+            for db in run.databases:
+                groups.setdefault((run.server, db), [])
 
     rows = []
     for (server, db), es in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1].lower())):
-        es = sorted(es, key=lambda e: e.when, reverse=True)
         last = es[0] if es else None
         samples = [trends.sample_of(e) for e in reversed(es[: config.trends.window * 2])]
-        verified = [e for e in es if (getattr(e, "verified_level", 0) or 0) > 0]
+        verified = [e for e in es if e.verified_level > 0]
         best = max(verified, key=lambda e: (e.verified_level, e.verified_at or e.when)) if verified else None
-        m = getattr(last, "manifest", None) if last else None
-        fail = failures.get((server, db))
-        if fail and last and fail[1] and last.when and fail[1] < last.when:
-            fail = None
+        m = last.manifest if last else None
+        verdict = health.assess_dumps(
+            config,
+            server,
+            db,
+            es,
+            now=now.timestamp(),
+            max_age=max_age_for(config, server, db),
+            last_run=last_runs.get((server, db)),
+        )
+        fail = last_runs.get((server, db)) if verdict.has(Finding.FAILING) else None
+        try:
+            retention_text = _retention_state(config, server, db, es, now)
+        except Exception as exc:  # one database's odd dumps never break the page
+            retention_text = f"retention could not be planned: {exc}"
         rows.append(
             DbRow(
                 server=server,
                 database=db,
-                last_success=last.when if last else None,
+                last_success=datetime.fromtimestamp(verdict.last_success, UTC) if verdict.last_success else None,
                 last_file=str(last.path) if last else None,
                 size_stored=last.size if last else None,
                 size_raw=m.bytes_raw if m is not None else None,
@@ -189,29 +171,26 @@ def collect(
                 verified_level=best.verified_level if best else 0,
                 verified_at=(best.verified_at if best else None),
                 dumps=len(es),
-                total_stored=sum(e.size or 0 for e in es),
+                total_stored=sum(e.size for e in es),
                 oldest=es[-1].when if es else None,
-                retention=_retention_state(config, server, db, es, now),
-                flags=tuple(getattr(m, "flags", ()) or ()) if m is not None else (),
-                last_failure=fail[0] if fail else None,
-                last_failure_at=fail[1] if fail else None,
-                max_age=job_max_age.get((server, db), config.checks.max_age),
+                retention=retention_text,
+                flags=tuple(m.flags) if m is not None else (),
+                last_failure=(fail.reason or fail.status) if fail else None,
+                last_failure_at=fail.finished if fail else None,
+                max_age=verdict.max_age,
+                health=verdict,
             )
         )
 
-    disk: list[DiskLine] = []
+    disk: list[VolumeUsage] = []
     try:
-        from .postrun import disk_lines
-
-        disk = disk_lines(config)
+        disk = volumes(config)
     except Exception as exc:
         notes.append(f"disk usage could not be read: {exc}")
 
     check_line = check_code = None
     if with_check:
         try:
-            from .check import evaluate
-
             res = evaluate(config, now.timestamp(), store=store, entries=entries, disk=disk)
             check_line, check_code = res.line, res.code
         except Exception as exc:
@@ -321,11 +300,7 @@ def render(data: ReportData) -> str:
     w(f"<title>dumpdeck status — {e(data.host)}</title><style>{CSS}</style></head><body>")
     w(f'<header id="summary"><h1>Backup status — {e(data.host)}</h1>')
     n_db = len(data.databases)
-    stale = [
-        d
-        for d in data.databases
-        if d.last_success is None or (d.max_age is not None and (now - d.last_success).total_seconds() > d.max_age)
-    ]
+    stale = [d for d in data.databases if d.overdue]
     failing = [d for d in data.databases if d.last_failure]
     w(
         f'<div class="muted">Generated {e(_ts(now))} by dumpdeck {e(__version__)} · {n_db} database'
@@ -333,7 +308,7 @@ def render(data: ReportData) -> str:
         f"refreshes every {e(format_duration(data.refresh))}</div>"
     )
     if data.check_line:
-        level = {0: "ok", 1: "warning", 2: "critical"}.get(data.check_code or 0, "warning")
+        level = {s.code: s.value for s in Severity}.get(data.check_code or 0, Severity.WARNING)
         w(f'<div class="banner {level}" id="check">{e(data.check_line)}</div>')
     for note in data.notes:
         w(f'<div class="banner warning">{e(note)}</div>')
@@ -348,8 +323,7 @@ def render(data: ReportData) -> str:
     if not data.databases:
         w('<tr><td colspan="7" class="muted">No dumps yet.</td></tr>')
     for d in data.databases:
-        age_s = (now - d.last_success).total_seconds() if d.last_success else None
-        overdue = age_s is None or (d.max_age is not None and age_s > d.max_age)
+        overdue = d.overdue
         cls = "failed" if (d.last_failure or d.last_success is None) else ("warning" if overdue or d.flags else "")
         w(f'<tr class="db {cls}" data-database="{e(d.database)}">')
         w(f'<td><strong class="dbname">{e(d.database)}</strong><div class="muted">{e(d.server)}</div>')
@@ -396,7 +370,7 @@ def render(data: ReportData) -> str:
     if not data.disk:
         w('<tr><td colspan="5" class="muted">No disk information.</td></tr>')
     for dl in data.disk:
-        pct = dl.percent or 0.0
+        pct = dl.percent
         w(
             f'<tr class="{e(dl.level if dl.level != "ok" else "")}"><td><code>{e(dl.path)}</code></td>'
             f"<td>{e(dl.label)}</td>"
@@ -416,10 +390,10 @@ def render(data: ReportData) -> str:
     if not data.runs:
         w('<tr><td colspan="7" class="muted">No runs recorded.</td></tr>')
     for r in data.runs:
-        bad = r.status in ("failed", "timed-out", "lost")
-        cls = "failed" if bad else ("warning" if r.status in ("cancelled", "skipped") else "")
+        bad = RunStatus(r.status).bad
+        cls = "failed" if bad else ("warning" if r.status in (RunStatus.CANCELLED, RunStatus.SKIPPED) else "")
         dur = format_duration((r.finished - r.started).total_seconds()) if r.started and r.finished else "—"
-        badge = "failed" if bad else ("ok" if r.status == "succeeded" else "warning")
+        badge = "failed" if bad else ("ok" if r.status == RunStatus.SUCCEEDED else "warning")
         dbs = ", ".join(r.databases)
         w(
             f'<tr class="run {cls}"><td class="num">{r.id}</td><td>{e(r.job)}<div class="muted">{e(r.server)} · '
@@ -438,23 +412,23 @@ def render(data: ReportData) -> str:
 # --------------------------------------------------------------------------- write
 
 
-def report_path(config) -> Path:
+def report_path(config: Config) -> Path:
     return Path(config.report.file) if config.report.file else Path(config.state_dir) / "report.html"
 
 
 def write_report(
-    config, *, store=None, entries: Sequence | None = None, out: Path | None = None, now: datetime | None = None
+    config: Config,
+    *,
+    store: StateStore | None = None,
+    entries: Sequence[DumpEntry] | None = None,
+    out: Path | None = None,
+    now: datetime | None = None,
 ) -> Path:
     """Render and write the status page atomically; opens the state store when not given."""
-    from .manifest import write_atomic
-
     own = None
-    if store is None:
+    if store is None and Path(config.state_db).exists():
         try:
-            from .state import StateStore
-
-            if Path(config.state_db).exists():
-                own = store = StateStore.open(config.state_db)
+            own = store = StateStore.open(config.state_db)
         except Exception:
             store = None
     try:

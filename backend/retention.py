@@ -42,10 +42,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from .catalog import Catalog, PartialFile, clean_partials
 from .catalog import delete as catalog_delete
 from .config import Config, JobConfig, RetentionPolicy
 from .errors import DumpdeckError
 from .outcome import Outcome
+from .selection import covers
+from .units import format_duration
 
 log = logging.getLogger("dumpdeck.retention")
 
@@ -81,14 +84,12 @@ def _utc(dt: datetime) -> datetime:
 
 
 def _age(now: datetime, when: datetime) -> str:
-    from .units import format_duration
-
     return format_duration(max(0.0, (now - when).total_seconds()))
 
 
 BUCKETS = (
     ("daily", lambda d: d.strftime("%Y-%m-%d")),
-    ("weekly", lambda d: "%04d-W%02d" % d.isocalendar()[:2]),
+    ("weekly", lambda d: "{:04d}-W{:02d}".format(*d.isocalendar()[:2])),
     ("monthly", lambda d: d.strftime("%Y-%m")),
     ("yearly", lambda d: d.strftime("%Y")),
 )
@@ -205,32 +206,28 @@ def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime, 
 
 def policy_for(config: Config, server: str | None, database: str, job: JobConfig | None = None) -> RetentionPolicy:
     """Per-database policy, else the given job's, else the first job covering the database, else default."""
-    from .jobs import matches_job
-
     if database in config.retention.databases:
         return config.retention.databases[database]
     if job is not None and job.retention is not None:
         return job.retention
     for j in config.jobs.values():
-        if j.retention is not None and (server is None or j.server == server) and matches_job(j, database):
+        if j.retention is not None and covers(j, server, database):
             return j.retention
     return config.retention.default
 
 
 def plan_for_config(
-    config: Config, catalog, job: JobConfig | None = None, now: datetime | None = None, *, include_legacy: bool = False
+    config: Config,
+    catalog: Catalog,
+    job: JobConfig | None = None,
+    now: datetime | None = None,
+    *,
+    include_legacy: bool = False,
 ) -> list[Decision]:
     """Plan for every dump in the catalog (or only the job's server and databases)."""
-    from .jobs import matches_job
-
     entries = list(catalog.entries)
     if job is not None:
-        entries = [
-            e
-            for e in entries
-            if e.server == job.server
-            and (matches_job(job, e.database) if job.name != "adhoc" else e.database in job.databases)
-        ]
+        entries = [e for e in entries if e.server is not None and covers(job, e.server, e.database)]
     groups: dict[tuple[str | None, str], list] = {}
     for e in entries:
         groups.setdefault((e.server, e.database), []).append(e)
@@ -247,7 +244,7 @@ def apply(
     decisions: list[Decision],
     *,
     dry_run: bool,
-    partials: Iterable = (),
+    partials: Iterable[PartialFile] = (),
     partial_max_age: float | None = None,
     now: datetime | None = None,
 ) -> list[Path]:
@@ -275,20 +272,8 @@ def apply(
             continue
         deleted.append(path)
     if partial_max_age is not None:
-        deleted.extend(clean_partials(partials, partial_max_age, dry_run=dry_run, now=now))
+        removed = clean_partials(partials, min_age=partial_max_age, dry_run=dry_run, now=now)
+        for path in removed if not dry_run else ():
+            log.info("retention: removed orphan partial %s", path)
+        deleted.extend(removed)
     return deleted
-
-
-def clean_partials(partials: Iterable, max_age: float, *, dry_run: bool, now: datetime | None = None) -> list[Path]:
-    """Remove `.partial` files older than `max_age` seconds that no live writer holds (flock)."""
-    from .catalog import remove_orphan_partial
-
-    now_ts = _utc(now).timestamp() if now else datetime.now(UTC).timestamp()
-    out = []
-    for p in partials:
-        path = Path(getattr(p, "path", p))
-        if remove_orphan_partial(path, min_age=max_age, now=now_ts, dry_run=dry_run):
-            if not dry_run:
-                log.info("retention: removed orphan partial %s", path)
-            out.append(path)
-    return out

@@ -10,6 +10,10 @@ or timed-out dumps (never for cancelled ones, nor once max_runtime is spent)
 when the run succeeded) → final status with a reason → post-run hooks
 (`backend.postrun.after_run`).
 
+`run_job_foreground` is what cron calls: the same run in the calling process,
+under the job's flock; a second invocation while the first holds the lock is
+recorded as `skipped` and raises LockedError (exit code 3).
+
 The run row gets a heartbeat every second and each database's progress row
 is updated at least once a second while its dump runs. SIGTERM/SIGINT cancel
 the run (dumps killed, partials removed, status `cancelled`); SIGHUP is
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -32,12 +37,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import Config, JobConfig, load_config
-from .errors import CancelledError, DumpdeckError, PrivilegeError, TimeoutError_
-from .jobs import ADHOC, JobLock, job_for_run, lock_key
+from . import postrun, retention
+from .catalog import scan
+from .config import Config, JobConfig, ServerConfig, load_config
+from .dump import DumpProgress, dump_database
+from .errors import CancelledError, DumpdeckError, LockedError, PrivilegeError, TimeoutError_
+from .jobs import JobLock
 from .logs import setup_logging
 from .outcome import Outcome
+from .preflight import PreflightReport, preflight
 from .restore import restore_test
+from .selection import ADHOC, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
 from .verify import verify_file
@@ -162,8 +172,6 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
         if lock.fd is not None:
             info = lock.holder()
             info["run"] = run_id
-            import json
-
             os.ftruncate(lock.fd, 0)
             os.pwrite(lock.fd, json.dumps(info).encode(), 0)
 
@@ -181,10 +189,10 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
     beat.start()
     try:
         try:
-            status, reason, outcomes = _run_body(config, store, run, job, cancel)
+            status, reason, _outcomes = _run_body(config, store, run, job, cancel)
         except Exception as exc:  # a bug must still end the run with a status
             log.exception("run %s crashed", run_id)
-            status, reason, outcomes = "failed", f"internal error: {type(exc).__name__}: {exc}", []
+            status, reason, _outcomes = "failed", f"internal error: {type(exc).__name__}: {exc}", []
         if cancel.is_set() and status not in ("cancelled",):
             status, reason = "cancelled", reason or "cancelled"
         final = store.finish_run(run_id, status, reason)
@@ -204,8 +212,6 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
 def _run_body(
     config: Config, store: StateStore, run: Run, job: JobConfig, cancel: threading.Event
 ) -> tuple[str, str, list[DbOutcome]]:
-    from .preflight import preflight
-
     t0 = time.monotonic()
     deadline = t0 + job.max_runtime
     server = config.server(run.server)
@@ -320,14 +326,12 @@ def _dump_one(
     store: StateStore,
     run: Run,
     job: JobConfig,
-    server,
+    server: ServerConfig,
     db: str,
-    report,
+    report: PreflightReport,
     deadline: float,
     cancel: threading.Event,
 ) -> DbOutcome:
-    from .dump import DumpProgress, dump_database
-
     attempts = job.retries + 1
     stall = job.stall_timeout or config.backup.stall_timeout
     raw_estimate = report.raw_estimates.get(db)
@@ -582,12 +586,6 @@ def _verify(
 
 def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> None:
     try:
-        from . import retention
-        from .catalog import scan
-    except ImportError as exc:
-        store.add_event(run.id, "warning", "retention", f"retention not applied: {exc}")
-        return
-    try:
         catalog = scan(config.backup.dir)
         decisions = retention.plan_for_config(config, catalog, job=job)
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
@@ -610,14 +608,46 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
 
 def _post_run(config: Config, store: StateStore, run: Run) -> None:
     """Notifications, report and metrics after a run (backend.postrun.after_run). Never raises."""
-    from . import postrun
-
     try:
         postrun.after_run(config, store, run)
     except Exception as exc:  # notifications must never fail a backup
         log.exception("post-run hook failed")
         with contextlib.suppress(Exception):
             store.add_event(run.id, "warning", "postrun", f"post-run hook failed: {type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------- in this process (cron)
+
+
+def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> int:
+    """Run a job in this process under its lock (what cron calls). Returns 0 when the run
+    succeeded, 1 otherwise; raises LockedError (exit code 3) after recording a skipped run
+    when the job is already running."""
+    job = config.job(job_name)
+    store = StateStore.open(config.state_db)
+    try:
+        lock = JobLock.for_key(config.lock_dir, lock_key(job.name, job.server))
+        if not lock.try_acquire():
+            message = lock.describe_holder(job.name)
+            store.create_run(job.name, trigger, job.server, [], status="skipped", reason=message)
+            raise LockedError(message)
+        try:
+            try:
+                dbs = resolve_databases(config, job)
+            except Exception as exc:  # unreachable server: the run still gets a record
+                run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
+                store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
+                failed = store.finish_run(run.id, "failed", f"cannot list the databases of job {job.name}: {exc}")
+                _post_run(config, store, failed)  # a cron job on a dead server must be heard of
+                return 1
+            run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
+            store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
+            final = execute(config, store, run.id, lock=lock, install_signals=True)
+        finally:
+            lock.release()
+        return 0 if final.status == "succeeded" else 1
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- entry point

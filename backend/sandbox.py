@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .errors import MissingBinaryError, SandboxError
 from .lifeline import die_with_parent as _die_with_parent
+from .processes import process_alive
 
 INSTALL_HINT = "apt-get install -y mariadb-server mariadb-client"
 _TEMPLATE_CACHE: dict[tuple[str, int], Path] = {}
@@ -265,7 +266,7 @@ class Sandbox:
         prefix: str = "dumpdeck-sandbox-",
     ) -> Sandbox:
         """Initialise a datadir (from a cached template when possible) and return the sandbox."""
-        mariadbd, install_db = require_binaries(binpath)
+        _mariadbd, install_db = require_binaries(binpath)
         if confined and port:
             raise SandboxError("a confined sandbox listens on no TCP port")
         who = sandbox_account()
@@ -332,7 +333,7 @@ class Sandbox:
             args.append("--skip-networking")
         args += list(self.extra_args)
         self.pid_file.unlink(missing_ok=True)
-        out = open(self.home / "stderr.log", "ab")
+        out = open(self.home / "stderr.log", "ab")  # noqa: SIM115 -- closed once the server holds it
         try:
             proc = subprocess.Popen(
                 args,
@@ -402,14 +403,8 @@ class Sandbox:
 
     def alive(self) -> bool:
         pid = self.pid or self._pid_from_file()
-        if not pid:
+        if not pid or not process_alive(pid):
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
         self.pid = pid
         return _is_mariadbd(pid)
 
@@ -432,7 +427,7 @@ class Sandbox:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not process_alive(pid):
                 break
             time.sleep(0.03)
         else:
@@ -440,7 +435,7 @@ class Sandbox:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            while _pid_alive(pid):
+            while process_alive(pid):
                 time.sleep(0.03)
         self.pid = None
 
@@ -460,7 +455,7 @@ class Sandbox:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            while _pid_alive(pid):
+            while process_alive(pid):
                 time.sleep(0.02)
         self.pid = None
 
@@ -506,7 +501,7 @@ def orphans() -> list[Path]:
         if not info.get("die_with_parent"):
             continue  # the demo's or a test server's: not ours to judge
         owner = info.get("owner_pid")
-        if isinstance(owner, int) and _pid_alive(owner) and _proc_start_time(owner) == info.get("owner_start"):
+        if isinstance(owner, int) and process_alive(owner) and _proc_start_time(owner) == info.get("owner_start"):
             continue
         found.append(home)
     return found
@@ -535,22 +530,8 @@ def remove_orphan(home: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _is_mariadbd(pid: int) -> bool:
-    if not _pid_alive(pid):
+    if not process_alive(pid):
         return False
     try:
         with open(f"/proc/{pid}/comm") as f:

@@ -160,7 +160,7 @@ def read_crontab(crontab_file: Path | None) -> str:
             "the crontab command is not installed (apt-get install -y cron); "
             "use --systemd for timer units, or --crontab-file FILE"
         )
-    proc = subprocess.run([exe, "-l"], capture_output=True, text=True)
+    proc = subprocess.run([exe, "-l"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         if "no crontab" in proc.stderr.lower():
             return ""
@@ -178,7 +178,7 @@ def write_crontab(text: str, crontab_file: Path | None) -> None:
     exe = shutil.which("crontab")
     if exe is None:
         raise UsageError("the crontab command is not installed (apt-get install -y cron)")
-    proc = subprocess.run([exe, "-"], input=text, capture_output=True, text=True)
+    proc = subprocess.run([exe, "-"], input=text, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise UsageError(f"crontab - failed: {proc.stderr.strip()}")
 

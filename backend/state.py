@@ -29,7 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .catalog import remove_orphan_partial
 from .errors import StateError
+from .processes import process_alive
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "timed-out", "cancelled", "lost", "skipped")
 ACTIVE_STATUSES = ("queued", "running")
@@ -475,10 +477,11 @@ class StateStore:
         values = []
         for key, value in fields.items():
             if key in _RUN_TIME_COLS:
-                value = _ts(value)
+                values.append(_ts(value))
             elif key == "databases":
-                value = json.dumps(list(value))
-            values.append(value)
+                values.append(json.dumps(list(value)))
+            else:
+                values.append(value)
         if fields:
             with self._write() as conn:
                 conn.execute(f"UPDATE runs SET {', '.join(f'{k}=?' for k in fields)} WHERE id=?", (*values, run_id))
@@ -602,7 +605,7 @@ class StateStore:
         for run, why in lost:
             removed = []
             for p in self.progress(run.id):
-                if p.file and p.file.endswith(".partial") and _remove_if_unlocked(Path(p.file), wait=3.0):
+                if p.file and p.file.endswith(".partial") and remove_orphan_partial(Path(p.file), wait=3.0):
                     removed.append(p.file)
             with self._write() as conn:
                 cur = conn.execute(
@@ -742,21 +745,6 @@ def _split_sql(script: str) -> list[str]:
 # --------------------------------------------------------------------------- liveness
 
 
-def process_alive(pid: int, started: float | None = None) -> bool:
-    """True when `pid` runs (not a zombie) and, given `started`, was created no later than that."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if started is not None and proc.create_time() > started + 2.0:
-            return False  # the pid was reused by a newer process
-        return True
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-        return False
-
-
 def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_after: float) -> str | None:
     beat = _ts(run.heartbeat) or _ts(run.started)
     if run.pid is not None and run.host == here:
@@ -769,13 +757,6 @@ def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_aft
     if run.status == "queued" and run.pid is None and now - _ts(run.created) > queued_after:
         return f"queued for {int(now - _ts(run.created))} s and no runner picked it up"
     return None
-
-
-def _remove_if_unlocked(path: Path, wait: float = 0.0) -> bool:
-    """Remove a `.partial` file unless a live writer holds its flock (see catalog.remove_orphan_partial)."""
-    from .catalog import remove_orphan_partial
-
-    return remove_orphan_partial(path, wait=wait)
 
 
 def open_store(config) -> StateStore:

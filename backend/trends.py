@@ -21,6 +21,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .catalog import DumpEntry, scan
+from .config import Config, TrendsConfig
 from .units import format_bytes, format_duration
 
 MIN_HISTORY = 3
@@ -94,7 +96,7 @@ def duration_flag(
     return None
 
 
-def assess(current: Sample, history: Sequence[Sample], trends_cfg) -> list[TrendFlag]:
+def assess(current: Sample, history: Sequence[Sample], trends_cfg: TrendsConfig) -> list[TrendFlag]:
     """Flags for `current` against `history` (earlier dumps, newest first; the window is applied here)."""
     window = list(history)[: trends_cfg.window]
     flags: list[TrendFlag] = []
@@ -112,96 +114,32 @@ def assess(current: Sample, history: Sequence[Sample], trends_cfg) -> list[Trend
 # --------------------------------------------------------------------------- catalog glue
 
 
-def sample_of(entry) -> Sample:
-    """A Sample from a catalog DumpEntry (manifest when present, else the file size)."""
-    m = getattr(entry, "manifest", None)
-    when = getattr(entry, "when", None)
-    ts = when.timestamp() if when is not None else None
+def sample_of(entry: DumpEntry) -> Sample:
+    """A Sample from a catalog entry (manifest when present, else the file size)."""
+    m = entry.manifest
+    ts = entry.when.timestamp()
     if m is not None:
         return Sample(size=m.bytes_raw, duration=m.duration, when=ts, raw=True)
-    return Sample(size=getattr(entry, "size", None), duration=None, when=ts, raw=False)
+    return Sample(size=entry.size, duration=None, when=ts, raw=False)
 
 
-def history_for(entries: Sequence, server: str, database: str) -> list:
+def history_for(entries: Sequence[DumpEntry], server: str | None, database: str) -> list[DumpEntry]:
     """Catalog entries of one database, newest first."""
-    out = [e for e in entries if getattr(e, "server", None) == server and e.database == database]
-    out.sort(key=lambda e: e.when.timestamp() if e.when else 0, reverse=True)
+    out = [e for e in entries if e.server == server and e.database == database]
+    out.sort(key=lambda e: e.when, reverse=True)
     return out
 
 
-def assess_entry(entry, entries: Sequence, trends_cfg) -> list[TrendFlag]:
+def assess_entry(entry: DumpEntry, entries: Sequence[DumpEntry], trends_cfg: TrendsConfig) -> list[TrendFlag]:
     """Flags for one catalog entry against the dumps of the same database older than it."""
     same = history_for(entries, entry.server, entry.database)
-    older = [e for e in same if e.path != entry.path and (e.when and entry.when and e.when <= entry.when)]
+    older = [e for e in same if e.path != entry.path and e.when <= entry.when]
     return assess(sample_of(entry), [sample_of(e) for e in older], trends_cfg)
 
 
 # --------------------------------------------------------------------------- dumps on disk
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """The fields of catalog.DumpEntry that trends, the report and the check read."""
-
-    path: object
-    server: str
-    database: str
-    when: object
-    size: int
-    codec: str
-    manifest: object
-    verified_level: int = 0
-    verified_at: object = None
-    legacy: bool = False
-
-
-def catalog_entries(config) -> list:
-    """Every dump on disk, newest first: backend.catalog.scan when it exists, else the manifests."""
-    try:
-        from . import catalog  # type: ignore[attr-defined]
-    except ImportError:
-        catalog = None
-    if catalog is not None and hasattr(catalog, "scan"):
-        return list(catalog.scan(config.backup.dir).entries)
-    return _scan_manifests(config.backup.dir)
-
-
-def _scan_manifests(backup_dir) -> list:
-    from datetime import datetime
-    from pathlib import Path
-
-    from . import manifest as manifest_mod
-
-    out = []
-    root = Path(backup_dir)
-    for mpath in root.glob("*/*/*" + manifest_mod.SUFFIX):
-        dump = manifest_mod.dump_path_for(mpath)
-        try:
-            m = manifest_mod.load(dump)
-            size = dump.stat().st_size
-            when = datetime.fromisoformat(m.started.replace("Z", "+00:00"))
-        except (manifest_mod.ManifestError, OSError, ValueError):
-            continue
-        best = [v for v in m.verifications if not v.failed and v.level]
-        at = None
-        if best:
-            top = max(best, key=lambda v: (v.level, v.at))
-            try:
-                at = datetime.fromisoformat(top.at.replace("Z", "+00:00"))
-            except ValueError:
-                at = None
-        out.append(
-            _Entry(
-                path=dump,
-                server=mpath.parent.parent.name,
-                database=m.database,
-                when=when,
-                size=size,
-                codec=m.codec,
-                manifest=m,
-                verified_level=m.verified_level,
-                verified_at=at,
-            )
-        )
-    out.sort(key=lambda e: e.when, reverse=True)
-    return out
+def catalog_entries(config: Config) -> list[DumpEntry]:
+    """Every dump on disk, newest first."""
+    return list(scan(config.backup.dir).entries)

@@ -85,7 +85,7 @@ def format_duration(seconds: float | None) -> str:
     """Compact: 45s, 3m05s, 2h10m, 3d4h."""
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 0:
         return "-" + format_duration(-s)
     if s < 60:

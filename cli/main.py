@@ -1,7 +1,7 @@
 """The `dumpdeck` command: argparse front door shared by the console and the headless commands.
 
 `dumpdeck` alone (or `dumpdeck console`) opens the console; every other
-subcommand is headless. Subcommands live in tui/commands/, one module each.
+subcommand is headless. Subcommands live in cli/commands/, one module each.
 Exit codes: 0 success, 1 a backup/check failed, 2 usage or configuration error.
 """
 
@@ -13,10 +13,12 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from dumpdeck import __version__
 from dumpdeck.backend.config import Config, load_config
 from dumpdeck.backend.errors import DumpdeckError
 
-from dumpdeck import __version__
+from . import commands
+from .commands import console as console_cmd
 
 EPILOG = """\
 configuration: --config PATH, else $DUMPDECK_CONFIG, else the first of ~/.config/dumpdeck/config.yaml,
@@ -61,13 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dumpdeck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    from . import commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(sub)
     return parser
 
 
@@ -75,18 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args.config)
-    func = getattr(args, "func", None)
-    if func is None:
-        console = getattr(args, "default_console", None)
-        try:
-            from .commands import console as console_cmd
-        except ImportError:
-            console_cmd = None
-        if console_cmd is not None and console is None:
-            func = console_cmd.run_default
-        else:
-            parser.print_help()
-            return 2
+    # a subcommand sets `func`; `dumpdeck` alone opens the console
+    func = getattr(args, "func", None) or console_cmd.run_default
     try:
         return int(func(args, ctx) or 0)
     except DumpdeckError as exc:

@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
 from dumpdeck.backend.config import Config, default_state_dir, load_config
 from dumpdeck.backend.errors import DemoError, DumpdeckError, UsageError
-from dumpdeck.backend.sandbox import Sandbox, SandboxError, _pid_alive, require_binaries
+from dumpdeck.backend.processes import process_alive
+from dumpdeck.backend.sandbox import Sandbox, SandboxError, require_binaries
 
 from . import sample_data
 
@@ -85,7 +87,7 @@ class DemoInfo:
     loaded: list[str] = field(default_factory=list)  # sample databases completely loaded
 
     def live_users(self, exclude: int | None = None) -> list[int]:
-        return [p for p in self.users if p != exclude and _pid_alive(p)]
+        return [p for p in self.users if p != exclude and process_alive(p)]
 
 
 def read_info(directory: Path) -> DemoInfo | None:
@@ -216,7 +218,7 @@ def _server_pid(sb: Sandbox) -> int | None:
     gone or is now some other process (a stale pid file after a reboot must never make us
     signal a stranger)."""
     pid = sb._pid_from_file()
-    if not pid or not _pid_alive(pid):
+    if not pid or not process_alive(pid):
         return None
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -440,7 +442,7 @@ def start(
                 data_version=previous.data_version if previous else sample_data.DATA_VERSION,
                 scale=previous.scale if previous else scale,
             )
-        info.users = info.live_users(exclude=me) + [me]
+        info.users = [*info.live_users(exclude=me), me]
         _write_info(directory, info)
 
         session = DemoSession(

@@ -449,7 +449,8 @@ def _shop(n: dict[str, int]) -> list[str]:
             FROM seq_1_to_{n["products"]}""",
         f"""INSERT INTO orders (id, customer_id, status, ordered_at, total)
             SELECT seq, 1 + {_h("oc")} % {n["customers"]}, {_pick(STATUSES, "os")},
-                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n["orders"])} + {_h("od")} % 1500) SECOND,
+                   TIMESTAMP('{EPOCH}')
+                     + INTERVAL (seq * {max(1, 94_000_000 // n["orders"])} + {_h("od")} % 1500) SECOND,
                    0
             FROM seq_1_to_{n["orders"]}""",
         f"""INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price)
@@ -526,7 +527,8 @@ def _blog(n: dict[str, int]) -> list[str]:
                    {_pick([f for f, _ in FIRST], "ca")},
                    {_pick(COMMENTS, "cb")},
                    {_h("cb")} % {len(COMMENTS)} = {COMMENTS.index("BUY CHEAP WATCHES http://spam.example")},
-                   TIMESTAMP('{EPOCH}') + INTERVAL (seq * {max(1, 94_000_000 // n["comments"])} + {_h("cd")} % 900) SECOND
+                   TIMESTAMP('{EPOCH}')
+                     + INTERVAL (seq * {max(1, 94_000_000 // n["comments"])} + {_h("cd")} % 900) SECOND
             FROM seq_1_to_{n["comments"]}""",
         "ALTER TABLE posts ADD FULLTEXT KEY ft_posts (title, body)",
         """CREATE VIEW published_posts AS

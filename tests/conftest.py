@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.sandbox import Sandbox, free_port
 

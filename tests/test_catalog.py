@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import catalog
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.config import BackupConfig, ServerConfig
@@ -40,7 +41,7 @@ def tree_copy(base: Path, dest: Path) -> Path:
 
 
 def test_scan_reads_engine_dumps(two_dumps, tmp_path):
-    db, base, a, b = two_dumps
+    db, base, _a, _b = two_dumps
     root = tree_copy(base, tmp_path / "backups")
     cat = catalog.scan(root)
     assert len(cat.entries) == 2 and not cat.partials and not cat.errors
@@ -62,7 +63,7 @@ def test_scan_reads_engine_dumps(two_dumps, tmp_path):
 
 
 def test_failed_verification_caps_the_level(two_dumps, tmp_path):
-    db, base, a, b = two_dumps
+    _db, base, a, _b = two_dumps
     root = tree_copy(base, tmp_path / "backups")
     path = root / a.relative_to(base)
     assert verify_file(path, 3).passed
@@ -93,7 +94,7 @@ def test_missing_and_corrupt_manifests_never_break_the_scan(two_dumps, tmp_path)
 
 
 def test_legacy_files(two_dumps, tmp_path):
-    db, base, a, b = two_dumps
+    _db, _base, a, b = two_dumps
     root = tmp_path / "backups"
     root.mkdir()
     (root / "shop_20250101_020000.sql.gz").write_bytes(gzip.compress(b.read_bytes()))

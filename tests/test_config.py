@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.config import load_config, parse_config, permission_warnings, redacted
 from dumpdeck.backend.errors import ConfigError
 from dumpdeck.backend.units import parse_duration, parse_size
@@ -70,7 +71,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 
 def test_missing_file_points_to_example(tmp_path):
-    with pytest.raises(ConfigError, match="config.example.yaml"):
+    with pytest.raises(ConfigError, match=r"config\.example\.yaml"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.sandbox import free_port

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.config import parse_config
 from dumpdeck.tui.app import make_app
 from dumpdeck.tui.views import (

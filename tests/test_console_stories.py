@@ -3,12 +3,13 @@ from the schedules screen (a real run against the scratch server) opened with it
 
 from __future__ import annotations
 
+from textual.widgets import Log
+
 from dumpdeck.backend.config import load_config
 from dumpdeck.tui.app import make_app
 from dumpdeck.tui.screens.run_detail import RunDetailScreen
 from dumpdeck.tui.screens.schedules import SchedulesScreen
 from dumpdeck.tui.widgets.table import KeyedTable, tone_style
-from textual.widgets import Log
 
 from .test_console import FAST, db_table, until, visible_dbs
 

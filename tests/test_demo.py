@@ -15,6 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from dumpdeck import demo
 from dumpdeck.backend import manifest
 from dumpdeck.backend.codecs import open_decoded
 from dumpdeck.backend.config import cron_problem, load_config
@@ -22,10 +24,9 @@ from dumpdeck.backend.credentials import client_credentials
 from dumpdeck.backend.dump import dump_database
 from dumpdeck.backend.mysql import object_names, quote_ident
 from dumpdeck.backend.naming import safe_name
-from dumpdeck.backend.sandbox import Sandbox, _pid_alive, find_binary, free_port
+from dumpdeck.backend.processes import process_alive
+from dumpdeck.backend.sandbox import Sandbox, find_binary, free_port
 from dumpdeck.demo import sample_data
-
-from dumpdeck import demo
 
 from .helpers import table_checksums, wait_until
 
@@ -173,7 +174,7 @@ def test_demo_sandbox_is_private_and_recorded(demo_session, demo_server):
     info = demo.read_info(demo_session.directory)
     assert info is not None
     assert info.socket == str(demo_session.socket) and Path(info.socket).is_socket()
-    assert info.sandbox_pid and _pid_alive(info.sandbox_pid)
+    assert info.sandbox_pid and process_alive(info.sandbox_pid)
     assert info.owner_pid == os.getpid() and os.getpid() in info.users
     assert demo_server.alive()
     with open(f"/proc/{info.sandbox_pid}/cmdline", "rb") as f:
@@ -311,7 +312,7 @@ def test_keep_then_stop_purge_leaves_no_process_and_no_file(tmp_path):
     r = cli("demo", "--dir", str(directory), "--no-console", "--scale", str(SMALL))
     assert r.returncode == 0, r.stderr
     pid = _sandbox_pid(directory)
-    assert _pid_alive(pid)
+    assert process_alive(pid)
     assert f"dumpdeck --config '{directory / 'dumpdeck-demo.yaml'}'" in r.stdout
     assert "demo --stop --dir" in r.stdout
     info = demo.read_info(directory)
@@ -329,7 +330,7 @@ def test_keep_then_stop_purge_leaves_no_process_and_no_file(tmp_path):
     r3 = cli("demo", "--dir", str(directory), "--stop", "--purge")
     assert r3.returncode == 0, r3.stderr
     assert "stopped" in r3.stdout and "removed" in r3.stdout
-    assert not _pid_alive(pid)
+    assert not process_alive(pid)
     assert not directory.exists()
     r4 = cli("demo", "--dir", str(directory), "--stop")
     assert r4.returncode == 0 and "nothing to stop" in r4.stdout
@@ -341,7 +342,7 @@ def test_stop_without_purge_keeps_files_and_restarts_fast(tmp_path, mariadb):
     demo.finish(s)
     pid = _sandbox_pid(directory)
     result = demo.stop(directory)
-    assert result.was_running and not result.purged and not _pid_alive(pid)
+    assert result.was_running and not result.purged and not process_alive(pid)
     sb = demo._sandbox(directory)
     assert (sb.datadir / "shop").is_dir()
     # A stale pid file naming some other mariadbd (pid reuse after a reboot) is never signalled.
@@ -419,7 +420,7 @@ def test_console_exit_stops_and_removes_the_sandbox(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert "sandbox stopped" in out
-    assert not _pid_alive(pid) and not directory.exists()
+    assert not process_alive(pid) and not directory.exists()
 
 
 def test_second_demo_shares_the_running_one_and_ctrl_c_stops_it(tmp_path):
@@ -440,7 +441,7 @@ def test_second_demo_shares_the_running_one_and_ctrl_c_stops_it(tmp_path):
         assert second.returncode == 0, err
         assert f"belongs to another `dumpdeck demo` (pid {first.pid})" in out
         assert f"still used by dumpdeck demo pid {first.pid}" in out
-        assert _pid_alive(pid) and _sandbox_pid(directory) == pid
+        assert process_alive(pid) and _sandbox_pid(directory) == pid
 
         # Ctrl-C in the first one: the sandbox stops and its files go.
         first.send_signal(signal.SIGINT)
@@ -449,7 +450,7 @@ def test_second_demo_shares_the_running_one_and_ctrl_c_stops_it(tmp_path):
         if first.poll() is None:
             first.kill()
     assert first.returncode == 130, err
-    assert not _pid_alive(pid)
+    assert not process_alive(pid)
     assert not directory.exists()
 
 
@@ -543,10 +544,10 @@ def test_demo_runs_as_a_normal_user(tmp_path):
         assert (directory / "server" / "data" / "shop").stat().st_uid == 65534  # nobody reaches its own dir
         r = as_nobody("--stop", "--purge")
         assert r.returncode == 0, r.stderr
-        assert not _pid_alive(pid) and not directory.exists()
+        assert not process_alive(pid) and not directory.exists()
     finally:
         info = demo.read_info(directory)
-        if info and info.sandbox_pid and _pid_alive(info.sandbox_pid):
+        if info and info.sandbox_pid and process_alive(info.sandbox_pid):
             demo.stop(directory, purge=True)
         subprocess.run(["rm", "-rf", str(base)])
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import disk
 from dumpdeck.backend.catalog import DumpEntry, scan
 from dumpdeck.backend.config import DiskConfig, RetentionConfig, RetentionPolicy, load_config
@@ -17,7 +18,6 @@ from dumpdeck.backend.config import DiskConfig, RetentionConfig, RetentionPolicy
 from .test_retention import synthetic_dump
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = UTC
 
 
 def test_volumes_are_deduplicated_and_graded(config):

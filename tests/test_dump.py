@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.dump import dump_database
@@ -211,7 +212,7 @@ def test_server_stopped_mid_dump(tmp_path, write_config):
                 sb.kill()
                 stopped.append(True)
 
-        with pytest.raises(DumpError, match="Lost connection|exited with code"):
+        with pytest.raises(DumpError, match=r"Lost connection|exited with code"):
             dump_database(server, victim_cfg.backup, "victimdb", on_progress=on_progress, progress_interval=0)
         assert stopped and not _no_partials(victim_cfg)
         # Restart it after: the data is there and a dump succeeds.
@@ -349,7 +350,8 @@ def test_backend_imports_without_textual():
         "for m in pkgutil.walk_packages(b.__path__, 'dumpdeck.backend.'):\n"
         "    importlib.import_module(m.name)\n"
         "assert 'textual' not in sys.modules, 'backend imported textual'\n"
-        "assert not any(k.startswith(('dumpdeck.tui', 'dumpdeck.cli')) for k in sys.modules), 'backend imported the console'\n"
+        "assert not any(k.startswith(('dumpdeck.tui', 'dumpdeck.cli')) for k in sys.modules), "
+        "'backend imported the console'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 0, proc.stderr

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import loader as loader_mod
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import restore, sqlstats

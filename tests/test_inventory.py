@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from dumpdeck.backend import mysql
 from dumpdeck.backend.config import ServerConfig
 from dumpdeck.backend.dump import dump_database

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dumpdeck.backend import jobs
+
+from dumpdeck.backend import jobs, runner, selection
 from dumpdeck.backend.config import JobConfig, load_config
 from dumpdeck.backend.errors import LockedError, UsageError
 from dumpdeck.backend.state import StateStore
@@ -37,14 +38,14 @@ def test_resolve_databases_star_globs_and_excludes(config, make_db):
     def job(dbs, exclude=()):
         return JobConfig(name="j", server="main", databases=tuple(dbs), exclude=tuple(exclude))
 
-    everything = jobs.resolve_databases(config, job(["*"], ["shop_test"]))
+    everything = selection.resolve_databases(config, job(["*"], ["shop_test"]))
     assert {"shop_eu", "shop_us", "crm"} <= set(everything) and "shop_test" not in everything
     assert "mysql" not in everything  # system schemas only when the server includes them
-    assert jobs.resolve_databases(config, job(["shop_*"], ["*_test"])) == ["shop_eu", "shop_us"]
+    assert selection.resolve_databases(config, job(["shop_*"], ["*_test"])) == ["shop_eu", "shop_us"]
     # literal names stay, even missing ones (their dump then fails visibly), in the given order
-    assert jobs.resolve_databases(config, job(["crm", "nope", "shop_[e]u"])) == ["crm", "nope", "shop_eu"]
-    assert jobs.matches_job(job(["shop_*"], ["*_test"]), "shop_eu")
-    assert not jobs.matches_job(job(["shop_*"], ["*_test"]), "shop_test")
+    assert selection.resolve_databases(config, job(["crm", "nope", "shop_[e]u"])) == ["crm", "nope", "shop_eu"]
+    assert selection.matches_job(job(["shop_*"], ["*_test"]), "shop_eu")
+    assert not selection.matches_job(job(["shop_*"], ["*_test"]), "shop_test")
 
 
 def test_job_lock_names_its_holder(tmp_path):
@@ -130,11 +131,11 @@ def test_run_job_foreground_records_a_skip_when_locked(write_config, sample_db):
     assert held.try_acquire(run_id=41)
     try:
         with pytest.raises(LockedError, match=f"pid {os.getpid()}") as err:
-            jobs.run_job_foreground(config, "nightly")
+            runner.run_job_foreground(config, "nightly")
         assert err.value.exit_code == 3
     finally:
         held.release()
-    assert jobs.run_job_foreground(config, "nightly") == 0
+    assert runner.run_job_foreground(config, "nightly") == 0
     store = StateStore.open(config.state_db)
     try:
         assert [r.status for r in store.list_runs(job="nightly")] == ["succeeded", "skipped"]

@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+
 from dumpdeck.backend import notify
 from dumpdeck.backend.config import load_config
+from dumpdeck.backend.disk import VolumeUsage
 from dumpdeck.backend.sandbox import free_port
+from dumpdeck.backend.vocabulary import Severity
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -227,7 +230,17 @@ def test_smtp_delivers_to_and_cc_with_subject_facts_and_no_secret(tmp_path, writ
             "failure",
             "FAILED",
             config_path=str(config.path),
-            disk=[notify.DiskLine("/srv/backups", "backup dir", 71.5, 30 * 1024**3, 100 * 1024**3, "ok")],
+            disk=[
+                VolumeUsage(
+                    "/srv/backups",
+                    total=100 * 1024**3,
+                    used=70 * 1024**3,
+                    free=30 * 1024**3,
+                    percent=71.5,
+                    level=Severity.OK,
+                    paths=("backups: /srv/backups",),
+                )
+            ],
         )
         [result] = notify.deliver(config, message)
         assert result.ok, result.error

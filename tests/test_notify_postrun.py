@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dumpdeck.backend import jobs, postrun
+
 from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import postrun, runner
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.naming import stamp
 from dumpdeck.backend.sandbox import free_port
@@ -71,7 +72,7 @@ def test_smtp_down_backup_succeeds_failed_notification_recorded_and_retried(tmp_
     port = free_port()  # nothing listens there yet
     config = write_job_config(write_config, tmp_path, sample_db, port)
 
-    assert jobs.run_job_foreground(config, "nightly", "cli") == 0  # the backup succeeded
+    assert runner.run_job_foreground(config, "nightly", "cli") == 0  # the backup succeeded
     [run1] = runs(config)
     assert run1.status == "succeeded"
     dumps = list(Path(config.backup.dir).rglob("*.sql.zst"))
@@ -87,7 +88,7 @@ def test_smtp_down_backup_succeeds_failed_notification_recorded_and_retried(tmp_
 
     # the SMTP server comes back; the next event (the next run) delivers the pending message
     with SmtpSink(port=port) as smtp:
-        assert jobs.run_job_foreground(config, "nightly", "cli") == 0
+        assert runner.run_job_foreground(config, "nightly", "cli") == 0
     assert pending(config) == []
     # second success is silent under smart: exactly the retried first-success arrived
     assert len(smtp.messages) == 1
@@ -117,7 +118,7 @@ def test_smart_sequence_with_real_runs_sends_first_success_failure_recovery(tmp_
             name="broken.yaml",
             tool=failing_tool(tmp_path),
         )
-        codes = [jobs.run_job_foreground(cfg, "nightly", "cron") for cfg in (good, good, bad, bad, good)]
+        codes = [runner.run_job_foreground(cfg, "nightly", "cron") for cfg in (good, good, bad, bad, good)]
     assert codes == [0, 0, 1, 1, 0]  # the backups themselves behaved as they should
     subjects = [smtp.parsed(i)["Subject"] for i in range(len(smtp.messages))]
     assert [s.split("]")[0] + "]" for s in subjects] == ["[OK]", "[FAILED]", "[RECOVERED]"], subjects
@@ -190,7 +191,7 @@ def test_small_dump_is_flagged_in_manifest_and_notification(tmp_path, write_conf
     db = make_db(f"trendy_{free_port()}", rows=400)
     with SmtpSink() as smtp:
         config = write_job_config(write_config, tmp_path, db, smtp.port, policy="smart")
-        assert jobs.run_job_foreground(config, "nightly", "cli") == 0
+        assert runner.run_job_foreground(config, "nightly", "cli") == 0
         [real] = list(Path(config.backup.dir).rglob("*.sql.zst"))
         m = manifest_mod.load(real)
         # history: three earlier dumps of the same database, each 3x bigger and as fast
@@ -208,7 +209,7 @@ def test_small_dump_is_flagged_in_manifest_and_notification(tmp_path, write_conf
         manifest_mod.manifest_path(real).unlink()
         with mariadb.connect(db) as conn, conn.cursor() as cur:
             cur.execute("DELETE FROM orders WHERE id > 20")
-        assert jobs.run_job_foreground(config, "nightly", "cli") == 0
+        assert runner.run_job_foreground(config, "nightly", "cli") == 0
     newest = max(Path(config.backup.dir).rglob("*.sql.zst"), key=lambda p: p.name)
     assert manifest_mod.load(newest).flags == ["small"]
     oldest = min(Path(config.backup.dir).rglob("*.sql.zst"), key=lambda p: p.name)

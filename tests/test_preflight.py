@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dumpdeck.backend import jobs, runner
+
+from dumpdeck.backend import runner, selection
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.preflight import DEFAULT_RATIO, preflight
 from dumpdeck.backend.state import DbProgress, StateStore
@@ -129,7 +130,7 @@ def test_a_run_on_a_small_tmpfs_fails_in_preflight_without_dumping(write_config,
     assert config.backup.dir == tmpfs / "backups"
     store = StateStore.open(config.state_db)
     try:
-        run = store.create_run("nightly", "cron", "main", jobs.resolve_databases(config, "nightly"))
+        run = store.create_run("nightly", "cron", "main", selection.resolve_databases(config, "nightly"))
         final = runner.execute(config, store, run.id)
         assert final.status == "failed"
         assert final.reason.startswith("preflight failed: not enough space") and "need about" in final.reason

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import report
 from dumpdeck.backend.config import load_config

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import loader as loader_mod
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import restore

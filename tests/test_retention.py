@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dumpdeck.backend import jobs, retention, runner
+
 from dumpdeck.backend import manifest as manifest_mod
+from dumpdeck.backend import retention, runner, selection
 from dumpdeck.backend.catalog import DumpEntry, scan
 from dumpdeck.backend.config import RetentionPolicy, load_config, parse_config
 from dumpdeck.backend.naming import dump_basename
@@ -21,7 +22,6 @@ from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = UTC
 
 
 def entry(
@@ -147,7 +147,7 @@ def test_legacy_and_unreadable_manifests_are_kept_unless_asked():
     legacy = entry(old, legacy=True, manifest=False, server=None)
     broken = entry(old + timedelta(days=1), manifest=False, manifest_error="manifest is not valid JSON")
     new = daily(date(2024, 6, 1), date(2024, 6, 30))
-    decisions = retention.plan(new + [broken, legacy], RetentionPolicy(keep_last=1), NOW)
+    decisions = retention.plan([*new, broken, legacy], RetentionPolicy(keep_last=1), NOW)
     by = {id(d.entry): d for d in decisions}
     assert by[id(legacy)].keep and "legacy" in by[id(legacy)].reasons[0]
     assert by[id(broken)].keep and "not valid JSON" in by[id(broken)].reasons[0]
@@ -243,7 +243,7 @@ def test_apply_deletes_dump_and_manifest_and_old_unlocked_partials(tmp_path):
         p.write_bytes(b"x")
     for p in (old_partial, live_partial):
         os.utime(p, (0, 1_000_000))
-    holder = open(live_partial, "rb")
+    holder = open(live_partial, "rb")  # noqa: SIM115 -- held open as a live writer
     fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
     try:
         catalog = scan(backups)
@@ -287,7 +287,7 @@ def _config(write_config, db, tool: Path | None):
 def _run(config):
     store = StateStore.open(config.state_db)
     run = store.create_run(
-        "nightly", "cron", "main", jobs.resolve_databases(config, "nightly"), log_dir=config.runs_log_dir
+        "nightly", "cron", "main", selection.resolve_databases(config, "nightly"), log_dir=config.runs_log_dir
     )
     final = runner.execute(config, store, run.id)
     return store, final

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from dumpdeck.backend import jobs, runner
+
+from dumpdeck.backend import jobs, runner, selection
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.state import StateStore
 
@@ -41,7 +42,9 @@ HANG = "exec sleep 600\n"
 # writes a line every 0.1 s for ~N seconds, then the footer: a slow but valid dump
 SLOW_OK = """\
 i=0
-while [ $i -lt {n} ]; do echo "-- Dumping data for table \\`t$i\\`"; echo "INSERT INTO t VALUES ($i);"; i=$((i+1)); sleep 0.1; done
+while [ $i -lt {n} ]; do
+  echo "-- Dumping data for table \\`t$i\\`"; echo "INSERT INTO t VALUES ($i);"; i=$((i+1)); sleep 0.1
+done
 echo "-- Dump completed on 2025-01-01  0:00:00"
 """
 DRIBBLE = """\
@@ -149,12 +152,13 @@ def test_two_job_runs_at_once_one_runs_one_is_skipped(tmp_path, write_config, sa
     store = StateStore.open(config.state_db)
     try:
         running = wait_until(
-            lambda: [r for r in store.list_runs(active_only=True) if r.pid], what="the first run to start (with its pid)"
+            lambda: [r for r in store.list_runs(active_only=True) if r.pid],
+            what="the first run to start (with its pid)",
         )[0]
         second = cli(config.path, "job", "run", "nightly")
         assert second.returncode == 3, second.stderr
         assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
-        out, err = first.communicate(timeout=60)
+        _out, err = first.communicate(timeout=60)
         assert first.returncode == 0, err
         runs = store.list_runs(job="nightly")
         statuses = sorted(r.status for r in runs)
@@ -252,7 +256,7 @@ def test_cancel_kills_the_dump_removes_the_partial_and_records_cancelled(tmp_pat
 
 def _execute(config):
     store = StateStore.open(config.state_db)
-    dbs = jobs.resolve_databases(config, "nightly")
+    dbs = selection.resolve_databases(config, "nightly")
     run = store.create_run("nightly", "cli", "main", dbs, log_dir=config.runs_log_dir)
     final = runner.execute(config, store, run.id)
     return store, final
@@ -264,7 +268,7 @@ def _attempt_gaps(store, run_id):
     starts = [e.data["at"] for e in evs if e.kind == "dump-start"]
     fails = [e.data["at"] for e in evs if e.kind == "dump-failed"]
     delays = [e.data["delay"] for e in evs if e.kind == "retry"]
-    gaps = [s - f for f, s in zip(fails, starts[1:])]
+    gaps = [s - f for f, s in zip(fails, starts[1:], strict=False)]
     return starts, delays, gaps
 
 
@@ -278,7 +282,7 @@ def test_stall_timeout_times_out_and_retries_with_growing_delays(tmp_path, write
         starts, delays, gaps = _attempt_gaps(store, final.id)
         assert len(starts) == 3  # 1 + 2 retries
         assert delays == [0.2, 0.4]  # retry_delay * 2**attempt
-        assert all(g >= d for g, d in zip(gaps, delays))
+        assert all(g >= d for g, d in zip(gaps, delays, strict=False))
         [p] = store.progress(final.id)
         assert p.status == "timed-out" and p.attempt == 2
         assert partials(config) == []
@@ -397,7 +401,7 @@ def test_concurrent_readers_while_the_runner_writes(tmp_path, write_config, samp
         store.close()
     outputs = [p.communicate(timeout=60) for p in procs]
     assert errors == []
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err and int(out) > 0
     assert final.status == "succeeded", final.reason

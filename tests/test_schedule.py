@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from dumpdeck.backend import schedule
 from dumpdeck.backend.config import JobConfig, load_config
 from dumpdeck.backend.errors import ConfigError, UsageError
@@ -133,13 +134,16 @@ def test_schedule_cli_uses_the_crontab_file_from_the_environment(write_config, t
     crontab = tmp_path / "ct"
     crontab.write_text(FOREIGN)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), schedule.ENV_CRONTAB_FILE: str(crontab)}
-    run = lambda *a: subprocess.run(
-        [sys.executable, "-m", "dumpdeck", "--config", str(path), "schedule", *a],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "dumpdeck", "--config", str(path), "schedule", *a],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+
     show = run("show")
     assert show.returncode == 0 and "no dumpdeck block installed" in show.stdout and "nightly" in show.stdout
     assert run("install").returncode == 0

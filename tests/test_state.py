@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from dumpdeck.backend.state import SCHEMA_VERSION, DbProgress, StateError, StateStore
 
 
@@ -134,7 +135,7 @@ def test_reap_lost_by_dead_pid_removes_unlocked_partials_only(store, tmp_path):
     held.write_bytes(b"x")
     store.set_progress(DbProgress(run.id, "a", "running", file=str(free)))
     store.set_progress(DbProgress(run.id, "b", "running", file=str(held)))
-    holder = open(held, "rb")
+    holder = open(held, "rb")  # noqa: SIM115 -- held open as a live writer
     fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # an orphaned writer still holds it
     try:
         [lost] = store.reap_lost()

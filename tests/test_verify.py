@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import sqlstats
 from dumpdeck.backend.config import BackupConfig, ServerConfig

@@ -217,7 +217,7 @@ class LiveBackend(ConsoleBackend):
         ):
             return previous
         root = str(self.config.backup.dir)
-        dirs = _dir_tree_mtimes(root, catalog_mod._MAX_DEPTH)
+        dirs = _dir_tree_mtimes(root, catalog_mod.MAX_DEPTH)
         try:
             cat = catalog_mod.scan(self.config.backup.dir)
         except DumpdeckError as exc:
@@ -323,8 +323,7 @@ class LiveBackend(ConsoleBackend):
         try:
             for v in disk_mod.volumes(self.config):
                 days = None
-                holds_backups = any(p.startswith("backups: ") for p in v.paths)
-                if holds_backups and catalog is not None and catalog.raw is not None:
+                if v.holds_backups and catalog is not None and catalog.raw is not None:
                     days = disk_mod.projection(self.config, catalog.raw, free_bytes=v.free)
                 vols.append(
                     VolumeView(

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from textual import on, work
+from textual.app import App
+from textual.worker import Worker, WorkerState
+
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
-from textual import on, work
-from textual.app import App
-from textual.worker import Worker, WorkerState
 
 from . import actions
 from .adapter import ConsoleBackend, LiveBackend
@@ -419,9 +420,7 @@ class DumpdeckApp(App):
 
     # ------------------------------------------------------------------ backups and runs
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.read_only and action in actions.DESTRUCTIVE_ACTIONS:
-            return False
-        return True
+        return not (self.read_only and action in actions.DESTRUCTIVE_ACTIONS)
 
     def start_backup(self, server: str, databases: list[str]) -> None:
         if self.read_only:

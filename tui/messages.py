@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dumpdeck.backend.outcome import Outcome
 from textual.message import Message
+
+from dumpdeck.backend.outcome import Outcome
 
 from .views import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
 

@@ -1,17 +1,27 @@
 """Snapshots → table rows. Pure functions (no Textual, no I/O), so they are cheap to test.
 
 A status is a word plus a tone (ok | warn | bad | busy | muted); the widgets map
-tones to theme colours, so no colour is decided here.
+tones to theme colours, so no colour is decided here. Whether a database is in
+good health is the backend's verdict (`backend.health.judge`), the same one the
+dead-man's check and the status page give.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from dumpdeck.backend import health
 from dumpdeck.backend.config import Config
+from dumpdeck.backend.health import Finding
+from dumpdeck.backend.outcome import Outcome
+from dumpdeck.backend.selection import max_age_for
 from dumpdeck.backend.units import format_bytes, format_duration
+from dumpdeck.backend.vocabulary import DbStatus, RunStatus, Severity
 
 from .views import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnapshot
+
+Tone = Literal["ok", "warn", "bad", "busy", "muted"]
 
 LEVEL_NAMES = {0: "-", 1: "L1 file", 2: "L2 stream", 3: "L3 content", 4: "L4 restore"}
 
@@ -26,7 +36,7 @@ class DbRow:
     last_good: float | None  # epoch of the newest good dump
     level: int
     status: str
-    tone: str
+    tone: Tone
 
     def age(self, now: float) -> float | None:
         return None if self.last_good is None else max(0.0, now - self.last_good)
@@ -36,38 +46,84 @@ def db_key(server: str, database: str) -> str:
     return f"{server}/{database}"
 
 
-_good_cache: dict[int, tuple[CatalogSnapshot, dict]] = {}
+@dataclass(frozen=True)
+class Newest:
+    """Per (server, database): its newest dump, and its newest good one (see `backend.health.is_good`)."""
+
+    dump: dict[tuple[str, str], DumpView]
+    good: dict[tuple[str, str], DumpView]
+
+
+_newest_cache: dict[int, tuple[CatalogSnapshot, Newest]] = {}
+
+
+def newest(catalog: CatalogSnapshot) -> Newest:
+    """The newest and the newest good dump of every database (cached per catalog snapshot)."""
+    cached = _newest_cache.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    out = _newest(catalog)
+    _newest_cache.clear()
+    _newest_cache[id(catalog)] = (catalog, out)
+    return out
 
 
 def newest_good(catalog: CatalogSnapshot) -> dict[tuple[str, str], DumpView]:
     """The newest dump per (server, database) that is not known to be bad (dumps are newest first)."""
-    cached = _good_cache.get(id(catalog))
-    if cached is not None and cached[0] is catalog:
-        return cached[1]
-    out = _newest_good(catalog)
-    _good_cache.clear()
-    _good_cache[id(catalog)] = (catalog, out)
-    return out
+    return newest(catalog).good
 
 
-def _newest_good(catalog: CatalogSnapshot) -> dict[tuple[str, str], DumpView]:
-    out: dict[tuple[str, str], DumpView] = {}
+def _newest(catalog: CatalogSnapshot) -> Newest:
+    dump: dict[tuple[str, str], DumpView] = {}
+    good: dict[tuple[str, str], DumpView] = {}
     for d in catalog.dumps:
         k = (d.server, d.database)
-        if k in out or d.manifest_error or d.last_result == "failed":
-            continue
-        out[k] = d
-    return out
+        dump.setdefault(k, d)
+        if k not in good and not d.manifest_error and d.last_result != Outcome.FAILED:
+            good[k] = d
+    return Newest(dump, good)
+
+
+FINDING_WORDS = {
+    Finding.NEVER: "never",
+    Finding.OVERDUE: "overdue",
+    Finding.FAILING: "failing",
+    Finding.VERIFY_FAILED: "verify failed",
+    Finding.SMALL: "small",
+    Finding.UNVERIFIED: "unverified",
+}
+SEVERITY_TONES: dict[Severity, Tone] = {Severity.OK: "ok", Severity.WARNING: "warn", Severity.CRITICAL: "bad"}
+
+
+def severity_tone(severity: Severity) -> Tone:
+    return SEVERITY_TONES[severity]
+
+
+def database_health(server: str, database: str, latest: Newest, config: Config, now: float) -> health.DbHealth:
+    """The backend's verdict on one database, from the console's catalog snapshot."""
+    good = latest.good.get((server, database))
+    last = latest.dump.get((server, database))
+    return health.judge(
+        server,
+        database,
+        now=now,
+        max_age=max_age_for(config, server, database),
+        last_success=good.when if good else None,
+        verified_level=good.verified_level if good else 0,
+        verification_failed=(last.verified_level + 1)
+        if last is not None and last.last_result == Outcome.FAILED
+        else None,
+    )
 
 
 def database_rows(
     servers: dict[str, ServerSnapshot | None], catalog: CatalogSnapshot, jobs: JobsSnapshot, config: Config, now: float
 ) -> list[DbRow]:
-    good = newest_good(catalog)
+    latest = newest(catalog)
     busy: dict[tuple[str, str], str] = {}
     for run in jobs.active:
         for p in run.progress:
-            if p.status in ("running", "dumping", "queued", "starting", "finishing", "verifying"):
+            if p.status in (DbStatus.RUNNING, DbStatus.RETRYING):
                 frac = p.fraction
                 busy[(run.server or "", p.database)] = f"dumping {frac * 100:.0f}%" if frac is not None else p.status
     rows: list[DbRow] = []
@@ -104,17 +160,16 @@ def database_rows(
             )
             continue
         for db in snap.databases:
-            d = good.get((name, db.name))
-            last = d.when if d else None
-            level = d.verified_level if d else 0
+            verdict = database_health(name, db.name, latest, config, now)
+            last = verdict.last_success
+            level = verdict.verified_level
+            status: str
+            tone: Tone
             if (name, db.name) in busy:
                 status, tone = busy[(name, db.name)], "busy"
-            elif d is None:
-                status, tone = "never", "bad"
-            elif now - d.when > config.checks.max_age:
-                status, tone = "stale", "warn"
-            elif level == 0:
-                status, tone = "unverified", "warn"
+            elif verdict.verdict is not None:
+                status = FINDING_WORDS[verdict.verdict]
+                tone = "warn" if verdict.verdict == Finding.UNVERIFIED else severity_tone(verdict.severity)
             elif not db.consistent:
                 # MyISAM/Aria/MEMORY tables: --single-transaction cannot make their data consistent
                 status, tone = "ok, not consistent", "warn"
@@ -150,17 +205,23 @@ def bytes_text(n: int | None) -> str:
     return "-" if n is None else format_bytes(n)
 
 
-def run_status_tone(status: str) -> str:
-    return {
-        "succeeded": "ok",
-        "ok": "ok",
-        "done": "ok",
-        "failed": "bad",
-        "lost": "bad",
-        "timeout": "bad",
-        "cancelled": "warn",
-        "partial": "warn",
-    }.get(status, "busy")
+STATUS_TONES: dict[str, Tone] = {
+    RunStatus.QUEUED: "busy",
+    RunStatus.RUNNING: "busy",
+    RunStatus.SUCCEEDED: "ok",
+    RunStatus.FAILED: "bad",
+    RunStatus.TIMED_OUT: "bad",
+    RunStatus.LOST: "bad",
+    RunStatus.CANCELLED: "warn",
+    RunStatus.SKIPPED: "muted",
+    DbStatus.PENDING: "busy",
+    DbStatus.RETRYING: "busy",
+}
+
+
+def run_status_tone(status: RunStatus | DbStatus | str) -> Tone:
+    """The tone of a run's or a database's status; a word that is no status is muted, never "in progress"."""
+    return STATUS_TONES.get(status, "muted")
 
 
 def run_title(run: RunView) -> str:

@@ -31,13 +31,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from dumpdeck import __version__
 
+from ..disk import VolumeUsage
 from ..errors import DumpdeckError, NotifyError
 from ..units import format_bytes, format_duration
 
@@ -123,28 +124,6 @@ class RunSummary:
         return f"{who} on {self.server}" if self.server else who
 
 
-@dataclass(frozen=True)
-class DiskLine:
-    path: str
-    label: str  # what lives there: backup dir, state dir
-    percent: float | None
-    free: int | None
-    total: int | None
-    level: str  # ok | warning | critical
-    warn_percent: float = 80.0
-    critical_percent: float = 90.0
-
-    @property
-    def text(self) -> str:
-        pct = f"{self.percent:.0f}% used" if self.percent is not None else "usage unknown"
-        free = f", {format_bytes(self.free)} free of {format_bytes(self.total)}" if self.free is not None else ""
-        mark = "" if self.level == "ok" else f"  ← {self.level.upper()}"
-        return (
-            f"{self.path} ({self.label}): {pct}{free} "
-            f"(warning at {self.warn_percent:.0f}%, critical at {self.critical_percent:.0f}%){mark}"
-        )
-
-
 # --------------------------------------------------------------------------- composition
 
 
@@ -171,7 +150,7 @@ def compose_run(
     kind: str,
     severity: str,
     *,
-    disk: Sequence[DiskLine] = (),
+    disk: Sequence[VolumeUsage] = (),
     failing_for: float | None = None,
     streak: int = 0,
     config_path: str | None = None,
@@ -291,7 +270,7 @@ def compose_run(
     return Message(severity, f"dumpdeck: {headline}", "\n".join(lines) + "\n", key, facts)
 
 
-def compose_disk(line: DiskLine, kind: str, severity: str, *, backups_note: str | None = None) -> Message:
+def compose_disk(line: VolumeUsage, kind: str, severity: str, *, backups_note: str | None = None) -> Message:
     if kind == "recovery":
         headline = f"disk {line.path}: back below the warning level ({line.percent:.0f}% used)"
     elif kind == "digest":
@@ -357,7 +336,7 @@ def compose_check(
     kind: str,
     severity: str,
     *,
-    disk: Sequence[DiskLine] = (),
+    disk: Sequence[VolumeUsage] = (),
     failing_for: float | None = None,
     config_path: str | None = None,
 ) -> Message:

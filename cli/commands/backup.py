@@ -16,9 +16,10 @@ import threading
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import mysql
 from dumpdeck.backend.errors import ConfigError, DumpdeckError
-from dumpdeck.backend.jobs import ADHOC, start_run
+from dumpdeck.backend.jobs import start_run
 from dumpdeck.backend.logs import setup_logging
 from dumpdeck.backend.runner import execute
+from dumpdeck.backend.selection import ADHOC
 from dumpdeck.backend.state import open_store
 from dumpdeck.backend.units import format_bytes, format_duration
 

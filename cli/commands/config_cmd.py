@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import yaml
+
 from dumpdeck.backend.config import permission_warnings, redacted, schema
 
 from ..output import print_json, table

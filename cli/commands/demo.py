@@ -11,9 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from dumpdeck.backend.units import format_duration
-
 from dumpdeck import demo
+from dumpdeck.backend.units import format_duration
 
 from ..output import style
 

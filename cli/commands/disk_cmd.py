@@ -34,7 +34,7 @@ def run(args, ctx) -> int:
     catalog = scan(config.backup.dir)
     foot = disk.footprint(catalog)
     g = disk.growth(config, catalog, now, args.window)
-    backup_vol = next((v for v in vols if any(p.startswith("backups:") for p in v.paths)), None)
+    backup_vol = next((v for v in vols if v.holds_backups), None)
     days = disk.projection(config, catalog, now, args.window, free_bytes=backup_vol.free if backup_vol else None)
     bad = any(v.level != "ok" for v in vols)
     if args.json:
@@ -53,7 +53,7 @@ def run(args, ctx) -> int:
         return 1 if bad else 0
     rows = []
     for v in vols:
-        level = style(v.level, ok=True if v.level == "ok" else False)
+        level = style(v.level, ok=v.level == "ok")
         rows.append(
             [
                 v.mount,

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from dumpdeck.backend import jobs
+from dumpdeck.backend import jobs, runner
 from dumpdeck.backend.errors import UsageError
 from dumpdeck.backend.state import StateStore
 from dumpdeck.backend.units import format_bytes, format_duration
@@ -85,7 +85,7 @@ def run_cmd(args, ctx) -> int:
 
     config = ctx.config
     setup_logging(config, stderr=args.verbose)
-    code = jobs.run_job_foreground(config, args.name, trigger=args.trigger)
+    code = runner.run_job_foreground(config, args.name, trigger=args.trigger)
     store = StateStore.open(config.state_db)
     try:
         run = store.list_runs(limit=1, job=args.name)[0]

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 
 from dumpdeck.backend import retention
+from dumpdeck.backend.catalog import clean_partials
 from dumpdeck.backend.units import format_bytes
 
 from ..output import print_json, style, table
@@ -59,7 +60,7 @@ def run(args, ctx) -> int:
             d.keep = True
             d.reasons.insert(0, why)
 
-    partial_list = retention.clean_partials(catalog.partials, config.retention.partial_max_age, dry_run=True, now=now)
+    partial_list = clean_partials(catalog.partials, min_age=config.retention.partial_max_age, dry_run=True, now=now)
     deleted = (
         []
         if args.dry_run

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections import deque
 
-from dumpdeck.backend.units import format_bytes, format_duration
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
+from dumpdeck.backend.disk import grade
+from dumpdeck.backend.units import format_bytes, format_duration
+
 from .. import actions
 from ..logtail import LEVEL_RANK, compact_log_line, log_level_of
-from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone
+from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone, severity_tone
 from ..views import RunView
 from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, bar, tone_style
@@ -304,7 +306,7 @@ class DashboardScreen(Screen):
         out = []
         for v in app.disk.volumes:
             pct = v.percent
-            tone = "bad" if pct >= cfg.critical_percent else "warn" if pct >= cfg.warn_percent else "ok"
+            tone = severity_tone(grade(pct, cfg))
             b = bar(app, pct / 100, 8, tone)
             b.append(f" {pct:3.0f}%")
             full = "-" if v.days_until_full is None else f"{v.days_until_full:.0f} days"
@@ -369,9 +371,7 @@ class DashboardScreen(Screen):
     def _log_match(self, line: str) -> bool:
         if self.log_filter and self.log_filter.lower() not in line.lower():
             return False
-        if self.log_level and LEVEL_RANK.get(log_level_of(line), 1) < LEVEL_RANK[self.log_level]:
-            return False
-        return True
+        return not (self.log_level and LEVEL_RANK.get(log_level_of(line), 1) < LEVEL_RANK[self.log_level])
 
     def _rewrite_log(self) -> None:
         log = self.query_one("#log", Log)
@@ -387,13 +387,11 @@ class DashboardScreen(Screen):
             extra.append(f"≥{self.log_level}")
         if self.log_filter:
             extra.append(f"“{self.log_filter}”")
-        self.query_one("#log-pane", Pane).set_titles(" · ".join(["Log", state] + extra))
+        self.query_one("#log-pane", Pane).set_titles(" · ".join(["Log", state, *extra]))
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS:
-            return False
-        return True
+        return not (self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS)
 
     def _focused_pane(self) -> str:
         w = self.focused

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dumpdeck.backend.manifest import check_outcome
-from dumpdeck.backend.outcome import Outcome
-from dumpdeck.backend.units import format_bytes, format_duration
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+
+from dumpdeck.backend.manifest import check_outcome
+from dumpdeck.backend.outcome import Outcome
+from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..views import CheckView, DumpView
@@ -66,9 +67,7 @@ def dump_matches(d: DumpView, fields: dict[str, str], words: list[str], level: o
             return False
     if level == 0 and d.verified_level != 0:
         return False
-    if isinstance(level, int) and level > 0 and d.verified_level < level:
-        return False
-    return True
+    return not (isinstance(level, int) and level > 0 and d.verified_level < level)
 
 
 class DumpsScreen(Screen):
@@ -290,9 +289,7 @@ class DumpsScreen(Screen):
         self.show_details()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS:
-            return False
-        return True
+        return not (self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS)
 
     def action_back(self) -> None:
         inp = self.query_one("#dumps-filter", Input)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dumpdeck.backend.units import format_bytes, format_duration
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
+
+from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..rows import run_status_tone

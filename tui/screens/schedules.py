@@ -84,9 +84,7 @@ class SchedulesScreen(Screen):
         )
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS:
-            return False
-        return True
+        return not (self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS)
 
     def action_run_now(self) -> None:
         table = self.query_one("#schedules", KeyedTable)

@@ -44,7 +44,7 @@ def bar(app, fraction: float | None, width: int = 10, tone: str = "busy") -> Tex
     if fraction is None:
         return Text("·" * width, style=tone_style(app, "muted"))
     fraction = max(0.0, min(1.0, fraction))
-    full = int(round(fraction * width))
+    full = round(fraction * width)
     t = Text("█" * full, style=tone_style(app, tone))
     t.append("░" * (width - full), style=tone_style(app, "muted"))
     return t
@@ -122,7 +122,7 @@ class KeyedTable(DataTable):
                     if old is None:
                         self.add_row(*cells, key=key)
                     elif old is not cells and old != cells:
-                        for i, (a, b) in enumerate(zip(old, cells)):
+                        for i, (a, b) in enumerate(zip(old, cells, strict=False)):
                             if a != b:
                                 self._update_cell(key, col_keys[i], b)
                     self._rows[key] = cells
