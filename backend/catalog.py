@@ -28,8 +28,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import manifest as manifest_mod
+from .errors import ManifestError
 from .naming import unsafe_name
 from .outcome import Outcome
 
@@ -186,7 +188,7 @@ _MEMO: dict[str, tuple[tuple[int, int], manifest_mod.Manifest | None, str | None
 _MEMO_MAX = 200_000
 
 
-def _manifest_from(obj) -> manifest_mod.Manifest:
+def _manifest_from(obj: Any) -> manifest_mod.Manifest:
     """Manifest.from_dict without its per-call reflection (the hot path of a 10,000-dump scan)."""
     if not isinstance(obj, dict) or obj.get("format_version") != manifest_mod.FORMAT_VERSION:
         return manifest_mod.Manifest.from_dict(obj)  # raises the proper ManifestError
@@ -199,7 +201,7 @@ def _manifest_from(obj) -> manifest_mod.Manifest:
         return manifest_mod.Manifest.from_dict(obj)
 
 
-def _load_manifest(path: str, mde: os.DirEntry | None = None) -> tuple[manifest_mod.Manifest | None, str | None]:
+def _load_manifest(path: str, mde: os.DirEntry[str] | None = None) -> tuple[manifest_mod.Manifest | None, str | None]:
     mpath = path + manifest_mod.SUFFIX
     memo = _MEMO.get(mpath)
     if memo is not None and mde is not None:
@@ -236,7 +238,7 @@ def _load_manifest(path: str, mde: os.DirEntry | None = None) -> tuple[manifest_
         result = _manifest_from(json.loads(data)), None
     except ValueError as exc:
         result = None, f"manifest corrupt: not valid JSON ({exc})"
-    except manifest_mod.ManifestError as exc:
+    except ManifestError as exc:
         result = None, f"manifest corrupt: {exc}"
     except Exception as exc:  # never let one file break the scan
         result = None, f"manifest corrupt: {exc}"
@@ -283,7 +285,7 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
         cat.errors.append(f"{directory}: {exc.strerror}")
         return
     subdirs = []
-    names: dict[str, os.DirEntry] = {}
+    names: dict[str, os.DirEntry[str]] = {}
     with it:
         for de in it:
             name = de.name
@@ -313,7 +315,7 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
 
 
 def _entry(
-    de: os.DirEntry, name: str, suf: str, depth: int, parts: list[str], mde: os.DirEntry | None
+    de: os.DirEntry[str], name: str, suf: str, depth: int, parts: list[str], mde: os.DirEntry[str] | None
 ) -> DumpEntry | None:
     has_manifest = mde is not None
     try:
@@ -370,7 +372,7 @@ def _entry(
     )
 
 
-def _add_partial(de: os.DirEntry, cat: Catalog) -> None:
+def _add_partial(de: os.DirEntry[str], cat: Catalog) -> None:
     try:
         st = de.stat(follow_symlinks=False)
     except OSError:

@@ -14,34 +14,51 @@ stream reader silently accepts.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import IO, cast
 
 from .errors import DumpError, StreamError
 
-EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
-MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz"}
+
+class Codec(StrEnum):
+    """How a dump is compressed; the value is what `backup.compression` and manifests say."""
+
+    ZSTD = "zstd"
+    GZIP = "gzip"
+    XZ = "xz"
+    NONE = "none"
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self]
 
 
-def codec_for_path(path: Path | str) -> str:
+EXTENSIONS: dict[str, str] = {Codec.ZSTD: ".zst", Codec.GZIP: ".gz", Codec.XZ: ".xz", Codec.NONE: ""}
+MAGIC = {b"\x28\xb5\x2f\xfd": Codec.ZSTD, b"\x1f\x8b": Codec.GZIP, b"\xfd7zXZ\x00": Codec.XZ}
+
+
+def codec_for_path(path: Path | str) -> Codec:
     name = str(path)
     if name.endswith(".partial"):
         name = name[: -len(".partial")]
     if name.endswith(".zst"):
-        return "zstd"
+        return Codec.ZSTD
     if name.endswith(".gz"):
-        return "gzip"
+        return Codec.GZIP
     if name.endswith(".xz"):
-        return "xz"
-    return "none"
+        return Codec.XZ
+    return Codec.NONE
 
 
-def sniff_codec(path: Path) -> str | None:
+def sniff_codec(path: Path) -> Codec | None:
     try:
         with open(path, "rb") as f:
             head = f.read(6)
@@ -50,18 +67,18 @@ def sniff_codec(path: Path) -> str | None:
     for magic, codec in MAGIC.items():
         if head.startswith(magic):
             return codec
-    return "none"
+    return Codec.NONE
 
 
 class HashingSink:
     """Counts and hashes the bytes written to a file."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: IO[bytes]):
         self.f = f
         self.sha = hashlib.sha256()
         self.bytes = 0
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.sha.update(data)
         self.bytes += len(data)
         self.f.write(data)
@@ -74,12 +91,12 @@ class HashingSink:
 class Encoder:
     """write(raw bytes) … close(); errors raise DumpError naming the codec."""
 
-    codec = "none"
+    codec: str = Codec.NONE
 
     def __init__(self, sink: HashingSink):
         self.sink = sink
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
 
     def close(self) -> None:
@@ -94,16 +111,17 @@ class Encoder:
 
 
 class ZstdEncoder(Encoder):
-    codec = "zstd"
+    codec = Codec.ZSTD
 
     def __init__(self, sink: HashingSink, level: int, threads: int):
         super().__init__(sink)
         import zstandard
 
         params = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0, write_checksum=True)
-        self._writer = params.stream_writer(sink, closefd=False, write_size=1 << 20)
+        # the sink is duck-typed: zstandard calls its write() and flush() only
+        self._writer = params.stream_writer(cast(IO[bytes], sink), closefd=False, write_size=1 << 20)
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._writer.write(data)
 
     def close(self) -> None:
@@ -111,14 +129,14 @@ class ZstdEncoder(Encoder):
 
         try:
             self._writer.flush(zstandard.FLUSH_FRAME)
-            self._writer.close()
+            self._writer.close()  # type: ignore[no-untyped-call]  # unannotated in zstandard's stub
         except zstandard.ZstdError as exc:
             raise DumpError(f"zstd compression failed: {exc}") from None
         self.sink.flush()
 
     def abort(self) -> None:
         try:
-            self._writer.close()
+            self._writer.close()  # type: ignore[no-untyped-call]  # unannotated in zstandard's stub
         except Exception:
             pass
 
@@ -147,7 +165,7 @@ class ProcessEncoder(Encoder):
 
     def _drain(self) -> None:
         assert self.proc.stdout is not None
-        read = self.proc.stdout.read1
+        read = cast(io.BufferedReader, self.proc.stdout).read1  # a binary pipe is buffered
         try:
             while True:
                 chunk = read(1 << 20)
@@ -162,7 +180,7 @@ class ProcessEncoder(Encoder):
         assert self.proc.stderr is not None
         self._stderr = self.proc.stderr.read()
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(data)
@@ -238,10 +256,10 @@ class DecodedStream:
     def __init__(self, path: Path, codec: str):
         self.path = Path(path)
         self.codec = codec
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._stderr = b""
         if codec == "none":
-            self._f: BinaryIO = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
+            self._f: io.BufferedReader = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
         else:
             argv = {
                 "zstd": [_require("zstd"), "-dc", "-q", "--no-progress"],
@@ -249,7 +267,7 @@ class DecodedStream:
                 "xz": [_require("xz"), "-dc", "-T0"],
             }[codec] + ["--", str(self.path)]
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
-            self._f = self.proc.stdout  # type: ignore[assignment]
+            self._f = cast(io.BufferedReader, self.proc.stdout)  # a binary pipe is buffered
             self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
             self._stderr_thread.start()
         self.raw_bytes = 0
@@ -259,7 +277,7 @@ class DecodedStream:
         self._stderr = self.proc.stderr.read()
 
     def read(self, n: int = 1 << 20) -> bytes:
-        chunk = self._f.read1(n) if hasattr(self._f, "read1") else self._f.read(n)
+        chunk = self._f.read1(n)
         self.raw_bytes += len(chunk)
         return chunk
 
@@ -291,7 +309,9 @@ class DecodedStream:
     def __enter__(self) -> DecodedStream:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close(check=exc_type is None)
 
 

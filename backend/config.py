@@ -858,7 +858,7 @@ class _Reader:
         dotted = ".".join(keypath) if keypath else "(top level)"
         self.errors.append(f"{self.where(keypath)}: {dotted}: {message}")
 
-    def mapping(self, value: Any, keypath: tuple[str, ...], allowed: set[str] | None) -> dict:
+    def mapping(self, value: Any, keypath: tuple[str, ...], allowed: set[str] | None) -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -1067,7 +1067,7 @@ def permission_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def redacted(config: Config) -> dict:
+def redacted(config: Config) -> dict[str, Any]:
     """The effective settings as plain data, secrets replaced by where they come from."""
 
     def conv(value: Any) -> Any:
@@ -1085,7 +1085,7 @@ def redacted(config: Config) -> dict:
             return str(value)
         return value
 
-    out = conv(config)
+    out: dict[str, Any] = conv(config)
     for name, s in config.servers.items():
         entry = out["servers"][name]
         if s.password_file:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from .catalog import Catalog
+from .catalog import Catalog, DumpEntry
 from .config import Config, DiskConfig
 from .manifest import manifest_path
 from .retention import plan_for_config, policy_for
@@ -198,7 +198,7 @@ def growth(config: Config, catalog: Catalog, now: datetime | None = None, window
     span_days = max((ordered[-1].when - ordered[0].when).total_seconds() / 86400.0, 1.0)
     # bytes written after the first dump of the window, over the time since it
     written = sum(e.size for e in ordered[1:]) / span_days
-    kept: dict[tuple, int] = {}
+    kept: dict[tuple[str | None, str], int] = {}
     notes: list[str] = []
     try:
         for d in plan_for_config(config, catalog, now=now):
@@ -208,7 +208,7 @@ def growth(config: Config, catalog: Catalog, now: datetime | None = None, window
     except Exception as exc:  # a projection never breaks a screen
         notes.append(f"retention not considered: {exc}")
     net = 0.0
-    groups: dict[tuple, list] = {}
+    groups: dict[tuple[str | None, str], list[DumpEntry]] = {}
     for e in recent:
         groups.setdefault((e.server, e.database), []).append(e)
     for key, items in groups.items():

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from . import manifest as manifest_mod
 from . import mysql
@@ -161,8 +162,8 @@ _GTID_MARIADB = re.compile(rb"gtid_slave_pos='([^']*)'")
 _GTID_MYSQL = re.compile(rb"GTID_PURGED='\+?([^']*)'")
 
 
-def parse_coordinates(header: bytes) -> dict:
-    out: dict = {}
+def parse_coordinates(header: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     m = _CHANGE_MASTER.search(header)
     if m:
         out["binlog_file"] = m.group(1).decode()
@@ -181,7 +182,7 @@ def _unquote_table(raw: bytes) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -195,7 +196,7 @@ def _child_setup() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
@@ -295,7 +296,7 @@ def dump_database(
         raise DumpError(f"no free file name for a dump of {database!r} in {final.parent}")
     fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     encoder = None
     stderr_buf = bytearray()
     ok = False

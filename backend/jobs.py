@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .errors import LockedError, UsageError
@@ -48,11 +49,13 @@ class JobLock:
     def for_key(cls, lock_dir: Path, key: str) -> JobLock:
         return cls(Path(lock_dir) / f"{key}.lock")
 
-    def holder(self) -> dict:
+    def holder(self) -> dict[str, Any]:
+        """What the holder wrote into the lock file: pid, host, run, since (empty when unreadable)."""
         try:
-            return json.loads(self.path.read_text() or "{}")
+            data = json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
 
     def try_acquire(self, run_id: int | None = None) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,7 @@ def start_run(
             raise UsageError(f"job {name}: no databases match {', '.join(config.job(name).databases)}")
         run = store.create_run(name, trigger, srv, dbs, log_dir=config.runs_log_dir)
         config_path = _abs_config_path(config)
+        assert run.log_path is not None  # created with log_dir
         log_path = Path(run.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -189,7 +193,7 @@ def start_run(
             store.close()
 
 
-_children: list[subprocess.Popen] = []
+_children: list[subprocess.Popen[bytes]] = []
 
 
 def _reap_children() -> None:
@@ -199,7 +203,7 @@ def _reap_children() -> None:
             _children.remove(proc)
 
 
-def _runner_env() -> dict:
+def _runner_env() -> dict[str, str]:
     """The runner's environment: ours, without a password a client could pick up. It finds the
     package the way this process did (the installed `dumpdeck`), never through PYTHONPATH."""
     env = dict(os.environ)

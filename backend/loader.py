@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .codecs import codec_for_path, open_decoded
 from .config import ServerConfig
@@ -36,6 +37,8 @@ from .credentials import client_credentials
 from .errors import LoadError, ScopeError
 from .lifeline import die_with_parent
 from .sqlstats import SANDBOX_LINE, Delimiter, Marker, SqlScanner, Statement
+
+Item = Statement | Marker | Delimiter
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +162,7 @@ class Loader:
         self.batch_bytes = batch_bytes
         self.memory_bytes = max(memory_bytes, 2 * chunk_bytes)
         self.cancel = cancel or threading.Event()
-        self._procs: set[subprocess.Popen] = set()
+        self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self.warnings: list[str] = []
 
@@ -198,7 +201,7 @@ class Loader:
 
     # ---------------------------------------------------------------- items
 
-    def _items(self, chunks: Iterable[bytes]) -> Iterator[Statement | Marker | Delimiter]:
+    def _items(self, chunks: Iterable[bytes]) -> Iterator[Item]:
         scanner = SqlScanner(fast_inserts=self.fast_inserts)
         for chunk in chunks:
             if self.cancel.is_set():
@@ -210,7 +213,7 @@ class Loader:
         self.tail = scanner.tail
         self.total = scanner.bytes
 
-    def _raw(self, item) -> bytes:
+    def _raw(self, item: Item) -> bytes:
         if isinstance(item, Statement):
             if item.outside_scope:
                 why = f" ({item.hazard})" if item.hazard else ""
@@ -230,7 +233,7 @@ class Loader:
 
     # ---------------------------------------------------------------- client processes
 
-    def _start(self, label: str) -> subprocess.Popen:
+    def _start(self, label: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             self._argv,
             stdin=subprocess.PIPE,
@@ -247,7 +250,7 @@ class Loader:
             proc.kill()
         return proc
 
-    def _finish(self, proc: subprocess.Popen, label: str, err_box: list[bytes]) -> None:
+    def _finish(self, proc: subprocess.Popen[bytes], label: str, err_box: list[bytes]) -> None:
         rc = proc.wait()
         with self._lock:
             self._procs.discard(proc)
@@ -260,7 +263,7 @@ class Loader:
             raise LoadError(f"{label}: mariadb exited {rc}: {text}")
 
     @staticmethod
-    def _drain(proc: subprocess.Popen, box: list[bytes]) -> threading.Thread:
+    def _drain(proc: subprocess.Popen[bytes], box: list[bytes]) -> threading.Thread:
         def run() -> None:
             assert proc.stderr is not None
             box.append(proc.stderr.read()[-4000:])
@@ -347,16 +350,16 @@ class Loader:
         # 1. header: session settings up to the first section marker
         header: list[Statement] = []
         first: Marker | None = None
-        fallback_items: list = []
-        for item in items:
-            if isinstance(item, Marker):
-                first = item
+        fallback_items: list[Item] = []
+        for lead in items:
+            if isinstance(lead, Marker):
+                first = lead
                 break
-            fallback_items.append(item)
-            if isinstance(item, Statement):
-                if item.kind != "set":
+            fallback_items.append(lead)
+            if isinstance(lead, Statement):
+                if lead.kind != "set":
                     break
-                header.append(item)
+                header.append(lead)
         if first is None:
             # not a sectioned dump (or the header holds more than SET): load it as it is
             self.warnings.append("no table sections found before other statements: loaded through one connection")
@@ -372,10 +375,10 @@ class Loader:
             workers.append(t)
 
         batch: _Job | None = None
-        section: list = []  # items of the current section while it is small
+        section: list[Item] = []  # items of the current section while it is small
         section_size = 0
         section_name: str | None = None
-        split: dict | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
+        split: dict[str, Any] | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
         post: _Job | None = None
 
         def submit(job: _Job) -> None:
@@ -428,7 +431,7 @@ class Loader:
             split = {"ddl": ddl.id, "ids": [], "chunk": chunk}
             section = []
 
-        item = first
+        item: Item | None = first
         try:
             while item is not None:
                 if isinstance(item, Marker) and post is None and item.kind in ("events", "routines", "view_final"):
@@ -490,8 +493,8 @@ class Loader:
             raise sched.error
         return self.total, jobs_made, "parallel"
 
-    def _sequential_from(self, first_items: list, rest: Iterator) -> None:
-        def gen():
+    def _sequential_from(self, first_items: list[Item], rest: Iterator[Item]) -> None:
+        def gen() -> Iterator[bytes]:
             for it in first_items:
                 yield self._raw(it)
             for it in rest:

@@ -14,6 +14,8 @@ import logging.handlers
 import os
 from pathlib import Path
 
+from .config import Config
+
 LOGGER = "dumpdeck"
 FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 RUN_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -21,11 +23,11 @@ RUN_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _installed: list[logging.Handler] = []
 
 
-def run_log_path(config, run_id: int) -> Path:
+def run_log_path(config: Config, run_id: int) -> Path:
     return Path(config.runs_log_dir) / f"{run_id}.log"
 
 
-def setup_logging(config, run_id: int | None = None, *, stderr: bool = False) -> logging.Logger:
+def setup_logging(config: Config, run_id: int | None = None, *, stderr: bool = False) -> logging.Logger:
     """Configure the `dumpdeck` logger; calling it again replaces the handlers it installed."""
     logger = logging.getLogger(LOGGER)
     for h in _installed:

@@ -101,8 +101,8 @@ def check_outcome(check: dict) -> Outcome:
 @dataclass
 class Manifest:
     database: str
-    server: dict  # name, host, flavour, version
-    tool: dict  # path, version
+    server: dict[str, Any]  # name, host, flavour, version
+    tool: dict[str, Any]  # path, version
     options: list[str]
     started: str
     finished: str
@@ -120,7 +120,7 @@ class Manifest:
     triggers: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     non_transactional: list[str] = field(default_factory=list)
-    coordinates: dict = field(default_factory=dict)  # binlog_file, binlog_position, gtid
+    coordinates: dict[str, Any] = field(default_factory=dict)  # binlog_file, binlog_position, gtid
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # trend flags: small, large, slow
     run_id: int | None = None
@@ -137,11 +137,11 @@ class Manifest:
     def last_verification(self) -> Verification | None:
         return self.verifications[-1] if self.verifications else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Manifest:
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest is not a JSON object")
         version = data.get("format_version")

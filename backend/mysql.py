@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import pymysql
+import pymysql.connections
+import pymysql.cursors
 
 from .config import ServerConfig
 from .errors import ConnectError, PrivilegeError
+
+Connection: TypeAlias = pymysql.connections.Connection
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "XtraDB", "TokuDB", "RocksDB", "NDB", "ndbcluster", "Aria-t"})
@@ -105,11 +110,11 @@ def connect(
     read_timeout: float | None = None,
     autocommit: bool = True,
     password: str | None = None,
-) -> pymysql.connections.Connection:
+) -> Connection:
     """A PyMySQL connection, or ConnectError naming the server and what went wrong.
 
     `password` overrides the server's configured source (a restore-test's temporary account)."""
-    kwargs: dict = dict(
+    kwargs: dict[str, Any] = dict(
         user=server.effective_user(),
         password=(server.password() if password is None else password) or "",
         database=database,
@@ -127,7 +132,7 @@ def connect(
         kwargs["host"] = server.host
         kwargs["port"] = server.port
     if server.tls.enabled:
-        ssl: dict = {}
+        ssl: dict[str, Any] = {}
         if server.tls.ca:
             ssl["ca"] = str(server.tls.ca)
         if server.tls.cert:
@@ -159,16 +164,24 @@ def describe_connect_error(server: ServerConfig, exc: pymysql.MySQLError) -> str
     return f"{where}: {text}"
 
 
-def server_info(conn, server: ServerConfig) -> ServerInfo:
+def one_row(cur: pymysql.cursors.Cursor) -> tuple[Any, ...]:
+    """The one row a query that always returns one row returned."""
+    row = cur.fetchone()
+    if row is None:
+        raise ConnectError("the server returned no row for a query that always returns one")
+    return row
+
+
+def server_info(conn: Connection, server: ServerConfig) -> ServerInfo:
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION(), CURRENT_USER(), @@log_bin, @@hostname")
-        version, user, log_bin, hostname = cur.fetchone()
+        version, user, log_bin, hostname = one_row(cur)
         gtid = False
         flavour = "mariadb" if "mariadb" in version.lower() else "mysql"
         if flavour == "mysql":
             try:
                 cur.execute("SELECT @@gtid_mode")
-                gtid = str(cur.fetchone()[0]).upper() == "ON"
+                gtid = str(one_row(cur)[0]).upper() == "ON"
             except pymysql.MySQLError:
                 gtid = False
         else:
@@ -188,7 +201,7 @@ def server_info(conn, server: ServerConfig) -> ServerInfo:
     )
 
 
-def list_databases(conn, server: ServerConfig) -> list[str]:
+def list_databases(conn: Connection, server: ServerConfig) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
         names = [row[0] for row in cur.fetchall()]
@@ -202,13 +215,13 @@ def list_databases(conn, server: ServerConfig) -> list[str]:
     return sorted(out)
 
 
-def inventory(conn, server: ServerConfig, databases: Iterable[str] | None = None) -> list[DatabaseInfo]:
+def inventory(conn: Connection, server: ServerConfig, databases: Iterable[str] | None = None) -> list[DatabaseInfo]:
     """Size, table count, engines and object counts of each database, in one pass per query."""
     names = list(databases) if databases is not None else list_databases(conn, server)
     if not names:
         return []
     wanted = set(names)
-    agg: dict[str, dict] = {
+    agg: dict[str, dict[str, Any]] = {
         n: {
             "bytes": 0,
             "tables": 0,
@@ -268,13 +281,13 @@ def inventory(conn, server: ServerConfig, databases: Iterable[str] | None = None
     ]
 
 
-def database_exists(conn, database: str) -> bool:
+def database_exists(conn: Connection, database: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,))
         return cur.fetchone() is not None
 
 
-def tables(conn, database: str) -> list[TableInfo]:
+def tables(conn: Connection, database: str) -> list[TableInfo]:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT TABLE_NAME, ENGINE, COALESCE(TABLE_ROWS,0), COALESCE(DATA_LENGTH,0), "
@@ -288,7 +301,7 @@ def tables(conn, database: str) -> list[TableInfo]:
         ]
 
 
-def object_names(conn, database: str) -> dict[str, list[str]]:
+def object_names(conn: Connection, database: str) -> dict[str, list[str]]:
     """Names of views, procedures, functions, triggers and events of a database."""
     out: dict[str, list[str]] = {"views": [], "procedures": [], "functions": [], "triggers": [], "events": []}
     with conn.cursor() as cur:
@@ -314,7 +327,7 @@ def object_names(conn, database: str) -> dict[str, list[str]]:
 _GRANT_RE = re.compile(r"^GRANT (.+?) ON (.+?) TO ", re.IGNORECASE)
 
 
-def grants(conn) -> Grants:
+def grants(conn: Connection) -> Grants:
     with conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
         lines = [row[0] for row in cur.fetchall()]
@@ -357,7 +370,9 @@ class PrivilegeReport:
     coordinates: bool  # binlog/GTID coordinates can be recorded
 
 
-def check_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInfo | None = None) -> PrivilegeReport:
+def check_dump_privileges(
+    conn: Connection, info: ServerInfo, database: str, db: DatabaseInfo | None = None
+) -> PrivilegeReport:
     g = grants(conn)
     missing = []
     # Every privilege is required even when the inventory shows no views/triggers/events: an
@@ -386,7 +401,9 @@ def check_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInf
     return PrivilegeReport(tuple(missing), tuple(warnings), coordinates)
 
 
-def require_dump_privileges(conn, info: ServerInfo, database: str, db: DatabaseInfo | None = None) -> PrivilegeReport:
+def require_dump_privileges(
+    conn: Connection, info: ServerInfo, database: str, db: DatabaseInfo | None = None
+) -> PrivilegeReport:
     report = check_dump_privileges(conn, info, database, db)
     if report.missing:
         raise PrivilegeError(

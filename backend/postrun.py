@@ -203,7 +203,7 @@ def _after_run(config: Config, store: StateStore, run: Run, now: float, result: 
 
     for x in result.dispatches:
         for d in x.deliveries:
-            if not d.ok:
+            if not d.ok and x.message is not None:
                 try:
                     store.add_event(
                         run.id,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from . import disk, mysql
 from .config import Config, ServerConfig
 from .errors import ConnectError
+from .state import StateStore
 from .units import format_bytes
 
 DEFAULT_RATIO = {"zstd": 0.5, "gzip": 0.5, "xz": 0.5, "none": 1.0}
@@ -57,7 +58,7 @@ def connect_with_retries(
     delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, float, str], None] | None = None,
-):
+) -> mysql.Connection:
     """Connect, retrying `retries` times with a growing delay (delay, 2×delay, 4×delay…)."""
     attempt = 0
     while True:
@@ -73,7 +74,9 @@ def connect_with_retries(
             attempt += 1
 
 
-def learned_ratios(store, server: str, database: str, limit: int = 10) -> tuple[float | None, int | None, int]:
+def learned_ratios(
+    store: StateStore | None, server: str, database: str, limit: int = 10
+) -> tuple[float | None, int | None, int]:
     """(compression ratio stored/raw, SQL bytes of the recent dumps scaled to today's inventory, n).
 
     Deliberately not `x / inventory`: InnoDB's table statistics are often stale right after a
@@ -105,7 +108,7 @@ def preflight(
     retries: int = 2,
     delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
-    store=None,
+    store: StateStore | None = None,
     on_retry: Callable[[int, float, str], None] | None = None,
 ) -> PreflightReport:
     server_cfg = config.server(server) if isinstance(server, str) or server is None else server
@@ -145,6 +148,7 @@ def preflight(
             report.estimates[db] = int(inv.bytes * DEFAULT_RATIO.get(codec, 1.0))
             continue
         report.ratio_source[db] = f"history ({n} run{'s' if n != 1 else ''})"
+        assert store is not None  # learned_ratios found a history
         latest = store.history(server_cfg.name, db, 1)
         raw = _scaled(recent_raw, latest[0].inventory_bytes if latest else None, inv.bytes)
         report.raw_estimates[db] = raw
@@ -182,7 +186,7 @@ def _with_system(server: ServerConfig) -> ServerConfig:
     return dataclasses.replace(server, include_system=True, exclude_databases=())
 
 
-def _same_codec(store, server: str, database: str, codec: str) -> bool:
+def _same_codec(store: StateStore, server: str, database: str, codec: str) -> bool:
     """Whether the latest successful dump used `codec` (its file name tells)."""
     from .codecs import codec_for_path
 

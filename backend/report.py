@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,7 +232,14 @@ def _age(dt: datetime | None, now: datetime) -> str:
     return "just now" if seconds < 1 else format_duration(seconds) + " ago"  # clock skew: never "-5m ago"
 
 
-def sparkline(values: Sequence[float], *, width: int = 120, height: int = 26, label: str = "", fmt=format_bytes) -> str:
+def sparkline(
+    values: Sequence[float],
+    *,
+    width: int = 120,
+    height: int = 26,
+    label: str = "",
+    fmt: Callable[[float], str] = format_bytes,
+) -> str:
     """An inline SVG polyline of `values` (oldest → newest); the last point is marked."""
     vals = [float(v) for v in values][-SPARK_POINTS:]
     if not vals:

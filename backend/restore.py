@@ -43,15 +43,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
 from . import manifest as manifest_mod
 from . import mysql
-from .codecs import StreamError
 from .config import Config, ServerConfig
-from .errors import ConfigError, DumpdeckError
-from .loader import Loader, LoadError, ScopeError, decoded_chunks
+from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, ScopeError, StreamError
+from .loader import Loader, decoded_chunks
 from .outcome import Outcome
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
 from .sqlstats import SCAN_VERSION, SqlStats
@@ -300,7 +300,7 @@ def restore_test(
     if l1.failed:
         return _finish(report, ladder, t0, record, {})
     manifest = None
-    with contextlib.suppress(manifest_mod.ManifestError):
+    with contextlib.suppress(ManifestError):
         if manifest_mod.manifest_path(path).exists():
             manifest = manifest_mod.load(path)
     stats: SqlStats | None = None
@@ -618,12 +618,12 @@ def _restore_into(
     tgt: _Target,
     loading: _Loading,
     scratch: str,
-    manifest,
+    manifest: manifest_mod.Manifest | None,
     stats: SqlStats | None,
     ladder: _Ladder,
     parallel: int,
     cancel: threading.Event | None,
-    extra: dict,
+    extra: dict[str, Any],
 ) -> None:
     loader = Loader(
         loading.server,
@@ -727,11 +727,11 @@ def _compare(
             else:
                 ladder.add("objects present", True, ", ".join(f"{len(v)} {k}" for k, v in want.items()), 4)
 
-            figures: dict[str, dict] = {}
+            figures: dict[str, dict[str, Any]] = {}
             for t in tables:
                 qt = mysql.quote_ident(t)
                 cur.execute(f"SELECT COUNT(*) FROM {qt}")
-                rows = int(cur.fetchone()[0])
+                rows = int(mysql.one_row(cur)[0])
                 cur.execute(f"CHECKSUM TABLE {qt}")
                 row = cur.fetchone()
                 figures[t] = {"rows": rows, "checksum": int(row[1]) if row and row[1] is not None else None}

@@ -40,9 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
-from .catalog import Catalog, PartialFile, clean_partials
+from .catalog import Catalog, DumpEntry, PartialFile, clean_partials
 from .catalog import delete as catalog_delete
 from .config import Config, JobConfig, RetentionPolicy
 from .errors import DumpdeckError
@@ -55,22 +54,9 @@ log = logging.getLogger("dumpdeck.retention")
 FLOOR_LEVEL = 2
 
 
-class EntryLike(Protocol):
-    path: Path
-    server: str | None
-    database: str
-    when: datetime
-    size: int
-    manifest: object | None
-    manifest_error: str | None
-    legacy: bool
-    verified_level: int
-    last_result: Outcome | None
-
-
 @dataclass
 class Decision:
-    entry: EntryLike
+    entry: DumpEntry
     keep: bool
     reasons: list[str] = field(default_factory=list)
 
@@ -107,20 +93,20 @@ def describe(policy: RetentionPolicy) -> str:
     return ", ".join(parts) or "no policy"
 
 
-def _failed_verification(e: EntryLike) -> bool:
+def _failed_verification(e: DumpEntry) -> bool:
     """Only a failed verification condemns a dump; one that could not check (not checked) does not."""
     return e.last_result is Outcome.FAILED
 
 
 def plan(
-    entries: Iterable[EntryLike], policy: RetentionPolicy, now: datetime | None = None, *, include_legacy: bool = False
+    entries: Iterable[DumpEntry], policy: RetentionPolicy, now: datetime | None = None, *, include_legacy: bool = False
 ) -> list[Decision]:
     """Decide keep/delete for every entry (grouped per server and database), with reasons.
     Decisions come back in the order of `entries`."""
     now = _utc(now or datetime.now(UTC))
     entries = list(entries)
     decisions: dict[int, Decision] = {}
-    groups: dict[tuple[str | None, str], list[EntryLike]] = {}
+    groups: dict[tuple[str | None, str], list[DumpEntry]] = {}
     for e in entries:
         groups.setdefault((e.server, e.database), []).append(e)
     for group in groups.values():
@@ -129,16 +115,16 @@ def plan(
     return [decisions[id(e)] for e in entries]
 
 
-def _plan_group(group: list[EntryLike], policy: RetentionPolicy, now: datetime, include_legacy: bool) -> list[Decision]:
+def _plan_group(group: list[DumpEntry], policy: RetentionPolicy, now: datetime, include_legacy: bool) -> list[Decision]:
     group = sorted(group, key=lambda e: _utc(e.when), reverse=True)
     out = {id(e): Decision(e, False, []) for e in group}
 
-    def keep(e: EntryLike, reason: str) -> None:
+    def keep(e: DumpEntry, reason: str) -> None:
         d = out[id(e)]
         d.keep = True
         d.reasons.append(reason)
 
-    managed: list[EntryLike] = []
+    managed: list[DumpEntry] = []
     for e in group:
         if e.legacy and not include_legacy:
             keep(e, "legacy file of the old backup scripts: never deleted by retention unless asked (--include-legacy)")
@@ -228,7 +214,7 @@ def plan_for_config(
     entries = list(catalog.entries)
     if job is not None:
         entries = [e for e in entries if e.server is not None and covers(job, e.server, e.database)]
-    groups: dict[tuple[str | None, str], list] = {}
+    groups: dict[tuple[str | None, str], list[DumpEntry]] = {}
     for e in entries:
         groups.setdefault((e.server, e.database), []).append(e)
     out: list[Decision] = []
@@ -252,7 +238,7 @@ def apply(
     paths (dumps and partials; in a dry run, what would be deleted)."""
     deleted: list[Path] = []
     # Guard: never empty a database in one go when the plan was built with the floor (defence in depth).
-    by_db: dict[tuple, list[Decision]] = {}
+    by_db: dict[tuple[str | None, str], list[Decision]] = {}
     for d in decisions:
         by_db.setdefault((d.entry.server, d.entry.database), []).append(d)
     for key, ds in by_db.items():

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from . import postrun, retention
 from .catalog import scan
@@ -68,6 +69,14 @@ class DbOutcome:
     attempts: int = 0
 
 
+@dataclass
+class _Mark:
+    """When progress was last written for one dump attempt, and the file it writes."""
+
+    last: float = 0.0
+    file: str | None = None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -78,7 +87,7 @@ def _now() -> datetime:
 def install_signal_handlers(cancel: threading.Event) -> None:
     """SIGTERM/SIGINT set the cancel event; SIGHUP is ignored (the SSH session may go away)."""
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if not cancel.is_set():
             log.warning("received %s: cancelling the run", signal.Signals(signum).name)
         cancel.set()
@@ -338,7 +347,7 @@ def _dump_one(
     inventory_bytes = report.inventory_bytes.get(db)
     outcome = DbOutcome(db, "failed", "not started")
     base = DbProgress(run.id, db, "pending", estimate=raw_estimate, inventory_bytes=inventory_bytes)
-    state: dict = {"last": 0.0, "file": None}
+    mark = _Mark()
     for attempt in range(attempts):
         outcome.attempts = attempt + 1
         if cancel.is_set():
@@ -352,7 +361,7 @@ def _dump_one(
         timeout = min(config.backup.timeout, remaining)
         by_runtime = remaining < config.backup.timeout
         started = _now()
-        state = {"last": 0.0, "file": None}
+        mark = _Mark()
         base = DbProgress(
             run.id,
             db,
@@ -374,15 +383,15 @@ def _dump_one(
             {"database": db, "attempt": attempt, "at": time.time(), "timeout": timeout},
         )
 
-        def on_progress(p: DumpProgress, base=base, state=state) -> None:
+        def on_progress(p: DumpProgress, base: DbProgress = base, mark: _Mark = mark) -> None:
             now = time.monotonic()
             if p.phase in ("failed", "done"):
                 return
-            new_file = p.partial is not None and p.partial != state["file"]
-            if not new_file and now - state["last"] < PROGRESS_EVERY and p.phase != "finishing":
+            new_file = p.partial is not None and p.partial != mark.file
+            if not new_file and now - mark.last < PROGRESS_EVERY and p.phase != "finishing":
                 return
-            state["last"] = now
-            state["file"] = p.partial or state["file"]
+            mark.last = now
+            mark.file = p.partial or mark.file
             try:
                 store.set_progress(
                     replace(
@@ -392,7 +401,7 @@ def _dump_one(
                         rate=p.rate,
                         current_table=p.current_table,
                         updated=_now(),
-                        file=state["file"],
+                        file=mark.file,
                         estimate=p.estimate or base.estimate,
                     )
                 )
@@ -420,7 +429,7 @@ def _dump_one(
                 f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if by_runtime else ""
             )
             if by_runtime:
-                _final_progress(store, base, outcome, state)
+                _final_progress(store, base, outcome)
                 store.add_event(
                     run.id,
                     "error",
@@ -431,7 +440,7 @@ def _dump_one(
                 break
         except PrivilegeError as exc:
             outcome.status, outcome.error = "failed", str(exc)
-            _final_progress(store, base, outcome, state)
+            _final_progress(store, base, outcome)
             store.add_event(
                 run.id,
                 "error",
@@ -484,7 +493,7 @@ def _dump_one(
             )
             return outcome
         # failed or timed-out: maybe retry
-        _final_progress(store, base, outcome, state, retrying=attempt + 1 < attempts)
+        _final_progress(store, base, outcome, retrying=attempt + 1 < attempts)
         store.add_event(
             run.id,
             "error" if attempt + 1 >= attempts else "warning",
@@ -500,7 +509,7 @@ def _dump_one(
                 f"{outcome.error}; no retry: max_runtime of {format_duration(job.max_runtime)} "
                 f"would be spent during the {format_duration(delay)} delay"
             )
-            _final_progress(store, base, outcome, state)
+            _final_progress(store, base, outcome)
             break
         store.add_event(
             run.id,
@@ -512,13 +521,11 @@ def _dump_one(
         if cancel.wait(delay):
             outcome.status, outcome.error = "cancelled", "cancelled while waiting to retry"
             break
-    _final_progress(store, base, outcome, state)
+    _final_progress(store, base, outcome)
     return outcome
 
 
-def _final_progress(
-    store: StateStore, base: DbProgress, outcome: DbOutcome, state: dict, retrying: bool = False
-) -> None:
+def _final_progress(store: StateStore, base: DbProgress, outcome: DbOutcome, retrying: bool = False) -> None:
     current = {p.database: p for p in store.progress(base.run_id)}.get(base.database, base)
     store.set_progress(
         replace(

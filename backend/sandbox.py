@@ -34,6 +34,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pymysql
+import pymysql.connections
 
 from .errors import MissingBinaryError, SandboxError
 from .lifeline import die_with_parent as _die_with_parent
@@ -193,7 +197,8 @@ def require_binaries(path: str | None = None) -> tuple[str, str]:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -459,9 +464,7 @@ class Sandbox:
                 time.sleep(0.02)
         self.pid = None
 
-    def connect(self, database: str | None = None, **kwargs):
-        import pymysql
-
+    def connect(self, database: str | None = None, **kwargs: Any) -> pymysql.connections.Connection:
         return pymysql.connect(
             unix_socket=str(self.socket),
             user="root",
@@ -475,7 +478,7 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.destroy()
 
 

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import Config, JobConfig, cron_problem
@@ -227,7 +228,7 @@ def remove(config: Config | None = None, crontab_file: Path | str | None = None)
     return CrontabChange(True, text, new, str(target) if target else "user crontab")
 
 
-def show(config: Config, crontab_file: Path | str | None = None) -> dict:
+def show(config: Config, crontab_file: Path | str | None = None) -> dict[str, Any]:
     """What is installed now and what `install` would write."""
     target = crontab_target(crontab_file)
     try:

@@ -492,7 +492,7 @@ class SqlScanner:
         line = self.line
         limit: int | None = None
         while True:
-            cur = _WS.match(buf, cur).end()
+            cur = _WS.match(buf, cur).end()  # type: ignore[union-attr]  # [ \t\r\n]*+ always matches
             if cur >= n:
                 break
             c = buf[cur]
@@ -707,7 +707,7 @@ class StatsCollector:
         s.lines = self.scanner.line
         return s
 
-    def _take(self, item) -> None:
+    def _take(self, item: Statement | Marker | Delimiter) -> None:
         s = self.stats
         if isinstance(item, Marker):
             s.markers += 1

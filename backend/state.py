@@ -23,13 +23,14 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
 from .catalog import remove_orphan_partial
+from .config import Config
 from .errors import StateError
 from .processes import process_alive
 
@@ -47,10 +48,18 @@ BUSY_TIMEOUT_MS = 15000
 # --------------------------------------------------------------------------- records
 
 
+@overload
+def _dt(value: float) -> datetime: ...
+@overload
+def _dt(value: float | None) -> datetime | None: ...
 def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+@overload
+def _ts(value: datetime | float) -> float: ...
+@overload
+def _ts(value: datetime | float | None) -> float | None: ...
 def _ts(value: datetime | float | None) -> float | None:
     if value is None:
         return None
@@ -137,7 +146,7 @@ class Event:
     level: str
     kind: str
     message: str
-    data: dict = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,7 +354,7 @@ class StateStore:
         conn = getattr(self._local, "conn", None)
         pid = getattr(self._local, "pid", None)
         if conn is not None and pid == os.getpid():
-            return conn
+            return cast(sqlite3.Connection, conn)
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -376,7 +385,7 @@ class StateStore:
         else:
             conn.execute("COMMIT")
 
-    def _read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, params).fetchall()
 
     def close(self) -> None:
@@ -421,7 +430,7 @@ class StateStore:
 
     @property
     def schema_version(self) -> int:
-        return self._conn().execute("PRAGMA user_version").fetchone()[0]
+        return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
 
     # ------------------------------------------------------------------ runs
 
@@ -458,6 +467,7 @@ class StateStore:
                 ),
             )
             run_id = cur.lastrowid
+            assert run_id is not None  # an INSERT sets it
             if log_dir is not None:
                 conn.execute("UPDATE runs SET log_path=? WHERE id=?", (str(Path(log_dir) / f"{run_id}.log"), run_id))
             conn.executemany(
@@ -474,7 +484,7 @@ class StateStore:
             raise ValueError(f"unknown run field(s): {', '.join(sorted(unknown))}")
         if "status" in fields and fields["status"] not in RUN_STATUSES:
             raise ValueError(f"unknown run status {fields['status']!r}")
-        values = []
+        values: list[object] = []
         for key, value in fields.items():
             if key in _RUN_TIME_COLS:
                 values.append(_ts(value))
@@ -552,18 +562,22 @@ class StateStore:
 
     # ------------------------------------------------------------------ events
 
-    def add_event(self, run_id: int | None, level: str, kind: str, message: str, data: dict | None = None) -> int:
+    def add_event(
+        self, run_id: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> int:
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO events (run_id, at, level, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, time.time(), level, kind, message, json.dumps(data or {}, default=str)),
             )
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # an INSERT sets it
+            return cur.lastrowid
 
     def events(
         self, run_id: int | None = None, since_id: int = 0, limit: int = 200, kind: str | None = None
     ) -> list[Event]:
-        where, params = ["id > ?"], [since_id]
+        where: list[str] = ["id > ?"]
+        params: list[object] = [since_id]
         if run_id is not None:
             where.append("run_id=?")
             params.append(run_id)
@@ -671,11 +685,11 @@ class StateStore:
 
     # ------------------------------------------------------------------ notifications
 
-    def get_notify_state(self, key: str) -> dict | None:
+    def get_notify_state(self, key: str) -> dict[str, Any] | None:
         rows = self._read("SELECT value FROM notify_state WHERE key=?", (key,))
         return json.loads(rows[0]["value"]) if rows else None
 
-    def set_notify_state(self, key: str, value: dict) -> None:
+    def set_notify_state(self, key: str, value: dict[str, Any]) -> None:
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO notify_state (key, value, updated) VALUES (?, ?, ?)",
@@ -683,7 +697,13 @@ class StateStore:
             )
 
     def record_notification(
-        self, channel: str, key: str, subject: str, ok: bool, error: str | None, payload: dict | None = None
+        self,
+        channel: str,
+        key: str,
+        subject: str,
+        ok: bool,
+        error: str | None,
+        payload: dict[str, Any] | None = None,
     ) -> int:
         """Record one delivery attempt; failed ones (ok=False) are returned by pending_notifications()."""
         with self._write() as conn:
@@ -701,13 +721,14 @@ class StateStore:
                     time.time() if ok else None,
                 ),
             )
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # an INSERT sets it
+            return cur.lastrowid
 
-    def notifications(self, limit: int = 50) -> list[dict]:
+    def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._read("SELECT * FROM notifications ORDER BY id DESC LIMIT ?", (limit,))
         return [_notification_dict(r) for r in rows]
 
-    def pending_notifications(self) -> list[dict]:
+    def pending_notifications(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT * FROM notifications WHERE ok=0 ORDER BY id")
         return [_notification_dict(r) for r in rows]
 
@@ -723,7 +744,7 @@ class StateStore:
             conn.execute("UPDATE notifications SET error=?, attempts=attempts+1 WHERE id=?", (error, notification_id))
 
 
-def _notification_dict(r: sqlite3.Row) -> dict:
+def _notification_dict(r: sqlite3.Row) -> dict[str, Any]:
     return {
         "id": r["id"],
         "at": _dt(r["at"]),
@@ -759,6 +780,6 @@ def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_aft
     return None
 
 
-def open_store(config) -> StateStore:
+def open_store(config: Config) -> StateStore:
     """The store of a loaded Config."""
     return StateStore.open(config.state_db)

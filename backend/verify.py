@@ -33,10 +33,11 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import manifest as manifest_mod
 from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
@@ -56,7 +57,7 @@ class CheckResult:
     outcome: Outcome
     evidence: str
     level: int
-    data: dict = field(default_factory=dict)  # machine-readable extras (sha256, per-table figures)
+    data: dict[str, Any] = field(default_factory=dict)  # machine-readable extras (sha256, per-table figures)
 
     def __post_init__(self) -> None:
         self.outcome = Outcome.of(self.outcome)
@@ -119,7 +120,7 @@ class VerifyReport:
         first = f"{bad[0].name}: {bad[0].evidence}" if bad else "failed"
         return f"failed at {where}: {first}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "level_requested": self.level_requested,
@@ -242,7 +243,7 @@ def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, 
     if mpath.exists():
         try:
             manifest = manifest_mod.load(path)
-        except manifest_mod.ManifestError as exc:
+        except ManifestError as exc:
             ladder.add("manifest", False, f"unreadable, nothing to check the file against: {exc}", 1)
             return None, None
     try:
@@ -301,7 +302,9 @@ def _check_footer(tail: bytes) -> tuple[bool, str]:
     return True, tail[idx:].strip().decode("utf-8", errors="replace")
 
 
-def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, manifest) -> SqlStats | None:
+def _stream_pass(
+    path: Path, codec: str, want_stats: bool, ladder: _Ladder, manifest: manifest_mod.Manifest | None
+) -> SqlStats | None:
     collector = StatsCollector() if want_stats else None
     head = bytearray()
     tail = b""
@@ -365,13 +368,13 @@ def _stream_pass(path: Path, codec: str, want_stats: bool, ladder: _Ladder, mani
     return collector.finish()
 
 
-def _names(items) -> str:
+def _names(items: Iterable[str]) -> str:
     items = list(items)
     shown = ", ".join(f"`{n}`" for n in items[:5])
     return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
-def _level3(stats: SqlStats, manifest, ladder: _Ladder) -> None:
+def _level3(stats: SqlStats, manifest: manifest_mod.Manifest | None, ladder: _Ladder) -> None:
     if stats.unterminated:
         ladder.add("statements", False, stats.unterminated, 3)
     else:
@@ -466,7 +469,7 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
     report.sha256 = digest
     stats = None
     if ladder.ok_through(1) and level >= 2:
-        codec = codec_for_path(path)
+        codec: str = codec_for_path(path)
         sniffed = sniff_codec(path)
         if manifest is not None and manifest.codec and manifest.codec != codec:
             codec = manifest.codec
@@ -486,7 +489,7 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
     return report
 
 
-def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: dict | None = None) -> bool:
+def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: dict[str, Any] | None = None) -> bool:
     """Append the report to the manifest (and exact row counts from L3 stats). False when there is none."""
     path = report.path
     if not manifest_mod.manifest_path(path).exists():
@@ -510,7 +513,7 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
                 tables.append(t)
             extra["tables"] = tables
         manifest_mod.append_verification(path, rec, extra)
-    except (manifest_mod.ManifestError, OSError):
+    except (ManifestError, OSError):
         return False
     report.recorded = True
     return True

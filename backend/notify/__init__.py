@@ -29,18 +29,22 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import Any
 
 from dumpdeck import __version__
 
+from ..config import Config, EmailConfig, WebhookConfig
 from ..disk import VolumeUsage
 from ..errors import DumpdeckError, NotifyError
+from ..state import StateStore
 from ..units import format_bytes, format_duration
+from . import policy as policy_mod
 
 log = logging.getLogger("dumpdeck.notify")
 
@@ -57,17 +61,17 @@ class Message:
     title: str  # the subject without its severity prefix
     body: str  # plain text
     key: str = ""  # what it is about: job:nightly, disk:/var/backups, check, verify:main/shop
-    facts: dict = field(default_factory=dict)  # structured fields for `format: json` webhooks
+    facts: dict[str, Any] = field(default_factory=dict)  # structured fields for `format: json` webhooks
 
     @property
     def subject(self) -> str:
         return f"[{self.severity}] {self.title}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"severity": self.severity, "title": self.title, "body": self.body, "key": self.key, "facts": self.facts}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Message:
+    def from_dict(cls, d: dict[str, Any]) -> Message:
         return cls(
             severity=d["severity"], title=d["title"], body=d["body"], key=d.get("key", ""), facts=d.get("facts") or {}
         )
@@ -387,10 +391,10 @@ def compose_test(config_path: str | None = None) -> Message:
 # --------------------------------------------------------------------------- secrets
 
 
-def secrets(config) -> list[str]:
+def secrets(config: Config) -> list[str]:
     """Every secret the config can reach, for scrubbing; a secret that cannot be read is skipped."""
     out: list[str] = []
-    for s in getattr(config, "servers", {}).values():
+    for s in config.servers.values():
         try:
             pw = s.password()
         except Exception:
@@ -446,7 +450,7 @@ def redact_url(url: str) -> str:
 # --------------------------------------------------------------------------- channels
 
 
-def channels(config) -> list[str]:
+def channels(config: Config) -> list[str]:
     out = []
     if config.notify.email is not None:
         out.append("email")
@@ -455,7 +459,7 @@ def channels(config) -> list[str]:
     return out
 
 
-def build_email(cfg, message: Message) -> EmailMessage:
+def build_email(cfg: EmailConfig, message: Message) -> EmailMessage:
     # long lines rather than folded ones: Python's folder may break a long subject before its
     # first word, and some clients then show it with a leading space
     em = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
@@ -474,7 +478,7 @@ def build_email(cfg, message: Message) -> EmailMessage:
     return em
 
 
-def send_email(cfg, message: Message) -> None:
+def send_email(cfg: EmailConfig, message: Message) -> None:
     """Deliver one message by SMTP to `to` + `cc`. Raises NotifyError naming the server and the reason."""
     where = f"SMTP {cfg.smtp_host}:{cfg.port} ({cfg.security})"
     em = build_email(cfg, message)
@@ -534,7 +538,7 @@ def _smtp_reason(exc: smtplib.SMTPException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def webhook_payload(cfg, message: Message) -> dict:
+def webhook_payload(cfg: WebhookConfig, message: Message) -> dict[str, Any]:
     if cfg.format == "slack":
         return {"text": _slack_escape(f"*{message.subject}*\n```\n{message.body.rstrip()}\n```")}
     return {"text": message.subject + "\n\n" + message.body, **message.to_dict(), "subject": message.subject}
@@ -545,7 +549,7 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send_webhook(cfg, message: Message) -> None:
+def send_webhook(cfg: WebhookConfig, message: Message) -> None:
     where = f"webhook {redact_url(cfg.url)}"
     data = json.dumps(webhook_payload(cfg, message), ensure_ascii=False).encode()
     req = urllib.request.Request(
@@ -574,7 +578,7 @@ def send_webhook(cfg, message: Message) -> None:
         raise NotifyError(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def send(config, message: Message, channel: str) -> None:
+def send(config: Config, message: Message, channel: str) -> None:
     """Send on one channel; raises NotifyError."""
     if channel == "email":
         if config.notify.email is None:
@@ -588,7 +592,7 @@ def send(config, message: Message, channel: str) -> None:
         raise NotifyError(f"unknown notification channel {channel!r}")
 
 
-def deliver(config, message: Message, only: Sequence[str] | None = None) -> list[Delivery]:
+def deliver(config: Config, message: Message, only: Sequence[str] | None = None) -> list[Delivery]:
     """Send `message` on every configured channel (or `only` those). Never raises."""
     secret_values = secrets(config)
     clean = scrubbed(message, secret_values)
@@ -610,7 +614,7 @@ def deliver(config, message: Message, only: Sequence[str] | None = None) -> list
     return out
 
 
-def log_path_for(config, run_id: int | None) -> str | None:
+def log_path_for(config: Config, run_id: int | None) -> str | None:
     if run_id is None:
         return None
     return str(Path(config.runs_log_dir) / f"{run_id}.log")
@@ -624,7 +628,7 @@ class Dispatch:
     """What happened to one subject's outcome: the policy decision and each channel's delivery."""
 
     key: str
-    decision: object  # policy.Decision
+    decision: policy_mod.Decision
     message: Message | None
     deliveries: tuple[Delivery, ...] = ()
 
@@ -634,11 +638,11 @@ class Dispatch:
 
 
 def dispatch(
-    config,
-    store,
+    config: Config,
+    store: StateStore,
     key: str,
     status: str,
-    compose,
+    compose: Callable[[policy_mod.Decision], Message],
     *,
     now: float,
     policy: str | None = None,
@@ -651,7 +655,6 @@ def dispatch(
     `compose(decision) -> Message` is called only when the policy says send.
     Failed deliveries are recorded with the message, so `retry_pending` can resend them.
     """
-    from . import policy as policy_mod
 
     state_key = f"notify:{key}"
     previous = store.get_notify_state(state_key)
@@ -679,7 +682,9 @@ def dispatch(
     return Dispatch(key, decision, clean, deliveries)
 
 
-def retry_pending(config, store, *, max_age: float = 3 * 86400.0, now: float | None = None) -> list[Delivery]:
+def retry_pending(
+    config: Config, store: StateStore, *, max_age: float = 3 * 86400.0, now: float | None = None
+) -> list[Delivery]:
     """Resend failed notifications (oldest first) on their channel; older than `max_age` are left alone."""
     import time as _time
 

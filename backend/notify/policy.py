@@ -31,6 +31,9 @@ always
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..config import Config
 
 POLICIES = ("always", "failures", "smart")
 STATUSES = ("ok", "warning", "failed")
@@ -51,11 +54,11 @@ class NotifyState:
     detail: str | None = None  # the last warning/failure text (a new text is a new event)
     sent_count: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> NotifyState:
+    def from_dict(cls, data: dict[str, Any] | None) -> NotifyState:
         if not data:
             return cls()
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
@@ -74,7 +77,7 @@ class Decision:
     why: str = ""  # one line: why this was (not) sent, for the log
     failing_for: float | None = None  # for digests and recoveries: how long the bad state lasted
     streak: int = 0  # for digests and recoveries: how many bad outcomes in a row
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def normalise_status(status: str) -> str:
@@ -90,7 +93,7 @@ def normalise_status(status: str) -> str:
 
 def decide(
     policy: str,
-    previous: NotifyState | dict | None,
+    previous: NotifyState | dict[str, Any] | None,
     status: str,
     now: float,
     digest_every: float,
@@ -115,7 +118,7 @@ def decide(
     base = replace(prev, status=new, since=since, streak=streak, detail=detail)
     was_bad = prev.status in ("warning", "failed")
 
-    def sent(kind: str, severity: str, why: str, **kw) -> Decision:
+    def sent(kind: str, severity: str, why: str, **kw: Any) -> Decision:
         state = replace(base, last_sent=now, last_sent_kind=kind, sent_count=prev.sent_count + 1)
         return Decision(True, kind, severity, state, why, **kw)
 
@@ -172,10 +175,9 @@ def _new_items(detail: str | None, previous: str | None) -> list[str]:
     return [line for line in detail.splitlines() if line and line not in old]
 
 
-def effective_policy(config, job_name: str | None) -> str:
+def effective_policy(config: Config, job_name: str | None) -> str:
     """The job's own `notify` override, else `notify.policy`."""
-    if job_name:
-        job = getattr(config, "jobs", {}).get(job_name)
-        if job is not None and getattr(job, "notify", None):
-            return job.notify
+    job = config.jobs.get(job_name) if job_name else None
+    if job is not None and job.notify:
+        return job.notify
     return config.notify.policy
