@@ -32,9 +32,9 @@ from pathlib import Path
 import yaml
 
 from dumpdeck.backend.config import Config, default_state_dir, load_config
-from dumpdeck.backend.errors import DemoError, DumpdeckError, UsageError
+from dumpdeck.backend.errors import DemoError, DumpdeckError, SandboxError, UsageError
 from dumpdeck.backend.processes import process_alive
-from dumpdeck.backend.sandbox import Sandbox, SandboxError, require_binaries
+from dumpdeck.backend.sandbox import Sandbox, require_binaries
 
 from . import sample_data
 
@@ -352,10 +352,10 @@ def seed_backups(
             done.append(db)
             warnings.extend(f"{db}: {w}" for w in result.warnings)
         if verify_level:
+            problem: str | None
             try:
                 report = verify_file(result.path, level=verify_level, record=True)
             except Exception as exc:
-                report = None
                 problem = str(exc)
             else:
                 problem = None if report.passed else report.summary

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pymysql.connections
+
 from dumpdeck.backend.mysql import quote_ident
 
 DATA_VERSION = 1
@@ -663,7 +665,7 @@ def statements(database: str, scale: float = 1.0) -> list[str]:
     return _BUILDERS[database]({k: _scaled(k, scale) for k in SIZES})
 
 
-def load_database(conn, database: str, scale: float = 1.0) -> float:
+def load_database(conn: pymysql.connections.Connection, database: str, scale: float = 1.0) -> float:
     """(Re)create one sample database on `conn` (a PyMySQL connection); returns seconds taken."""
     if database not in _BUILDERS:
         raise ValueError(f"no sample database named {database!r}; known: {', '.join(DATABASES)}")
@@ -685,7 +687,7 @@ def load_database(conn, database: str, scale: float = 1.0) -> float:
 
 
 def load(
-    connect: Callable[[], object],
+    connect: Callable[[], pymysql.connections.Connection],
     databases: tuple[str, ...] | list[str] | None = None,
     scale: float = 1.0,
     parallel: int = 2,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -231,9 +231,9 @@ def for_scope(scope: str) -> list[ActionSpec]:
     return [a for a in ACTIONS if a.scope == scope]
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """Textual bindings (with ids, so config can remap them) for one scope."""
-    out = []
+    out: list[BindingType] = []
     for a in for_scope(scope):
         out.append(
             Binding(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from textual import on, work
 from textual.app import App
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from dumpdeck.backend.config import Config
@@ -112,7 +113,7 @@ class DumpdeckApp(App):
         self.poll_counts: dict[str, int] = {}
         self.keymap: dict[str, str] = {}
         self._keymap_problems: list[str] = []
-        self._poll_timers: dict[str, object] = {}
+        self._poll_timers: dict[str, Timer] = {}
         self._polling: set[str] = set()
         self._active_run_ids: set[int] = set()
         self._catalog_force = False

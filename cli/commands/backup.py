@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import mysql
@@ -117,7 +119,7 @@ def run(args, ctx) -> int:
     rows = store.progress(run_row.id)
     results = []
     for row in rows:
-        entry = {
+        entry: dict[str, Any] = {
             "database": row.database,
             "server": server.name,
             "ok": row.status == "succeeded",
@@ -128,7 +130,7 @@ def run(args, ctx) -> int:
         }
         if row.status == "succeeded" and row.file:
             try:
-                m = manifest_mod.load(row.file)
+                m = manifest_mod.load(Path(row.file))
                 entry.update(
                     bytes_raw=m.bytes_raw,
                     bytes_stored=m.bytes_stored,
@@ -149,11 +151,11 @@ def run(args, ctx) -> int:
         name = f"{server.name}/{r['database']}"
         if r["ok"]:
             ratio = r["bytes_raw"] / r["bytes_stored"] if r.get("bytes_stored") else 0
-            level = f", verified to level {r['verified_level']}" if r.get("verified_level") else ""
+            reached = f", verified to level {r['verified_level']}" if r.get("verified_level") else ""
             sys.stdout.write(
                 style("OK", ok=True) + f"      {name}: {r['file']}\n"
                 f"        {format_bytes(r['bytes_raw'])} SQL → {format_bytes(r['bytes_stored'])} {r['codec']} "
-                f"({ratio:.1f}:1) in {format_duration(r['duration'])}, sha256 {r['sha256'][:16]}…{level}\n"
+                f"({ratio:.1f}:1) in {format_duration(r['duration'])}, sha256 {r['sha256'][:16]}…{reached}\n"
             )
             for w in r.get("warnings") or []:
                 sys.stdout.write(style(f"        warning: {w}", ok=False) + "\n")

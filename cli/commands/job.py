@@ -195,7 +195,7 @@ def cancel_cmd(args, ctx) -> int:
         if run is None:
             raise UsageError(f"no run {args.run} in {config.state_db}")
         if not jobs.cancel_run(store, args.run):
-            run = store.get_run(args.run)
+            run = store.get_run(args.run) or run
             sys.stderr.write(f"run {run.id} is not running ({run.status})\n")
             return 1
         sys.stdout.write(f"cancel sent to run {run.id} ({run.job}, pid {run.pid})\n")
@@ -203,7 +203,7 @@ def cancel_cmd(args, ctx) -> int:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 store.reap_lost()
-                run = store.get_run(args.run)
+                run = store.get_run(args.run) or run
                 if not run.active:
                     break
                 time.sleep(0.2)

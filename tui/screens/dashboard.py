@@ -8,10 +8,12 @@ poll unless the user paused (`p`) or a modal is on top.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
@@ -23,9 +25,13 @@ from ..logtail import LEVEL_RANK, compact_log_line, log_level_of
 from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone, severity_tone
 from ..views import RunView
 from ..widgets.layout import apply_breakpoints
-from ..widgets.table import Cell, KeyedTable, bar, tone_style
+from ..widgets.table import Cell, KeyedTable, Row, bar, tone_style
 
 LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import DumpdeckApp
 
 
 class Pane(Vertical):
@@ -46,7 +52,10 @@ class Pane(Vertical):
                 setattr(self, attr, value)
 
 
-class DashboardScreen(Screen):
+class DashboardScreen(Screen[None]):
+    if TYPE_CHECKING:  # the console's own App, with its state and actions
+        app = getters.app(DumpdeckApp)
+
     SCOPE = "dashboard"
     BINDINGS = actions.bindings("dashboard")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -178,7 +187,7 @@ class DashboardScreen(Screen):
         now = app.now()
         rows = database_rows(app.servers, app.catalog, app.jobs, app.config, now)
         q = self.db_filter.lower()
-        out = []
+        out: list[Row] = []
         # Cells are rebuilt only for rows whose content changed (a jobs poll changes the
         # one or two rows being dumped); unchanged rows reuse the very same cell tuple, so
         # KeyedTable.sync skips them by identity and nothing is allocated for them.
@@ -223,11 +232,11 @@ class DashboardScreen(Screen):
             title += f" · {len(self.selected)} selected"
         pane.set_titles(title, f"filter: {self.db_filter}" if self.db_filter else "")
 
-    def _job_rows(self, run: RunView) -> list[tuple[str, tuple, object]]:
+    def _job_rows(self, run: RunView) -> list[Row]:
         app = self.app
         now = app.now()
         tone = run_status_tone(run.status)
-        rows = []
+        rows: list[Row] = []
         if run.active and run.progress:
             for p in run.progress:
                 elapsed = (now - p.started) if p.started else None
@@ -292,7 +301,7 @@ class DashboardScreen(Screen):
     def _render_jobs(self) -> None:
         app = self.app
         runs = list(app.jobs.active) + [r for r in app.jobs.runs if not r.active][:10]
-        out = []
+        out: list[Row] = []
         for run in runs:
             out.extend(self._job_rows(run))
         self.query_one("#jobs", KeyedTable).sync(out)
@@ -303,7 +312,7 @@ class DashboardScreen(Screen):
     def _render_disk(self) -> None:
         app = self.app
         cfg = app.config.disk
-        out = []
+        out: list[Row] = []
         for v in app.disk.volumes:
             pct = v.percent
             tone = severity_tone(grade(pct, cfg))
@@ -394,7 +403,7 @@ class DashboardScreen(Screen):
         return not (self.app.read_only and action in actions.DESTRUCTIVE_ACTIONS)
 
     def _focused_pane(self) -> str:
-        w = self.focused
+        w: DOMNode | None = self.focused
         while w is not None and not isinstance(w, Pane):
             w = w.parent
         return (w.id or "").replace("-pane", "") if w is not None else "databases"

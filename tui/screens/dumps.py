@@ -8,6 +8,7 @@ per dump and shown here check by check as it arrives.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -32,6 +33,11 @@ LEVEL_FILTERS: tuple[tuple[str, object], ...] = (
     ("≥L3", 3),
     ("L4 restore-tested", 4),
 )
+
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import DumpdeckApp
 
 
 def when_text(epoch: float) -> str:
@@ -70,7 +76,10 @@ def dump_matches(d: DumpView, fields: dict[str, str], words: list[str], level: o
     return not (isinstance(level, int) and level > 0 and d.verified_level < level)
 
 
-class DumpsScreen(Screen):
+class DumpsScreen(Screen[None]):
+    if TYPE_CHECKING:  # the console's own App, with its state and actions
+        app = getters.app(DumpdeckApp)
+
     SCOPE = "dumps"
     BINDINGS = actions.bindings("dumps")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -203,29 +212,26 @@ class DumpsScreen(Screen):
             lines.append(f"manifest problem: {d.manifest_error}")
         m = d.manifest
         if m is not None:
-            g = lambda name, default=None: getattr(m, name, default)  # noqa: E731
-            srv = g("server", {}) or {}
-            tool = g("tool", {}) or {}
+            srv, tool = m.server or {}, m.tool or {}
             lines += [
                 f"source: {srv.get('flavour', '?')} {srv.get('version', '')} {srv.get('host', '')}".rstrip(),
                 f"tool: {tool.get('path', '?')} {tool.get('version', '')}".rstrip(),
-                f"took {format_duration(g('duration'))} · raw {format_bytes(g('bytes_raw'))} · "
-                f"stored {format_bytes(g('bytes_stored'))}",
-                f"sha256 {str(g('sha256', ''))[:16]}…",
-                f"tables {len(g('tables', []) or [])} · views {len(g('views', []) or [])} · "
-                f"routines {len(g('procedures', []) or []) + len(g('functions', []) or [])} · "
-                f"triggers {len(g('triggers', []) or [])} · events {len(g('events', []) or [])}",
+                f"took {format_duration(m.duration)} · raw {format_bytes(m.bytes_raw)} · "
+                f"stored {format_bytes(m.bytes_stored)}",
+                f"sha256 {m.sha256[:16]}…",
+                f"tables {len(m.tables)} · views {len(m.views)} · "
+                f"routines {len(m.procedures) + len(m.functions)} · "
+                f"triggers {len(m.triggers)} · events {len(m.events)}",
             ]
-            coords = g("coordinates", {}) or {}
-            if coords:
-                lines.append("binlog " + ", ".join(f"{k}={v}" for k, v in coords.items()))
-            for w in (g("warnings", []) or [])[:5]:
+            if m.coordinates:
+                lines.append("binlog " + ", ".join(f"{k}={v}" for k, v in m.coordinates.items()))
+            for w in m.warnings[:5]:
                 lines.append(f"warning: {w}")
-            if g("flags"):
-                lines.append("flags: " + ", ".join(g("flags")))
-            if g("options"):
-                lines.append("options: " + " ".join(g("options"))[:300])
-            ver = g("verifications", []) or []
+            if m.flags:
+                lines.append("flags: " + ", ".join(m.flags))
+            if m.options:
+                lines.append("options: " + " ".join(m.options)[:300])
+            ver = m.verifications
             if ver:
                 lines.append(f"verifications: {len(ver)}, best level L{d.verified_level}")
         return "\n".join(lines)
@@ -250,7 +256,7 @@ class DumpsScreen(Screen):
             )
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
-        elif d.manifest is not None and getattr(d.manifest, "verifications", None):
+        elif d.manifest is not None and d.manifest.verifications:
             v = d.manifest.verifications[-1]
             checks = [
                 CheckView(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -14,8 +16,16 @@ from .. import actions
 from ..rows import run_status_tone
 from ..widgets.table import Cell, KeyedTable, bar, tone_style
 
+if TYPE_CHECKING:
+    from textual import getters
 
-class RunDetailScreen(Screen):
+    from ..app import DumpdeckApp
+
+
+class RunDetailScreen(Screen[None]):
+    if TYPE_CHECKING:  # the console's own App, with its state and actions
+        app = getters.app(DumpdeckApp)
+
     SCOPE = "run"
     BINDINGS = actions.bindings("run")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -13,12 +14,20 @@ from .. import actions
 from ..rows import age_text, run_status_tone
 from ..widgets.table import Cell, KeyedTable, tone_style
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import DumpdeckApp
+
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%a %m-%d %H:%M")
 
 
-class SchedulesScreen(Screen):
+class SchedulesScreen(Screen[None]):
+    if TYPE_CHECKING:  # the console's own App, with its state and actions
+        app = getters.app(DumpdeckApp)
+
     SCOPE = "schedules"
     BINDINGS = actions.bindings("schedules")
 

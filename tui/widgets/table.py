@@ -16,6 +16,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+# one table row: its stable key, its cells, and the object it shows (for actions on the cursor row)
+Row = tuple[str, tuple[Any, ...], Any]
+
 TONE_VARIABLE = {
     "ok": "success",
     "warn": "warning",
@@ -94,7 +97,7 @@ class KeyedTable(DataTable):
         except Exception:
             return None
 
-    def sync(self, rows: Sequence[tuple[str, tuple, Any]]) -> None:
+    def sync(self, rows: Sequence[Row]) -> None:
         """rows: (key, cells, raw object). Order is kept for new tables; sort applies after."""
         new_keys = {k for k, _, _ in rows}
         old_keys = set(self._rows)
@@ -158,7 +161,8 @@ class KeyedTable(DataTable):
             self._raw[key] = raw
 
     def _apply_sort(self) -> None:
-        self.sort(self.sort_column, key=_sortable, reverse=self.sort_reverse)
+        if self.sort_column is not None:
+            self.sort(self.sort_column, key=_sortable, reverse=self.sort_reverse)
 
     def sort_by(self, column: str) -> None:
         if self.sort_column == column:
@@ -184,7 +188,7 @@ class KeyedTable(DataTable):
 
     def _update_sort_labels(self) -> None:
         for key, label in self._columns:
-            col = self.columns.get(key) if hasattr(self.columns, "get") else None
+            col = self.columns.get(ColumnKey(key))
             if col is None:
                 continue
             mark = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_column else ""
