@@ -60,10 +60,11 @@ def garbled(screen: str) -> list[str]:
 
 
 class Console:
-    def __init__(self, config: Path, *extra: str):
+    def __init__(self, config: Path, *extra: str, dumpdeck: Path = DUMPDECK, cwd: Path | None = None):
         self.session = f"ddtest-{uuid.uuid4().hex[:8]}"
-        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR",)}
-        cmd = " ".join([str(DUMPDECK), "--config", str(config), *extra])
+        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PYTHONPATH")}
+        # the tmux server may hold an older environment: no PYTHONPATH reaches the console either way
+        cmd = " ".join(["env", "-u", "PYTHONPATH", str(dumpdeck), "--config", str(config), *extra])
         # keep the pane after exit so a crash can be read
         subprocess.run(
             [
@@ -76,6 +77,7 @@ class Console:
                 str(WIDTH),
                 "-y",
                 str(HEIGHT),
+                *(["-c", str(cwd)] if cwd is not None else []),
                 f"{cmd}; echo EXITED $?; sleep 30",
             ],
             check=True,
@@ -93,8 +95,11 @@ class Console:
         _tmux("kill-session", "-t", self.session, check=False)
 
 
-def check_console(config: Path, database: str, show=lambda title, screen: None) -> None:
-    con = Console(config)
+def check_console(
+    config: Path, database: str, show=lambda title, screen: None, *, dumpdeck: Path = DUMPDECK, cwd: Path | None = None
+) -> None:
+    """Drive the console of `dumpdeck` (the checkout's, or an installed one) in tmux at 80x24."""
+    con = Console(config, dumpdeck=dumpdeck, cwd=cwd)
     try:
         screen = wait_for(con.session, lambda s: database in s, 30, f"database {database} on the dashboard")
         show("dashboard", screen)

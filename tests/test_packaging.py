@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,18 +12,28 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("dumpdeck", "backend", "cli", "tui", "demo", "themes")
 
 
-def _build_wheel(tmp_path: Path) -> Path:
+# what a clean checkout does not hold: a stale build/lib would otherwise end up in the wheel
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"
+)
+
+
+def build_wheel(dest: Path) -> Path:
+    """Build the wheel from a clean copy of the checkout; returns its path in `dest`."""
+    source = dest / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE, symlinks=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest), str(source)],
         capture_output=True,
         text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return next(tmp_path.glob("dumpdeck-*.whl"))
+    return next(dest.glob("dumpdeck-*.whl"))
 
 
 def test_wheel_ships_every_module_under_one_namespace(tmp_path):
-    wheel = _build_wheel(tmp_path)
+    wheel = build_wheel(tmp_path)
     zf = zipfile.ZipFile(wheel)
     names = set(zf.namelist())
     expected = set()
