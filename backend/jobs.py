@@ -34,6 +34,7 @@ from .errors import LockedError, UsageError
 from .processes import process_alive
 from .selection import ADHOC, resolve_databases
 from .state import Run, StateStore
+from .vocabulary import RunStatus, Trigger
 
 # --------------------------------------------------------------------------- locks
 
@@ -124,7 +125,7 @@ def start_run(
     *,
     databases: list[str] | None = None,
     server: str | None = None,
-    trigger: str = "cli",
+    trigger: Trigger = "cli",
     store: StateStore | None = None,
 ) -> Run:
     """Queue a run and spawn its detached runner. Returns the run (queued, with the runner pid).
@@ -142,7 +143,7 @@ def start_run(
             lock = JobLock.for_key(config.lock_dir, job.name)
             if lock.held_by_someone():
                 message = lock.describe_holder(job.name)
-                store.create_run(job.name, trigger, srv, dbs, status="skipped", reason=message)
+                store.create_run(job.name, trigger, srv, dbs, status=RunStatus.SKIPPED, reason=message)
                 raise LockedError(message)
             name = job.name
         else:
@@ -179,7 +180,7 @@ def start_run(
                     env=_runner_env(),
                 )
             except OSError as exc:
-                store.finish_run(run.id, "failed", f"cannot start the runner: {exc.strerror}")
+                store.finish_run(run.id, RunStatus.FAILED, f"cannot start the runner: {exc.strerror}")
                 raise UsageError(f"cannot start the runner: {exc.strerror}") from None
         _children.append(proc)
         _reap_children()
@@ -224,7 +225,7 @@ def cancel_run(store: StateStore, run_id: int) -> bool:
     )
     if run.pid is None or run.host != socket.gethostname():
         if run.pid is None:
-            store.finish_run(run.id, "cancelled", "cancelled before its runner started")
+            store.finish_run(run.id, RunStatus.CANCELLED, "cancelled before its runner started")
             return True
         raise UsageError(f"run {run.id} runs on host {run.host}; cancel it there")
     if not process_alive(run.pid):

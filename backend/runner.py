@@ -51,7 +51,8 @@ from .restore import restore_test
 from .selection import ADHOC, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
-from .verify import verify_file
+from .verify import CheckResult, VerifyReport, verify_file
+from .vocabulary import DbStatus, EventLevel, RunStatus, Trigger
 
 log = logging.getLogger("dumpdeck.runner")
 
@@ -63,7 +64,7 @@ LOCK_POLL = 0.5
 @dataclass
 class DbOutcome:
     database: str
-    status: str  # succeeded | failed | timed-out | cancelled
+    status: DbStatus  # succeeded | failed | timed-out | cancelled
     error: str | None = None
     path: Path | None = None
     attempts: int = 0
@@ -135,7 +136,7 @@ def execute(
     run = store.get_run(run_id)
     if run is None:
         raise DumpdeckError(f"no run {run_id} in {store.path}")
-    if run.status != "queued":
+    if run.status != RunStatus.QUEUED:
         log.warning("run %s is %s, not queued: nothing to do", run_id, run.status)
         return run
     cancel = cancel or threading.Event()
@@ -156,7 +157,7 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
     try:
         job = job_for_run(config, run)
     except DumpdeckError as exc:
-        return store.finish_run(run_id, "failed", str(exc))
+        return store.finish_run(run_id, RunStatus.FAILED, str(exc))
 
     own_lock: JobLock | None = None
     if lock is None:
@@ -168,13 +169,13 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
                 log.warning("%s", message)
                 with store._write() as conn:
                     conn.execute("UPDATE progress SET status='skipped' WHERE run_id=?", (run_id,))
-                return store.finish_run(run_id, "skipped", message)
+                return store.finish_run(run_id, RunStatus.SKIPPED, message)
             store.add_event(
                 run_id, "info", "waiting", f"waiting for the running ad-hoc run on {run.server}", own_lock.holder()
             )
             while not own_lock.try_acquire(run_id):
                 if cancel.wait(LOCK_POLL):
-                    return store.finish_run(run_id, "cancelled", "cancelled while waiting in the queue")
+                    return store.finish_run(run_id, RunStatus.CANCELLED, "cancelled while waiting in the queue")
         lock = own_lock
     else:
         lock.path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,9 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             os.pwrite(lock.fd, json.dumps(info).encode(), 0)
 
     now = _now()
-    store.update_run(run_id, status="running", pid=os.getpid(), host=socket.gethostname(), started=now, heartbeat=now)
+    store.update_run(
+        run_id, status=RunStatus.RUNNING, pid=os.getpid(), host=socket.gethostname(), started=now, heartbeat=now
+    )
     store.add_event(
         run_id,
         "info",
@@ -201,11 +204,17 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
             status, reason, _outcomes = _run_body(config, store, run, job, cancel)
         except Exception as exc:  # a bug must still end the run with a status
             log.exception("run %s crashed", run_id)
-            status, reason, _outcomes = "failed", f"internal error: {type(exc).__name__}: {exc}", []
-        if cancel.is_set() and status not in ("cancelled",):
-            status, reason = "cancelled", reason or "cancelled"
+            status, reason, _outcomes = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}", []
+        if cancel.is_set() and status not in (RunStatus.CANCELLED,):
+            status, reason = RunStatus.CANCELLED, reason or "cancelled"
         final = store.finish_run(run_id, status, reason)
-        level = {"succeeded": "info", "cancelled": "warning"}.get(final.status, "error")
+        level: EventLevel = (
+            "info"
+            if final.status == RunStatus.SUCCEEDED
+            else "warning"
+            if final.status == RunStatus.CANCELLED
+            else "error"
+        )
         store.add_event(
             run_id, level, "finish", f"run {run_id} {final.status}: {final.reason}", {"status": final.status}
         )
@@ -220,13 +229,13 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
 
 def _run_body(
     config: Config, store: StateStore, run: Run, job: JobConfig, cancel: threading.Event
-) -> tuple[str, str, list[DbOutcome]]:
+) -> tuple[RunStatus, str, list[DbOutcome]]:
     t0 = time.monotonic()
     deadline = t0 + job.max_runtime
     server = config.server(run.server)
     databases = list(run.databases)
     if not databases:
-        return "failed", f"job {job.name}: no databases to back up", []
+        return RunStatus.FAILED, f"job {job.name}: no databases to back up", []
 
     def on_retry(attempt: int, wait: float, why: str) -> None:
         store.add_event(
@@ -247,7 +256,7 @@ def _run_body(
                 DbProgress(
                     run.id,
                     db,
-                    "failed",
+                    DbStatus.FAILED,
                     error=reason,
                     updated=_now(),
                     estimate=report.raw_estimates.get(db),
@@ -261,7 +270,7 @@ def _run_body(
             reason,
             {"free_bytes": report.free_bytes, "needed_bytes": report.needed_bytes, "estimates": report.estimates},
         )
-        return "failed", reason, []
+        return RunStatus.FAILED, reason, []
     store.add_event(
         run.id,
         "info",
@@ -279,8 +288,8 @@ def _run_body(
     todo = []
     for db in databases:
         if db in report.db_problems:
-            outcomes[db] = DbOutcome(db, "failed", report.db_problems[db])
-            store.set_progress(DbProgress(run.id, db, "failed", error=report.db_problems[db], updated=_now()))
+            outcomes[db] = DbOutcome(db, DbStatus.FAILED, report.db_problems[db])
+            store.set_progress(DbProgress(run.id, db, DbStatus.FAILED, error=report.db_problems[db], updated=_now()))
         else:
             todo.append(db)
 
@@ -299,28 +308,28 @@ def _run_body(
                 outcomes[db] = fut.result()
             except Exception as exc:
                 log.exception("dump worker for %s crashed", db)
-                outcomes[db] = DbOutcome(db, "failed", f"internal error: {type(exc).__name__}: {exc}")
+                outcomes[db] = DbOutcome(db, DbStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
 
     ordered = [outcomes[db] for db in databases]
-    ok = [o for o in ordered if o.status == "succeeded"]
-    bad = [o for o in ordered if o.status != "succeeded"]
-    if cancel.is_set() or any(o.status == "cancelled" for o in bad):
-        status = "cancelled"
+    ok = [o for o in ordered if o.status == DbStatus.SUCCEEDED]
+    bad = [o for o in ordered if o.status != DbStatus.SUCCEEDED]
+    if cancel.is_set() or any(o.status == DbStatus.CANCELLED for o in bad):
+        status = RunStatus.CANCELLED
     elif not bad:
-        status = "succeeded"
-    elif all(o.status == "timed-out" for o in bad):
-        status = "timed-out"
+        status = RunStatus.SUCCEEDED
+    elif all(o.status == DbStatus.TIMED_OUT for o in bad):
+        status = RunStatus.TIMED_OUT
     else:
-        status = "failed"
+        status = RunStatus.FAILED
     elapsed = format_duration(time.monotonic() - t0)
-    if status == "succeeded":
+    if status == RunStatus.SUCCEEDED:
         reason = f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}"
     else:
         reason = f"{len(ok)} of {len(ordered)} database(s) dumped in {elapsed}; " + "; ".join(
             f"{o.database}: {o.status}: {o.error}" for o in bad
         )
 
-    if status == "succeeded":
+    if status == RunStatus.SUCCEEDED:
         _retention(config, store, run, job)
     else:
         store.add_event(run.id, "info", "retention", f"retention skipped: the run {status}")
@@ -345,17 +354,17 @@ def _dump_one(
     stall = job.stall_timeout or config.backup.stall_timeout
     raw_estimate = report.raw_estimates.get(db)
     inventory_bytes = report.inventory_bytes.get(db)
-    outcome = DbOutcome(db, "failed", "not started")
-    base = DbProgress(run.id, db, "pending", estimate=raw_estimate, inventory_bytes=inventory_bytes)
+    outcome = DbOutcome(db, DbStatus.FAILED, "not started")
+    base = DbProgress(run.id, db, DbStatus.PENDING, estimate=raw_estimate, inventory_bytes=inventory_bytes)
     mark = _Mark()
     for attempt in range(attempts):
         outcome.attempts = attempt + 1
         if cancel.is_set():
-            outcome.status, outcome.error = "cancelled", "cancelled before the dump started"
+            outcome.status, outcome.error = DbStatus.CANCELLED, "cancelled before the dump started"
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            outcome.status = "timed-out"
+            outcome.status = DbStatus.TIMED_OUT
             outcome.error = f"max_runtime of {format_duration(job.max_runtime)} for job {job.name} is spent"
             break
         timeout = min(config.backup.timeout, remaining)
@@ -365,7 +374,7 @@ def _dump_one(
         base = DbProgress(
             run.id,
             db,
-            "running",
+            DbStatus.RUNNING,
             started=started,
             updated=started,
             estimate=raw_estimate,
@@ -421,10 +430,10 @@ def _dump_one(
                 run_id=run.id,
             )
         except CancelledError as exc:
-            outcome.status, outcome.error = "cancelled", str(exc)
+            outcome.status, outcome.error = DbStatus.CANCELLED, str(exc)
             break
         except TimeoutError_ as exc:
-            outcome.status = "timed-out"
+            outcome.status = DbStatus.TIMED_OUT
             outcome.error = str(exc) + (
                 f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if by_runtime else ""
             )
@@ -439,7 +448,7 @@ def _dump_one(
                 )
                 break
         except PrivilegeError as exc:
-            outcome.status, outcome.error = "failed", str(exc)
+            outcome.status, outcome.error = DbStatus.FAILED, str(exc)
             _final_progress(store, base, outcome)
             store.add_event(
                 run.id,
@@ -450,12 +459,12 @@ def _dump_one(
             )
             break
         except DumpdeckError as exc:
-            outcome.status, outcome.error = "failed", str(exc)
+            outcome.status, outcome.error = DbStatus.FAILED, str(exc)
         except Exception as exc:
             log.exception("dump of %s crashed", db)
-            outcome.status, outcome.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+            outcome.status, outcome.error = DbStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
         else:
-            outcome.status, outcome.error, outcome.path = "succeeded", None, result.path
+            outcome.status, outcome.error, outcome.path = DbStatus.SUCCEEDED, None, result.path
             m = result.manifest
             for w in result.warnings:
                 store.add_event(run.id, "warning", "dump-warning", f"{db}: {w}", {"database": db})
@@ -476,7 +485,7 @@ def _dump_one(
             )
             level, verr = _verify(config, store, run, db, result.path, job.verify, cancel)
             if verr:
-                outcome.status, outcome.error = "failed", verr
+                outcome.status, outcome.error = DbStatus.FAILED, verr
             store.set_progress(
                 replace(
                     base,
@@ -519,7 +528,7 @@ def _dump_one(
             {"database": db, "attempt": attempt + 1, "delay": delay, "at": time.time()},
         )
         if cancel.wait(delay):
-            outcome.status, outcome.error = "cancelled", "cancelled while waiting to retry"
+            outcome.status, outcome.error = DbStatus.CANCELLED, "cancelled while waiting to retry"
             break
     _final_progress(store, base, outcome)
     return outcome
@@ -530,7 +539,7 @@ def _final_progress(store: StateStore, base: DbProgress, outcome: DbOutcome, ret
     store.set_progress(
         replace(
             current,
-            status="retrying" if retrying else outcome.status,
+            status=DbStatus.RETRYING if retrying else outcome.status,
             error=outcome.error,
             updated=_now(),
             file=None,
@@ -626,7 +635,7 @@ def _post_run(config: Config, store: StateStore, run: Run) -> None:
 # --------------------------------------------------------------------------- in this process (cron)
 
 
-def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> int:
+def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron") -> int:
     """Run a job in this process under its lock (what cron calls). Returns 0 when the run
     succeeded, 1 otherwise; raises LockedError (exit code 3) after recording a skipped run
     when the job is already running."""
@@ -636,7 +645,7 @@ def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> 
         lock = JobLock.for_key(config.lock_dir, lock_key(job.name, job.server))
         if not lock.try_acquire():
             message = lock.describe_holder(job.name)
-            store.create_run(job.name, trigger, job.server, [], status="skipped", reason=message)
+            store.create_run(job.name, trigger, job.server, [], status=RunStatus.SKIPPED, reason=message)
             raise LockedError(message)
         try:
             try:
@@ -644,7 +653,9 @@ def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> 
             except Exception as exc:  # unreachable server: the run still gets a record
                 run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
                 store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-                failed = store.finish_run(run.id, "failed", f"cannot list the databases of job {job.name}: {exc}")
+                failed = store.finish_run(
+                    run.id, RunStatus.FAILED, f"cannot list the databases of job {job.name}: {exc}"
+                )
                 _post_run(config, store, failed)  # a cron job on a dead server must be heard of
                 return 1
             run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
@@ -652,7 +663,7 @@ def run_job_foreground(config: Config, job_name: str, trigger: str = "cron") -> 
             final = execute(config, store, run.id, lock=lock, install_signals=True)
         finally:
             lock.release()
-        return 0 if final.status == "succeeded" else 1
+        return 0 if final.status == RunStatus.SUCCEEDED else 1
     finally:
         store.close()
 
@@ -681,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         if run is None:
             log.error("no run %s in %s", args.run, config.state_db)
             return 2
-        if run.status == "queued":
+        if run.status == RunStatus.QUEUED:
             store.update_run(args.run, pid=os.getpid(), host=socket.gethostname())
         final = execute(config, store, args.run, cancel=cancel)
         return {"succeeded": 0, "skipped": 3}.get(final.status, 1)

@@ -33,11 +33,15 @@ from .catalog import remove_orphan_partial
 from .config import Config
 from .errors import StateError
 from .processes import process_alive
+from .vocabulary import (
+    FINAL_RUN_STATUSES,
+    TRIGGERS,
+    DbStatus,
+    EventLevel,
+    RunStatus,
+    Trigger,
+)
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "timed-out", "cancelled", "lost", "skipped")
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s not in ACTIVE_STATUSES)
-TRIGGERS = ("console", "cron", "cli")
 # A runner writes its heartbeat every second; one silent this long is presumed dead.
 HEARTBEAT_STALE = 60.0
 # A queued run whose runner never reported within this long is presumed lost.
@@ -74,10 +78,10 @@ def _ts(value: datetime | float | None) -> float | None:
 class Run:
     id: int
     job: str
-    trigger: str
+    trigger: Trigger
     databases: tuple[str, ...]
     server: str
-    status: str
+    status: RunStatus
     pid: int | None
     host: str | None
     created: datetime
@@ -90,7 +94,7 @@ class Run:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.status.active
 
     @property
     def duration(self) -> float | None:
@@ -108,7 +112,7 @@ class DbProgress:
 
     run_id: int
     database: str
-    status: str = "pending"
+    status: DbStatus = DbStatus.PENDING
     bytes_raw: int = 0
     bytes_stored: int = 0
     rate: float = 0.0
@@ -143,7 +147,7 @@ class Event:
     id: int
     run_id: int | None
     at: datetime
-    level: str
+    level: EventLevel
     kind: str
     message: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -289,7 +293,7 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         trigger=row["trigger"],
         databases=tuple(json.loads(row["databases"] or "[]")),
         server=row["server"],
-        status=row["status"],
+        status=RunStatus(row["status"]),
         pid=row["pid"],
         host=row["host"],
         created=_dt(row["created"]),
@@ -306,7 +310,7 @@ def _row_to_progress(row: sqlite3.Row) -> DbProgress:
     return DbProgress(
         run_id=row["run_id"],
         database=row["database"],
-        status=row["status"],
+        status=DbStatus(row["status"]),
         bytes_raw=row["bytes_raw"],
         bytes_stored=row["bytes_stored"],
         rate=row["rate"],
@@ -437,18 +441,17 @@ class StateStore:
     def create_run(
         self,
         job: str,
-        trigger: str,
+        trigger: Trigger,
         server: str,
         databases: list[str] | tuple[str, ...],
         *,
-        status: str = "queued",
+        status: RunStatus = RunStatus.QUEUED,
         reason: str | None = None,
         log_dir: Path | None = None,
     ) -> Run:
         if trigger not in TRIGGERS:
             raise ValueError(f"trigger must be one of {TRIGGERS}, not {trigger!r}")
-        if status not in RUN_STATUSES:
-            raise ValueError(f"unknown run status {status!r}")
+        status = RunStatus(status)  # a word that is no status fails here, not in a reader
         now = time.time()
         with self._write() as conn:
             cur = conn.execute(
@@ -463,7 +466,7 @@ class StateStore:
                     now,
                     reason,
                     socket.gethostname(),
-                    now if status in FINAL_STATUSES else None,
+                    now if status in FINAL_RUN_STATUSES else None,
                 ),
             )
             run_id = cur.lastrowid
@@ -472,7 +475,10 @@ class StateStore:
                 conn.execute("UPDATE runs SET log_path=? WHERE id=?", (str(Path(log_dir) / f"{run_id}.log"), run_id))
             conn.executemany(
                 "INSERT INTO progress (run_id, database, status) VALUES (?, ?, ?)",
-                [(run_id, db, "skipped" if status == "skipped" else "pending") for db in databases],
+                [
+                    (run_id, db, DbStatus.SKIPPED if status == RunStatus.SKIPPED else DbStatus.PENDING)
+                    for db in databases
+                ],
             )
         run = self.get_run(run_id)
         assert run is not None
@@ -482,8 +488,8 @@ class StateStore:
         unknown = set(fields) - set(_RUN_COLS[1:])
         if unknown:
             raise ValueError(f"unknown run field(s): {', '.join(sorted(unknown))}")
-        if "status" in fields and fields["status"] not in RUN_STATUSES:
-            raise ValueError(f"unknown run status {fields['status']!r}")
+        if "status" in fields:
+            fields["status"] = RunStatus(fields["status"])  # a word that is no status fails here
         values: list[object] = []
         for key, value in fields.items():
             if key in _RUN_TIME_COLS:
@@ -500,9 +506,9 @@ class StateStore:
             raise StateError(f"no run {run_id} in {self.path}")
         return run
 
-    def finish_run(self, run_id: int, status: str, reason: str | None) -> Run:
+    def finish_run(self, run_id: int, status: RunStatus, reason: str | None) -> Run:
         """Set a final status, unless the run already has one (first final status wins)."""
-        if status not in FINAL_STATUSES:
+        if status not in FINAL_RUN_STATUSES:
             raise ValueError(f"{status!r} is not a final status")
         with self._write() as conn:
             conn.execute(
@@ -522,7 +528,7 @@ class StateStore:
         return _row_to_run(rows[0]) if rows else None
 
     def list_runs(
-        self, limit: int = 50, job: str | None = None, active_only: bool = False, status: str | None = None
+        self, limit: int = 50, job: str | None = None, active_only: bool = False, status: RunStatus | None = None
     ) -> list[Run]:
         where, params = [], []
         if job is not None:
@@ -563,7 +569,7 @@ class StateStore:
     # ------------------------------------------------------------------ events
 
     def add_event(
-        self, run_id: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None
+        self, run_id: int | None, level: EventLevel, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> int:
         with self._write() as conn:
             cur = conn.execute(
@@ -773,9 +779,9 @@ def _lost_reason(run: Run, now: float, here: str, stale_after: float, queued_aft
         reference = _ts(run.started) if run.started is not None else _ts(run.created) + 60.0
         if not process_alive(run.pid, reference):
             return f"runner pid {run.pid} on {run.host} is gone (killed or crashed)"
-    if run.status == "running" and beat is not None and now - beat > stale_after:
+    if run.status == RunStatus.RUNNING and beat is not None and now - beat > stale_after:
         return f"no heartbeat for {int(now - beat)} s (runner pid {run.pid} on {run.host})"
-    if run.status == "queued" and run.pid is None and now - _ts(run.created) > queued_after:
+    if run.status == RunStatus.QUEUED and run.pid is None and now - _ts(run.created) > queued_after:
         return f"queued for {int(now - _ts(run.created))} s and no runner picked it up"
     return None
 

@@ -1,9 +1,11 @@
-"""The words every layer shares, defined once: run and dump statuses, severities, verification levels.
+"""The words every layer shares, defined once: run and dump statuses, triggers, event levels,
+severities, verification levels.
 
-They are `StrEnum`s (or an `IntEnum` for levels), so a member is also the plain
-string (or number) stored in the state database, written into manifests and
-JSON, and printed: `RunStatus.TIMED_OUT == "timed-out"`. Code compares and
-stores members; readers of old rows get the same strings back.
+Statuses and severities are `StrEnum`s (levels an `IntEnum`), so a member is also the plain
+string (or number) stored in the state database, written into manifests and JSON, and
+printed: `RunStatus.TIMED_OUT == "timed-out"`. Code compares and stores members; readers of
+old rows get the same strings back. Triggers and event levels are `Literal`s: plain words
+that mypy checks at every call.
 
 Codecs are `codecs.Codec`; verification outcomes belong to the verification
 ladder. Nothing here imports anything of the project.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum, StrEnum
+from typing import Literal, get_args
 
 
 class RunStatus(StrEnum):
@@ -58,20 +61,12 @@ class DbStatus(StrEnum):
         return self in (DbStatus.PENDING, DbStatus.RUNNING, DbStatus.RETRYING)
 
 
-class Trigger(StrEnum):
-    """Who started a run."""
+# Who started a run.
+Trigger = Literal["console", "cron", "cli"]
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 
-    CONSOLE = "console"
-    CRON = "cron"
-    CLI = "cli"
-
-
-class EventLevel(StrEnum):
-    """The level of an event in a run's record."""
-
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
+# The level of an event in a run's record.
+EventLevel = Literal["info", "warning", "error"]
 
 
 class Severity(StrEnum):

@@ -44,6 +44,7 @@ from ..disk import VolumeUsage
 from ..errors import DumpdeckError, NotifyError
 from ..state import StateStore
 from ..units import format_bytes, format_duration
+from ..vocabulary import DbStatus, RunStatus
 from . import policy as policy_mod
 
 log = logging.getLogger("dumpdeck.notify")
@@ -90,7 +91,7 @@ class DbOutcome:
 
     server: str
     database: str
-    status: str  # done | failed | cancelled | ...
+    status: DbStatus
     error: str | None = None
     file: str | None = None
     bytes_raw: int | None = None
@@ -102,7 +103,7 @@ class DbOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("done", "ok", "success", "succeeded")
+        return self.status == DbStatus.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class RunSummary:
     job: str | None
     trigger: str | None
     server: str | None
-    status: str  # succeeded | failed | cancelled | lost | ...
+    status: RunStatus
     reason: str | None
     started: datetime | None
     finished: datetime | None
@@ -120,7 +121,7 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("succeeded", "success", "ok", "done") and all(d.ok for d in self.databases)
+        return self.status == RunStatus.SUCCEEDED and all(d.ok for d in self.databases)
 
     @property
     def label(self) -> str:
@@ -191,7 +192,7 @@ def compose_run(
         if kind == "first-success":
             headline += " (first success: notifications work)"
 
-    status_text = summary.status
+    status_text = str(summary.status)
     if summary.reason:
         status_text += f" — {_one_line(summary.reason)}"
     duration = None
