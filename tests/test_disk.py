@@ -126,3 +126,15 @@ def test_disk_cli_json(write_config):
         [sys.executable, "-m", "dumpdeck", "--config", str(path), "disk"], capture_output=True, text=True, cwd=ROOT
     )
     assert "MOUNT" in text.stdout and "main/shop" in text.stdout and "projection" in text.stdout
+
+
+def test_percent_is_dfs_use_percent(config, tmp_path):
+    """One disk usage everywhere, and it is df's: used / (used + available), not used / total (on a file
+    system with blocks reserved for root or held back, used / total reads far lower: 10% where df says 26%)."""
+    out = subprocess.run(["df", "--output=pcent", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    df_percent = int(out.splitlines()[1].strip().rstrip("%"))
+    usage = disk.usage(tmp_path)
+    # df rounds up; the file system may change by a few blocks between the two readings
+    assert df_percent - 1.5 <= usage.percent <= df_percent + 0.5, (usage, df_percent)
+    [volume] = disk.volumes(config)
+    assert abs(volume.percent - usage.percent) < 0.5
