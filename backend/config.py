@@ -23,7 +23,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -46,8 +46,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # its `label` is the type shown by `dumpdeck config keys`.
 
 
-def _labelled(label: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
-    def deco(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+_Conv = TypeVar("_Conv", bound=Callable[[Any], Any])
+_T = TypeVar("_T")
+
+
+def _labelled(label: str) -> Callable[[_Conv], _Conv]:
+    def deco(fn: _Conv) -> _Conv:
         fn.label = label  # type: ignore[attr-defined]
         return fn
 
@@ -259,7 +263,7 @@ def named(cls: type, what: str, doc: str, *, default: bool = True) -> Any:
     return field(default_factory=dict, metadata=meta) if default else field(metadata=meta)
 
 
-def _specs(cls: type) -> list[tuple[dataclasses.Field, Key]]:
+def _specs(cls: type) -> list[tuple[dataclasses.Field[Any], Key]]:
     return [(f, f.metadata["key"]) for f in dataclasses.fields(cls) if "key" in f.metadata]
 
 
@@ -316,7 +320,7 @@ class ServerConfig:
     user_from_option_file: bool = False
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         sources = [k for k in PASSWORD_SOURCES if given.get(k) is not None]
         if len(sources) > 1:
             r.error(kp, f"choose one password source, not {' and '.join(sources)}")
@@ -397,7 +401,7 @@ class BackupConfig:
     )
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         lo, hi, default = CODEC_LEVELS.get(v["compression"], CODEC_LEVELS["zstd"])
         if given.get("level") is None:
             v["level"] = default
@@ -490,7 +494,7 @@ class DiskConfig:
     critical_percent: float = setting(90.0, _float(1, 100), "Percent used that is critical.")
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         if v["warn_percent"] > v["critical_percent"]:
             r.error((*kp, "warn_percent"), "must not be above critical_percent")
 
@@ -509,7 +513,7 @@ class EmailConfig:
     timeout: float = setting(20.0, _positive_duration, "Time before giving up on the SMTP server.")
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         if not v["to"]:
             r.error((*kp, "to"), "at least one recipient is required")
         if given.get("port") is None and v["security"] == "tls":
@@ -632,7 +636,7 @@ class Config:
     console: ConsoleConfig = section(ConsoleConfig, "The console.")
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         servers: dict[str, ServerConfig] = v["servers"]
         if not servers:
             r.error(("servers",), "at least one server is required")
@@ -713,7 +717,7 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _default_text(f: dataclasses.Field, k: Key) -> str:
+def _default_text(f: dataclasses.Field[Any], k: Key) -> str:
     if k.default_doc is not None:
         return k.default_doc
     if f.default is not MISSING:
@@ -874,7 +878,7 @@ class _Reader:
 
     def get(
         self,
-        data: dict,
+        data: dict[str, Any],
         name: str,
         keypath: tuple[str, ...],
         conv: Callable[[Any], Any],
@@ -892,7 +896,7 @@ class _Reader:
             self.error((*keypath, name), str(exc))
             return default
 
-    def read(self, cls: type, raw: Any, kp: tuple[str, ...], **fixed: Any) -> Any:
+    def read(self, cls: type[_T], raw: Any, kp: tuple[str, ...], **fixed: Any) -> _T:
         """One mapping → an instance of `cls`, every key converted along its declaration.
 
         `fixed` gives the fields that are not keys (a server's or job's name, the config's path)."""

@@ -44,7 +44,7 @@ class Verification:
     level: int
     outcome: Outcome
     at: str  # ISO 8601 UTC
-    checks: list[dict] = field(default_factory=list)  # {name, outcome, evidence, level, …}
+    checks: list[dict[str, Any]] = field(default_factory=list)  # {name, outcome, evidence, level, …}
     target: str | None = None
     duration: float | None = None
 
@@ -60,7 +60,7 @@ class Verification:
         return self.outcome is Outcome.FAILED
 
     @classmethod
-    def from_dict(cls, data: dict) -> Verification:
+    def from_dict(cls, data: dict[str, Any]) -> Verification:
         if not isinstance(data, dict):
             raise ManifestError("a verification record is not a JSON object")
         d = dict(data)
@@ -88,7 +88,7 @@ def proven_level(history: list[Verification]) -> tuple[int, str | None]:
     return level, at
 
 
-def check_outcome(check: dict) -> Outcome:
+def check_outcome(check: dict[str, Any]) -> Outcome:
     """The outcome of one check record of a manifest (`outcome`, or an older `passed`)."""
     if "outcome" in check:
         try:

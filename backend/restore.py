@@ -320,7 +320,7 @@ def restore_test(
             else:
                 ladder.add("restore", Outcome.NOT_CHECKED, "levels 1–3 could not be checked, nothing was loaded", 4)
             return _finish(report, ladder, t0, False, None)
-        with contextlib.suppress(manifest_mod.ManifestError):
+        with contextlib.suppress(ManifestError):
             if manifest is not None:
                 manifest = manifest_mod.load(path)
     entry_server = None
@@ -376,7 +376,9 @@ def _guess_db(path: Path) -> str:
     return name.split(".sql")[0]
 
 
-def _finish(report: VerifyReport, ladder: _Ladder, t0: float, record: bool, extra: dict | None) -> VerifyReport:
+def _finish(
+    report: VerifyReport, ladder: _Ladder, t0: float, record: bool, extra: dict[str, Any] | None
+) -> VerifyReport:
     ladder.finish()
     report.duration = time.monotonic() - t0
     if record and extra is not None:

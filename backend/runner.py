@@ -51,7 +51,7 @@ from .restore import restore_test
 from .selection import ADHOC, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
-from .verify import CheckResult, VerifyReport, verify_file
+from .verify import CheckResult, verify_file
 from .vocabulary import DbStatus, EventLevel, RunStatus, Trigger
 
 log = logging.getLogger("dumpdeck.runner")
@@ -561,10 +561,16 @@ def _verify(
     if level <= 0 or cancel.is_set():
         return None, None
 
-    def on_check(check) -> None:
+    levels: dict[Outcome, EventLevel] = {
+        Outcome.PASSED: "info",
+        Outcome.FAILED: "error",
+        Outcome.NOT_CHECKED: "warning",
+    }
+
+    def on_check(check: CheckResult) -> None:
         store.add_event(
             run.id,
-            {Outcome.PASSED: "info", Outcome.FAILED: "error", Outcome.NOT_CHECKED: "warning"}[check.outcome],
+            levels[check.outcome],
             "verify-check",
             f"{db}: L{check.level} {check.name}: {check.outcome.label}: {check.evidence}",
             {"database": db, "level": check.level, "outcome": check.outcome.value},

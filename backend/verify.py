@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
-from .codecs import StreamError, codec_for_path, open_decoded, sniff_codec
+from .codecs import codec_for_path, open_decoded, sniff_codec
+from .errors import ManifestError, StreamError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
 
@@ -70,7 +71,7 @@ class CheckResult:
     def failed(self) -> bool:
         return self.outcome is Outcome.FAILED
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "outcome": self.outcome.value, "evidence": self.evidence, "level": self.level}
         d.update(self.data)
         return d
@@ -145,7 +146,7 @@ class _Ladder:
         self.on_check = on_check
         self.failed_level: int | None = None
 
-    def add(self, name: str, outcome: Outcome | bool, evidence: str, level: int, **data) -> CheckResult:
+    def add(self, name: str, outcome: Outcome | bool, evidence: str, level: int, **data: Any) -> CheckResult:
         """Record one check. `outcome` True/False mean passed/failed; pass Outcome.NOT_CHECKED
         when the check could not run."""
         check = CheckResult(name, Outcome.of(outcome), evidence, level, data)

@@ -11,8 +11,9 @@ from dumpdeck.backend.health import Finding, LastRun, judge
 from dumpdeck.backend.report import collect
 from dumpdeck.backend.trends import catalog_entries
 from dumpdeck.backend.vocabulary import DbStatus, Severity
-from dumpdeck.tui.poll import CatalogSnapshot, DatabaseView, JobsSnapshot, ServerSnapshot, dump_view
+from dumpdeck.tui.adapter import dump_view
 from dumpdeck.tui.rows import database_rows
+from dumpdeck.tui.views import CatalogSnapshot, DatabaseView, JobsSnapshot, ServerSnapshot
 
 from .test_report import offline_config, synth_dump
 

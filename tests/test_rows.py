@@ -13,7 +13,8 @@ import pytest
 
 from dumpdeck.backend.config import parse_config
 from dumpdeck.backend.vocabulary import DbStatus, RunStatus, Severity
-from dumpdeck.tui.poll import (
+from dumpdeck.tui.rows import database_rows, run_status_tone, severity_tone
+from dumpdeck.tui.views import (
     CatalogSnapshot,
     DatabaseView,
     DbProgressView,
@@ -22,7 +23,6 @@ from dumpdeck.tui.poll import (
     RunView,
     ServerSnapshot,
 )
-from dumpdeck.tui.rows import database_rows, run_status_tone, severity_tone
 
 NOW = 1_750_000_000.0
 HOUR = 3600.0

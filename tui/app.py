@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from textual import on, work
 from textual.app import App
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
@@ -53,6 +54,13 @@ from .views import (
     ScheduleView,
     ServerSnapshot,
 )
+
+# how a verification's verdict is announced in a toast
+OUTCOME_SEVERITY: dict[Outcome, SeverityLevel] = {
+    Outcome.PASSED: "information",
+    Outcome.FAILED: "error",
+    Outcome.NOT_CHECKED: "warning",
+}
 
 
 @dataclass
@@ -571,7 +579,7 @@ class DumpdeckApp(App):
         elif message.outcome is not None:
             self.notify(
                 f"{message.kind} {message.outcome.label}",
-                severity={"ok": "information", "bad": "error", "warn": "warning"}[message.outcome.tone],
+                severity=OUTCOME_SEVERITY[message.outcome],
                 timeout=5,
             )
         self.rescan_catalog()  # the result is recorded in the manifest

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from dumpdeck.backend.outcome import Outcome
-from dumpdeck.backend.state import ACTIVE_STATUSES as _ENGINE_ACTIVE
+from dumpdeck.backend.vocabulary import ACTIVE_RUN_STATUSES
 
 Clock = Callable[[], float]
-
-ACTIVE_STATUSES = frozenset(_ENGINE_ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class RunView:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+        return self.status in ACTIVE_RUN_STATUSES
 
 
 @dataclass(frozen=True)
