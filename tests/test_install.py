@@ -122,7 +122,7 @@ def test_backup_then_verify(installed, write_config, sample_db, tmp_path):
     verify = installed.run("--config", str(config), "verify", "--latest", sample_db, "--json")
     assert verify.returncode == 0, verify.stderr + verify.stdout
     report = json.loads(verify.stdout)
-    assert report["passed"] and report["level_reached"] == 3
+    assert report["outcome"] == "passed" and report["level_reached"] == 3
     assert Path(report["path"]) == dump
 
 
