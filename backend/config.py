@@ -560,7 +560,7 @@ class RestoreAccount:
     password_env: str | None = setting(None, _str, "Its password: this environment variable.")
 
     @classmethod
-    def _check(cls, v: dict, given: dict, r: _Reader, kp: tuple[str, ...]) -> None:
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         if (v["password_file"] is None) == (v["password_env"] is None):
             r.error(kp, "give one password source: password_file or password_env")
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 
 from . import manifest as manifest_mod
 from . import mysql
@@ -227,7 +228,13 @@ class _Made:
     owner: ServerConfig | None = None  # who drops the database (the account that created it)
 
 
-def _open_target(config: Config, target: str, manifest, entry_server: str | None, sandbox: Sandbox | None) -> _Target:
+def _open_target(
+    config: Config,
+    target: str,
+    manifest: manifest_mod.Manifest | None,
+    entry_server: str | None,
+    sandbox: Sandbox | None,
+) -> _Target:
     if target == "sandbox":
         if sandbox is not None:
             if not sandbox.confined:
@@ -305,7 +312,12 @@ def restore_test(
             manifest = manifest_mod.load(path)
     stats: SqlStats | None = None
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
-    if prior is not None and _scanned_now(prior) and all(t.exact_rows is not None for t in manifest.tables):
+    if (
+        prior is not None
+        and manifest is not None
+        and _scanned_now(prior)
+        and all(t.exact_rows is not None for t in manifest.tables)
+    ):
         ladder.add("levels 2–3", True, f"already verified at level {prior.level} on {prior.at} for this sha256", 3)
     else:
         full = verify_file(path, level=3, record=record)
@@ -339,7 +351,7 @@ def restore_test(
     report.target = tgt.label
     token = secrets.token_hex(3)
     scratch = scratch_name(database, token)
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     loading: _Loading | None = None
     made = _Made(owner=tgt.server)
     try:
@@ -386,7 +398,7 @@ def _finish(
     return report
 
 
-def _server_var(cur, name: str) -> str | None:
+def _server_var(cur: pymysql.cursors.Cursor, name: str) -> str | None:
     try:
         cur.execute(f"SELECT @@{name}")
     except pymysql.MySQLError:
@@ -438,7 +450,7 @@ def _confine(
                 cur.execute("SET SESSION sql_log_bin=0")
                 binlog_off = True
             cur.execute("SELECT USER()")
-            host = str(cur.fetchone()[0]).rsplit("@", 1)[-1]
+            host = str(mysql.one_row(cur)[0]).rsplit("@", 1)[-1]
             user = SCRATCH_PREFIX + token
             password = "Rt-" + secrets.token_urlsafe(24) + "-9z"
             try:
@@ -539,7 +551,7 @@ def _fallback_account(
                 )
                 return None
             cur.execute("SELECT CURRENT_USER()")
-            user, _, host = str(cur.fetchone()[0]).rpartition("@")
+            user, _, host = str(mysql.one_row(cur)[0]).rpartition("@")
             try:
                 cur.execute(f"CREATE DATABASE {mysql.quote_ident(scratch)} CHARACTER SET utf8mb4")
             except pymysql.MySQLError as exc:
@@ -677,10 +689,10 @@ def _compare(
     server: ServerConfig,
     password: str | None,
     scratch: str,
-    manifest,
+    manifest: manifest_mod.Manifest | None,
     stats: SqlStats | None,
     ladder: _Ladder,
-    extra: dict,
+    extra: dict[str, Any],
 ) -> None:
     conn = mysql.connect(server, scratch, read_timeout=3600, password=password)
     try:

@@ -70,7 +70,7 @@ class RunAs:
         """True when the server must be started as another user than this process."""
         return self.uid != os.geteuid()
 
-    def popen_kwargs(self) -> dict:
+    def popen_kwargs(self) -> dict[str, Any]:
         return {"user": self.uid, "group": self.gid, "extra_groups": []} if self.switch else {}
 
 

@@ -92,8 +92,8 @@ def run(args, ctx) -> int:
             sys.stdout.write(f"{verb} orphaned credentials directory {p}\n")
         drop = "would drop" if args.dry_run else "dropped"
         for server, dbs in scratch.items():
-            for d in dbs:
-                sys.stdout.write(f"{drop} database `{d}` on {server}\n")
+            for name in dbs:
+                sys.stdout.write(f"{drop} database `{name}` on {server}\n")
         for server, accs in accounts.items():
             for a in accs:
                 sys.stdout.write(f"{drop} temporary account {a} on {server}\n")
