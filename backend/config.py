@@ -15,7 +15,6 @@ All problems are collected and reported together, so one edit fixes them all.
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import os
 import re
@@ -27,6 +26,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import optionfile
+from .cron import cron_problem
 from .errors import ConfigError
 from .units import parse_duration, parse_size
 
@@ -287,13 +288,14 @@ class TLSConfig:
     key: Path | None = setting(None, _path, "Client private key, for X509 accounts.", relative=True)
     verify_server_cert: bool = setting(True, _bool, "Check the server certificate and its host name.")
     required: bool = setting(False, _bool, "Refuse to connect without TLS.")
+    given: frozenset[str] = frozenset()  # the keys the configuration sets (they win over an option file)
 
     @property
     def enabled(self) -> bool:
         return self.required or any((self.ca, self.cert, self.key))
 
 
-PASSWORD_SOURCES = ("password_file", "password_env", "option_file")
+PASSWORD_SOURCES = ("password_file", "password_env", "option_file", "login_path")
 
 
 @dataclass(frozen=True)
@@ -311,23 +313,46 @@ class ServerConfig:
     password_file: Path | None = setting(None, _path, "First line of this 0600 file is the password.", relative=True)
     password_env: str | None = setting(None, _str, "Environment variable holding the password.")
     option_file: Path | None = setting(
-        None, _path, "A MySQL option file (such as ~/.my.cnf) with the [client] user and password.", relative=True
+        None,
+        _path,
+        "A MySQL option file (such as ~/.my.cnf) read as the client reads it: user, password, host, port, socket "
+        "and TLS from [client], [client-server], [client-mariadb]/[client-mysql], [mysqldump]/[mariadb-dump]; "
+        "keys set here win over it.",
+        relative=True,
+    )
+    login_path: str | None = setting(
+        None, _str, "A login path of MySQL's ~/.mylogin.cnf (mysql_config_editor); needs MySQL's client tools."
     )
     tls: TLSConfig = section(TLSConfig, "TLS to the server (any of ca/cert/key or required: true turns it on).")
     connect_timeout: float = setting(10.0, _positive_duration, "Time to wait for a connection.")
     include_system: bool = setting(False, _bool, "Also list mysql, sys, information_schema, performance_schema.")
     exclude_databases: tuple[str, ...] = setting((), _str_list, "Databases never listed or backed up on this server.")
-    user_from_option_file: bool = False
+    given: frozenset[str] = frozenset()  # the keys the configuration sets (they win over an option file)
+    my_cnf: bool = False  # no password source named: ~/.my.cnf is read, as the client would
 
     @classmethod
     def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         sources = [k for k in PASSWORD_SOURCES if given.get(k) is not None]
         if len(sources) > 1:
             r.error(kp, f"choose one password source, not {' and '.join(sources)}")
-        if given.get("user") is None and v["option_file"] is not None:
-            v["user"], v["user_from_option_file"] = "", True
+        v["my_cnf"] = not sources
         if given.get("host") is None and v["socket"] is not None:
             v["host"] = None
+
+    def option_values(self) -> tuple[dict[str, str], str | None]:
+        """(options, where from) of the option file this server reads: `option_file`, else `login_path`,
+        else ~/.my.cnf when no password source is named and it exists; ({}, None) when none."""
+        what = f"servers.{self.name}"
+        if self.option_file is not None:
+            return optionfile.read(self.option_file, what=f"{what}.option_file"), f"option file {self.option_file}"
+        if self.login_path is not None:
+            values = optionfile.read_login_path(self.login_path, what=f"{what}.login_path")
+            return values, f"login path {self.login_path} (~/.mylogin.cnf)"
+        if self.my_cnf:
+            mycnf = Path(os.path.expanduser("~/.my.cnf"))
+            if mycnf.is_file() and os.access(mycnf, os.R_OK):
+                return optionfile.read(mycnf, what=f"{what} (~/.my.cnf)"), f"option file {mycnf}"
+        return {}, None
 
     def password(self) -> str | None:
         """Read the secret at the moment it is needed; never stored on the object."""
@@ -345,14 +370,15 @@ class ServerConfig:
                     f"server {self.name}: environment variable {self.password_env} (password_env) is not set"
                 )
             return value
-        if self.option_file is not None:
-            return read_option_file(self.option_file, self.name).get("password")
-        return None
+        values, _ = self.option_values()
+        return values.get("password")
 
     def effective_user(self) -> str:
-        if self.option_file is not None and self.user_from_option_file:
-            return read_option_file(self.option_file, self.name).get("user", self.user)
-        return self.user
+        """The configured user, else the option file's, else root."""
+        if "user" in self.given:
+            return self.user
+        values, _ = self.option_values()
+        return values.get("user") or self.user
 
     @property
     def address(self) -> str:
@@ -762,31 +788,6 @@ def schema(cls: type | None = None, prefix: str = "") -> Iterator[KeyInfo]:
             yield KeyInfo(path, label, _default_text(f, k), k.doc, k.required, cls.__name__)
 
 
-# --------------------------------------------------------------------------- option files
-
-
-def read_option_file(path: Path, server_name: str = "") -> dict[str, str]:
-    """The [client] (and [mysqldump]) settings of a MySQL option file such as ~/.my.cnf."""
-    parser = configparser.ConfigParser(allow_no_value=True, strict=False, interpolation=None)
-    try:
-        text = Path(path).expanduser().read_text()
-    except OSError as exc:
-        raise ConfigError(f"server {server_name}: cannot read option_file {path}: {exc.strerror}") from None
-    # MySQL option files may contain !include lines; configparser cannot; drop them.
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!"))
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error as exc:
-        raise ConfigError(f"server {server_name}: option_file {path} is not a valid option file: {exc}") from None
-    values: dict[str, str] = {}
-    for sect in ("client", "mysqldump", "mariadb-dump", "client-server"):
-        if parser.has_section(sect):
-            for k, value in parser.items(sect):
-                if value is not None:
-                    values[k.replace("_", "-")] = value.strip().strip("'\"")
-    return values
-
-
 # --------------------------------------------------------------------------- default paths
 
 
@@ -922,6 +923,8 @@ class _Reader:
                 if k.relative and isinstance(value, Path) and not value.is_absolute():
                     value = self.base / value
                 values[f.name] = value
+        if "given" in {f.name for f in dataclasses.fields(cls)}:
+            values["given"] = frozenset(k for k, x in data.items() if isinstance(k, str) and x is not None)
         check = getattr(cls, "_check", None)
         if check is not None:
             check(values, data, self, kp)
@@ -951,27 +954,6 @@ def _closest(name: str, allowed: set[str]) -> str | None:
 
     found = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
     return found[0] if found else None
-
-
-def cron_problem(expr: str) -> str | None:
-    """None when `expr` is a valid 5-field cron expression, else a readable reason."""
-    fields = expr.split()
-    if expr.strip().startswith("@"):
-        if expr.strip() in ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"):
-            return None
-        return f"{expr!r} is not a cron expression (known shortcuts: @hourly @daily @weekly @monthly @yearly)"
-    if len(fields) != 5:
-        return (
-            f"{expr!r} is not a cron expression: expected 5 fields "
-            f"(minute hour day-of-month month day-of-week), got {len(fields)}"
-        )
-    from croniter import croniter
-
-    try:
-        croniter(expr)
-    except Exception as exc:  # croniter raises several types
-        return f"{expr!r} is not a valid cron expression: {exc}"
-    return None
 
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:
@@ -1079,7 +1061,7 @@ def redacted(config: Config) -> dict[str, Any]:
             return {
                 f.name: conv(getattr(value, f.name))
                 for f in dataclasses.fields(value)
-                if f.name not in ("user_from_option_file",)
+                if f.name not in ("given", "my_cnf")
             }
         if isinstance(value, dict):
             return {str(k): conv(v) for k, v in value.items()}
@@ -1098,6 +1080,10 @@ def redacted(config: Config) -> dict[str, Any]:
             entry["password"] = f"<redacted: from ${s.password_env}>"
         elif s.option_file:
             entry["password"] = f"<redacted: from option file {s.option_file}>"
+        elif s.login_path:
+            entry["password"] = f"<redacted: from login path {s.login_path}>"
+        elif s.my_cnf:
+            entry["password"] = "<redacted: from ~/.my.cnf, if it names one>"
         else:
             entry["password"] = "<none>"
     return out

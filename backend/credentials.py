@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .config import ServerConfig
+from .endpoint import resolve
 from .errors import ConfigError
+from .flavour import ToolInfo, tls_options, tool_info
 
 PREFIX = "dumpdeck-cred-"
 
 
-def _quote(value: str, what: str) -> str:
+def quote_value(value: str, what: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     if '"' not in escaped:
         return f'"{escaped}"'
@@ -33,42 +35,43 @@ def _quote(value: str, what: str) -> str:
     raise ConfigError(f"{what} contains both ' and \" characters, which a MySQL option file cannot hold")
 
 
-def option_file_text(server: ServerConfig, password: str | None = None) -> str:
-    lines = ["[client]", f"user={_quote(server.effective_user(), f'server {server.name}: user')}"]
+def option_file_text(server: ServerConfig, password: str | None = None, tool: ToolInfo | None = None) -> str:
+    """The [client] group for the client tools: the resolved endpoint (config over option file) and TLS
+    in the dialect of `tool` (ssl-mode for MySQL clients, ssl + ssl-verify-server-cert for MariaDB's)."""
+    ep = resolve(server)
+    lines = ["[client]", f"user={quote_value(ep.user, f'server {server.name}: user')}"]
     pw = server.password() if password is None else password
     if pw:
-        lines.append(f"password={_quote(pw, f'server {server.name}: password')}")
-    if server.socket is not None:
-        lines.append(f"socket={_quote(str(server.socket), 'socket')}")
+        lines.append(f"password={quote_value(pw, f'server {server.name}: password')}")
+    if ep.socket is not None:
+        lines.append(f"socket={quote_value(str(ep.socket), 'socket')}")
     else:
-        lines.append(f"host={server.host}")
-        lines.append(f"port={server.port}")
+        lines.append(f"host={ep.host}")
+        lines.append(f"port={ep.port}")
         lines.append("protocol=TCP")
-    tls = server.tls
-    if tls.enabled:
-        if tls.ca:
-            lines.append(f"ssl-ca={_quote(str(tls.ca), 'tls.ca')}")
-        if tls.cert:
-            lines.append(f"ssl-cert={_quote(str(tls.cert), 'tls.cert')}")
-        if tls.key:
-            lines.append(f"ssl-key={_quote(str(tls.key), 'tls.key')}")
-        if tls.verify_server_cert:
-            lines.append("ssl-verify-server-cert")
+    for name, value in tls_options(tool, ep.tls):
+        if value is None:
+            lines.append(name)
+        elif value.isidentifier():  # a keyword such as VERIFY_IDENTITY
+            lines.append(f"{name}={value}")
         else:
-            lines.append("ssl")
+            lines.append(f"{name}={quote_value(value, f'server {server.name}: {name}')}")
     return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
-def client_credentials(server: ServerConfig, password: str | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
-    """Yield (option file path, child environment). Both are gone/unused after the block."""
+def client_credentials(
+    server: ServerConfig, password: str | None = None, tool: str | None = None
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """Yield (option file path, child environment) for the client `tool` (its path: the TLS dialect
+    depends on it). Both are gone/unused after the block."""
     tmpdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     os.chmod(tmpdir, 0o700)
     path = tmpdir / "client.cnf"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(option_file_text(server, password))
+            f.write(option_file_text(server, password, tool_info(tool) if tool else None))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
         env["HOME"] = str(tmpdir)
         yield path, env

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import flavour
 from . import manifest as manifest_mod
 from . import mysql
 from .codecs import EXTENSIONS, HashingSink, make_encoder
@@ -127,29 +128,28 @@ def tool_version(tool: str) -> str:
     return out.splitlines()[0] if out else "unknown"
 
 
-def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool) -> list[str]:
-    opts = [
-        "--single-transaction",
-        "--quick",
-        "--routines",
-        "--triggers",
-        "--events",
-        "--hex-blob",
-        "--default-character-set=utf8mb4",
-        "--no-tablespaces",
-        "--max-allowed-packet=1G",
-    ]
-    is_mariadb_tool = "mariadb" in tool_version(tool).lower() or "mariadb" in os.path.basename(tool)
-    if coordinates:
-        if info.flavour == "mariadb" or is_mariadb_tool:
-            opts.append("--master-data=2")
-        elif info.version_tuple >= (8, 0, 26):
-            opts.append("--source-data=2")
-        else:
-            opts.append("--master-data=2")
-    if info.flavour == "mysql" and not is_mariadb_tool:
-        opts.append("--set-gtid-purged=COMMENTED" if info.gtid_mode else "--set-gtid-purged=OFF")
-    return opts
+BASE_OPTIONS = (
+    "--single-transaction",
+    "--quick",
+    "--routines",
+    "--triggers",
+    "--events",
+    "--hex-blob",
+    "--default-character-set=utf8mb4",
+    "--no-tablespaces",
+    "--max-allowed-packet=1G",
+)
+
+
+def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool, warnings: list[str] | None = None) -> list[str]:
+    """The dump tool's options: the fixed ones, plus coordinates and GTID flags in the tool's dialect
+    (backend.flavour); a reason why coordinates cannot be recorded is appended to `warnings`."""
+    flags = flavour.coordinate_flags(
+        flavour.tool_info(tool), info.flavour, info.version_tuple, info.gtid_mode, coordinates
+    )
+    if warnings is not None:
+        warnings.extend(flags.warnings)
+    return [*BASE_OPTIONS, *flags.options]
 
 
 # --------------------------------------------------------------------------- header parsing
@@ -159,7 +159,8 @@ _CHANGE_MASTER = re.compile(
     rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)"
 )
 _GTID_MARIADB = re.compile(rb"gtid_slave_pos='([^']*)'")
-_GTID_MYSQL = re.compile(rb"GTID_PURGED='\+?([^']*)'")
+# MySQL: SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'uuid:1-5,\nuuid:1-3';  (inside /* */ with COMMENTED)
+_GTID_MYSQL = re.compile(rb"GTID_PURGED=(?:/\*!\d+ '\+'\*/ )?'\+?([^']*)'")
 
 
 def parse_coordinates(header: bytes) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def parse_coordinates(header: bytes) -> dict[str, Any]:
         out["binlog_position"] = int(m.group(2))
     m = _GTID_MARIADB.search(header) or _GTID_MYSQL.search(header)
     if m and m.group(1):
-        out["gtid"] = m.group(1).decode().replace("\n", "")
+        out["gtid"] = "".join(m.group(1).decode().split())
     return out
 
 
@@ -265,7 +266,7 @@ def dump_database(
         estimate = int(inv.bytes * 0.85) or None
 
     tool = dump_tool or choose_tool(info, backup)
-    options = dump_options(info, tool, privs.coordinates)
+    options = dump_options(info, tool, privs.coordinates, warnings)
     for opt in backup.extra_options:
         if opt.split("=")[0] in _RESERVED_OPTIONS:
             raise DumpError(f"backup.extra_options: {opt} would remove the completeness footer or change the scope")
@@ -303,7 +304,7 @@ def dump_database(
     try:
         sink = HashingSink(f)
         encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
-        with client_credentials(server) as (cred_path, env):
+        with client_credentials(server, tool=tool) as (cred_path, env):
             argv = [tool, f"--defaults-extra-file={cred_path}", *options, "--", database]
             try:
                 proc = subprocess.Popen(

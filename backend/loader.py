@@ -170,7 +170,7 @@ class Loader:
 
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
         t0 = time.monotonic()
-        with client_credentials(self.server, self.password) as (cred, env):
+        with client_credentials(self.server, self.password, tool=self.client) as (cred, env):
             self._argv = [
                 self.client,
                 f"--defaults-extra-file={cred}",

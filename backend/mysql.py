@@ -12,6 +12,7 @@ import pymysql.connections
 import pymysql.cursors
 
 from .config import ServerConfig
+from .endpoint import Endpoint, resolve
 from .errors import ConnectError, PrivilegeError
 
 Connection: TypeAlias = pymysql.connections.Connection
@@ -113,9 +114,11 @@ def connect(
 ) -> Connection:
     """A PyMySQL connection, or ConnectError naming the server and what went wrong.
 
-    `password` overrides the server's configured source (a restore-test's temporary account)."""
+    `password` overrides the server's configured source (a restore-test's temporary account).
+    Host, port, socket, user and TLS come from `endpoint.resolve` (config over option file)."""
+    ep = resolve(server)
     kwargs: dict[str, Any] = dict(
-        user=server.effective_user(),
+        user=ep.user,
         password=(server.password() if password is None else password) or "",
         database=database,
         charset="utf8mb4",
@@ -126,37 +129,38 @@ def connect(
     if read_timeout:
         kwargs["read_timeout"] = read_timeout
         kwargs["write_timeout"] = read_timeout
-    if server.socket is not None:
-        kwargs["unix_socket"] = str(server.socket)
+    if ep.socket is not None:
+        kwargs["unix_socket"] = str(ep.socket)
     else:
-        kwargs["host"] = server.host
-        kwargs["port"] = server.port
-    if server.tls.enabled:
+        kwargs["host"] = ep.host
+        kwargs["port"] = ep.port
+    if ep.tls.enabled:
         ssl: dict[str, Any] = {}
-        if server.tls.ca:
-            ssl["ca"] = str(server.tls.ca)
-        if server.tls.cert:
-            ssl["cert"] = str(server.tls.cert)
-        if server.tls.key:
-            ssl["key"] = str(server.tls.key)
-        ssl["check_hostname"] = server.tls.verify_server_cert
-        if not server.tls.verify_server_cert:
+        if ep.tls.ca:
+            ssl["ca"] = str(ep.tls.ca)
+        if ep.tls.cert:
+            ssl["cert"] = str(ep.tls.cert)
+        if ep.tls.key:
+            ssl["key"] = str(ep.tls.key)
+        ssl["check_hostname"] = ep.tls.verify_server_cert
+        if not ep.tls.verify_server_cert:
             ssl["verify_mode"] = False
         kwargs["ssl"] = ssl
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
-        raise ConnectError(describe_connect_error(server, exc)) from None
+        raise ConnectError(describe_connect_error(server, exc, ep)) from None
     except pymysql.MySQLError as exc:
-        raise ConnectError(f"server {server.name} ({server.address}): {exc}") from None
+        raise ConnectError(f"server {server.name} ({ep.address}): {exc}") from None
 
 
-def describe_connect_error(server: ServerConfig, exc: pymysql.MySQLError) -> str:
+def describe_connect_error(server: ServerConfig, exc: pymysql.MySQLError, ep: Endpoint | None = None) -> str:
     code = exc.args[0] if exc.args else None
     text = exc.args[1] if len(exc.args) > 1 else str(exc)
-    where = f"server {server.name} ({server.address})"
+    where = f"server {server.name} ({ep.address if ep else server.address})"
     if code == 1045:
-        return f"{where}: access denied for user {server.effective_user()!r}: wrong password or unknown user"
+        user = ep.user if ep else server.effective_user()
+        return f"{where}: access denied for user {user!r}: wrong password or unknown user"
     if code == 1049:
         return f"{where}: {text}"
     if code in (2002, 2003, 2006, 2013):

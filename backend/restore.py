@@ -51,6 +51,7 @@ import pymysql.cursors
 from . import manifest as manifest_mod
 from . import mysql
 from .config import Config, ServerConfig
+from .endpoint import with_account
 from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, ScopeError, StreamError
 from .loader import Loader, decoded_chunks
 from .outcome import Outcome
@@ -493,14 +494,7 @@ def _confine(
                     f"with ALL PRIVILEGES on `{scratch}` only and no global privilege; {binlog}",
                     4,
                 )
-                server = dataclasses.replace(
-                    tgt.server,
-                    user=user,
-                    password_file=None,
-                    password_env=None,
-                    option_file=None,
-                    user_from_option_file=False,
-                )
+                server = with_account(tgt.server, user)
                 return _Loading(server, password, f"'{user}'@'{host}'", init_sql, True, user, host)
     finally:
         conn.close()
@@ -522,13 +516,8 @@ def _fallback_account(
             4,
         )
         return None
-    server = dataclasses.replace(
-        tgt.server,
-        user=account.user,
-        password_file=account.password_file,
-        password_env=account.password_env,
-        option_file=None,
-        user_from_option_file=False,
+    server = with_account(
+        tgt.server, account.user, password_file=account.password_file, password_env=account.password_env
     )
     try:
         conn = mysql.connect(server)

@@ -46,10 +46,18 @@ def test_valid_expressions_give_next_runs_in_the_job_time_zone():
 @pytest.mark.parametrize(
     "expr, fragment",
     [
-        ("61 2 * * *", "not a valid cron expression"),
+        ("61 2 * * *", "minute: 61 is out of range"),
         ("0 2 * *", "expected 5 fields"),
-        ("@sometimes", "known shortcuts"),
-        ("0 25 * * *", "not a valid cron expression"),
+        ("@sometimes", "is not a cron shortcut"),
+        ("0 25 * * *", "hour: 25 is out of range"),
+        # croniter accepts these; Debian's cron rejects the whole crontab: refused with the reason
+        ("0 2 * * 5#3", "croniter/Quartz extension"),
+        ("0 2 L * *", "last day"),
+        ("0 2 15W * *", "nearest weekday"),
+        ("0 2 ? * *", "'?' is a croniter/Quartz extension"),
+        ("0 0 2 * * *", "seconds and year fields"),
+        ("5/15 * * * *", "not standard cron"),
+        ("0 2 * * 5-1", "runs backwards"),
     ],
 )
 def test_invalid_expressions_are_clear_errors(write_config, expr, fragment):
@@ -230,3 +238,13 @@ def test_on_calendar_fires_when_cron_does(expr, tz):
 
     expect = schedule.next_runs(job, 5, got[0] - timedelta(seconds=1))
     assert [e.astimezone(UTC) for e in expect] == got
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["0 2 * * *", "*/15 * * * *", "0 3 1 */3 *", "0 4 * * mon-fri", "0 0 1 jan,jul *", "5,35 8-18/2 * * 0-7", "@daily"],
+)
+def test_standard_expressions_are_accepted(expr):
+    from dumpdeck.backend.cron import cron_problem
+
+    assert cron_problem(expr) is None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import yaml
 
 from dumpdeck.backend.config import permission_warnings, redacted, schema
+from dumpdeck.backend.endpoint import resolve
 
 from ..output import print_json, table
 
@@ -37,15 +39,45 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 2)[1])
 
 
+def connections(config) -> dict:
+    """Per server: the effective host/port/socket/user/TLS and where each value came from (config,
+    option file, default). Raises ConfigError when an option file cannot be read."""
+    out = {}
+    for name, server in config.servers.items():
+        ep = resolve(server)
+        values = {"user": ep.user}
+        if ep.socket is not None:
+            values["socket"] = str(ep.socket)
+        else:
+            values["host"] = ep.host
+            values["port"] = ep.port
+        values["tls"] = ep.tls.enabled
+        if ep.tls.enabled:
+            values["tls.verify_server_cert"] = ep.tls.verify_server_cert
+            for k in ("ca", "cert", "key"):
+                if getattr(ep.tls, k) is not None:
+                    values[f"tls.{k}"] = str(getattr(ep.tls, k))
+        out[name] = {k: {"value": v, "from": ep.sources.get(k, "default")} for k, v in values.items()}
+    return out
+
+
 def run_check(args, ctx) -> int:
     config = ctx.config  # raises ConfigError (exit 2) with every problem named
     warnings = permission_warnings(config)
     settings = redacted(config)
+    conns = connections(config)  # an unreadable option file is a configuration error too
     if args.json:
-        print_json({"valid": True, "path": str(config.path), "warnings": warnings, "settings": settings})
+        print_json(
+            {"valid": True, "path": str(config.path), "warnings": warnings, "settings": settings, "connections": conns}
+        )
         return 0
     sys.stdout.write(f"# {config.path}: valid\n")
     sys.stdout.write(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+    sys.stdout.write("# effective connections (config wins over the option file):\nconnections:\n")
+    for name, values in conns.items():
+        sys.stdout.write(f"  {name}:\n")
+        for k, item in values.items():
+            sys.stdout.write(f"    {k}: {json.dumps(item['value'])}   # from {item['from']}\n")
     for w in warnings:
         sys.stderr.write(f"dumpdeck: warning: {w}\n")
     return 0
