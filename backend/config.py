@@ -210,6 +210,24 @@ def _cron(v: Any) -> str:
     return s
 
 
+@_labelled("cron expression | off")
+def _cron_or_off(v: Any) -> str | None:
+    if v is False or (isinstance(v, str) and v.strip().lower() == "off"):
+        return None
+    return _cron(v)
+
+
+@_labelled("list of URLs")
+def _secret_urls(v: Any) -> tuple[str, ...]:
+    urls = _str_list(v)
+    for u in urls:
+        if "://" not in u:
+            raise ValueError(
+                "an Apprise URL looks like scheme://...; got one without '://' (not shown: it is a secret)"
+            )
+    return urls
+
+
 # --------------------------------------------------------------------------- the declarations
 
 
@@ -566,6 +584,15 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class HeartbeatConfig:
+    url: str = required_setting(
+        _url, "Pinged after every run (healthchecks.io style): URL on success, URL/fail on failure. A secret."
+    )
+    timeout: float = setting(10.0, _positive_duration, "Time before giving up on one attempt.")
+    retries: int = setting(3, _int(0, 10), "Further attempts after a failed ping, with a growing delay.")
+
+
+@dataclass(frozen=True)
 class NotifyConfig:
     policy: str = setting("smart", _choice(*POLICIES), "When to speak: always, on failures, or smart.")
     digest_every: float = setting(
@@ -573,6 +600,12 @@ class NotifyConfig:
     )
     email: EmailConfig | None = section(EmailConfig, "E-mail over SMTP.", optional=True)
     webhook: WebhookConfig | None = section(WebhookConfig, "A JSON POST channel (Slack-compatible).", optional=True)
+    heartbeat: HeartbeatConfig | None = section(
+        HeartbeatConfig, "A push monitor pinged after every run.", optional=True
+    )
+    apprise: tuple[str, ...] = setting(
+        (), _secret_urls, "Apprise URLs (chat, paging: dozens of services); needs the apprise extra. Secrets."
+    )
 
 
 @dataclass(frozen=True)
@@ -607,6 +640,9 @@ class RestoreTestConfig:
 @dataclass(frozen=True)
 class ChecksConfig:
     max_age: float = setting(26 * 3600.0, _positive_duration, "No successful backup for longer than this is critical.")
+    schedule: str | None = setting(
+        "*/30 * * * *", _cron_or_off, "When `schedule install` runs `dumpdeck check` beside the jobs; off: never."
+    )
     min_size_ratio: float = setting(
         0.5, _float(0, 1), "A newest dump below this fraction of the median of earlier dumps is a warning."
     )
@@ -627,6 +663,28 @@ class ReportConfig:
         None, _path, "The HTML status page.", relative=True, default_doc="<state_dir>/report.html"
     )
     refresh: float = setting(300.0, _positive_duration, "The page's auto-refresh interval.")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    textfile: Path | None = setting(
+        None,
+        _path,
+        "Prometheus node_exporter textfile (e.g. /var/lib/node_exporter/textfile_collector/dumpdeck.prom), "
+        "rewritten atomically after every run and every check.",
+        relative=True,
+        default_doc="none (no metrics file)",
+    )
+
+
+@dataclass(frozen=True)
+class SystemdConfig:
+    user: str | None = setting(
+        None,
+        _str,
+        "User= of system-wide units (schedule install --systemd as root).",
+        default_doc="the config file's owner",
+    )
 
 
 @dataclass(frozen=True)
@@ -659,6 +717,8 @@ class Config:
     checks: ChecksConfig = section(ChecksConfig, "The dead-man's alarm (`dumpdeck check`).")
     trends: TrendsConfig = section(TrendsConfig, "Size and duration trends.")
     report: ReportConfig = section(ReportConfig, "The HTML status page.")
+    metrics: MetricsConfig = section(MetricsConfig, "Prometheus metrics.")
+    systemd: SystemdConfig = section(SystemdConfig, "systemd units written by `schedule install --systemd`.")
     console: ConsoleConfig = section(ConsoleConfig, "The console.")
 
     @classmethod
@@ -1053,6 +1113,23 @@ def permission_warnings(config: Config) -> list[str]:
     return warnings
 
 
+def redact_url(url: str) -> str:
+    """scheme://host/… with any credentials, path and query hidden: what may be logged or shown."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<redacted URL>"
+    return (
+        f"{parts.scheme}://{host}{port}/…"
+        if parts.path not in ("", "/") or parts.query
+        else f"{parts.scheme}://{host}{port}"
+    )
+
+
 def redacted(config: Config) -> dict[str, Any]:
     """The effective settings as plain data, secrets replaced by where they come from."""
 
@@ -1072,6 +1149,12 @@ def redacted(config: Config) -> dict[str, Any]:
         return value
 
     out: dict[str, Any] = conv(config)
+    if config.notify.heartbeat is not None:
+        out["notify"]["heartbeat"]["url"] = "<redacted: a secret URL>"
+    if config.notify.apprise:
+        out["notify"]["apprise"] = [f"<redacted: {u.split('://', 1)[0]}:// URL>" for u in config.notify.apprise]
+    if config.notify.webhook is not None:
+        out["notify"]["webhook"]["url"] = redact_url(config.notify.webhook.url)
     for name, s in config.servers.items():
         entry = out["servers"][name]
         if s.password_file:
