@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -90,6 +93,8 @@ def test_crontab_install_is_idempotent_and_leaves_foreign_lines_alone(write_conf
     assert lines[0] == schedule.BEGIN and lines[-1] == schedule.END
     run_lines = [ln for ln in lines if "job run" in ln]
     assert len(run_lines) == 2
+    check_lines = [ln for ln in lines if ln.endswith(" check >/dev/null 2>&1")]
+    assert len(check_lines) == 1 and check_lines[0].startswith("*/30 * * * * ")  # checks.schedule default
     assert run_lines[0].startswith("0 2 * * * ") and run_lines[0].endswith("job run nightly >/dev/null 2>&1")
     assert f"--config {config.path.resolve()}" in run_lines[0]
     assert Path(run_lines[0].split()[5]).is_absolute()
@@ -190,15 +195,20 @@ def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
         """,
     )
     res = schedule.install_systemd(config, tmp_path / "units")
-    assert sorted(p.name for p in res.written) == ["dumpdeck-nightly.service", "dumpdeck-nightly.timer"]
+    assert sorted(p.name for p in res.written) == [
+        "dumpdeck-check.service",
+        "dumpdeck-check.timer",
+        "dumpdeck-nightly.service",
+        "dumpdeck-nightly.timer",
+    ]
     assert len(res.problems) == 1 and "job odd" in res.problems[0] and "cannot translate" in res.problems[0]
     timer = (tmp_path / "units" / "dumpdeck-nightly.timer").read_text()
     assert "OnCalendar=*-*-* 02:00:00" in timer and "Persistent=true" in timer
     service = (tmp_path / "units" / "dumpdeck-nightly.service").read_text()
     assert "job run nightly" in service and "Type=oneshot" in service and "SuccessExitStatus=3" in service
     again = schedule.install_systemd(config, tmp_path / "units")
-    assert again.written == [] and len(again.unchanged) == 2
-    assert len(schedule.remove_systemd(config, tmp_path / "units")) == 2
+    assert again.written == [] and len(again.unchanged) == 4
+    assert len(schedule.remove_systemd(config, tmp_path / "units").removed) == 4
 
 
 @pytest.mark.parametrize(
@@ -248,3 +258,120 @@ def test_standard_expressions_are_accepted(expr):
     from dumpdeck.backend.cron import cron_problem
 
     assert cron_problem(expr) is None
+
+
+# --------------------------------------------------------------------------- systemd: hardening, ownership
+
+
+def _analyze():
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install -y systemd)")
+    return exe
+
+
+@pytest.mark.parametrize("system", [True, False], ids=["system", "user"])
+def test_generated_units_verify_and_are_hardened(write_config, tmp_path, system):
+    """systemd-analyze verify accepts the units; `security` rates the services 4.0 or lower."""
+    exe = _analyze()
+    config = cfg(write_config, 'nightly: {schedule: "0 2 * * *"}\n')
+    units = tmp_path / "units"
+    units.mkdir()
+    files = {**schedule.systemd_units(config, config.jobs["nightly"], system=system), **schedule.check_units(config)}
+    for name, text in files.items():
+        (units / name).write_text(text)
+    service = files["dumpdeck-nightly.service"]
+    for line in ("ProtectSystem=strict", "PrivateTmp=yes", "NoNewPrivileges=yes", "UMask=0077"):
+        assert line in service.splitlines()
+    rw = next(ln for ln in service.splitlines() if ln.startswith("ReadWritePaths="))
+    for d in (config.backup.dir, config.state_dir):
+        assert f"-{Path(d).resolve()}" in rw.split("=", 1)[1].split() or any(
+            Path(d).resolve().is_relative_to(Path(x.lstrip("-"))) for x in rw.split("=", 1)[1].split()
+        )
+    assert ("User=" in service) == system
+    paths = sorted(str(p) for p in units.iterdir())
+    res = subprocess.run([exe, "verify", "--man=no", *paths], capture_output=True, text=True, cwd=units, check=False)
+    assert res.returncode == 0, res.stderr
+    for name in ("dumpdeck-nightly.service", "dumpdeck-check.service"):
+        sec = subprocess.run(
+            [exe, "security", "--offline=true", str(units / name)], capture_output=True, text=True, check=False
+        )
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", sec.stdout)
+        assert m, sec.stdout + sec.stderr
+        assert float(m.group(1)) <= 4.0, sec.stdout
+
+
+def _fake_systemctl(tmp_path, monkeypatch) -> Path:
+    """systemd cannot run here: a real process in its place records each call."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "systemctl.calls"
+    script = bindir / "systemctl"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DUMPDECK_SYSTEMCTL", "always")
+    return calls
+
+
+def test_remove_disables_and_deletes_only_this_configs_units(write_config, tmp_path, monkeypatch):
+    calls = _fake_systemctl(tmp_path, monkeypatch)
+    config = cfg(write_config, 'nightly: {schedule: "0 2 * * *"}\n')
+    units = tmp_path / "units"
+    units.mkdir()
+    foreign = {
+        "dumpdeck-other.timer": "[Timer]\nOnCalendar=daily\n",  # written by someone else
+        "dumpdeck-other.service": "[Service]\nExecStart=/bin/true\n",
+        "dumpdeck-elsewhere.timer": f"{schedule.MARKER}/etc/dumpdeck/another.yaml\n[Timer]\nOnCalendar=daily\n",
+    }
+    for name, text in foreign.items():
+        (units / name).write_text(text)
+    before = {p.name: p.read_text() for p in units.iterdir()}
+    installed = schedule.install_systemd(config, units)
+    assert {p.name for p in installed.written} == {
+        "dumpdeck-nightly.service",
+        "dumpdeck-nightly.timer",
+        "dumpdeck-check.service",
+        "dumpdeck-check.timer",
+    }
+    res = schedule.remove_systemd(config, units)
+    assert {p.name for p in res.removed} == {p.name for p in installed.written}
+    after = {p.name: p.read_text() for p in units.iterdir()}
+    assert after == before  # the foreign units stay, byte for byte
+    logged = calls.read_text().splitlines()
+    disable = next(ln for ln in logged if ln.startswith("disable --now"))
+    assert set(disable.split()[2:]) == {"dumpdeck-nightly.timer", "dumpdeck-check.timer"}
+    assert not any("other" in ln or "elsewhere" in ln for ln in logged)
+    assert logged[-1] == "daemon-reload"
+
+
+def test_install_refuses_to_overwrite_a_unit_it_did_not_write(write_config, tmp_path):
+    config = cfg(write_config, 'other: {schedule: "0 2 * * *"}\n')
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "dumpdeck-other.timer").write_text("[Timer]\nOnCalendar=daily\n")
+    res = schedule.install_systemd(config, units)
+    assert any("dumpdeck-other.timer" in p and "not written by dumpdeck" in p for p in res.problems)
+    assert (units / "dumpdeck-other.timer").read_text() == "[Timer]\nOnCalendar=daily\n"
+
+
+def test_a_job_no_longer_scheduled_loses_its_units_on_install(write_config, tmp_path, monkeypatch):
+    _fake_systemctl(tmp_path, monkeypatch)
+    units = tmp_path / "units"
+    schedule.install_systemd(cfg(write_config, 'a: {schedule: "0 2 * * *"}\nb: {schedule: "0 3 * * *"}\n'), units)
+    res = schedule.install_systemd(cfg(write_config, 'a: {schedule: "0 2 * * *"}\n'), units)
+    assert {p.name for p in res.removed} == {"dumpdeck-b.service", "dumpdeck-b.timer"}
+    assert not (units / "dumpdeck-b.timer").exists() and (units / "dumpdeck-a.timer").exists()
+
+
+def test_check_schedule_can_be_turned_off(write_config, tmp_path):
+    config = load_config(write_config('jobs:\n  nightly: {schedule: "0 2 * * *"}\nchecks:\n  schedule: "off"\n'))
+    assert config.checks.schedule is None
+    assert " check " not in schedule.crontab_block(config) and "check >/dev" not in schedule.crontab_block(config)
+    assert "dumpdeck-check.timer" not in {p.name for p in schedule.install_systemd(config, tmp_path / "u").written}
+
+
+def test_user_units_say_how_to_enable_lingering(write_config, tmp_path, monkeypatch):
+    """loginctl reports no lingering here (no logind): the hint names the command."""
+    hint = schedule.linger_hint("backup")
+    assert hint is not None and "loginctl enable-linger backup" in hint

@@ -39,24 +39,7 @@ def run(args, ctx) -> int:
     if args.action == "show":
         return _show(config, args)
     if args.systemd:
-        if args.action == "install":
-            res = schedule.install_systemd(config, args.unit_dir)
-            for path in res.written:
-                sys.stdout.write(f"wrote {path}\n")
-            for path in res.unchanged:
-                sys.stdout.write(f"unchanged {path}\n")
-            for problem in res.problems:
-                sys.stderr.write(f"dumpdeck: {problem}\n")
-            if res.written or res.unchanged:
-                user = "" if str(res.unit_dir).startswith("/etc/") else " --user"
-                timers = " ".join(p.name for p in res.written + res.unchanged if p.suffix == ".timer")
-                sys.stdout.write(
-                    f"enable with: systemctl{user} daemon-reload && systemctl{user} enable --now {timers}\n"
-                )
-            return 1 if res.problems else 0
-        for path in schedule.remove_systemd(config, args.unit_dir):
-            sys.stdout.write(f"removed {path}\n")
-        return 0
+        return _systemd(config, args)
     if args.action == "install":
         change = schedule.install(config, args.crontab_file)
         if not schedule.scheduled_jobs(config):
@@ -115,4 +98,34 @@ def _show(config, args) -> int:
     else:
         sys.stdout.write(f"{info['target']}: no dumpdeck block installed; `dumpdeck schedule install` adds:\n")
         sys.stdout.write(info["wanted"])
+    return 0
+
+
+def _systemd(config, args) -> int:
+    if args.action == "install":
+        res = schedule.install_systemd(config, args.unit_dir)
+        for path in res.written:
+            sys.stdout.write(f"wrote {path}\n")
+        for path in res.unchanged:
+            sys.stdout.write(f"unchanged {path}\n")
+        for path in res.removed:
+            sys.stdout.write(f"removed {path} (its job is no longer scheduled)\n")
+        for problem in res.problems:
+            sys.stderr.write(f"dumpdeck: {problem}\n")
+        if res.written or res.unchanged:
+            user = "" if res.system else " --user"
+            timers = " ".join(p.name for p in res.written + res.unchanged if p.suffix == ".timer")
+            sys.stdout.write(f"enable with: systemctl{user} daemon-reload && systemctl{user} enable --now {timers}\n")
+            if not res.system:
+                hint = schedule.linger_hint()
+                if hint:
+                    sys.stdout.write(f"note: {hint}\n")
+        return 1 if res.problems else 0
+    res = schedule.remove_systemd(config, args.unit_dir)
+    for cmd in res.commands:
+        sys.stdout.write(f"ran: {cmd}\n")
+    for path in res.removed:
+        sys.stdout.write(f"removed {path}\n")
+    if not res.removed:
+        sys.stdout.write(f"no units of this config in {res.unit_dir}\n")
     return 0
