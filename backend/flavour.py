@@ -72,7 +72,8 @@ def from_outputs(path: str, version_text: str, help_text: str) -> ToolInfo:
 
 @functools.lru_cache(maxsize=16)
 def tool_info(path: str) -> ToolInfo:
-    """Ask the tool (`--version`, `--help`); cached per path for the life of the process."""
+    """Ask the tool: `--version`, and for MySQL's tools `--help` (which options a MySQL version has varies;
+    MariaDB's dialect is fixed: ssl + ssl-verify-server-cert, --master-data). Cached per path."""
 
     def out(*args: str) -> str:
         try:
@@ -81,7 +82,9 @@ def tool_info(path: str) -> ToolInfo:
             return ""
         return proc.stdout
 
-    return from_outputs(path, out("--version"), out("--help"))
+    version = out("--version")
+    flavour, _ = parse_version(version)
+    return from_outputs(path, version, out("--help") if flavour == MYSQL else "")
 
 
 # --------------------------------------------------------------------------- client options

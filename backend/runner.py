@@ -44,7 +44,7 @@ from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, dump_database
 from .errors import CancelledError, DumpdeckError, LockedError, PrivilegeError, TimeoutError_
 from .jobs import JobLock
-from .logs import setup_logging
+from .logs import run_log, setup_logging
 from .outcome import Outcome
 from .preflight import PreflightReport, preflight
 from .restore import restore_test
@@ -656,17 +656,19 @@ def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron")
         try:
             try:
                 dbs = resolve_databases(config, job)
-            except Exception as exc:  # unreachable server: the run still gets a record
+            except Exception as exc:  # unreachable server: the run still gets a record (and its log)
                 run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
                 store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-                failed = store.finish_run(
-                    run.id, RunStatus.FAILED, f"cannot list the databases of job {job.name}: {exc}"
-                )
-                _post_run(config, store, failed)  # a cron job on a dead server must be heard of
+                reason = f"cannot list the databases of job {job.name}: {exc}"
+                with run_log(config, run.id):
+                    log.error("run %s (%s) failed: %s", run.id, job.name, reason)
+                    failed = store.finish_run(run.id, RunStatus.FAILED, reason)
+                    _post_run(config, store, failed)  # a cron job on a dead server must be heard of
                 return 1
             run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
             store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
-            final = execute(config, store, run.id, lock=lock, install_signals=True)
+            with run_log(config, run.id):  # cron runs get their per-run log like detached ones
+                final = execute(config, store, run.id, lock=lock, install_signals=True)
         finally:
             lock.release()
         return 0 if final.status == RunStatus.SUCCEEDED else 1

@@ -14,7 +14,9 @@ from .views import LogChunk
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 LEVEL_RANK = {"DEBUG": 0, "INFO": 1, "WARNING": 2, "ERROR": 3, "CRITICAL": 4}
 
-_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T](\d\d:\d\d:\d\d)[,.]\d+ (\w+)\s+(?:\[\d+\] )?(?:dumpdeck\.)?(.*)$")
+_LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d[ T](\d\d:\d\d:\d\d)[,.]\d+(?:Z|[+-]\d\d:?\d\d)? (\w+)\s+(?:\[\d+\] )?(?:dumpdeck\.)?(.*)$"
+)
 
 
 class LogTail:
@@ -68,7 +70,8 @@ def log_level_of(line: str) -> str:
 
 
 def compact_log_line(line: str) -> str:
-    """`2025-06-15 15:01:00,000 INFO    [4242] dumpdeck.runner: msg` → `15:01:00 INFO runner: msg`."""
+    """`2025-06-15T15:01:00.000+02:00 INFO    [4242] dumpdeck.runner: msg` → `15:01:00 INFO runner: msg`
+    (the older `2025-06-15 15:01:00,000` form too)."""
     m = _LOG_LINE.match(line)
     if not m:
         return line
