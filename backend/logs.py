@@ -41,7 +41,7 @@ _installed: list[logging.Handler] = []
 class IsoFormatter(logging.Formatter):
     """asctime as ISO 8601 local time with milliseconds and the UTC offset."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging API)
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
 
