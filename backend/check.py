@@ -15,12 +15,15 @@ Which databases: `selection.expected_databases` (those covered by the
 configured jobs; with no jobs, every database with a dump on disk).
 
 `check(config, now, notify=True)` also notifies (smart policy, key ``check``)
-and retries pending notifications; it never raises because of a channel.
+and retries pending notifications; it never raises because of a channel. It raises
+CheckUnknown (Nagios UNKNOWN, exit 3) when it cannot evaluate: an unreadable state
+store or backup directory. The perfdata carry units and warn;crit thresholds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +33,7 @@ from . import health, notify, trends
 from .catalog import DumpEntry
 from .config import Config
 from .disk import VolumeUsage, volumes
+from .errors import CheckUnknown
 from .notify import policy
 from .state import StateStore
 from .units import format_duration
@@ -38,7 +42,37 @@ from .vocabulary import Severity
 log = logging.getLogger("dumpdeck.check")
 
 OK, WARNING, CRITICAL = Severity.OK.code, Severity.WARNING.code, Severity.CRITICAL.code
-LABELS = {s.code: s.upper() for s in Severity}
+UNKNOWN = 3  # Nagios: the check cannot evaluate (a broken configuration, unreadable state or backups)
+LABELS = {**{s.code: s.upper() for s in Severity}, UNKNOWN: "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class Perf:
+    """One Nagios perfdata item: 'label'=value[UOM];[warn];[crit];[min];[max]."""
+
+    label: str
+    value: float
+    uom: str = ""  # s | % | "" (a count)
+    warn: float | None = None
+    crit: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def text(self) -> str:
+        def num(x: float | None) -> str:
+            return "" if x is None else f"{x:g}"
+
+        fields = [num(self.warn), num(self.crit), num(self.min), num(self.max)]
+        while fields and fields[-1] == "":
+            fields.pop()
+        tail = (";" + ";".join(fields)) if fields else ""
+        return f"{self.label}={self.value:g}{self.uom}{tail}"
+
+
+def unknown_line(reason: str) -> str:
+    """The status line when the check cannot evaluate (Nagios UNKNOWN, exit 3)."""
+    return "DUMPDECK UNKNOWN - " + " ".join(reason.split())
 
 
 @dataclass(frozen=True)
@@ -54,8 +88,9 @@ class CheckResult:
     line: str
     problems: tuple[Problem, ...] = ()
     databases: int = 0
-    perfdata: dict[str, int | str] = field(default_factory=dict)
+    perfdata: dict[str, float] = field(default_factory=dict)  # label → value, for --json
     notified: notify.Dispatch | None = None
+    perf: tuple[Perf, ...] = ()
 
     @property
     def label(self) -> str:
@@ -115,14 +150,24 @@ def evaluate(
 
     code = max((p.level for p in problems), default=OK)
     oldest_age = max(ages, default=0.0)
-    perf: dict[str, int | str] = {
-        "databases": len(verdicts),
-        "overdue": sum(1 for p in problems if p.id.startswith(("overdue:", "never:"))),
-        "small": sum(1 for p in problems if p.id.startswith("small:")),
-        "oldest_age": int(oldest_age),
-        "disk_max": f"{disk_max:.0f}%",
-    }
-    perf_text = " ".join(f"{k}={v}" for k, v in perf.items())
+    warn_pct = min((d.warn_percent for d in disk), default=config.disk.warn_percent)
+    crit_pct = min((d.critical_percent for d in disk), default=config.disk.critical_percent)
+    items = (
+        Perf("databases", len(verdicts), min=0),
+        # counts: any overdue database is CRITICAL, any anomalously small dump a WARNING (Nagios ranges: > 0 alerts)
+        Perf("overdue", sum(1 for p in problems if p.id.startswith(("overdue:", "never:"))), crit=0, min=0),
+        Perf("small", sum(1 for p in problems if p.id.startswith("small:")), warn=0, min=0),
+        Perf(
+            "oldest_age",
+            int(oldest_age),
+            "s",
+            crit=int(min((h.max_age for h in verdicts), default=config.checks.max_age)),
+            min=0,
+        ),
+        Perf("disk_max", round(disk_max, 1), "%", warn=warn_pct, crit=crit_pct, min=0, max=100),
+    )
+    perf = {p.label: p.value for p in items}
+    perf_text = " ".join(p.text for p in items)
     if problems:
         worst = sorted(problems, key=lambda p: -p.level)
         summary = "; ".join(p.text for p in worst[:3])
@@ -138,19 +183,25 @@ def evaluate(
             + f" | {perf_text}"
         )
     line = " ".join(line.split())  # one line, whatever the names contain
-    return CheckResult(code, line, tuple(problems), len(verdicts), perf)
+    return CheckResult(code, line, tuple(problems), len(verdicts), perf, perf=items)
 
 
 def check(config: Config, now: float | None = None, *, notify: bool = True) -> CheckResult:
     """evaluate() and, unless `notify` is False, notify per the smart policy (never raises for a channel)."""
     now = time.time() if now is None else now
     store = None
+    state_db = Path(config.state_db)
     try:
-        if Path(config.state_db).exists() or notify:
-            store = StateStore.open(config.state_db)
+        if state_db.exists() or notify:
+            store = StateStore.open(state_db)
     except Exception as exc:
+        if state_db.exists():  # it is there and cannot be read: the check cannot say what it should
+            raise CheckUnknown(f"cannot read the state store {state_db}: {exc}") from None
         log.warning("dead-man's check: state store unavailable: %s", exc)
         store = None
+    backup_dir = Path(config.backup.dir)
+    if backup_dir.exists() and not os.access(backup_dir, os.R_OK | os.X_OK):
+        raise CheckUnknown(f"cannot read the backup directory {backup_dir}: permission denied")
     try:
         result = evaluate(config, now, store=store)
         if notify and store is not None:

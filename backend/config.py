@@ -1114,20 +1114,17 @@ def permission_warnings(config: Config) -> list[str]:
 
 
 def redact_url(url: str) -> str:
-    """scheme://host/… with any credentials, path and query hidden: what may be logged or shown."""
+    """scheme://host/… — webhook, heartbeat and Apprise URLs carry their token in the path."""
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
         host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
+        if parts.port:
+            host += f":{parts.port}"
     except ValueError:
         return "<redacted URL>"
-    return (
-        f"{parts.scheme}://{host}{port}/…"
-        if parts.path not in ("", "/") or parts.query
-        else f"{parts.scheme}://{host}{port}"
-    )
+    return f"{parts.scheme}://{host}/…"
 
 
 def redacted(config: Config) -> dict[str, Any]:

@@ -108,3 +108,9 @@ class NotifyError(DumpdeckError):
 
 class DemoError(DumpdeckError):
     """The demo could not be set up, shared or stopped."""
+
+
+class CheckUnknown(DumpdeckError):
+    """`dumpdeck check` cannot evaluate (unreadable state or backups): Nagios UNKNOWN."""
+
+    exit_code = 3

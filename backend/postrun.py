@@ -8,7 +8,9 @@ status. In order, each step on its own (one failing does not stop the next):
 3. the run is notified per the job's policy (always | failures | smart);
 4. failed verifications of the run's dumps are notified;
 5. disk levels (warning / critical) are notified;
-6. the status page is regenerated at `report.file` (default `<state_dir>/report.html`).
+6. the status page is regenerated at `report.file` (default `<state_dir>/report.html`);
+7. the push heartbeat is pinged (`notify.heartbeat`: URL on success, URL/fail on failure);
+8. the Prometheus textfile is rewritten (`metrics.textfile`).
 
 It never raises: a backup that succeeded stays succeeded whatever SMTP, a
 webhook or the report writer do. Problems are logged, recorded in the state
@@ -47,6 +49,8 @@ class PostRunResult:
     retried: list[notify.Delivery] = field(default_factory=list)
     flags: dict[str, list[str]] = field(default_factory=dict)  # database -> [flag text]
     report: Path | None = None
+    heartbeat: object = None  # notify.heartbeat.Ping when one was sent
+    metrics: Path | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -200,6 +204,24 @@ def _after_run(config: Config, store: StateStore, run: Run, now: float, result: 
         result.report = report.write_report(config, store=store)  # rescan: the flags just changed manifests
     except Exception as exc:
         _fail(store, result, "writing the status page", exc)
+
+    # 7. the push heartbeat (URL on success, URL/fail on failure)
+    try:
+        from .notify import heartbeat
+
+        result.heartbeat = heartbeat.for_run(config, run)
+        if result.heartbeat is not None and not result.heartbeat.ok:
+            store.add_event(run.id, "warning", "heartbeat", result.heartbeat.error)
+    except Exception as exc:
+        _fail(store, result, "pinging the heartbeat", exc)
+
+    # 8. the Prometheus textfile
+    try:
+        from . import metrics
+
+        result.metrics = metrics.write_textfile(config, store=store, disk=disk)
+    except Exception as exc:
+        _fail(store, result, "writing the metrics textfile", exc)
 
     for x in result.dispatches:
         for d in x.deliveries:

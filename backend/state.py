@@ -542,6 +542,11 @@ class StateStore:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
         return [_row_to_run(r) for r in self._read(sql, (*params, limit))]
 
+    def run_outcomes(self) -> list[tuple[str, str, int, float | None]]:
+        """(job, status, runs, when the last of them finished) over every recorded run (for metrics)."""
+        rows = self._read("SELECT job, status, COUNT(*), MAX(finished) FROM runs GROUP BY job, status ORDER BY 1, 2")
+        return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
     # ------------------------------------------------------------------ progress
 
     def progress(self, run_id: int) -> list[DbProgress]:

@@ -4,6 +4,7 @@ and its notifications (once per new problem, recovery when clear) through a real
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,12 @@ def test_ok_exit_0(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     line = r.stdout.strip()
     assert line.startswith("DUMPDECK OK - 1 database backed up, oldest last success 3h00m ago")
-    assert "| databases=1 overdue=0 small=0" in line and "\n" not in line
+    assert "\n" not in line
+    perf = line.split(" | ", 1)[1].split()
+    # Nagios perfdata: label=value[UOM];warn;crit;min;max
+    assert perf[:3] == ["databases=1;;;0", "overdue=0;;0;0", "small=0;0;;0"]
+    assert re.fullmatch(r"oldest_age=108\d\ds;;93600;0", perf[3])  # ~3 h, crit at the max_age, in seconds
+    assert re.fullmatch(r"disk_max=[0-9.]+%;99;100;0;100", perf[4])
 
 
 def test_overdue_is_critical_exit_2(tmp_path):
@@ -109,11 +115,41 @@ def test_disk_thresholds(tmp_path):
     assert evaluate(calm, NOW.timestamp()).code == OK
 
 
-def test_broken_config_exits_2_with_one_line(tmp_path):
+def test_broken_config_is_unknown_exit_3_with_one_stdout_line(tmp_path):
+    """Nagios: a plugin that cannot evaluate says UNKNOWN (3), with one line on stdout."""
     cfg = tmp_path / "config.yaml"
     cfg.write_text("servers: {}\nbackup: {dir: 5}\nbogus: 1\n")
     r = cli(cfg)
-    assert r.returncode == 2 and "bogus" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("DUMPDECK UNKNOWN - configuration error: ")
+    assert "more problems" in lines[0] and "Traceback" not in r.stderr
+    missing = cli(tmp_path / "nope.yaml")
+    assert missing.returncode == 3 and missing.stdout.startswith("DUMPDECK UNKNOWN - configuration error:")
+    j = cli(cfg, "--json")
+    assert j.returncode == 3 and json.loads(j.stdout)["status"] == "UNKNOWN"
+
+
+def test_unreadable_state_is_unknown(tmp_path):
+    nightly(tmp_path)
+    cfg = offline_config(tmp_path, jobs_yaml())
+    state_db = load_config(cfg).state_db
+    state_db.parent.mkdir(parents=True, exist_ok=True)
+    state_db.write_bytes(b"this is not an SQLite database" * 100)
+    r = cli(cfg, "--no-notify")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stdout.startswith("DUMPDECK UNKNOWN - cannot read the state store") and r.stdout.count("\n") == 1
+
+
+def test_check_json(tmp_path):
+    nightly(tmp_path, last_age=timedelta(hours=30))
+    cfg = offline_config(tmp_path, jobs_yaml())
+    r = cli(cfg, "--no-notify", "--json")
+    assert r.returncode == 2
+    out = json.loads(r.stdout)
+    assert out["status"] == "CRITICAL" and out["code"] == 2 and out["line"].startswith("DUMPDECK CRITICAL")
+    assert out["problems"][0]["id"] == "overdue:main/shop" and out["problems"][0]["level"] == "CRITICAL"
+    assert out["perfdata"]["oldest_age"]["uom"] == "s" and out["perfdata"]["oldest_age"]["crit"] == 93600
 
 
 def test_check_notifies_once_per_new_problem_and_on_recovery(tmp_path):

@@ -39,7 +39,7 @@ from typing import Any
 
 from dumpdeck import __version__
 
-from ..config import Config, EmailConfig, WebhookConfig
+from ..config import Config, EmailConfig, WebhookConfig, redact_url
 from ..disk import VolumeUsage
 from ..errors import DumpdeckError, NotifyError
 from ..state import StateStore
@@ -410,15 +410,20 @@ def secrets(config: Config) -> list[str]:
             pw = None
         if pw:
             out.append(pw)
-    webhook = config.notify.webhook
-    if webhook is not None and webhook.url:
-        parts = urllib.parse.urlsplit(webhook.url)
+    urls = list(config.notify.apprise)
+    for channel in (config.notify.webhook, config.notify.heartbeat):
+        if channel is not None and channel.url:
+            urls.append(channel.url)
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
         if parts.path and len(parts.path) > 1:
             out.append(parts.path.lstrip("/"))
         if parts.query:
             out.append(parts.query)
         if parts.password:
             out.append(parts.password)
+        if parts.username and "apprise" in channels(config):
+            out.append(parts.username)  # Apprise URLs often carry a token as the user part
     # longest first, so a secret containing another is replaced whole
     return sorted({s for s in out if len(s) >= 4}, key=len, reverse=True)
 
@@ -439,15 +444,6 @@ def scrubbed(message: Message, secret_values: Sequence[str]) -> Message:
     )
 
 
-def redact_url(url: str) -> str:
-    """scheme://host/… — webhook URLs carry their token in the path."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "?"
-    if parts.port:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}/…"
-
-
 # --------------------------------------------------------------------------- channels
 
 
@@ -457,6 +453,8 @@ def channels(config: Config) -> list[str]:
         out.append("email")
     if config.notify.webhook is not None:
         out.append("webhook")
+    if config.notify.apprise:
+        out.append("apprise")
     return out
 
 
@@ -579,6 +577,35 @@ def send_webhook(cfg: WebhookConfig, message: Message) -> None:
         raise NotifyError(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def send_apprise(urls: Sequence[str], message: Message) -> None:
+    """Deliver through Apprise (chat and paging services by URL; `pip install 'dumpdeck[apprise]'`).
+    Its URLs are secrets: errors name only their scheme and host."""
+    try:
+        import apprise  # an optional extra, not part of dumpdeck
+    except ImportError:
+        raise NotifyError("apprise: the apprise package is not installed (pip install 'dumpdeck[apprise]')") from None
+    if not urls:
+        raise NotifyError("apprise: notify.apprise lists no URLs")
+    targets = apprise.Apprise()
+    bad = [redact_url(u) for u in urls if not targets.add(u)]
+    if bad:
+        raise NotifyError(f"apprise: not a URL Apprise understands: {', '.join(bad)}")
+    kind = {
+        "OK": apprise.NotifyType.SUCCESS,
+        "RECOVERED": apprise.NotifyType.SUCCESS,
+        "WARNING": apprise.NotifyType.WARNING,
+    }.get(message.severity, apprise.NotifyType.FAILURE)
+    apprise_logger = logging.getLogger("apprise")
+    level = apprise_logger.level
+    apprise_logger.setLevel(logging.CRITICAL)  # apprise logs URLs (secrets) at lower levels
+    try:
+        ok = targets.notify(title=message.title, body=message.body, notify_type=kind)
+    finally:
+        apprise_logger.setLevel(level)
+    if not ok:
+        raise NotifyError(f"apprise: delivery failed on {', '.join(redact_url(u) for u in urls)}")
+
+
 def send(config: Config, message: Message, channel: str) -> None:
     """Send on one channel; raises NotifyError."""
     if channel == "email":
@@ -589,6 +616,8 @@ def send(config: Config, message: Message, channel: str) -> None:
         if config.notify.webhook is None:
             raise NotifyError("webhook: notify.webhook is not configured")
         send_webhook(config.notify.webhook, message)
+    elif channel == "apprise":
+        send_apprise(config.notify.apprise, message)
     else:
         raise NotifyError(f"unknown notification channel {channel!r}")
 
