@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -68,7 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def normalise_environment() -> None:
+    """NO_COLOR set to an empty string means nothing (no-color.org); Textual would take it as set."""
+    if os.environ.get("NO_COLOR") == "":
+        del os.environ["NO_COLOR"]
+
+
 def main(argv: list[str] | None = None) -> int:
+    normalise_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args.config)

@@ -20,7 +20,8 @@ def is_tty(stream=None) -> bool:
 
 
 def use_color(stream=None) -> bool:
-    return is_tty(stream) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    # NO_COLOR (no-color.org): set and not empty disables colour; an empty value is ignored
+    return is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def style(
