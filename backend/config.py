@@ -635,6 +635,13 @@ class RestoreTestConfig:
         "account loads instead, after its grants were checked to cover nothing else.",
         optional=True,
     )
+    mysql_target: str | None = setting(
+        None,
+        _str,
+        "A MySQL server for MySQL 8 dumps when target is sandbox (the sandbox is MariaDB unless MySQL's mysqld "
+        "is installed).",
+        default_doc="a MySQL sandbox if mysqld is installed, else level 4 is not checked",
+    )
 
 
 @dataclass(frozen=True)
@@ -747,6 +754,11 @@ class Config:
         target = v["restore_test"].target
         if target not in ("sandbox", "same") and servers and target not in servers:
             r.error(("restore_test", "target"), f"{target!r} is neither sandbox, same, nor a configured server")
+        mysql_target = v["restore_test"].mysql_target
+        if mysql_target is not None and servers and mysql_target not in servers:
+            r.error(
+                ("restore_test", "mysql_target"), f"no server named {mysql_target!r} (configured: {', '.join(servers)})"
+            )
 
     def server(self, name: str | None) -> ServerConfig:
         if name is None:

@@ -45,7 +45,7 @@ from .naming import dump_basename, safe_name
 CHUNK = 1 << 20
 FOOTER = b"-- Dump completed"
 HEADER_KEEP = 64 * 1024
-TAIL_KEEP = 512
+TAIL_KEEP = 4096  # the footer, and MariaDB's deferred `-- SET GLOBAL gtid_slave_pos=` just before it
 _TABLE_MARK = re.compile(rb"-- Dumping data for table `((?:[^`]|``)+)`")
 _STRUCT_MARK = re.compile(rb"-- Table structure for table `((?:[^`]|``)+)`")
 _RESERVED_OPTIONS = ("--compact", "--skip-comments", "--all-databases", "--databases", "-B", "-A")
@@ -158,18 +158,22 @@ def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool, warnings:
 _CHANGE_MASTER = re.compile(
     rb"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)"
 )
-_GTID_MARIADB = re.compile(rb"gtid_slave_pos='([^']*)'")
+# MariaDB: `-- SET GLOBAL gtid_slave_pos='0-1-17';` on a line of its own (in the header with --gtid, else
+# deferred to just before the footer); anchored, so a row's data can never pose as it
+_GTID_MARIADB = re.compile(rb"^-- SET GLOBAL gtid_slave_pos='([^']*)';", re.MULTILINE)
 # MySQL: SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ 'uuid:1-5,\nuuid:1-3';  (inside /* */ with COMMENTED)
-_GTID_MYSQL = re.compile(rb"GTID_PURGED=(?:/\*!\d+ '\+'\*/ )?'\+?([^']*)'")
+_GTID_MYSQL = re.compile(rb"^(?:/\* )?SET @@GLOBAL\.GTID_PURGED=(?:/\*!\d+ '\+'\*/ )?'\+?([^']*)'", re.MULTILINE)
 
 
-def parse_coordinates(header: bytes) -> dict[str, Any]:
+def parse_coordinates(header: bytes, tail: bytes = b"") -> dict[str, Any]:
+    """Binary-log file and position, and the GTID set, from a dump's header (and its tail, where
+    MariaDB writes the GTID position)."""
     out: dict[str, Any] = {}
     m = _CHANGE_MASTER.search(header)
     if m:
         out["binlog_file"] = m.group(1).decode()
         out["binlog_position"] = int(m.group(2))
-    m = _GTID_MARIADB.search(header) or _GTID_MYSQL.search(header)
+    m = _GTID_MARIADB.search(header) or _GTID_MYSQL.search(header) or _GTID_MARIADB.search(tail)
     if m and m.group(1):
         out["gtid"] = "".join(m.group(1).decode().split())
     return out
@@ -450,7 +454,7 @@ def dump_database(
             os.fsync(fd_dir)
             os.close(fd_dir)
         finished = datetime.now(UTC)
-        coords = parse_coordinates(bytes(header))
+        coords = parse_coordinates(bytes(header), bytes(tail))
         m = manifest_mod.Manifest(
             database=database,
             server={

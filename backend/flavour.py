@@ -14,6 +14,7 @@ the installed tool says about itself (`--version`, `--help`) and what the server
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import subprocess
@@ -166,3 +167,70 @@ def needs_mysql_target(flavour: str | None, version: str | None) -> bool:
         return False
     m = re.match(r"(\d+)", version or "")
     return m is None or int(m.group(1)) >= 8
+
+
+# --------------------------------------------------------------------------- restore-test targets
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    target: str | None  # sandbox | mysql-sandbox | same | <server name>; None: level 4 cannot be checked
+    reason: str | None = None  # why it cannot (a plain sentence for the ladder)
+
+
+def dump_flavour_of(path, manifest) -> tuple[str | None, str | None]:
+    """(flavour, server version) of a dump: its manifest, else the `-- Server version` line of its header."""
+    flav, version = dump_flavour(manifest)
+    if flav is not None:
+        return flav, version
+    from .codecs import open_decoded
+
+    try:
+        stream = open_decoded(path)
+    except Exception:
+        return None, None
+    try:
+        header = stream.read(8192)
+    except Exception:
+        header = b""
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close(check=False)
+    return header_flavour(header)
+
+
+def choose_target(config, requested: str, flavour: str | None, version: str | None) -> TargetChoice:
+    """Where a dump of this flavour is restore-tested. A MySQL 8 dump never goes to the MariaDB sandbox:
+    to restore_test.mysql_target when set, else to a MySQL sandbox when MySQL's mysqld is installed,
+    else it is not checked, with the reason."""
+    if requested != "sandbox" or not needs_mysql_target(flavour, version):
+        return TargetChoice(requested)
+    if config.restore_test.mysql_target:
+        return TargetChoice(config.restore_test.mysql_target)
+    from .mysqlsandbox import find_mysqld
+
+    if find_mysqld() is not None:
+        return TargetChoice("mysql-sandbox")
+    return TargetChoice(
+        None,
+        f"this is a MySQL {version or '8'} dump and the sandbox here is MariaDB, which cannot load it "
+        "(utf8mb4_0900_* collations, MySQL-only syntax: error 1273); install MySQL's server (mysqld) for a "
+        "MySQL sandbox, or set restore_test.mysql_target to a MySQL server",
+    )
+
+
+def target_mismatch(
+    target_flavour: str, target_version: str, dump_flavour: str | None, dump_version: str | None
+) -> str | None:
+    """Why a dump cannot be loaded into a server of another flavour (None when it can): MySQL 8 dumps
+    need MySQL; MariaDB dumps (MariaDB-only comments and syntax, the 11.x sandbox-mode line) need MariaDB."""
+    if dump_flavour is None or dump_flavour == target_flavour:
+        return None
+    if dump_flavour == MYSQL and not needs_mysql_target(dump_flavour, dump_version):
+        return None  # MySQL 5.7 dumps load into MariaDB
+    what = "MySQL" if dump_flavour == MYSQL else "MariaDB"
+    other = "MariaDB" if target_flavour == MARIADB else "MySQL"
+    return (
+        f"this is a {what} {dump_version or ''} dump and the target is {other} {target_version}: it cannot be loaded "
+        f"there; restore-test it on a {what} server"
+    ).replace("  ", " ")

@@ -49,12 +49,13 @@ import pymysql
 import pymysql.cursors
 
 from . import manifest as manifest_mod
-from . import mysql
+from . import flavour, mysql
 from .config import Config, ServerConfig
 from .endpoint import with_account
 from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, ScopeError, StreamError
 from .loader import Loader, decoded_chunks
 from .outcome import Outcome
+from .mysqlsandbox import MySQLSandbox
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
 from .sqlstats import SCAN_VERSION, SqlStats
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
@@ -203,7 +204,7 @@ def grants_outside_scratch(lines: list[str]) -> list[str]:
 class _Target:
     label: str
     server: ServerConfig  # the configured account (or the sandbox's root): sets up and cleans up
-    sandbox: Sandbox | None = None
+    sandbox: Sandbox | MySQLSandbox | None = None
     owned: bool = True  # the sandbox was started for this test
 
 
@@ -229,6 +230,22 @@ class _Made:
     owner: ServerConfig | None = None  # who drops the database (the account that created it)
 
 
+def _flavour_mismatch(tgt: _Target, dump_flav: str | None, dump_version: str | None) -> str | None:
+    """Why the dump cannot load into this target's flavour (None when it can, or the target is unreachable:
+    the load then says so itself). Sandboxes were chosen for the dump's flavour (flavour.choose_target)."""
+    if dump_flav is None or tgt.sandbox is not None:
+        return None
+    try:
+        conn = mysql.connect(tgt.server)
+    except DumpdeckError:
+        return None
+    try:
+        info = mysql.server_info(conn, tgt.server)
+    finally:
+        conn.close()
+    return flavour.target_mismatch(info.flavour, info.version, dump_flav, dump_version)
+
+
 def _open_target(
     config: Config,
     target: str,
@@ -236,6 +253,14 @@ def _open_target(
     entry_server: str | None,
     sandbox: Sandbox | None,
 ) -> _Target:
+    if target == "mysql-sandbox":
+        msb = MySQLSandbox.create()
+        try:
+            msb.start()
+        except BaseException:
+            msb.destroy()
+            raise
+        return _Target("mysql-sandbox", ServerConfig(name="sandbox", host=None, socket=msb.socket, user="root"), msb)
     if target == "sandbox":
         if sandbox is not None:
             if not sandbox.confined:
@@ -344,12 +369,24 @@ def restore_test(
 
     # ---- L4. A target that cannot be opened, reached or confined, or a cancelled load, is "not checked":
     # it says nothing about the dump, which keeps the level it had.
+    # The dump's flavour picks the target: a MySQL 8 dump is never loaded into MariaDB (backend.flavour).
+    dump_flav, dump_version = flavour.dump_flavour_of(path, manifest)
+    choice = flavour.choose_target(config, target, dump_flav, dump_version)
+    if choice.target is None:
+        ladder.add("target", Outcome.NOT_CHECKED, choice.reason or "no target for this dump", 4)
+        return _finish(report, ladder, t0, record, {})
+    target = choice.target
     try:
         tgt = _open_target(config, target, manifest, entry_server, sandbox)
     except (DumpdeckError, OSError) as exc:
         ladder.add("target", COULD_NOT_RUN, f"could not open the target {target}: {exc}", 4)
         return _finish(report, ladder, t0, record, {})
     report.target = tgt.label
+    mismatch = _flavour_mismatch(tgt, dump_flav, dump_version)
+    if mismatch:
+        _close_target(tgt)
+        ladder.add("target", Outcome.NOT_CHECKED, mismatch, 4)
+        return _finish(report, ladder, t0, record, {})
     token = secrets.token_hex(3)
     scratch = scratch_name(database, token)
     extra: dict[str, Any] = {}
@@ -368,7 +405,7 @@ def restore_test(
             ladder.add(
                 "sandbox stopped",
                 True if not tgt.sandbox.alive() else COULD_NOT_RUN,
-                "sandbox mariadbd stopped and removed",
+                f"{tgt.label} stopped and removed",
                 4,
             )
     return _finish(report, ladder, t0, record, extra)

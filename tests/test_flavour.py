@@ -165,3 +165,25 @@ def test_dump_flavour_from_the_server_version_line_not_the_tool():
     maria = b"-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\n-- Server version\t10.11.6-MariaDB-0+deb12u1\n"
     assert flavour.header_flavour(maria) == ("mariadb", "10.11.6-MariaDB-0+deb12u1")
     assert flavour.needs_mysql_target("mysql", "8.0.40") and not flavour.needs_mysql_target("mariadb", "10.11.6")
+
+
+def test_the_gtid_position_of_a_real_mariadb_dump_is_in_its_manifest(config, sample_db, mariadb):
+    """mariadb-dump --master-data=2 writes the GTID position just before the footer: it reaches the manifest."""
+    import re
+
+    from dumpdeck.backend import manifest as manifest_mod
+    from dumpdeck.backend.dump import dump_database
+
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    coords = manifest_mod.load(path).coordinates
+    assert coords["binlog_file"].startswith("binlog.") and coords["binlog_position"] > 0
+    assert re.fullmatch(r"\d+-\d+-\d+(,\d+-\d+-\d+)*", coords["gtid"]), coords
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos")
+        now = cur.fetchone()[0]
+    assert int(coords["gtid"].split("-")[-1]) <= int(now.split("-")[-1])
+
+
+def test_a_row_cannot_pose_as_the_gtid_line():
+    data = b"INSERT INTO t VALUES ('-- SET GLOBAL gtid_slave_pos=\\'9-9-9\\';');\n-- Dump completed\n"
+    assert "gtid" not in parse_coordinates(b"-- MariaDB dump\n", data)
