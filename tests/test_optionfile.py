@@ -221,3 +221,29 @@ def test_login_path_needs_mysql_client_tools():
         optionfile.read_login_path("backup")
     mysql_help = (Path(__file__).parent / "data" / "mysql" / "my_print_defaults-8.4.help").read_text()
     assert optionfile.supports_login_path(mysql_help)
+
+
+def test_tls_from_the_option_file_and_the_config_winning(tmp_path):
+    """ssl-* settings of the file turn TLS on for both connections; a tls key set in the config wins."""
+    from dumpdeck.backend.config import parse_config
+
+    def server(tls_yaml: str):
+        text = (
+            "servers:\n  main:\n    host: db.example.com\n    user: backup\n    password_env: X\n"
+            + tls_yaml
+            + f"backup:\n  dir: {tmp_path}\n"
+        )
+        return parse_config(text, tmp_path / "c.yaml").servers["main"]
+
+    plain = server("")
+    ep = resolve(plain, {"ssl-ca": "/etc/ca.pem", "ssl-mode": "REQUIRED"}, "option file F")
+    assert ep.tls.enabled and ep.tls.required and not ep.tls.verify_server_cert
+    assert ep.tls.ca == Path("/etc/ca.pem") and ep.sources["tls.ca"] == "option file F"
+    ep = resolve(plain, {"ssl": "", "ssl-verify-server-cert": ""}, "option file F")  # MariaDB's spelling
+    assert ep.tls.required and ep.tls.verify_server_cert
+    configured = server("    tls:\n      verify_server_cert: false\n      ca: /etc/mine.pem\n")
+    ep = resolve(configured, {"ssl-ca": "/etc/ca.pem", "ssl-mode": "VERIFY_IDENTITY"}, "option file F")
+    assert ep.tls.ca == Path("/etc/mine.pem") and not ep.tls.verify_server_cert
+    assert ep.sources["tls.ca"] == "config" and ep.sources["tls.verify_server_cert"] == "config"
+    ep = resolve(plain, optionfile.parse_output("--skip-ssl\n"), "F")  # ssl=0
+    assert not ep.tls.enabled
