@@ -15,13 +15,16 @@ import re
 
 SHORTCUTS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
 # name, lowest, highest, names
 FIELDS = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day-of-month", 1, 31, {}),
-    ("month", 1, 12, {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}),
-    ("day-of-week", 0, 7, {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}),
+    ("month", 1, 12, {m: i + 1 for i, m in enumerate(MONTHS)}),
+    ("day-of-week", 0, 7, {d: i for i, d in enumerate(DAYS)}),
 )
 
 _EXTENSIONS = (

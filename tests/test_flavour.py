@@ -22,7 +22,9 @@ DATA = Path(__file__).parent / "data" / "mysql"
 
 def recorded(name: str) -> flavour.ToolInfo:
     return flavour.from_outputs(
-        f"/usr/bin/{name.split('-')[0]}", (DATA / f"{name}.version").read_text(), (DATA / f"{name}.help").read_text()
+        f"/usr/bin/{name.split('-', maxsplit=1)[0]}",
+        (DATA / f"{name}.version").read_text(),
+        (DATA / f"{name}.help").read_text(),
     )
 
 

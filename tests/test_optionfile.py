@@ -217,7 +217,7 @@ def test_unreadable_or_broken_option_file_is_a_config_error(tmp_path):
 
 def test_login_path_needs_mysql_client_tools():
     """MariaDB's my_print_defaults has no --login-path: say so instead of failing obscurely."""
-    with pytest.raises(ConfigError, match="do not read ~/.mylogin.cnf"):
+    with pytest.raises(ConfigError, match=r"do not read ~/\.mylogin\.cnf"):
         optionfile.read_login_path("backup")
     mysql_help = (Path(__file__).parent / "data" / "mysql" / "my_print_defaults-8.4.help").read_text()
     assert optionfile.supports_login_path(mysql_help)
