@@ -346,20 +346,21 @@ class ServerConfig:
     include_system: bool = setting(False, _bool, "Also list mysql, sys, information_schema, performance_schema.")
     exclude_databases: tuple[str, ...] = setting((), _str_list, "Databases never listed or backed up on this server.")
     given: frozenset[str] = frozenset()  # the keys the configuration sets (they win over an option file)
-    my_cnf: bool = False  # no password source named: ~/.my.cnf is read, as the client would
+    my_cnf: bool = False  # no user and no password source named: ~/.my.cnf is read, as the client would
 
     @classmethod
     def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         sources = [k for k in PASSWORD_SOURCES if given.get(k) is not None]
         if len(sources) > 1:
             r.error(kp, f"choose one password source, not {' and '.join(sources)}")
-        v["my_cnf"] = not sources
+        v["my_cnf"] = not sources and given.get("user") is None  # names no credentials at all
         if given.get("host") is None and v["socket"] is not None:
             v["host"] = None
 
     def option_values(self) -> tuple[dict[str, str], str | None]:
         """(options, where from) of the option file this server reads: `option_file`, else `login_path`,
-        else ~/.my.cnf when no password source is named and it exists; ({}, None) when none."""
+        else ~/.my.cnf when the server names no credentials at all (no user, no password source) and it
+        exists; ({}, None) when none."""
         what = f"servers.{self.name}"
         if self.option_file is not None:
             return optionfile.read(self.option_file, what=f"{what}.option_file"), f"option file {self.option_file}"

@@ -167,7 +167,9 @@ def test_my_cnf_is_read_when_a_server_names_no_credentials(tmp_path, mariadb, se
         assert "only_on_second" in list_databases(conn, server)
     finally:
         conn.close()
-    # naming a password source turns ~/.my.cnf off: the defaults (127.0.0.1:3306, root) apply
+    # naming a user (the demo's `user: root` on a passwordless sandbox) turns ~/.my.cnf off...
+    assert not load_config(_config(tmp_path, "user: root\n")).servers["main"].my_cnf
+    # ...and so does naming a password source: the defaults (127.0.0.1:3306, root) apply
     pw = tmp_path / "pw"
     pw.write_text("x\n")
     pw.chmod(0o600)
