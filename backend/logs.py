@@ -58,16 +58,17 @@ class SharedLogHandler(logging.handlers.WatchedFileHandler):
         return open(self.baseFilename, "a", encoding="utf-8", buffering=1)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.max_bytes:
-            try:
-                st = os.stat(self.baseFilename)
-                if st.st_size and st.st_size + len(self.format(record).encode("utf-8")) + 1 > self.max_bytes:
-                    self.rotate(st.st_ino)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                self.handleError(record)
-        super().emit(record)  # reopens first when the path now names another file
+        # A logging handler never raises into the code that logs (a run must not fail because its log
+        # directory went away): problems go to logging's own handleError.
+        try:
+            if self.max_bytes:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(self.baseFilename)
+                    if st.st_size and st.st_size + len(self.format(record).encode("utf-8")) + 1 > self.max_bytes:
+                        self.rotate(st.st_ino)
+            super().emit(record)  # reopens first when the path now names another file
+        except Exception:
+            self.handleError(record)
 
     def rotate(self, seen_inode: int) -> None:
         """Shift <log>.N → .N+1 …, <log> → .1, under the lock every dumpdeck writer takes for this."""
