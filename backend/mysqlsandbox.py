@@ -3,15 +3,20 @@
 A MySQL 8 dump cannot be loaded into MariaDB (utf8mb4_0900_* collations and other MySQL-only syntax:
 error 1273), so a MySQL dump is restore-tested in a MySQL sandbox when MySQL's server binary is
 installed. It is found on $DUMPDECK_MYSQL_PATH alone when set, else on PATH and the sbin directories,
-and only if its `--version` says MySQL (Debian's /usr/sbin/mysqld is MariaDB's). Like the MariaDB
-sandbox it never touches the system's server: `--no-defaults`, its own datadir and socket, no TCP,
-`local_infile` off, `secure_file_priv` an empty private directory.
+and only if its `--version` says MySQL (Debian's /usr/sbin/mysqld is MariaDB's).
+
+It is confined like the MariaDB sandbox (backend.sandbox, whose OS account and private-directory
+helpers it uses): it never touches the system's server (`--no-defaults`, its own datadir and
+socket), never runs as root (root starts it as the `dumpdeck-sandbox` user), listens on no TCP port
+(nor the X protocol), has `local_infile` off, `secure_file_priv` an empty private directory and an
+empty plugin directory, and with `die_with_parent` the kernel kills it when its starter dies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,16 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SandboxError
+from .lifeline import die_with_parent as _die_with_parent
+from .sandbox import RunAs, _chown_tree, _private_dir, sandbox_account
 
 BINPATH_ENV = "DUMPDECK_MYSQL_PATH"
 
 
-def _is_mysql(binary: str) -> bool:
+def _version_text(binary: str) -> str:
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
+        return subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "mysql" in out.lower() and "mariadb" not in out.lower()
+        return ""
+
+
+def _is_mysql(binary: str) -> bool:
+    out = _version_text(binary).lower()
+    return "mysql" in out and "mariadb" not in out
+
+
+def _version(binary: str) -> tuple[int, int, int]:
+    m = re.search(r"\bVer (\d+)\.(\d+)\.(\d+)", _version_text(binary))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (0, 0, 0)
 
 
 def find_mysqld() -> str | None:
@@ -45,7 +61,10 @@ def find_mysqld() -> str | None:
 class MySQLSandbox:
     directory: Path
     mysqld: str
+    who: RunAs
+    version: tuple[int, int, int] = (0, 0, 0)
     pid: int | None = None
+    die_with_parent: bool = True
 
     @property
     def datadir(self) -> Path:
@@ -53,14 +72,13 @@ class MySQLSandbox:
 
     @property
     def socket(self) -> Path:
-        return self.directory / "mysqld.sock"
+        return self.directory / "run" / "mysqld.sock"
 
     @property
     def error_log(self) -> Path:
         return self.directory / "error.log"
 
     def argv(self, *, initialize: bool = False) -> list[str]:
-        files = self.directory / "files"  # secure_file_priv: an empty private directory
         base = [
             self.mysqld,
             "--no-defaults",
@@ -68,8 +86,6 @@ class MySQLSandbox:
             f"--log-error={self.error_log}",
             f"--tmpdir={self.directory / 'tmp'}",
         ]
-        if os.geteuid() == 0:
-            base.append("--user=root")
         if initialize:
             return [*base, "--initialize-insecure"]
         return [
@@ -78,33 +94,58 @@ class MySQLSandbox:
             f"--pid-file={self.directory / 'mysqld.pid'}",
             "--skip-networking",
             "--mysqlx=OFF",
-            f"--secure-file-priv={files}",
+            f"--secure-file-priv={self.directory / 'files'}",
             "--local-infile=0",
+            f"--plugin-dir={self.directory / 'plugins'}",
+            # DATA/INDEX DIRECTORY ignored: before 8.4 symbolic links must be switched off (8.4 removed them)
+            *(["--skip-symbolic-links"] if self.version < (8, 4, 0) else []),
+            "--skip-name-resolve",
             "--innodb-buffer-pool-size=128M",
             "--max-allowed-packet=256M",
             "--event-scheduler=OFF",
         ]
+
+    def _popen(self, argv: list[str], **kwargs):
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            cwd=self.directory,
+            preexec_fn=_die_with_parent() if self.die_with_parent else None,  # noqa: PLW1509 (prctl only)
+            **self.who.popen_kwargs(),
+            **kwargs,
+        )
 
     @classmethod
     def create(cls, directory: Path | None = None, mysqld: str | None = None) -> MySQLSandbox:
         mysqld = mysqld or find_mysqld()
         if mysqld is None:
             raise SandboxError("MySQL's server binary (mysqld) is not installed")
-        directory = Path(directory or tempfile.mkdtemp(prefix="dumpdeck-mysql-sandbox-"))
-        sb = cls(directory, mysqld)
-        for d in (directory, directory / "tmp", directory / "files"):
-            d.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(sb.argv(initialize=True), capture_output=True, text=True, timeout=600, check=False)
-        if proc.returncode != 0:
+        who = sandbox_account()
+        assert who is not None
+        directory = Path(directory or tempfile.mkdtemp(prefix="dumpdeck-rt-mysql-"))
+        sb = cls(directory, mysqld, who, _version(mysqld))
+        for d in (directory, directory / "run", directory / "tmp", directory / "files", directory / "plugins"):
+            _private_dir(d, who)
+        with open(directory / "stderr.log", "ab") as out:
+            proc = sb._popen(sb.argv(initialize=True), stdout=out, stderr=out)
+            try:
+                code = proc.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        if code != 0:
             raise SandboxError(f"mysqld --initialize-insecure failed in {directory}: {sb._log_tail()}")
+        if who.switch:
+            _chown_tree(sb.datadir, who)
         return sb
 
     def start(self, timeout: float = 120.0) -> MySQLSandbox:
         with open(self.directory / "stderr.log", "ab") as out:
-            proc = subprocess.Popen(
-                self.argv(), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True
-            )
+            proc = self._popen(self.argv(), stdout=out, stderr=out)
         self.pid = proc.pid
+        self._proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -133,30 +174,21 @@ class MySQLSandbox:
         return errors[-1] if errors else "(empty error log)"
 
     def alive(self) -> bool:
-        if not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        with contextlib.suppress(ChildProcessError):
-            done, _ = os.waitpid(self.pid, os.WNOHANG)
-            if done:
-                return False
-        return True
+        proc = getattr(self, "_proc", None)
+        return proc is not None and proc.poll() is None
 
     def stop(self, timeout: float = 60.0) -> None:
-        if not self.pid:
+        proc = getattr(self, "_proc", None)
+        if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.alive():
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        self.pid = None
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def destroy(self) -> None:
         self.stop()

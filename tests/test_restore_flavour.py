@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import textwrap
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,38 +59,42 @@ def test_mysql_target_of_another_flavour_is_not_checked(config, sample_db):
 
 
 STAND_IN = """\
-#!{python}
+#!/bin/sh
 # A stand-in for MySQL's mysqld: says it is MySQL 8.0.40, runs MariaDB's server underneath.
-import os, sys
-args = sys.argv[1:]
-if args == ["--version"]:
-    print("/usr/sbin/mysqld  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)")
-    sys.exit(0)
-with open({log!r}, "a") as f:
-    f.write(" ".join(args) + "\\n")
-if "--initialize-insecure" in args:
-    datadir = next(a.split("=", 1)[1] for a in args if a.startswith("--datadir="))
-    os.execvp("{install_db}", ["{install_db}", "--no-defaults", "--datadir=" + datadir,
-              "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root"])
-keep = [a for a in args if not a.startswith(("--mysqlx", "--initialize"))]
-os.execv("{mariadbd}", ["{mariadbd}", *keep])
+if [ "$1" = "--version" ]; then
+  echo "/usr/sbin/mysqld  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)"; exit 0
+fi
+echo "$(id -un) $*" >> {log}
+init=0
+for a do
+  shift
+  case "$a" in
+    --initialize-insecure) init=1 ;;
+    --mysqlx=*) ;;
+    *) set -- "$@" "$a" ;;
+  esac
+done
+if [ $init = 1 ]; then
+  exec {install_db} "$@" --auth-root-authentication-method=normal --skip-test-db >/dev/null
+fi
+exec {mariadbd} "$@"
 """
 
 
-def test_mysql_dump_goes_to_a_mysql_sandbox_when_mysqld_is_installed(config, sample_db, tmp_path, monkeypatch):
-    import sys
-
+def test_mysql_dump_goes_to_a_mysql_sandbox_when_mysqld_is_installed(config, sample_db, monkeypatch, request):
     mariadbd = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin")
     install_db = shutil.which("mariadb-install-db") or shutil.which("mariadb-install-db", path="/usr/bin")
     if not (mariadbd and install_db):
         pytest.fail("mariadbd and mariadb-install-db are needed (apt-get install -y mariadb-server)")
-    bindir = tmp_path / "mysqlbin"
-    bindir.mkdir()
-    log = tmp_path / "mysqld.calls"
+    # the sandbox server runs as the unprivileged sandbox user: its binary must be reachable by it
+    bindir = Path(tempfile.mkdtemp(prefix="dumpdeck-test-mysqlbin-"))
+    request.addfinalizer(lambda: shutil.rmtree(bindir, ignore_errors=True))
+    bindir.chmod(0o755)
+    log = bindir / "mysqld.calls"
+    log.touch()
+    log.chmod(0o666)
     stand_in = bindir / "mysqld"
-    stand_in.write_text(
-        textwrap.dedent(STAND_IN).format(python=sys.executable, log=str(log), install_db=install_db, mariadbd=mariadbd)
-    )
+    stand_in.write_text(STAND_IN.format(log=str(log), install_db=install_db, mariadbd=mariadbd))
     stand_in.chmod(0o755)
     monkeypatch.setenv("DUMPDECK_MYSQL_PATH", str(bindir))
     path = _as_mysql_dump(config, sample_db)
@@ -100,7 +104,9 @@ def test_mysql_dump_goes_to_a_mysql_sandbox_when_mysqld_is_installed(config, sam
     calls = log.read_text().splitlines()
     assert "--initialize-insecure" in calls[0] and "--no-defaults" in calls[0]
     started = calls[1].split()
-    assert "--skip-networking" in started and "--local-infile=0" in started
+    assert started[0] != "root"  # never runs as root (root starts it as the sandbox user)
+    assert "--skip-networking" in started and "--local-infile=0" in started and "--mysqlx=OFF" in started
     assert any(a.startswith("--secure-file-priv=") for a in started)
+    assert any(a.startswith("--plugin-dir=") for a in started)
     stopped = next(c for c in report.checks if c.name == "sandbox stopped")
     assert stopped.outcome is Outcome.PASSED
