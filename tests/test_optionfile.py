@@ -249,3 +249,18 @@ def test_tls_from_the_option_file_and_the_config_winning(tmp_path):
     assert ep.sources["tls.ca"] == "config" and ep.sources["tls.verify_server_cert"] == "config"
     ep = resolve(plain, optionfile.parse_output("--skip-ssl\n"), "F")  # ssl=0
     assert not ep.tls.enabled
+
+
+def test_another_account_on_the_same_endpoint_never_gets_the_option_files_credentials(tmp_path, second):
+    """A restore-test's temporary account: the option file's host/port stay, its user and password do not."""
+    from dumpdeck.backend.endpoint import with_account
+
+    opt = _option_file(tmp_path, second)
+    server = load_config(_config(tmp_path, f"option_file: {opt}\n")).servers["main"]
+    temp = with_account(server, "dumpdeck_rt_abc123")
+    ep = resolve(temp)
+    assert (ep.host, ep.port) == ("127.0.0.1", second.port)
+    assert ep.user == "dumpdeck_rt_abc123" and temp.effective_user() == "dumpdeck_rt_abc123"
+    assert temp.password() is None  # the caller hands the temporary password over explicitly
+    Path.home().joinpath(".my.cnf").write_text("[client]\nuser=bk2\npassword=leak\n")
+    assert with_account(server, "x").password() is None and resolve(with_account(server, "x")).user == "x"
