@@ -108,6 +108,8 @@ def _systemd(config, args) -> int:
             sys.stdout.write(f"wrote {path}\n")
         for path in res.unchanged:
             sys.stdout.write(f"unchanged {path}\n")
+        for cmd in res.commands:
+            sys.stdout.write(f"ran: {cmd}\n")
         for path in res.removed:
             sys.stdout.write(f"removed {path} (its job is no longer scheduled)\n")
         for problem in res.problems:
