@@ -996,7 +996,7 @@ class _Reader:
                 if k.relative and isinstance(value, Path) and not value.is_absolute():
                     value = self.base / value
                 values[f.name] = value
-        if "given" in {f.name for f in dataclasses.fields(cls)}:
+        if "given" in getattr(cls, "__dataclass_fields__", {}):
             values["given"] = frozenset(k for k, x in data.items() if isinstance(k, str) and x is not None)
         check = getattr(cls, "_check", None)
         if check is not None:

@@ -18,8 +18,9 @@ SHORTCUTS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly",
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
-# name, lowest, highest, names
-FIELDS = (
+Field = tuple[str, int, int, dict[str, int]]  # name, lowest, highest, names
+
+FIELDS: tuple[Field, ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day-of-month", 1, 31, {}),
@@ -41,10 +42,10 @@ class CronSyntaxError(ValueError):
     """Not a cron expression cron accepts; the message says why."""
 
 
-def _value(token: str, field: tuple) -> int:
+def _value(token: str, field: Field) -> int:
     name, lo, hi, names = field
     if token in names:
-        return names[token]
+        return int(names[token])
     if not token.isdigit():
         raise CronSyntaxError(f"{name}: {token!r} is not a number" + (" or a name" if names else ""))
     v = int(token)
@@ -53,7 +54,7 @@ def _value(token: str, field: tuple) -> int:
     return v
 
 
-def _check_field(text: str, field: tuple) -> None:
+def _check_field(text: str, field: Field) -> None:
     name = field[0]
     for item in text.lower().split(","):
         m = _ITEM.match(item)

@@ -33,9 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import flavour
+from . import flavour, mysql
 from . import manifest as manifest_mod
-from . import mysql
 from .codecs import EXTENSIONS, HashingSink, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import ServerConfig, TLSConfig
 from .errors import ConfigError
@@ -46,7 +47,7 @@ def resolve(server: ServerConfig, values: dict[str, str] | None = None, label: s
     given = server.given
     sources: dict[str, str] = {}
 
-    def pick(name: str, config_value, file_key: str, default):
+    def pick(name: str, config_value: Any, file_key: str, default: Any) -> Any:
         if name in given:
             sources[name] = CONFIG
             return config_value

@@ -19,8 +19,10 @@ import functools
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
-from .config import TLSConfig
+from .config import Config, TLSConfig
+from .manifest import Manifest
 
 MARIADB, MYSQL = "mariadb", "mysql"
 
@@ -151,7 +153,7 @@ def header_flavour(header: bytes) -> tuple[str | None, str | None]:
     return (MARIADB if "mariadb" in version.lower() else MYSQL), version
 
 
-def dump_flavour(manifest, header: bytes | None = None) -> tuple[str | None, str | None]:
+def dump_flavour(manifest: Manifest | None, header: bytes | None = None) -> tuple[str | None, str | None]:
     """(flavour, version) of the server a dump came from: the manifest's, else the header's."""
     server = getattr(manifest, "server", None) or {}
     if server.get("flavour") in (MARIADB, MYSQL):
@@ -178,7 +180,7 @@ class TargetChoice:
     reason: str | None = None  # why it cannot (a plain sentence for the ladder)
 
 
-def dump_flavour_of(path, manifest) -> tuple[str | None, str | None]:
+def dump_flavour_of(path: Path, manifest: Manifest | None) -> tuple[str | None, str | None]:
     """(flavour, server version) of a dump: its manifest, else the `-- Server version` line of its header."""
     flav, version = dump_flavour(manifest)
     if flav is not None:
@@ -199,7 +201,7 @@ def dump_flavour_of(path, manifest) -> tuple[str | None, str | None]:
     return header_flavour(header)
 
 
-def choose_target(config, requested: str, flavour: str | None, version: str | None) -> TargetChoice:
+def choose_target(config: Config, requested: str, flavour: str | None, version: str | None) -> TargetChoice:
     """Where a dump of this flavour is restore-tested. A MySQL 8 dump never goes to the MariaDB sandbox:
     to restore_test.mysql_target when set, else to a MySQL sandbox when MySQL's mysqld is installed,
     else it is not checked, with the reason."""

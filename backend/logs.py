@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import logging.handlers
 import os
@@ -48,12 +49,12 @@ class IsoFormatter(logging.Formatter):
 class SharedLogHandler(logging.handlers.WatchedFileHandler):
     """A log file several processes append to, surviving rotation by any of them or by logrotate."""
 
-    def __init__(self, filename: str | os.PathLike, max_bytes: int = 0, keep: int = 5):
+    def __init__(self, filename: str | os.PathLike[str], max_bytes: int = 0, keep: int = 5):
         super().__init__(filename, encoding="utf-8", delay=True)
         self.max_bytes = max(0, int(max_bytes))
         self.keep = max(0, int(keep))
 
-    def _open(self):
+    def _open(self) -> io.TextIOWrapper:
         # O_APPEND (mode "a"): every line lands at the end whoever else writes
         return open(self.baseFilename, "a", encoding="utf-8", buffering=1)
 

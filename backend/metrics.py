@@ -22,9 +22,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from . import check as check_mod
 from . import trends
+from .catalog import DumpEntry
+from .config import Config
+from .disk import VolumeUsage, volumes
+from .state import StateStore
 
 log = logging.getLogger("dumpdeck.metrics")
 
@@ -43,7 +48,7 @@ class _Doc:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str, samples: list[tuple[dict, float]]) -> None:
+    def family(self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
         # text format 0.0.4: HELP/TYPE name the samples' own name (a counter's ends in _total)
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
@@ -54,18 +59,24 @@ class _Doc:
         return "\n".join(self.lines) + "\n"
 
 
-def render(config, *, store=None, check_result=None, entries=None, disk=None, now: float | None = None) -> str:
+def render(
+    config: Config,
+    *,
+    store: StateStore | None = None,
+    check_result: check_mod.CheckResult | None = None,
+    entries: list[DumpEntry] | None = None,
+    disk: list[VolumeUsage] | None = None,
+    now: float | None = None,
+) -> str:
     """The exposition text (Prometheus text format 0.0.4)."""
     now = time.time() if now is None else now
     if entries is None:
         entries = trends.catalog_entries(config)
-    newest: dict[tuple[str, str], object] = {}
+    newest: dict[tuple[str, str], DumpEntry] = {}
     for e in entries:  # newest first
         newest.setdefault((e.server or "-", e.database), e)
     if disk is None:
-        from .postrun import disk_lines
-
-        disk = disk_lines(config)
+        disk = volumes(config)
     if check_result is None:
         check_result = check_mod.evaluate(config, now, store=store, entries=entries, disk=disk)
 
@@ -83,7 +94,7 @@ def render(config, *, store=None, check_result=None, entries=None, disk=None, no
         "Stored (compressed) size of the newest dump of a database, in bytes.",
         [({"server": s, "database": d}, newest[(s, d)].size) for s, d in keys],
     )
-    raw = [(k, newest[k].manifest) for k in keys if newest[k].manifest is not None]
+    raw = [(k, m) for k in keys if (m := newest[k].manifest) is not None]
     doc.family(
         "dumpdeck_last_dump_raw_bytes",
         "gauge",
@@ -113,10 +124,10 @@ def render(config, *, store=None, check_result=None, entries=None, disk=None, no
         "dumpdeck_disk_used_ratio",
         "gauge",
         "Used fraction of a volume holding backups or state (0..1).",
-        [({"path": d.path}, d.percent / 100.0) for d in disk if d.percent is not None],
+        [({"path": d.mount}, d.percent / 100.0) for d in disk],
     )
-    counts: list[tuple[dict, float]] = []
-    last: list[tuple[dict, float]] = []
+    counts: list[tuple[dict[str, str], float]] = []
+    last: list[tuple[dict[str, str], float]] = []
     if store is not None:
         for job, status, n, finished in store.run_outcomes():
             counts.append(({"job": job, "status": status}, n))
@@ -129,7 +140,7 @@ def render(config, *, store=None, check_result=None, entries=None, disk=None, no
     return doc.text()
 
 
-def write_textfile(config, **kwargs) -> Path | None:
+def write_textfile(config: Config, **kwargs: Any) -> Path | None:
     """Render and atomically replace `metrics.textfile`; None when it is not configured.
     Without a `store`, the state store is opened (read) when it exists."""
     target = config.metrics.textfile

@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import SandboxError
 from .lifeline import die_with_parent as _die_with_parent
@@ -105,7 +106,7 @@ class MySQLSandbox:
             "--event-scheduler=OFF",
         ]
 
-    def _popen(self, argv: list[str], **kwargs):
+    def _popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -26,11 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import manifest as manifest_mod
-from . import notify, report, trends
+from . import metrics, notify, report, trends
 from .catalog import DumpEntry
 from .config import Config
 from .disk import VolumeUsage, volumes
-from .notify import policy
+from .notify import heartbeat, policy
+from .notify.heartbeat import Ping
 from .outcome import Outcome
 from .selection import ADHOC
 from .state import DbProgress, Run, StateStore
@@ -49,7 +50,7 @@ class PostRunResult:
     retried: list[notify.Delivery] = field(default_factory=list)
     flags: dict[str, list[str]] = field(default_factory=dict)  # database -> [flag text]
     report: Path | None = None
-    heartbeat: object = None  # notify.heartbeat.Ping when one was sent
+    heartbeat: Ping | None = None  # when one was sent
     metrics: Path | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -207,18 +208,14 @@ def _after_run(config: Config, store: StateStore, run: Run, now: float, result: 
 
     # 7. the push heartbeat (URL on success, URL/fail on failure)
     try:
-        from .notify import heartbeat
-
         result.heartbeat = heartbeat.for_run(config, run)
         if result.heartbeat is not None and not result.heartbeat.ok:
-            store.add_event(run.id, "warning", "heartbeat", result.heartbeat.error)
+            store.add_event(run.id, "warning", "heartbeat", result.heartbeat.error or "heartbeat ping failed")
     except Exception as exc:
         _fail(store, result, "pinging the heartbeat", exc)
 
     # 8. the Prometheus textfile
     try:
-        from . import metrics
-
         result.metrics = metrics.write_textfile(config, store=store, disk=disk)
     except Exception as exc:
         _fail(store, result, "writing the metrics textfile", exc)

@@ -48,14 +48,14 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from . import manifest as manifest_mod
 from . import flavour, mysql
+from . import manifest as manifest_mod
 from .config import Config, ServerConfig
 from .endpoint import with_account
 from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, ScopeError, StreamError
 from .loader import Loader, decoded_chunks
-from .outcome import Outcome
 from .mysqlsandbox import MySQLSandbox
+from .outcome import Outcome
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
 from .sqlstats import SCAN_VERSION, SqlStats
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file

@@ -35,8 +35,9 @@ run `dumpdeck COMMAND --help` for the options of a command.
 class Context:
     """What every command gets: the parsed arguments and a lazily loaded configuration."""
 
-    def __init__(self, config_path: Path | None):
+    def __init__(self, config_path: Path | None, parser: argparse.ArgumentParser | None = None):
         self.config_path = config_path
+        self.parser = parser  # the whole command tree (completion and the man page are made from it)
         self._config: Config | None = None
 
     @property
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     normalise_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
-    ctx = Context(args.config)
+    ctx = Context(args.config, parser)
     # a subcommand sets `func`; `dumpdeck` alone opens the console
     func = getattr(args, "func", None) or console_cmd.run_default
     try:

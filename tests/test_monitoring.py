@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.notify import Message, deliver, heartbeat
-from prometheus_client.parser import text_string_to_metric_families
 
 from .test_notify import WebhookSink
 

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import optionfile
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.endpoint import resolve

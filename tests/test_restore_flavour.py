@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import restore
 from dumpdeck.backend.config import RestoreTestConfig

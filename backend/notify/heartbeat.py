@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from dumpdeck import __version__
 
-from ..config import HeartbeatConfig, redact_url
+from ..config import Config, HeartbeatConfig, redact_url
+from ..state import Run
 
 log = logging.getLogger("dumpdeck.heartbeat")
 
@@ -64,7 +65,7 @@ def ping(cfg: HeartbeatConfig, success: bool, summary: str = "", *, first_delay:
     return Ping(False, 1 + cfg.retries, f"{where}: {error}")
 
 
-def for_run(config, run) -> Ping | None:
+def for_run(config: Config, run: Run) -> Ping | None:
     """The ping for a finished run: success for `succeeded`, /fail for failed, timed-out or lost;
     none for skipped or cancelled runs, or without notify.heartbeat."""
     cfg = config.notify.heartbeat

@@ -25,25 +25,18 @@ def register(sub) -> None:
     m.set_defaults(func=run_man)
 
 
-def _parser():
-    from ..main import build_parser
-
-    return build_parser()
-
-
 def run_completion(args, ctx) -> int:
     import shtab
 
-    sys.stdout.write(shtab.complete(_parser(), shell=args.shell))
+    sys.stdout.write(shtab.complete(ctx.parser, shell=args.shell))
     return 0
 
 
-def manpage() -> str:
-    from build_manpages.manpage import Manpage
+def manpage(parser) -> str:
+    from build_manpages.manpage import Manpage  # type: ignore[import-untyped]
 
     from dumpdeck import __version__
 
-    parser = _parser()
     page = Manpage(parser, format="pretty")
     text = str(page)
     text = text.replace('"Generated Python Manual"', f'"dumpdeck {__version__}"', 1)
@@ -52,5 +45,5 @@ def manpage() -> str:
 
 
 def run_man(args, ctx) -> int:
-    sys.stdout.write(manpage())
+    sys.stdout.write(manpage(ctx.parser))
     return 0

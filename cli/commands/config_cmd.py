@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import yaml
 
@@ -45,7 +46,7 @@ def connections(config) -> dict:
     out = {}
     for name, server in config.servers.items():
         ep = resolve(server)
-        values = {"user": ep.user}
+        values: dict[str, Any] = {"user": ep.user}
         if ep.socket is not None:
             values["socket"] = str(ep.socket)
         else:
