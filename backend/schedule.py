@@ -30,8 +30,10 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, JobConfig
 from .cron import cron_problem
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, DumpdeckError, UsageError
 from .report import report_path
+from .sandbox import HOME_BASE as SANDBOX_HOME
+from .sandbox import sandbox_account
 
 BEGIN = "# BEGIN dumpdeck (managed)"
 END = "# END dumpdeck"
@@ -409,10 +411,19 @@ RemoveIPC=yes
 KeyringMode=private
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
-SystemCallFilter=~@privileged
 SystemCallErrorNumber=EPERM
-CapabilityBoundingSet=
 AmbientCapabilities=
+"""
+# A non-root unit needs no capability at all.
+UNPRIVILEGED = """\
+SystemCallFilter=~@privileged
+CapabilityBoundingSet=
+"""
+# Root's unit keeps only what starting a restore-test sandbox as the unprivileged `dumpdeck-sandbox`
+# user takes (backend.sandbox): switching user, handing it its private directories.
+ROOT_SANDBOX = """\
+SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @raw-io @reboot @swap
+CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER
 """
 
 
@@ -430,14 +441,19 @@ def unit_user(config: Config) -> str:
 
 
 def _service(config: Config, description: str, command: str, system: bool, extra: str = "") -> str:
-    rw = " ".join(f"-{d}" for d in _writable_dirs(config))
+    dirs = _writable_dirs(config)
+    as_root = system and unit_user(config) == "root"
+    if as_root:
+        dirs.append(SANDBOX_HOME)  # where root's restore-test sandboxes live
+    rw = " ".join(f"-{d}" for d in dirs)
     user = f"User={unit_user(config)}\n" if system else ""
+    privileges = ROOT_SANDBOX if as_root else UNPRIVILEGED
     return (
         f"{MARKER}{_config_abs(config)}\n"
         f"[Unit]\nDescription={description}\nWants=network-online.target\nAfter=network-online.target\n\n"
         f"[Service]\nType=oneshot\n{user}ExecStart={command}\n{extra}"
         "Nice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n"
-        f"ReadWritePaths={rw}\n{HARDENING}"
+        f"ReadWritePaths={rw}\n{HARDENING}{privileges}"
     )
 
 
@@ -559,6 +575,10 @@ def install_systemd(config: Config, unit_dir: Path | None = None) -> SystemdResu
     mine = str(_config_abs(config))
     if wanted:
         unit_dir.mkdir(parents=True, exist_ok=True)
+        if system and os.geteuid() == 0 and unit_user(config) == "root":
+            # the sandbox user cannot be created from inside the unit (/etc is read-only there)
+            with contextlib.suppress(DumpdeckError):
+                sandbox_account(create=True)
         for d in _writable_dirs(config):  # ProtectSystem=strict: what a run writes must exist beforehand
             with contextlib.suppress(OSError):
                 d.mkdir(parents=True, exist_ok=True)

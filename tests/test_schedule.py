@@ -289,6 +289,12 @@ def test_generated_units_verify_and_are_hardened(write_config, tmp_path, system)
             Path(d).resolve().is_relative_to(Path(x.lstrip("-"))) for x in rw.split("=", 1)[1].split()
         )
     assert ("User=" in service) == system
+    caps = next(ln for ln in service.splitlines() if ln.startswith("CapabilityBoundingSet="))
+    if system and "User=root" in service:
+        # root's units keep only what starting the unprivileged restore-test sandbox takes
+        assert caps == "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER"
+    else:
+        assert caps == "CapabilityBoundingSet=" and "SystemCallFilter=~@privileged" in service
     paths = sorted(str(p) for p in units.iterdir())
     res = subprocess.run([exe, "verify", "--man=no", *paths], capture_output=True, text=True, cwd=units, check=False)
     assert res.returncode == 0, res.stderr
