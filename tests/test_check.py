@@ -10,6 +10,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from dumpdeck.backend.check import CRITICAL, OK, WARNING, check, evaluate
 from dumpdeck.backend.config import load_config
 
@@ -18,6 +20,13 @@ from .test_report import offline_config, synth_dump
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_runs():
+    """Ages are measured against the clock when each test runs, not when the module was collected."""
+    global NOW  # noqa: PLW0603
+    NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def jobs_yaml(
