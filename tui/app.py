@@ -15,10 +15,9 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual import on, work
-from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -30,6 +29,7 @@ from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_th
 
 from . import actions
 from .adapter import ConsoleBackend, LiveBackend
+from .base import ConsoleApp, Ladder
 from .commands_palette import ActionsProvider
 from .messages import (
     ActionFailed,
@@ -46,7 +46,6 @@ from .messages import (
 )
 from .views import (
     CatalogSnapshot,
-    CheckView,
     DiskSnapshot,
     DumpView,
     JobsSnapshot,
@@ -63,18 +62,6 @@ OUTCOME_SEVERITY: dict[Outcome, SeverityLevel] = {
 }
 
 
-@dataclass
-class Ladder:
-    """A verification or restore-test in progress or finished, attached to one dump."""
-
-    kind: str  # verify | restore-test
-    target: str | None
-    checks: list[CheckView] = field(default_factory=list)
-    outcome: Outcome | None = None  # None while running
-    error: str | None = None
-    started: float = 0.0
-
-
 @dataclass(frozen=True)
 class Intervals:
     jobs: float = 1.0
@@ -84,7 +71,7 @@ class Intervals:
     disk: float = 60.0
 
 
-class DumpdeckApp(App):
+class DumpdeckApp(ConsoleApp):
     TITLE = "dumpdeck"
     CSS_PATH = str(STYLESHEET)
     BINDINGS = actions.bindings("app")

@@ -31,7 +31,7 @@ LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
 if TYPE_CHECKING:
     from textual import getters
 
-    from ..app import DumpdeckApp
+    from ..base import ConsoleApp
 
 
 class Pane(Vertical):
@@ -54,7 +54,7 @@ class Pane(Vertical):
 
 class DashboardScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
-        app = getters.app(DumpdeckApp)
+        app = getters.app(ConsoleApp)
 
     SCOPE = "dashboard"
     BINDINGS = actions.bindings("dashboard")

@@ -37,7 +37,7 @@ LEVEL_FILTERS: tuple[tuple[str, object], ...] = (
 if TYPE_CHECKING:
     from textual import getters
 
-    from ..app import DumpdeckApp
+    from ..base import ConsoleApp
 
 
 def when_text(epoch: float) -> str:
@@ -78,7 +78,7 @@ def dump_matches(d: DumpView, fields: dict[str, str], words: list[str], level: o
 
 class DumpsScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
-        app = getters.app(DumpdeckApp)
+        app = getters.app(ConsoleApp)
 
     SCOPE = "dumps"
     BINDINGS = actions.bindings("dumps")

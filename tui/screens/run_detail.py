@@ -19,12 +19,12 @@ from ..widgets.table import Cell, KeyedTable, bar, tone_style
 if TYPE_CHECKING:
     from textual import getters
 
-    from ..app import DumpdeckApp
+    from ..base import ConsoleApp
 
 
 class RunDetailScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
-        app = getters.app(DumpdeckApp)
+        app = getters.app(ConsoleApp)
 
     SCOPE = "run"
     BINDINGS = actions.bindings("run")

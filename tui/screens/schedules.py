@@ -17,7 +17,7 @@ from ..widgets.table import Cell, KeyedTable, tone_style
 if TYPE_CHECKING:
     from textual import getters
 
-    from ..app import DumpdeckApp
+    from ..base import ConsoleApp
 
 
 def _when(epoch: float) -> str:
@@ -26,7 +26,7 @@ def _when(epoch: float) -> str:
 
 class SchedulesScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
-        app = getters.app(DumpdeckApp)
+        app = getters.app(ConsoleApp)
 
     SCOPE = "schedules"
     BINDINGS = actions.bindings("schedules")
