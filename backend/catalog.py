@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
+from .codecs import Codec
 from .errors import ManifestError
 from .naming import unsafe_name
 from .outcome import Outcome
 
 DUMP_SUFFIXES = (".sql", ".sql.gz", ".sql.xz", ".sql.zst")
-CODECS = {".sql": "none", ".sql.gz": "gzip", ".sql.xz": "xz", ".sql.zst": "zstd"}
+CODECS = {".sql" + codec.extension: codec for codec in Codec}  # file suffix → codec
 _LEGACY = re.compile(r"^(?P<db>.+)_(?P<stamp>\d{8}_\d{6})\.sql(?:\.gz|\.xz)?$")
 _MODERN = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}Z)\.sql(?:\.gz|\.xz|\.zst)?$")
 MAX_DEPTH = 3  # server/database/file below the backup directory

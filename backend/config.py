@@ -27,14 +27,18 @@ from typing import Any, TypeVar
 import yaml
 
 from . import optionfile
+from .codecs import Codec
 from .cron import cron_problem
 from .errors import ConfigError
 from .units import parse_duration, parse_size
 
-CODECS = ("zstd", "gzip", "xz", "none")
-CODEC_EXT = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
 # compression level per codec: (lowest, highest, default)
-CODEC_LEVELS = {"zstd": (1, 19, 3), "gzip": (1, 9, 6), "xz": (1, 9, 3), "none": (0, 0, 0)}
+CODEC_LEVELS: dict[str, tuple[int, int, int]] = {
+    Codec.ZSTD: (1, 19, 3),
+    Codec.GZIP: (1, 9, 6),
+    Codec.XZ: (1, 9, 3),
+    Codec.NONE: (0, 0, 0),
+}
 POLICIES = ("always", "failures", "smart")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EMAIL_SECURITY = ("starttls", "tls", "none")
@@ -424,7 +428,7 @@ class BackupConfig:
     dir: Path = required_setting(
         _path, "Root of the dump tree: <dir>/<server>/<database>/<database>-<stamp>.sql.zst", relative=True
     )
-    compression: str = setting("zstd", _choice(*CODECS), "How dumps are compressed.")
+    compression: str = setting("zstd", _choice(*Codec), "How dumps are compressed.")
     level: int = setting(
         3,
         _int(0, 19),

@@ -114,3 +114,7 @@ class CheckUnknown(DumpdeckError):
     """`dumpdeck check` cannot evaluate (unreadable state or backups): Nagios UNKNOWN."""
 
     exit_code = 3
+
+
+class Untranslatable(ValueError):
+    """A cron expression with no exact systemd OnCalendar equivalent (`schedule install --systemd` says which)."""

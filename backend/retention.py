@@ -48,10 +48,11 @@ from .errors import DumpdeckError
 from .outcome import Outcome
 from .selection import covers
 from .units import format_duration
+from .vocabulary import VerifyLevel
 
 log = logging.getLogger("dumpdeck.retention")
 
-FLOOR_LEVEL = 2
+FLOOR_LEVEL = VerifyLevel.STREAM  # the least that proves a dump is whole
 
 
 @dataclass

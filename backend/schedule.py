@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, JobConfig
 from .cron import cron_problem
-from .errors import ConfigError, DumpdeckError, UsageError
+from .errors import ConfigError, DumpdeckError, Untranslatable, UsageError
 from .report import report_path
 from .sandbox import HOME_BASE as SANDBOX_HOME
 from .sandbox import sandbox_account
@@ -285,10 +285,6 @@ _SHORTCUTS = {
     "@yearly": "*-01-01 00:00:00",
     "@annually": "*-01-01 00:00:00",
 }
-
-
-class Untranslatable(ValueError):
-    """A cron expression with no exact OnCalendar equivalent."""
 
 
 def _num(token: str, names: dict[str, int] | None) -> int:

@@ -44,12 +44,13 @@ from .codecs import codec_for_path, open_decoded, sniff_codec
 from .errors import ManifestError, StreamError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
+from .vocabulary import VerifyLevel
 
 HEADERS = (b"-- MySQL dump", b"-- MariaDB dump")
 FOOTER = b"-- Dump completed"
 HEAD_KEEP = 8192
 TAIL_KEEP = 1024
-LEVEL_NAMES = {1: "file", 2: "stream", 3: "content", 4: "restore-test"}
+LEVEL_NAMES = {int(level): level.label for level in VerifyLevel if level}
 
 
 @dataclass

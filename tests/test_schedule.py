@@ -16,7 +16,7 @@ import pytest
 
 from dumpdeck.backend import schedule
 from dumpdeck.backend.config import JobConfig, load_config
-from dumpdeck.backend.errors import ConfigError, UsageError
+from dumpdeck.backend.errors import ConfigError, Untranslatable, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,7 +185,7 @@ def test_cron_to_on_calendar(expr, tz, calendar):
 
 
 def test_untranslatable_cron_is_said_clearly(write_config, tmp_path):
-    with pytest.raises(schedule.Untranslatable, match="EITHER"):
+    with pytest.raises(Untranslatable, match="EITHER"):
         schedule.on_calendar("0 2 1 * 1")
     config = cfg(
         write_config,

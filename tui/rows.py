@@ -23,8 +23,6 @@ from .views import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnaps
 
 Tone = Literal["ok", "warn", "bad", "busy", "muted"]
 
-LEVEL_NAMES = {0: "-", 1: "L1 file", 2: "L2 stream", 3: "L3 content", 4: "L4 restore"}
-
 
 @dataclass(frozen=True)
 class DbRow:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from dumpdeck.backend import schedule
-from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.errors import DumpdeckError, Untranslatable
 
 from ..output import print_json, table
 
@@ -67,7 +67,7 @@ def _show(config, args) -> int:
         try:
             cal = schedule.on_calendar(job.schedule, job.timezone) if job.schedule else None
             cal_problem = None
-        except (schedule.Untranslatable, DumpdeckError) as exc:
+        except (Untranslatable, DumpdeckError) as exc:
             cal, cal_problem = None, str(exc)
         jobs.append(
             {
