@@ -611,6 +611,27 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
         catalog = scan(config.backup.dir)
         decisions = retention.plan_for_config(config, catalog, job=job)
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
+        rechecks = retention.recheck_floors(decisions)
+        for rc in rechecks:
+            for d in rc.checked:
+                if d.recheck is None:
+                    continue
+                o = d.recheck.outcome
+                store.add_event(
+                    run.id,
+                    {Outcome.PASSED: "info", Outcome.FAILED: "error", Outcome.NOT_CHECKED: "warning"}[o],
+                    "retention-recheck",
+                    f"retention: floor re-check of {rc.database}: {d.entry.path.name}: {d.recheck.summary}",
+                    {"database": rc.database, "file": str(d.entry.path), "outcome": o.value},
+                )
+            if rc.held:
+                store.add_event(
+                    run.id,
+                    "error",
+                    "retention-held",
+                    f"retention: nothing of {rc.database} deleted: no dump of it passed the floor re-check",
+                    {"database": rc.database},
+                )
         deleted = retention.apply(
             decisions, dry_run=False, partials=catalog.partials, partial_max_age=config.retention.partial_max_age
         )
