@@ -28,6 +28,7 @@ import yaml
 
 from . import optionfile
 from .cron import cron_problem
+from .secretenv import env_secret
 from .errors import ConfigError
 from .units import parse_duration, parse_size
 
@@ -383,7 +384,7 @@ class ServerConfig:
                     f"server {self.name}: cannot read password_file {self.password_file}: {exc.strerror}"
                 ) from None
         if self.password_env is not None:
-            value = os.environ.get(self.password_env)
+            value = env_secret(self.password_env)
             if value is None:
                 raise ConfigError(
                     f"server {self.name}: environment variable {self.password_env} (password_env) is not set"
@@ -573,7 +574,7 @@ class EmailConfig:
                     f"notify.email: cannot read password_file {self.password_file}: {exc.strerror}"
                 ) from None
         if self.password_env is not None:
-            return os.environ.get(self.password_env)
+            return env_secret(self.password_env)
         return None
 
 

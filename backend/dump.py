@@ -307,15 +307,16 @@ def dump_database(
     try:
         sink = HashingSink(f)
         encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
-        with client_credentials(server, tool=tool) as (cred_path, env):
-            argv = [tool, f"--defaults-extra-file={cred_path}", *options, "--", database]
+        with client_credentials(server, tool=tool) as cred:
+            argv = [tool, cred.argument, *options, "--", database]
             try:
                 proc = subprocess.Popen(
                     argv,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     stdin=subprocess.DEVNULL,
-                    env=env,
+                    env=cred.env,
+                    pass_fds=cred.pass_fds,
                     process_group=0,
                     preexec_fn=_child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock
                     close_fds=True,

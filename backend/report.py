@@ -444,6 +444,6 @@ def write_report(
         if own is not None:
             own.close()
     path = Path(out) if out else report_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, render(data), mode=0o644)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    write_atomic(path, render(data), mode=0o640)
     return path

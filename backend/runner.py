@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import postrun, retention
+from . import credentials, postrun, retention
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, dump_database
@@ -47,6 +47,7 @@ from .jobs import JobLock
 from .logs import run_log, setup_logging
 from .outcome import Outcome
 from .preflight import PreflightReport, preflight
+from .private import private_dir, restrict_umask
 from .restore import restore_test
 from .selection import ADHOC, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
@@ -140,6 +141,9 @@ def execute(
         log.warning("run %s is %s, not queued: nothing to do", run_id, run.status)
         return run
     cancel = cancel or threading.Event()
+    with contextlib.suppress(DumpdeckError, OSError):
+        for path in credentials.remove_leftovers():  # option files of runs that were SIGKILLed
+            log.warning("removed a credentials file left by a dead process: %s", path)
     previous = None
     if install_signals and threading.current_thread() is threading.main_thread():
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -178,7 +182,7 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
                     return store.finish_run(run_id, RunStatus.CANCELLED, "cancelled while waiting in the queue")
         lock = own_lock
     else:
-        lock.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(lock.path.parent, ours=True)
         if lock.fd is not None:
             info = lock.holder()
             info["run"] = run_id
@@ -704,7 +708,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dumpdeck.backend.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run", required=True, type=int)
+    parser.add_argument("--secrets-fd", type=int, help="read secret variables (JSON) from this descriptor")
     args = parser.parse_args(argv)
+    restrict_umask()
+    if args.secrets_fd is not None:
+        credentials.receive_secrets(args.secrets_fd)
     cancel = threading.Event()
     install_signal_handlers(cancel)
     with contextlib.suppress(OSError):
@@ -714,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     except DumpdeckError as exc:
         sys.stderr.write(f"runner: {exc}\n")
         return 2
+    credentials.capture_env_secrets(config)
     setup_logging(config, args.run)
     store = StateStore.open(config.state_db)
     try:

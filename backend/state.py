@@ -32,6 +32,7 @@ from typing import Any, cast, overload
 from .catalog import remove_orphan_partial
 from .config import Config
 from .errors import StateError
+from .private import open_private, private_dir, tighten
 from .processes import process_alive
 from .vocabulary import (
     FINAL_RUN_STATUSES,
@@ -344,10 +345,13 @@ class StateStore:
     def open(cls, path: Path | str) -> StateStore:
         store = cls(Path(path))
         try:
-            store.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(store.path.parent)
+            os.close(open_private(store.path, os.O_RDWR | os.O_CREAT))  # sqlite would create it 0644
         except OSError as exc:
-            raise StateError(f"cannot create the state directory {store.path.parent}: {exc.strerror}") from None
+            raise StateError(f"cannot create the state database {store.path}: {exc.strerror}") from None
         store._migrate()
+        for side in ("-wal", "-shm"):
+            tighten(store.path.with_name(store.path.name + side))
         return store
 
     # ------------------------------------------------------------------ connections
@@ -412,7 +416,7 @@ class StateStore:
     def _migrate(self) -> None:
         # Serialise migrations across processes with an flock beside the database.
         lock_path = self.path.with_name(self.path.name + ".migrate.lock")
-        with open(lock_path, "a") as lock:
+        with os.fdopen(open_private(lock_path), "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             conn = self._conn()
             version = conn.execute("PRAGMA user_version").fetchone()[0]
