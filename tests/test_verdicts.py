@@ -22,7 +22,7 @@ from dumpdeck.backend.naming import dump_basename
 from dumpdeck.backend.outcome import EXIT_NOT_CHECKED, Outcome
 from dumpdeck.backend.sandbox import free_port
 from dumpdeck.backend.verify import verify_file
-from dumpdeck.tui.poll import dump_view
+from dumpdeck.tui.adapter import dump_view
 
 from .helpers import create_sample_database, drop_database
 
