@@ -18,6 +18,7 @@ from dumpdeck import __version__
 from dumpdeck.backend.config import Config, load_config
 from dumpdeck.backend.credentials import capture_env_secrets
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.private import restrict_umask
 
 from . import commands
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    lines = message.splitlines() or [message]
+    lines = [printable(line) for line in message.split("\n")] or [message]
     if len(lines) == 1:
         sys.stderr.write(f"dumpdeck: error: {lines[0]}\n")
     else:

@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
 
@@ -128,6 +129,10 @@ class DumpdeckApp(App):
         self._last_full_gc = time.monotonic()
         register_themes(self)
         self._theme_name = resolve_theme_name(theme or config.console.theme)
+
+    def notify(self, message: str, *args, **kwargs) -> None:  # type: ignore[override]
+        """Every toast: names in it (databases, tables, errors from servers) with control characters escaped."""
+        super().notify(printable(message, keep_newlines=True), *args, **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:

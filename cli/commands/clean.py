@@ -10,6 +10,7 @@ import sys
 
 from dumpdeck.backend import catalog, credentials
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 
 from ..output import print_json
 
@@ -35,7 +36,7 @@ def register(sub) -> None:
 
 
 def run(args, ctx) -> int:
-    from dumpdeck.backend import credentials, sandbox
+    from dumpdeck.backend import sandbox
 
     config = ctx.config
     cat = catalog.scan(config.backup.dir)
@@ -94,15 +95,15 @@ def run(args, ctx) -> int:
         drop = "would drop" if args.dry_run else "dropped"
         for server, dbs in scratch.items():
             for name in dbs:
-                sys.stdout.write(f"{drop} database `{name}` on {server}\n")
+                sys.stdout.write(f"{drop} database `{printable(name)}` on {server}\n")
         for server, accs in accounts.items():
             for a in accs:
                 sys.stdout.write(f"{drop} temporary account {a} on {server}\n")
         for server, ws in warnings.items():
             for w in ws:
-                sys.stderr.write(f"dumpdeck: warning: {server}: {w}\n")
+                sys.stderr.write(f"dumpdeck: warning: {server}: {printable(w)}\n")
         for server, err in errors.items():
-            sys.stderr.write(f"dumpdeck: error: {server}: {err}\n")
+            sys.stderr.write(f"dumpdeck: error: {server}: {printable(err)}\n")
         if not (removed or sandboxes or creds or any(scratch.values()) or any(accounts.values())):
             sys.stdout.write("nothing to clean\n")
     return 1 if errors else 0

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from dumpdeck.backend import retention
 from dumpdeck.backend.catalog import clean_partials
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes
 
 from ..output import outcome_style, print_json, style, table
@@ -152,7 +153,8 @@ def run(args, ctx) -> int:
                 o = d.recheck.outcome
                 tail = " → kept as the floor" if d is rc.floor else ""
                 sys.stdout.write(
-                    f"  {outcome_style(o.mark, o)} {rc.label}  {d.entry.path.name}: {d.recheck.summary}{tail}\n"
+                    f"  {outcome_style(o.mark, o)} {printable(rc.label)}  {d.entry.path.name}: "
+                    f"{printable(d.recheck.summary)}{tail}\n"
                 )
             if rc.held:
                 sys.stdout.write(
@@ -175,5 +177,7 @@ def run(args, ctx) -> int:
     for d in failed:
         sys.stderr.write(f"dumpdeck: could not delete {d.entry.path}\n")
     for rc in held_dbs:
-        sys.stderr.write(f"dumpdeck: {rc.label}: no dump passed the floor re-check; nothing of it was deleted\n")
+        sys.stderr.write(
+            f"dumpdeck: {printable(rc.label)}: no dump passed the floor re-check; nothing of it was deleted\n"
+        )
     return 1 if failed or found_bad or held_dbs else 0
