@@ -31,7 +31,7 @@ from typing import Any
 
 from . import credentials
 from .config import Config
-from .errors import ConfigError, LockedError, UsageError
+from .errors import LockedError, UsageError
 from .private import open_private, private_dir
 from .processes import process_alive
 from .selection import ADHOC, resolve_databases
@@ -156,6 +156,7 @@ def start_run(
             name = ADHOC
         if not dbs:
             raise UsageError(f"job {name}: no databases match {', '.join(config.job(name).databases)}")
+        credentials.check_secrets(config, [srv], f"job {name}" if name != ADHOC else "this backup")
         run = store.create_run(name, trigger, srv, dbs, log_dir=config.runs_log_dir)
         config_path = _abs_config_path(config)
         assert run.log_path is not None  # created with log_dir

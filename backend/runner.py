@@ -42,7 +42,7 @@ from . import credentials, postrun, retention
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, dump_database
-from .errors import CancelledError, DumpdeckError, LockedError, PrivilegeError, TimeoutError_
+from .errors import CancelledError, ConfigError, DumpdeckError, LockedError, PrivilegeError, StallError, TimeoutError_
 from .jobs import JobLock
 from .logs import run_log, setup_logging
 from .outcome import Outcome
@@ -206,6 +206,8 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
     try:
         try:
             status, reason, _outcomes = _run_body(config, store, run, job, cancel)
+        except DumpdeckError as exc:  # a problem named by the engine (a password_file gone meanwhile, …)
+            status, reason, _outcomes = RunStatus.FAILED, str(exc), []
         except Exception as exc:  # a bug must still end the run with a status
             log.exception("run %s crashed", run_id)
             status, reason, _outcomes = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}", []
@@ -437,11 +439,14 @@ def _dump_one(
             outcome.status, outcome.error = DbStatus.CANCELLED, str(exc)
             break
         except TimeoutError_ as exc:
+            # A stall is retried per `retries` whatever max_runtime is; only the wall clock cut short
+            # by the job's budget (by_runtime) means the budget ran out.
+            spent = by_runtime and not isinstance(exc, StallError)
             outcome.status = DbStatus.TIMED_OUT
             outcome.error = str(exc) + (
-                f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if by_runtime else ""
+                f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if spent else ""
             )
-            if by_runtime:
+            if spent:
                 _final_progress(store, base, outcome)
                 store.add_event(
                     run.id,
@@ -670,7 +675,21 @@ def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron")
     """Run a job in this process under its lock (what cron calls). Returns 0 when the run
     succeeded, 1 otherwise; raises LockedError (exit code 3) after recording a skipped run
     when the job is already running."""
+    return 0 if run_job(config, job_name, trigger).status == RunStatus.SUCCEEDED else 1
+
+
+def run_job(config: Config, job_name: str, trigger: Trigger = "cron") -> Run:
+    """`run_job_foreground`, returning this run's final record (not the job's newest run: another
+    run of the job may have started, or been skipped, meanwhile). A secret of the job's server that
+    cannot be read raises ConfigError (exit 2) after recording the failed run, so it is notified."""
     job = config.job(job_name)
+    try:
+        credentials.check_secrets(config, [job.server], f"job {job.name}")
+    except ConfigError as exc:
+        with StateStore.open(config.state_db) as store:
+            run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
+            _post_run(config, store, store.finish_run(run.id, RunStatus.FAILED, f"configuration: {exc}"))
+        raise
     store = StateStore.open(config.state_db)
     try:
         lock = JobLock.for_key(config.lock_dir, lock_key(job.name, job.server))
@@ -689,14 +708,14 @@ def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron")
                     log.error("run %s (%s) failed: %s", run.id, job.name, reason)
                     failed = store.finish_run(run.id, RunStatus.FAILED, reason)
                     _post_run(config, store, failed)  # a cron job on a dead server must be heard of
-                return 1
+                return failed
             run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
             store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
             with run_log(config, run.id):  # cron runs get their per-run log like detached ones
                 final = execute(config, store, run.id, lock=lock, install_signals=True)
         finally:
             lock.release()
-        return 0 if final.status == RunStatus.SUCCEEDED else 1
+        return final
     finally:
         store.close()
 

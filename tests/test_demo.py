@@ -372,7 +372,7 @@ CONSOLE_STANDIN = textwrap.dedent("""\
 
     marker = pathlib.Path(sys.argv[1])
 
-    def console(config, *, read_only=False, theme=None):
+    def console(config, *, read_only=False, theme=None, **_):
         conn = mysql.connect(config.server("demo"))
         dbs = mysql.list_databases(conn, config.server("demo"))
         conn.close()

@@ -13,6 +13,7 @@ dumps browser) and stream their checks as messages.
 from __future__ import annotations
 
 import gc
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,9 +104,11 @@ class DumpdeckApp(App):
         intervals: Intervals | None = None,
         live: bool = True,
         now: Callable[[], float] | None = None,
+        quit_note: str | None = None,
     ):
         super().__init__()
         self.config = config
+        self.quit_note = quit_note  # what else quitting means here (the demo: its sandbox waits for the runs)
         self.backend = backend or LiveBackend(config)
         self.read_only = read_only
         self.live = live  # False: poll once, never re-arm (snapshot tests)
@@ -403,9 +406,11 @@ class DumpdeckApp(App):
         if not active:
             return None
         ids = ", ".join(f"#{r.id}" for r in active[:5])
+        reopen = "dumpdeck" + (f" --config {shlex.quote(str(self.config.path))}" if self.config.path else "")
         return (
-            f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background. "
-            f"Run `dumpdeck` again to watch them."
+            f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background"
+            + (f" ({self.quit_note})" if self.quit_note else "")
+            + f". Run `{reopen}` to watch them."
         )
 
     def action_request_quit(self) -> None:
@@ -666,8 +671,10 @@ def make_app(config: Config, **kwargs) -> DumpdeckApp:
     return DumpdeckApp(config, **kwargs)
 
 
-def run_console(config: Config, *, read_only: bool = False, theme: str | None = None) -> int:
+def run_console(
+    config: Config, *, read_only: bool = False, theme: str | None = None, quit_note: str | None = None
+) -> int:
     """Run the console until the user quits; returns the exit code."""
-    app = make_app(config, read_only=read_only, theme=theme)
+    app = make_app(config, read_only=read_only, theme=theme, quit_note=quit_note)
     app.run()
     return int(app.return_code or 0)

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from dumpdeck.backend import credentials, mysql
 from dumpdeck.backend import manifest as manifest_mod
-from dumpdeck.backend import mysql
 from dumpdeck.backend.errors import ConfigError, DumpdeckError
 from dumpdeck.backend.jobs import start_run
 from dumpdeck.backend.logs import setup_logging
@@ -58,6 +58,7 @@ def register(sub) -> None:
 def run(args, ctx) -> int:
     config = ctx.config
     server = config.server(args.server)
+    credentials.check_secrets(config, [server.name], "this backup")  # exit 2, naming the file
     if args.compression and args.compression != config.backup.compression:
         if args.detach:
             raise ConfigError("--compression cannot be combined with --detach (the runner reads the config file)")

@@ -86,14 +86,10 @@ def run_cmd(args, ctx) -> int:
 
     config = ctx.config
     setup_logging(config, stderr=args.verbose)
-    code = runner.run_job_foreground(config, args.name, trigger=args.trigger)
-    store = StateStore.open(config.state_db)
-    try:
-        run = store.list_runs(limit=1, job=args.name)[0]
-        stream = sys.stdout if code == 0 else sys.stderr
-        stream.write(f"run {run.id} ({run.job}) {run.status}: {printable(run.reason)}\n")
-    finally:
-        store.close()
+    run = runner.run_job(config, args.name, trigger=args.trigger)  # this run, not the job's newest one
+    code = 0 if run.status == "succeeded" else 1
+    stream = sys.stdout if code == 0 else sys.stderr
+    stream.write(f"run {run.id} ({run.job}) {run.status}: {printable(run.reason)}\n")
     return code
 
 
