@@ -320,8 +320,17 @@ def test_quitting_the_demo_keeps_the_sandbox_until_its_runs_end(tmp_path):
     marker = tmp_path / "marker"
     directory = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, str(script), str(marker), "demo", "--dir", str(directory), "--scale", "0.02"]
-        + ["--no-seed-backups"],
+        [
+            sys.executable,
+            str(script),
+            str(marker),
+            "demo",
+            "--dir",
+            str(directory),
+            "--scale",
+            "0.02",
+            "--no-seed-backups",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

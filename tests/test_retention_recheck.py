@@ -76,7 +76,7 @@ def prune(config, *args):
 
 
 def test_corrupt_newest_verified_dump_is_recorded_failed_and_a_good_one_is_kept(four_verified):
-    config, db, paths = four_verified
+    config, _db, paths = four_verified
     newest = paths[0]
     flip_byte(newest)  # damaged on disk after it was verified: its manifest still says level 2
     assert manifest_mod.load(newest).verified_level == 2

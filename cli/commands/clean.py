@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dumpdeck.backend import catalog, credentials
+from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.naming import printable
 
@@ -21,7 +21,8 @@ def register(sub) -> None:
         help="remove leftover .partial files (and scratch databases with --scratch)",
         description="Remove .partial dump files whose writer is gone (their lock can be taken; a dump being "
         "written is never touched), sandboxes of restore-tests whose process is gone (their mariadbd is stopped "
-        "and their directory removed) and credentials of dead processes (files only exist where the platform has no memfd). With --scratch, also drop "
+        "and their directory removed) and credentials of dead processes (files exist only where the platform "
+        "has no memfd). With --scratch, also drop "
         "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests on the configured "
         "servers (ones in use are skipped).",
         epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error",
