@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dumpdeck.backend import catalog
+from dumpdeck.backend import catalog, credentials
 from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.naming import printable
 
