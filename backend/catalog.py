@@ -369,7 +369,7 @@ def _entry(
         if has_history:  # a legacy or foreign dump's verification history (`<dump>.verify.json`)
             try:
                 history = manifest_mod.load_history(Path(path))
-            except manifest_mod.ManifestError:
+            except ManifestError:
                 history = None
             if history is not None:
                 level, at, last, last_level = verification_state(history.verifications)

@@ -255,7 +255,7 @@ class History:
     format_version: int = HISTORY_VERSION
 
     @classmethod
-    def from_dict(cls, data: dict) -> History:
+    def from_dict(cls, data: dict[str, Any]) -> History:
         if not isinstance(data, dict) or data.get("format_version") != HISTORY_VERSION:
             raise ManifestError("verification history: unsupported or missing format_version")
         try:

@@ -55,6 +55,12 @@ from .units import format_bytes, format_duration
 from .verify import CheckResult, verify_file
 from .vocabulary import DbStatus, EventLevel, RunStatus, Trigger
 
+EVENT_LEVEL: dict[Outcome, EventLevel] = {
+    Outcome.PASSED: "info",
+    Outcome.FAILED: "error",
+    Outcome.NOT_CHECKED: "warning",
+}  # the event level of a verification check or run
+
 log = logging.getLogger("dumpdeck.runner")
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes per database (heartbeat ≤ 1 s)
@@ -570,16 +576,10 @@ def _verify(
     if level <= 0 or cancel.is_set():
         return None, None
 
-    levels: dict[Outcome, EventLevel] = {
-        Outcome.PASSED: "info",
-        Outcome.FAILED: "error",
-        Outcome.NOT_CHECKED: "warning",
-    }
-
     def on_check(check: CheckResult) -> None:
         store.add_event(
             run.id,
-            levels[check.outcome],
+            EVENT_LEVEL[check.outcome],
             "verify-check",
             f"{db}: L{check.level} {check.name}: {check.outcome.label}: {check.evidence}",
             {"database": db, "level": check.level, "outcome": check.outcome.value},
@@ -628,7 +628,7 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
                 o = d.recheck.outcome
                 store.add_event(
                     run.id,
-                    {Outcome.PASSED: "info", Outcome.FAILED: "error", Outcome.NOT_CHECKED: "warning"}[o],
+                    EVENT_LEVEL[o],
                     "retention-recheck",
                     f"retention: floor re-check of {rc.database}: {d.entry.path.name}: {d.recheck.summary}",
                     {"database": rc.database, "file": str(d.entry.path), "outcome": o.value},

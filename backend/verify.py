@@ -276,7 +276,7 @@ def _level1_history(path: Path, digest: str, size: int, ladder: _Ladder) -> None
     verification first proved it whole; not checked when there is none yet."""
     try:
         history = manifest_mod.load_history(path)
-    except manifest_mod.ManifestError as exc:
+    except ManifestError as exc:
         history = None
         why = f"no manifest, and its verification history is unreadable ({exc})"
     else:
@@ -538,7 +538,7 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
         try:
             size = path.stat().st_size
             manifest_mod.append_history(path, rec, report.sha256, size)
-        except (manifest_mod.ManifestError, OSError):
+        except (ManifestError, OSError):
             return False
         report.recorded = True
         return True

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.dump import dump_database
 from dumpdeck.backend.errors import DumpError

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.mysql import quote_ident
 from dumpdeck.backend.naming import printable
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.catalog import scan
 from dumpdeck.backend.config import load_config

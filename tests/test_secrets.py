@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from dumpdeck.backend.mysql import quote_ident
 
 from .helpers import make_big_table, wait_until

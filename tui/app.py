@@ -17,6 +17,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual import on, work
 from textual.app import App
@@ -133,7 +134,7 @@ class DumpdeckApp(App):
         register_themes(self)
         self._theme_name = resolve_theme_name(theme or config.console.theme)
 
-    def notify(self, message: str, *args, **kwargs) -> None:  # type: ignore[override]
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
         """Every toast: names in it (databases, tables, errors from servers) with control characters escaped."""
         super().notify(printable(message, keep_newlines=True), *args, **kwargs)
 

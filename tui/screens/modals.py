@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dumpdeck.backend.naming import printable
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from dumpdeck.backend.naming import printable
 
 
 class ConfirmModal(ModalScreen[bool]):

@@ -214,7 +214,7 @@ def safe_cell(value: Any) -> Any:
         safe = printable(value.plain)
         if safe != value.plain:
             if isinstance(value, Cell):
-                return Cell(safe, value.value, style=value.style, justify=value.justify)
+                return Cell(safe, value.value, style=str(value.style), justify=value.justify)
             return Text(safe, style=value.style, justify=value.justify)
     return value
 
