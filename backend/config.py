@@ -28,8 +28,8 @@ import yaml
 
 from . import optionfile
 from .cron import cron_problem
-from .secretenv import env_secret
 from .errors import ConfigError
+from .secretenv import env_secret
 from .units import parse_duration, parse_size
 
 CODECS = ("zstd", "gzip", "xz", "none")

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from dumpdeck.backend.config import permission_warnings, redacted, schema
-from dumpdeck.backend.endpoint import resolve
 from dumpdeck.backend.credentials import secret_problems
+from dumpdeck.backend.endpoint import resolve
 
 from ..output import print_json, table
 
