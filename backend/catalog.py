@@ -307,7 +307,15 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
         suf = _suffix(name)
         if suf is None:
             continue
-        entry = _entry(de, name, suf, depth, parts, names.get(name + manifest_mod.SUFFIX))
+        entry = _entry(
+            de,
+            name,
+            suf,
+            depth,
+            parts,
+            names.get(name + manifest_mod.SUFFIX),
+            name + manifest_mod.HISTORY_SUFFIX in names,
+        )
         if entry is not None:
             cat.entries.append(entry)
     if depth < MAX_DEPTH:
@@ -316,7 +324,13 @@ def _walk(directory: str, depth: int, parts: list[str], cat: Catalog) -> None:
 
 
 def _entry(
-    de: os.DirEntry[str], name: str, suf: str, depth: int, parts: list[str], mde: os.DirEntry[str] | None
+    de: os.DirEntry[str],
+    name: str,
+    suf: str,
+    depth: int,
+    parts: list[str],
+    mde: os.DirEntry[str] | None,
+    has_history: bool,
 ) -> DumpEntry | None:
     has_manifest = mde is not None
     try:
@@ -353,8 +367,13 @@ def _entry(
     else:
         level, at, last, last_level = 0, None, None, None
         codec = CODECS[suf]
-        if error is None and not legacy:
-            error = None  # a foreign dump without a manifest is not an error; `manifest is None` says it
+        if has_history:  # a legacy or foreign dump's verification history (`<dump>.verify.json`)
+            try:
+                history = manifest_mod.load_history(Path(path))
+            except ManifestError:
+                history = None
+            if history is not None:
+                level, at, last, last_level = verification_state(history.verifications)
     return DumpEntry(
         path=Path(path),
         path_str=path,
@@ -479,12 +498,13 @@ def delete(path: Path | str, reason: str) -> bool:
         existed = False
     except OSError as exc:
         raise DumpdeckError(f"cannot delete {path}: {exc.strerror}") from None
-    try:
-        manifest_mod.manifest_path(path).unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise DumpdeckError(f"deleted {path.name} but not its manifest: {exc.strerror}") from None
+    for side in (manifest_mod.manifest_path(path), manifest_mod.history_path(path)):
+        try:
+            side.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DumpdeckError(f"deleted {path.name} but not {side.name}: {exc.strerror}") from None
     if existed:
         log.info("deleted %s (%s)", path, reason)
     return existed

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -186,7 +187,11 @@ class ProcessEncoder(Encoder):
             self.proc.stdin.write(data)
         except BrokenPipeError:
             self._pump.join()
-            self._raise(f"{self.codec} stopped reading its input")
+            try:
+                rc = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._raise(f"{self.codec} stopped reading its input")
+            self._raise(exit_text(self.codec, rc) if rc else f"{self.codec} stopped reading its input")
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -198,7 +203,7 @@ class ProcessEncoder(Encoder):
         self._pump.join()
         self._stderr_thread.join()
         if self._error is not None or rc != 0:
-            self._raise(f"{self.codec} exited with code {rc}")
+            self._raise(exit_text(self.codec, rc))
         self.sink.flush()
 
     def _raise(self, what: str) -> None:
@@ -218,6 +223,17 @@ class ProcessEncoder(Encoder):
     @property
     def pids(self) -> list[int]:
         return [self.proc.pid]
+
+
+def exit_text(name: str, rc: int) -> str:
+    """How a child process ended, for a reason line: killed by a signal, or its exit code."""
+    if rc < 0:
+        try:
+            sig = signal.Signals(-rc).name
+        except ValueError:
+            sig = str(-rc)
+        return f"{name} was killed by signal {sig}"
+    return f"{name} exited with code {rc}"
 
 
 def make_encoder(

@@ -30,6 +30,7 @@ from . import optionfile
 from .codecs import Codec
 from .cron import cron_problem
 from .errors import ConfigError
+from .secretenv import env_secret
 from .units import parse_duration, parse_size
 
 # compression level per codec: (lowest, highest, default)
@@ -387,7 +388,7 @@ class ServerConfig:
                     f"server {self.name}: cannot read password_file {self.password_file}: {exc.strerror}"
                 ) from None
         if self.password_env is not None:
-            value = os.environ.get(self.password_env)
+            value = env_secret(self.password_env)
             if value is None:
                 raise ConfigError(
                     f"server {self.name}: environment variable {self.password_env} (password_env) is not set"
@@ -577,7 +578,7 @@ class EmailConfig:
                     f"notify.email: cannot read password_file {self.password_file}: {exc.strerror}"
                 ) from None
         if self.password_env is not None:
-            return os.environ.get(self.password_env)
+            return env_secret(self.password_env)
         return None
 
 

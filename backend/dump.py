@@ -35,10 +35,10 @@ from typing import Any
 
 from . import flavour, mysql
 from . import manifest as manifest_mod
-from .codecs import EXTENSIONS, HashingSink, make_encoder
+from .codecs import EXTENSIONS, HashingSink, exit_text, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
-from .errors import CancelledError, ConnectError, DumpdeckError, DumpError, TimeoutError_
+from .errors import CancelledError, ConnectError, DumpdeckError, DumpError, StallError, TimeoutError_
 from .naming import dump_basename, safe_name
 
 CHUNK = 1 << 20
@@ -307,15 +307,16 @@ def dump_database(
     try:
         sink = HashingSink(f)
         encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
-        with client_credentials(server, tool=tool) as (cred_path, env):
-            argv = [tool, f"--defaults-extra-file={cred_path}", *options, "--", database]
+        with client_credentials(server, tool=tool) as cred:
+            argv = [tool, cred.argument, *options, "--", database]
             try:
                 proc = subprocess.Popen(
                     argv,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     stdin=subprocess.DEVNULL,
-                    env=env,
+                    env=cred.env,
+                    pass_fds=cred.pass_fds,
                     process_group=0,
                     preexec_fn=_child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock
                     close_fds=True,
@@ -360,7 +361,7 @@ def dump_database(
                     )
                 if stall_timeout and now - last_byte_at > stall_timeout:
                     _kill_group(proc)
-                    raise TimeoutError_(
+                    raise StallError(
                         f"dump of {database!r} stalled: no output for {_fmt_secs(stall_timeout)} "
                         f"(after {raw:,} bytes, table {current or 'none yet'}); killed"
                     )
@@ -538,7 +539,7 @@ def _clean_stderr(data: bytes) -> str:
 def _describe_exit(tool: str, rc: int, stderr: str, database: str) -> str:
     name = os.path.basename(tool)
     if rc < 0:
-        what = f"{name} was killed by signal {signal.Signals(-rc).name}"
+        what = exit_text(name, rc)
     else:
         meaning = {
             2: "SQL or connection error",

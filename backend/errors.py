@@ -59,6 +59,10 @@ class TimeoutError_(DumpError):
     """A dump exceeded its wall-clock or stall timeout."""
 
 
+class StallError(TimeoutError_):
+    """A dump wrote nothing for its stall timeout (a stall, not the wall clock or the job's budget)."""
+
+
 class StreamError(DumpdeckError):
     """A compressed stream does not decode: truncated or corrupt."""
 

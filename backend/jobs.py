@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import credentials
 from .config import Config
 from .errors import LockedError, UsageError
+from .private import open_private, private_dir
 from .processes import process_alive
 from .selection import ADHOC, resolve_databases
 from .state import Run, StateStore
@@ -59,8 +61,8 @@ class JobLock:
         return data if isinstance(data, dict) else {}
 
     def try_acquire(self, run_id: int | None = None) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_dir(self.path.parent, ours=True)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -154,34 +156,35 @@ def start_run(
             name = ADHOC
         if not dbs:
             raise UsageError(f"job {name}: no databases match {', '.join(config.job(name).databases)}")
+        credentials.check_secrets(config, [srv], f"job {name}" if name != ADHOC else "this backup")
         run = store.create_run(name, trigger, srv, dbs, log_dir=config.runs_log_dir)
         config_path = _abs_config_path(config)
         assert run.log_path is not None  # created with log_dir
         log_path = Path(run.log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        private_dir(log_path.parent, ours=True)
+        secrets_fd = credentials.send_secrets(config)  # secret variables go through a pipe, not the environment
+        argv = [sys.executable, "-m", "dumpdeck.backend.runner", "--config", str(config_path), "--run", str(run.id)]
+        if secrets_fd is not None:
+            argv += ["--secrets-fd", str(secrets_fd)]
+        with os.fdopen(open_private(log_path), "ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dumpdeck.backend.runner",
-                        "--config",
-                        str(config_path),
-                        "--run",
-                        str(run.id),
-                    ],
+                    argv,
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     close_fds=True,
+                    pass_fds=(secrets_fd,) if secrets_fd is not None else (),
                     cwd="/",
-                    env=_runner_env(),
+                    env=credentials.scrubbed_env(config),
                 )
             except OSError as exc:
                 store.finish_run(run.id, RunStatus.FAILED, f"cannot start the runner: {exc.strerror}")
                 raise UsageError(f"cannot start the runner: {exc.strerror}") from None
+            finally:
+                if secrets_fd is not None:
+                    os.close(secrets_fd)
         _children.append(proc)
         _reap_children()
         # The runner records its own pid too; writing it here closes the window before it starts.
@@ -202,14 +205,6 @@ def _reap_children() -> None:
     for proc in list(_children):
         if proc.poll() is not None:
             _children.remove(proc)
-
-
-def _runner_env() -> dict[str, str]:
-    """The runner's environment: ours, without a password a client could pick up. It finds the
-    package the way this process did (the installed `dumpdeck`), never through PYTHONPATH."""
-    env = dict(os.environ)
-    env.pop("MYSQL_PWD", None)
-    return env
 
 
 def cancel_run(store: StateStore, run_id: int) -> bool:

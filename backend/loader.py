@@ -170,10 +170,11 @@ class Loader:
 
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
         t0 = time.monotonic()
-        with client_credentials(self.server, self.password, tool=self.client) as (cred, env):
+        with client_credentials(self.server, self.password, tool=self.client) as cred:
+            self._pass_fds = cred.pass_fds
             self._argv = [
                 self.client,
-                f"--defaults-extra-file={cred}",
+                cred.argument,
                 f"--database={self.database}",
                 "--max-allowed-packet=1G",
                 "--batch",
@@ -183,7 +184,7 @@ class Loader:
             ]
             if self.init_sql:
                 self._argv.append("--init-command=" + "; ".join(self.init_sql))
-            self._env = env
+            self._env = cred.env
             if self.parallel <= 1:
                 nbytes, jobs = self._sequential(chunks)
                 mode, conns = "sequential", 1
@@ -240,6 +241,7 @@ class Loader:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=self._env,
+            pass_fds=self._pass_fds,
             close_fds=True,
             start_new_session=True,
             preexec_fn=die_with_parent(),  # noqa: PLW1509 (one prctl call, no locks taken)

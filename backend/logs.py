@@ -25,11 +25,14 @@ import io
 import logging
 import logging.handlers
 import os
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config
+from .naming import printable
+from .private import open_private, private_dir
 
 LOGGER = "dumpdeck"
 FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
@@ -39,14 +42,47 @@ JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"  # the journal adds time,
 _installed: list[logging.Handler] = []
 
 
-class IsoFormatter(logging.Formatter):
+class SafeFormatter(logging.Formatter):
+    """One record, one line: control characters in a message (a database named with ESC or a
+    newline) are escaped, so tailing the log on a terminal is safe and lines cannot be forged."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
+class IsoFormatter(SafeFormatter):
     """asctime as ISO 8601 local time with milliseconds and the UTC offset."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
 
 
-class SharedLogHandler(logging.handlers.WatchedFileHandler):
+class _OneLineErrors:
+    """A log file that cannot be written (disk full, directory gone) is said once, in one line on
+    stderr, instead of a traceback for every record."""
+
+    _told = False
+    baseFilename: str
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self._told:
+            return
+        self._told = True
+        exc = sys.exc_info()[1]
+        reason = getattr(exc, "strerror", None) or exc
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"dumpdeck: cannot write the log {self.baseFilename}: {reason}\n")
+
+
+class _RunLogHandler(_OneLineErrors, logging.FileHandler):
+    """A run's own log, created 0640 whatever the umask."""
+
+    def _open(self) -> io.TextIOWrapper:
+        return os.fdopen(open_private(self.baseFilename), "a", encoding="utf-8", buffering=1)
+
+
+class SharedLogHandler(_OneLineErrors, logging.handlers.WatchedFileHandler):
     """A log file several processes append to, surviving rotation by any of them or by logrotate."""
 
     def __init__(self, filename: str | os.PathLike[str], max_bytes: int = 0, keep: int = 5):
@@ -55,8 +91,8 @@ class SharedLogHandler(logging.handlers.WatchedFileHandler):
         self.keep = max(0, int(keep))
 
     def _open(self) -> io.TextIOWrapper:
-        # O_APPEND (mode "a"): every line lands at the end whoever else writes
-        return open(self.baseFilename, "a", encoding="utf-8", buffering=1)
+        # O_APPEND (mode "a"): every line lands at the end whoever else writes; 0640 whatever the umask
+        return os.fdopen(open_private(self.baseFilename), "a", encoding="utf-8", buffering=1)
 
     def emit(self, record: logging.LogRecord) -> None:
         # A logging handler never raises into the code that logs (a run must not fail because its log
@@ -73,7 +109,7 @@ class SharedLogHandler(logging.handlers.WatchedFileHandler):
 
     def rotate(self, seen_inode: int) -> None:
         """Shift <log>.N → .N+1 …, <log> → .1, under the lock every dumpdeck writer takes for this."""
-        with open(self.baseFilename + ".lock", "a") as lock:
+        with os.fdopen(open_private(self.baseFilename + ".lock"), "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 if os.stat(self.baseFilename).st_ino != seen_inode:
@@ -100,8 +136,9 @@ def run_log_path(config: Config, run_id: int) -> Path:
 
 def _run_handler(config: Config, run_id: int) -> logging.Handler:
     path = run_log_path(config, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with contextlib.suppress(OSError):  # said once, in one line, when a record cannot be written
+        private_dir(path.parent, ours=True)
+    handler = _RunLogHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(IsoFormatter(RUN_FORMAT))
     return handler
 
@@ -116,18 +153,18 @@ def setup_logging(config: Config, run_id: int | None = None, *, stderr: bool = F
     logger.setLevel(getattr(logging, config.log.level, logging.INFO))
     logger.propagate = False
     handlers: list[logging.Handler] = []
-    try:
-        Path(config.log.file).parent.mkdir(parents=True, exist_ok=True)
-        main = SharedLogHandler(config.log.file, config.log.max_size, config.log.keep)
-        main.setFormatter(IsoFormatter(FORMAT))
-        handlers.append(main)
-    except OSError as exc:
-        logging.getLogger(LOGGER).warning("cannot open log file %s: %s", config.log.file, exc)
+    # The file opens on its first record (delay): a directory that cannot be created or written is
+    # said once, in one line, when something is logged (_OneLineErrors), never as a traceback.
+    with contextlib.suppress(OSError):
+        private_dir(Path(config.log.file).parent, 0o750)
+    main = SharedLogHandler(config.log.file, config.log.max_size, config.log.keep)
+    main.setFormatter(IsoFormatter(FORMAT))
+    handlers.append(main)
     if run_id is not None:
         handlers.append(_run_handler(config, run_id))
     if stderr or under_systemd():
         err = logging.StreamHandler()
-        err.setFormatter(logging.Formatter(JOURNAL_FORMAT) if under_systemd() else IsoFormatter(RUN_FORMAT))
+        err.setFormatter(SafeFormatter(JOURNAL_FORMAT) if under_systemd() else IsoFormatter(RUN_FORMAT))
         handlers.append(err)
     for h in handlers:
         logger.addHandler(h)

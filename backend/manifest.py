@@ -233,3 +233,69 @@ def append_verification(dump_path: Path, record: Verification, extra: dict[str, 
             setattr(m, key, value)
         save(m, dump_path)
         return m
+
+
+# --------------------------------------------------------------------------- history of dumps without a manifest
+
+HISTORY_SUFFIX = ".verify.json"
+HISTORY_VERSION = 1
+
+
+@dataclass
+class History:
+    """The verification history of a dump that has no manifest (a legacy or foreign file), kept in
+    `<dump>.verify.json`. `sha256` is the digest of the file when a verification first proved it
+    whole (level 2 or more): later level-1 checks compare with it, as they compare with a manifest."""
+
+    file: str
+    sha256: str | None = None
+    size: int | None = None
+    proven_at: str | None = None
+    verifications: list[Verification] = field(default_factory=list)
+    format_version: int = HISTORY_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        if not isinstance(data, dict) or data.get("format_version") != HISTORY_VERSION:
+            raise ManifestError("verification history: unsupported or missing format_version")
+        try:
+            return cls(
+                file=str(data.get("file", "")),
+                sha256=data.get("sha256"),
+                size=data.get("size"),
+                proven_at=data.get("proven_at"),
+                verifications=[Verification.from_dict(v) for v in data.get("verifications") or ()],
+            )
+        except TypeError as exc:
+            raise ManifestError(f"verification history is malformed: {exc}") from None
+
+
+def history_path(dump_path: Path) -> Path:
+    return Path(str(dump_path) + HISTORY_SUFFIX)
+
+
+def load_history(dump_path: Path) -> History | None:
+    """The history sidecar of a dump without a manifest; None when there is none."""
+    path = history_path(dump_path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ManifestError(f"{path.name}: unreadable: {exc.strerror}") from None
+    try:
+        return History.from_dict(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path.name}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def append_history(dump_path: Path, record: Verification, sha256: str | None, size: int | None) -> History:
+    """Append one verification to a manifest-less dump's history; the first run that proves level 2+
+    (the stream decodes whole) fixes the reference digest."""
+    with locked(dump_path):
+        h = load_history(dump_path) or History(file=Path(dump_path).name)
+        h.verifications.append(record)
+        if h.sha256 is None and sha256 and record.outcome is not Outcome.FAILED and record.level >= 2:
+            h.sha256, h.size, h.proven_at = sha256, size, record.at
+        write_atomic(history_path(dump_path), json.dumps(dataclasses.asdict(h), indent=2, ensure_ascii=False) + "\n")
+        return h

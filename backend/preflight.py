@@ -59,14 +59,17 @@ def connect_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, float, str], None] | None = None,
 ) -> mysql.Connection:
-    """Connect, retrying `retries` times with a growing delay (delay, 2×delay, 4×delay…)."""
+    """Connect, retrying `retries` times with a growing delay (delay, 2×delay, 4×delay…). A refused
+    password is never retried: one wrong login, not several toward the server's lockout counters."""
     attempt = 0
     while True:
         try:
             return mysql.connect(server)
         except ConnectError as exc:
-            if attempt >= retries or "access denied" in str(exc):
+            if "access denied" in str(exc):
                 raise
+            if attempt >= retries:
+                raise ConnectError(f"{exc} (after {attempt + 1} attempts)" if attempt else str(exc)) from None
             wait = delay * (2**attempt)
             if on_retry is not None:
                 on_retry(attempt + 1, wait, str(exc))
@@ -116,7 +119,7 @@ def preflight(
     try:
         conn = connect_with_retries(server_cfg, retries=retries, delay=delay, sleep=sleep, on_retry=on_retry)
     except ConnectError as exc:
-        report.problems.append(f"{exc} (after {retries + 1} attempt{'s' if retries else ''})")
+        report.problems.append(str(exc))
         return report
     try:
         info = mysql.server_info(conn, server_cfg)

@@ -27,6 +27,7 @@ from .catalog import DumpEntry
 from .check import evaluate
 from .config import Config
 from .disk import VolumeUsage, volumes
+from .errors import DumpdeckError
 from .health import DbHealth, Finding
 from .manifest import write_atomic
 from .selection import max_age_for
@@ -444,6 +445,9 @@ def write_report(
         if own is not None:
             own.close()
     path = Path(out) if out else report_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, render(data), mode=0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        write_atomic(path, render(data), mode=0o640)
+    except OSError as exc:
+        raise DumpdeckError(f"cannot write the status page {path}: {exc.strerror}") from None
     return path

@@ -48,6 +48,7 @@ from .errors import DumpdeckError
 from .outcome import Outcome
 from .selection import covers
 from .units import format_duration
+from .verify import VerifyReport, verify_file
 from .vocabulary import VerifyLevel
 
 log = logging.getLogger("dumpdeck.retention")
@@ -60,6 +61,7 @@ class Decision:
     entry: DumpEntry
     keep: bool
     reasons: list[str] = field(default_factory=list)
+    recheck: VerifyReport | None = None  # the floor re-check of this dump at prune time, if it was one
 
     @property
     def action(self) -> str:
@@ -224,6 +226,84 @@ def plan_for_config(
     return out
 
 
+# --------------------------------------------------------------------------- floor re-check
+
+
+@dataclass
+class Recheck:
+    """The floor re-check of one database before anything of it is deleted."""
+
+    server: str | None
+    database: str
+    checked: list[Decision] = field(default_factory=list)  # in the order they were checked
+    floor: Decision | None = None  # the dump that passed and is kept as the floor
+
+    @property
+    def held(self) -> bool:
+        """No dump passed: nothing of this database is deleted."""
+        return self.floor is None
+
+    @property
+    def label(self) -> str:
+        return f"{self.server or '-'}/{self.database}"
+
+
+def _candidates(ds: list[Decision]) -> list[Decision]:
+    """Floor candidates, best first: dumps verified to FLOOR_LEVEL+ newest first, then the others newest first.
+    A dump whose last verification failed, or whose manifest is unreadable, is never a floor."""
+    ok = [d for d in ds if not _failed_verification(d.entry) and not d.entry.manifest_error]
+    ok.sort(key=lambda d: _utc(d.entry.when), reverse=True)
+    return [d for d in ok if (d.entry.verified_level or 0) >= FLOOR_LEVEL] + [
+        d for d in ok if (d.entry.verified_level or 0) < FLOOR_LEVEL
+    ]
+
+
+def recheck_floors(decisions: list[Decision], *, record: bool = True) -> list[Recheck]:
+    """Before any dump of a database is deleted, check the dump kept as its floor again at level 1
+    (sha256 now, against the manifest or the recorded digest of a legacy file; level 2 when a legacy
+    file has no recorded digest yet). A dump that fails is recorded as failed (`record`) and the next
+    candidate must pass; the one that passes is kept. When none passes, every dump of the database is
+    kept and the Recheck says so (`held`). Databases with nothing to delete are not checked.
+    Changes `decisions` in place; `apply` calls it for any database not re-checked yet."""
+    groups: dict[tuple[str | None, str], list[Decision]] = {}
+    for d in decisions:
+        groups.setdefault((d.entry.server, d.entry.database), []).append(d)
+    out: list[Recheck] = []
+    for (server, database), ds in groups.items():
+        if all(d.keep for d in ds) or any(d.recheck is not None and d.recheck.passed for d in ds):
+            continue
+        rc = Recheck(server, database)
+        for d in _candidates(ds):
+            report = verify_file(d.entry.path, 1, record=record)
+            if report.outcome is Outcome.NOT_CHECKED:  # nothing to compare with yet: prove the stream whole
+                report = verify_file(d.entry.path, 2, record=record)
+            d.recheck = report
+            rc.checked.append(d)
+            if report.passed:
+                rc.floor = d
+                reason = f"floor: re-checked now, {report.summary}"
+                if not d.keep:
+                    d.keep = True
+                    d.reasons = [reason + " (the dump kept before it did not pass)"]
+                else:
+                    d.reasons.append(reason)
+                break
+            what = "recorded as failed" if report.failed and record else report.outcome.label
+            d.reasons.append(f"floor re-check: {report.summary} ({what}); not a floor")
+        if rc.floor is None:
+            for d in ds:
+                if not d.keep:
+                    d.keep = True
+                    d.reasons.insert(0, "held: no dump of this database passed the floor re-check; nothing deleted")
+            log.error(
+                "retention: nothing of %s deleted: no dump passed the floor re-check (%d checked)",
+                rc.label,
+                len(rc.checked),
+            )
+        out.append(rc)
+    return out
+
+
 # --------------------------------------------------------------------------- apply
 
 
@@ -236,8 +316,10 @@ def apply(
     now: datetime | None = None,
 ) -> list[Path]:
     """Delete what the plan says (dump, then manifest) and old orphan partials. Returns the deleted
-    paths (dumps and partials; in a dry run, what would be deleted)."""
+    paths (dumps and partials; in a dry run, what would be deleted). Databases whose floor was not
+    re-checked yet are re-checked first (`recheck_floors`): nothing is deleted on a recorded verdict."""
     deleted: list[Path] = []
+    recheck_floors(decisions, record=not dry_run)
     # Guard: never empty a database in one go when the plan was built with the floor (defence in depth).
     by_db: dict[tuple[str | None, str], list[Decision]] = {}
     for d in decisions:

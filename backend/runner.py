@@ -38,21 +38,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import postrun, retention
+from . import credentials, postrun, retention
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, dump_database
-from .errors import CancelledError, DumpdeckError, LockedError, PrivilegeError, TimeoutError_
+from .errors import CancelledError, ConfigError, DumpdeckError, LockedError, PrivilegeError, StallError, TimeoutError_
 from .jobs import JobLock
 from .logs import run_log, setup_logging
 from .outcome import Outcome
 from .preflight import PreflightReport, preflight
+from .private import private_dir, restrict_umask
 from .restore import restore_test
 from .selection import ADHOC, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
 from .verify import CheckResult, verify_file
 from .vocabulary import DbStatus, EventLevel, RunStatus, Trigger
+
+EVENT_LEVEL: dict[Outcome, EventLevel] = {
+    Outcome.PASSED: "info",
+    Outcome.FAILED: "error",
+    Outcome.NOT_CHECKED: "warning",
+}  # the event level of a verification check or run
 
 log = logging.getLogger("dumpdeck.runner")
 
@@ -140,6 +147,9 @@ def execute(
         log.warning("run %s is %s, not queued: nothing to do", run_id, run.status)
         return run
     cancel = cancel or threading.Event()
+    with contextlib.suppress(DumpdeckError, OSError):
+        for path in credentials.remove_leftovers():  # option files of runs that were SIGKILLed
+            log.warning("removed a credentials file left by a dead process: %s", path)
     previous = None
     if install_signals and threading.current_thread() is threading.main_thread():
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -178,7 +188,7 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
                     return store.finish_run(run_id, RunStatus.CANCELLED, "cancelled while waiting in the queue")
         lock = own_lock
     else:
-        lock.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(lock.path.parent, ours=True)
         if lock.fd is not None:
             info = lock.holder()
             info["run"] = run_id
@@ -202,6 +212,8 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
     try:
         try:
             status, reason, _outcomes = _run_body(config, store, run, job, cancel)
+        except DumpdeckError as exc:  # a problem named by the engine (a password_file gone meanwhile, …)
+            status, reason, _outcomes = RunStatus.FAILED, str(exc), []
         except Exception as exc:  # a bug must still end the run with a status
             log.exception("run %s crashed", run_id)
             status, reason, _outcomes = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}", []
@@ -433,11 +445,14 @@ def _dump_one(
             outcome.status, outcome.error = DbStatus.CANCELLED, str(exc)
             break
         except TimeoutError_ as exc:
+            # A stall is retried per `retries` whatever max_runtime is; only the wall clock cut short
+            # by the job's budget (by_runtime) means the budget ran out.
+            spent = by_runtime and not isinstance(exc, StallError)
             outcome.status = DbStatus.TIMED_OUT
             outcome.error = str(exc) + (
-                f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if by_runtime else ""
+                f" (job {job.name} max_runtime of {format_duration(job.max_runtime)} reached)" if spent else ""
             )
-            if by_runtime:
+            if spent:
                 _final_progress(store, base, outcome)
                 store.add_event(
                     run.id,
@@ -561,16 +576,10 @@ def _verify(
     if level <= 0 or cancel.is_set():
         return None, None
 
-    levels: dict[Outcome, EventLevel] = {
-        Outcome.PASSED: "info",
-        Outcome.FAILED: "error",
-        Outcome.NOT_CHECKED: "warning",
-    }
-
     def on_check(check: CheckResult) -> None:
         store.add_event(
             run.id,
-            levels[check.outcome],
+            EVENT_LEVEL[check.outcome],
             "verify-check",
             f"{db}: L{check.level} {check.name}: {check.outcome.label}: {check.evidence}",
             {"database": db, "level": check.level, "outcome": check.outcome.value},
@@ -611,6 +620,27 @@ def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> N
         catalog = scan(config.backup.dir)
         decisions = retention.plan_for_config(config, catalog, job=job)
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
+        rechecks = retention.recheck_floors(decisions)
+        for rc in rechecks:
+            for d in rc.checked:
+                if d.recheck is None:
+                    continue
+                o = d.recheck.outcome
+                store.add_event(
+                    run.id,
+                    EVENT_LEVEL[o],
+                    "retention-recheck",
+                    f"retention: floor re-check of {rc.database}: {d.entry.path.name}: {d.recheck.summary}",
+                    {"database": rc.database, "file": str(d.entry.path), "outcome": o.value},
+                )
+            if rc.held:
+                store.add_event(
+                    run.id,
+                    "error",
+                    "retention-held",
+                    f"retention: nothing of {rc.database} deleted: no dump of it passed the floor re-check",
+                    {"database": rc.database},
+                )
         deleted = retention.apply(
             decisions, dry_run=False, partials=catalog.partials, partial_max_age=config.retention.partial_max_age
         )
@@ -645,7 +675,21 @@ def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron")
     """Run a job in this process under its lock (what cron calls). Returns 0 when the run
     succeeded, 1 otherwise; raises LockedError (exit code 3) after recording a skipped run
     when the job is already running."""
+    return 0 if run_job(config, job_name, trigger).status == RunStatus.SUCCEEDED else 1
+
+
+def run_job(config: Config, job_name: str, trigger: Trigger = "cron") -> Run:
+    """`run_job_foreground`, returning this run's final record (not the job's newest run: another
+    run of the job may have started, or been skipped, meanwhile). A secret of the job's server that
+    cannot be read raises ConfigError (exit 2) after recording the failed run, so it is notified."""
     job = config.job(job_name)
+    try:
+        credentials.check_secrets(config, [job.server], f"job {job.name}")
+    except ConfigError as exc:
+        with StateStore.open(config.state_db) as store:
+            run = store.create_run(job.name, trigger, job.server, [], log_dir=config.runs_log_dir)
+            _post_run(config, store, store.finish_run(run.id, RunStatus.FAILED, f"configuration: {exc}"))
+        raise
     store = StateStore.open(config.state_db)
     try:
         lock = JobLock.for_key(config.lock_dir, lock_key(job.name, job.server))
@@ -664,14 +708,14 @@ def run_job_foreground(config: Config, job_name: str, trigger: Trigger = "cron")
                     log.error("run %s (%s) failed: %s", run.id, job.name, reason)
                     failed = store.finish_run(run.id, RunStatus.FAILED, reason)
                     _post_run(config, store, failed)  # a cron job on a dead server must be heard of
-                return 1
+                return failed
             run = store.create_run(job.name, trigger, job.server, dbs, log_dir=config.runs_log_dir)
             store.update_run(run.id, pid=os.getpid(), host=socket.gethostname())
             with run_log(config, run.id):  # cron runs get their per-run log like detached ones
                 final = execute(config, store, run.id, lock=lock, install_signals=True)
         finally:
             lock.release()
-        return 0 if final.status == RunStatus.SUCCEEDED else 1
+        return final
     finally:
         store.close()
 
@@ -683,7 +727,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dumpdeck.backend.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run", required=True, type=int)
+    parser.add_argument("--secrets-fd", type=int, help="read secret variables (JSON) from this descriptor")
     args = parser.parse_args(argv)
+    restrict_umask()
+    if args.secrets_fd is not None:
+        credentials.receive_secrets(args.secrets_fd)
     cancel = threading.Event()
     install_signal_handlers(cancel)
     with contextlib.suppress(OSError):
@@ -693,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     except DumpdeckError as exc:
         sys.stderr.write(f"runner: {exc}\n")
         return 2
+    credentials.capture_env_secrets(config)
     setup_logging(config, args.run)
     store = StateStore.open(config.state_db)
     try:

@@ -121,13 +121,14 @@ def crontab_block(config: Config) -> str:
     lines = [
         BEGIN,
         f"# written by `dumpdeck schedule install` from {_config_abs(config)}; edit the config, not these lines",
+        "# stdout is discarded; stderr is kept, so cron mails (or logs) a run's error line",
     ]
     plain = [j for j in jobs if not j.timezone]
     zoned = sorted((j for j in jobs if j.timezone), key=lambda j: (j.timezone, j.name))
     for j in plain:
-        lines.append(f"{j.schedule} {_cron_escape(job_command(config, j))} >/dev/null 2>&1")
+        lines.append(f"{j.schedule} {_cron_escape(job_command(config, j))} >/dev/null")
     if check_scheduled(config):
-        lines.append(f"{config.checks.schedule} {_cron_escape(check_command(config))} >/dev/null 2>&1")
+        lines.append(f"{config.checks.schedule} {_cron_escape(check_command(config))} >/dev/null")
     if zoned:
         lines.append("# CRON_TZ is honoured by cronie; Debian's cron uses the system time zone instead")
     current_tz = None
@@ -135,7 +136,7 @@ def crontab_block(config: Config) -> str:
         if j.timezone != current_tz:
             lines.append(f"CRON_TZ={j.timezone}")
             current_tz = j.timezone
-        lines.append(f"{j.schedule} {_cron_escape(job_command(config, j))} >/dev/null 2>&1")
+        lines.append(f"{j.schedule} {_cron_escape(job_command(config, j))} >/dev/null")
     lines.append(END)
     return "\n".join(lines) + "\n"
 

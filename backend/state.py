@@ -32,6 +32,7 @@ from typing import Any, cast, overload
 from .catalog import remove_orphan_partial
 from .config import Config
 from .errors import StateError
+from .private import open_private, private_dir, tighten
 from .processes import process_alive
 from .vocabulary import (
     FINAL_RUN_STATUSES,
@@ -344,10 +345,13 @@ class StateStore:
     def open(cls, path: Path | str) -> StateStore:
         store = cls(Path(path))
         try:
-            store.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(store.path.parent)
+            os.close(open_private(store.path, os.O_RDWR | os.O_CREAT))  # sqlite would create it 0644
         except OSError as exc:
-            raise StateError(f"cannot create the state directory {store.path.parent}: {exc.strerror}") from None
+            raise StateError(f"cannot create the state database {store.path}: {exc.strerror}") from None
         store._migrate()
+        for side in ("-wal", "-shm"):
+            tighten(store.path.with_name(store.path.name + side))
         return store
 
     # ------------------------------------------------------------------ connections
@@ -366,10 +370,11 @@ class StateStore:
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the state database {self.path}: {exc}") from None
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        with self._errors():
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
         self._local.conn = conn
         self._local.pid = os.getpid()
         with self._all_lock:
@@ -377,20 +382,41 @@ class StateStore:
         return conn
 
     @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite failures (disk full, read-only or unwritable directory, I/O errors) as one StateError
+        naming the database: the CLI prints one line and exits 1, never a traceback."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            hint = ""
+            text = str(exc)
+            if "full" in text:
+                hint = f" (free space on the file system of {self.path.parent})"
+            elif "readonly" in text or "unable to open" in text or "I/O" in text:
+                hint = f" (check that {self.path.parent} is writable by this user)"
+            raise StateError(f"state database {self.path}: {text}{hint}") from None
+        except OSError as exc:
+            raise StateError(f"state directory {self.path.parent}: {exc.strerror}") from None
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction (BEGIN IMMEDIATE: takes the write lock up front, waits busy_timeout)."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, params).fetchall()
+        conn = self._conn()
+        with self._errors():
+            return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._all_lock:
@@ -412,7 +438,7 @@ class StateStore:
     def _migrate(self) -> None:
         # Serialise migrations across processes with an flock beside the database.
         lock_path = self.path.with_name(self.path.name + ".migrate.lock")
-        with open(lock_path, "a") as lock:
+        with self._errors(), os.fdopen(open_private(lock_path), "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             conn = self._conn()
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -428,13 +454,16 @@ class StateStore:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={number + 1}")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
-        return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
+        conn = self._conn()
+        with self._errors():
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     # ------------------------------------------------------------------ runs
 

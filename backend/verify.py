@@ -30,6 +30,7 @@ per-table row counts (`TableEntry.exact_rows`).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import time
@@ -250,17 +251,12 @@ def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, 
             return None, None
     try:
         digest, size = file_sha256(path)
-    except OSError as exc:
-        ladder.add("sha256", False, f"cannot read {path.name}: {exc.strerror}", 1)
+    except OSError as exc:  # a permission problem proves nothing; an I/O error reading it does
+        denied = exc.errno in (errno.EACCES, errno.EPERM)
+        ladder.add("sha256", Outcome.NOT_CHECKED if denied else False, f"cannot read {path.name}: {exc.strerror}", 1)
         return manifest, None
     if manifest is None:
-        ladder.add(
-            "sha256",
-            Outcome.NOT_CHECKED,
-            f"no manifest to compare with (file digest {digest[:16]}…)",
-            1,
-            sha256=digest,
-        )
+        _level1_history(path, digest, size, ladder)
         return None, digest
     if digest != manifest.sha256:
         extra = ""
@@ -274,6 +270,40 @@ def _level1(path: Path, ladder: _Ladder) -> tuple[manifest_mod.Manifest | None, 
     else:
         ladder.add("sha256", True, f"matches the manifest ({digest[:16]}…)", 1, sha256=digest)
     return manifest, digest
+
+
+def _level1_history(path: Path, digest: str, size: int, ladder: _Ladder) -> None:
+    """sha256 of a dump without a manifest: compared with the digest its history sidecar recorded when a
+    verification first proved it whole; not checked when there is none yet."""
+    try:
+        history = manifest_mod.load_history(path)
+    except ManifestError as exc:
+        history = None
+        why = f"no manifest, and its verification history is unreadable ({exc})"
+    else:
+        why = "no manifest to compare with"
+    if history is None or not history.sha256:
+        ladder.add("sha256", Outcome.NOT_CHECKED, f"{why} (file digest {digest[:16]}…)", 1, sha256=digest)
+    elif digest == history.sha256:
+        ladder.add(
+            "sha256",
+            True,
+            f"matches the digest recorded when it was proven whole on {history.proven_at} ({digest[:16]}…)",
+            1,
+            sha256=digest,
+        )
+    else:
+        extra = ""
+        if history.size and size != history.size:
+            extra = f"; the file is {_fmt(size)} bytes, it was {_fmt(history.size)}"
+        ladder.add(
+            "sha256",
+            False,
+            f"changed since it was proven whole on {history.proven_at}: file {digest[:16]}…, "
+            f"recorded {history.sha256[:16]}…{extra}",
+            1,
+            sha256=digest,
+        )
 
 
 # --------------------------------------------------------------------------- L2 + L3
@@ -486,15 +516,16 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
     ladder.finish()
     report.duration = time.monotonic() - t0
 
-    if record and manifest is not None:
+    if record:
         record_report(report, stats=stats if report.passed or ladder.ok_through(2) else None)
     return report
 
 
 def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: dict[str, Any] | None = None) -> bool:
-    """Append the report to the manifest (and exact row counts from L3 stats). False when there is none."""
+    """Append the report to the manifest (and exact row counts from L3 stats); for a dump without a
+    manifest, to its history sidecar (`<dump>.verify.json`). False when it could not be written."""
     path = report.path
-    if not manifest_mod.manifest_path(path).exists():
+    if not path.exists():
         return False
     rec = manifest_mod.Verification(
         level=report.level_reached,
@@ -504,6 +535,14 @@ def record_report(report: VerifyReport, stats: SqlStats | None = None, extra: di
         target=report.target,
         duration=round(report.duration, 3),
     )
+    if not manifest_mod.manifest_path(path).exists():
+        try:
+            size = path.stat().st_size
+            manifest_mod.append_history(path, rec, report.sha256, size)
+        except (ManifestError, OSError):
+            return False
+        report.recorded = True
+        return True
     extra = dict(extra or {})
     try:
         if stats is not None and not stats.unterminated:

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from dumpdeck import __version__
 from dumpdeck.backend.config import Config, load_config
+from dumpdeck.backend.credentials import capture_env_secrets
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
+from dumpdeck.backend.private import restrict_umask
 
 from . import commands
 from .commands import console as console_cmd
@@ -44,6 +47,7 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            capture_env_secrets(self._config)  # no child process inherits a secret variable
         return self._config
 
 
@@ -78,6 +82,7 @@ def normalise_environment() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     normalise_environment()
+    restrict_umask()  # state, logs, locks, the report: never readable by others, whatever the umask
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args.config, parser)
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    lines = message.splitlines() or [message]
+    lines = [printable(line) for line in message.split("\n")] or [message]
     if len(lines) == 1:
         sys.stderr.write(f"dumpdeck: error: {lines[0]}\n")
     else:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 
 
@@ -24,11 +25,17 @@ def use_color(stream=None) -> bool:
     return is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
+class Styled(str):
+    """Text that went through `style`: its control characters were escaped, its colour codes are ours."""
+
+
 def style(
     text: str, *, ok: bool | None = None, warn: bool = False, bold: bool = False, dim: bool = False, stream=None
 ) -> str:
+    """`text` (control characters escaped: it may hold names from a server) in a colour, on a terminal."""
+    text = printable(text, keep_newlines=True)
     if not use_color(stream):
-        return text
+        return Styled(text)
     codes = []
     if ok is True:
         codes.append("32")
@@ -40,7 +47,7 @@ def style(
         codes.append("1")
     if dim:
         codes.append("2")
-    return f"\033[{';'.join(codes)}m{text}\033[0m" if codes else text
+    return Styled(f"\033[{';'.join(codes)}m{text}\033[0m" if codes else text)
 
 
 def outcome_style(text: str, outcome: Outcome, *, bold: bool = False, stream=None) -> str:
@@ -69,8 +76,9 @@ def print_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
-    """Plain fixed-width table; `align` is a string of l/r per column."""
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    """Plain fixed-width table; `align` is a string of l/r per column. Cells are printed with their
+    control characters escaped (a name with a newline stays in its row), except what `style` made."""
+    rows = [["" if c is None else (c if isinstance(c, Styled) else printable(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -106,6 +114,7 @@ class ProgressLine:
     def update(self, text: str) -> None:
         if not self.enabled:
             return
+        text = printable(text)
         width = os.get_terminal_size(self.stream.fileno()).columns if self.enabled else 80
         text = text[: max(10, width - 1)]
         self.stream.write("\r" + text + " " * max(0, self._last - len(text)))

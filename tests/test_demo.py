@@ -249,12 +249,13 @@ def test_backup_of_every_sample_database_passes(fresh_dumps):
 def _reload(server_cfg, dump_path: Path, target: str) -> None:
     mariadb = find_binary("mariadb", "mysql")
     assert mariadb, "the mariadb client is not installed"
-    with client_credentials(server_cfg) as (cred, env):
+    with client_credentials(server_cfg) as cred:
         proc = subprocess.Popen(
-            [mariadb, f"--defaults-extra-file={cred}", "--binary-mode", target],
+            [mariadb, cred.argument, "--binary-mode", target],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=cred.env,
+            pass_fds=cred.pass_fds,
         )
         stream = open_decoded(dump_path)
         try:
@@ -371,7 +372,7 @@ CONSOLE_STANDIN = textwrap.dedent("""\
 
     marker = pathlib.Path(sys.argv[1])
 
-    def console(config, *, read_only=False, theme=None):
+    def console(config, *, read_only=False, theme=None, **_):
         conn = mysql.connect(config.server("demo"))
         dbs = mysql.list_databases(conn, config.server("demo"))
         conn.close()

@@ -327,7 +327,7 @@ def test_no_password_in_argv_or_environment(write_config, big_db):
         assert b"MYSQL_PWD" not in environ
 
 
-def test_credentials_file_is_private_and_removed(write_config, big_db):
+def test_credentials_reach_the_dump_tool_through_a_memfd_not_a_file(write_config, big_db):
     config = load_config(write_config(password=True))
     seen = []
 
@@ -335,13 +335,15 @@ def test_credentials_file_is_private_and_removed(write_config, big_db):
         if p.phase == "dumping" and not seen:
             for child in _dump_children():
                 args = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
-                path = Path(next(a for a in args if a.startswith(b"--defaults-extra-file=")).split(b"=", 1)[1].decode())
-                seen.append((path, oct(path.stat().st_mode & 0o777)))
+                arg = next(a for a in args if a.startswith(b"--defaults-extra-file=")).split(b"=", 1)[1].decode()
+                fd = Path(f"/proc/{child.pid}/fd/{arg.rsplit('/', 1)[1]}")
+                seen.append((arg, os.readlink(fd), oct(fd.stat().st_mode & 0o777)))
 
     dump_database(config.server("main"), config.backup, big_db, on_progress=on_progress, progress_interval=0)
-    path, mode = seen[0]
+    assert seen, "no running dump process was observed"
+    arg, target, mode = seen[0]
+    assert arg.startswith("/dev/fd/") and target.startswith("/memfd:dumpdeck-client-cnf"), (arg, target)
     assert mode == "0o600"
-    assert not path.exists()
 
 
 def test_backend_imports_without_textual():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -10,8 +11,6 @@ import sys
 import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import retention, runner, selection
@@ -224,7 +223,7 @@ def synthetic_dump(backup_dir: Path, db: str, when: datetime, server: str = "mai
         bytes_stored=15,
         codec="zstd",
         level=3,
-        sha256="0" * 64,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         file=path.name,
     )
     if level:
@@ -263,10 +262,12 @@ def test_apply_deletes_dump_and_manifest_and_old_unlocked_partials(tmp_path):
         holder.close()
 
 
-def test_apply_refuses_a_plan_that_empties_a_database(tmp_path):
-    e = entry(datetime(2024, 1, 1, tzinfo=UTC))
-    with pytest.raises(RuntimeError, match="every dump"):
-        retention.apply([retention.Decision(e, False, ["hand-made"])], dry_run=True)
+def test_apply_never_empties_a_database(tmp_path):
+    e = entry(datetime(2024, 1, 1, tzinfo=UTC))  # a file that does not exist: it cannot pass a re-check
+    d = retention.Decision(e, False, ["hand-made"])
+    assert retention.apply([d], dry_run=True) == []
+    assert d.keep and d.reasons[0].startswith("held: no dump of this database passed the floor re-check")
+    assert d.recheck is not None and d.recheck.outcome is Outcome.FAILED
 
 
 # --------------------------------------------------------------------------- runner and CLI

@@ -93,9 +93,9 @@ def test_crontab_install_is_idempotent_and_leaves_foreign_lines_alone(write_conf
     assert lines[0] == schedule.BEGIN and lines[-1] == schedule.END
     run_lines = [ln for ln in lines if "job run" in ln]
     assert len(run_lines) == 2
-    check_lines = [ln for ln in lines if ln.endswith(" check >/dev/null 2>&1")]
+    check_lines = [ln for ln in lines if ln.endswith(" check >/dev/null")]
     assert len(check_lines) == 1 and check_lines[0].startswith("*/30 * * * * ")  # checks.schedule default
-    assert run_lines[0].startswith("0 2 * * * ") and run_lines[0].endswith("job run nightly >/dev/null 2>&1")
+    assert run_lines[0].startswith("0 2 * * * ") and run_lines[0].endswith("job run nightly >/dev/null")
     assert f"--config {config.path.resolve()}" in run_lines[0]
     assert Path(run_lines[0].split()[5]).is_absolute()
     assert lines[lines.index(run_lines[1]) - 1] == "CRON_TZ=Europe/Berlin"  # zoned jobs come last

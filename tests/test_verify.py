@@ -14,6 +14,7 @@ import pytest
 
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import sqlstats
+from dumpdeck.backend.catalog import scan
 from dumpdeck.backend.config import BackupConfig, ServerConfig
 from dumpdeck.backend.dump import dump_database
 from dumpdeck.backend.outcome import Outcome
@@ -192,15 +193,31 @@ def test_mysql_header_without_manifest_passes(tmp_path):
         b"/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `t` (a int);\n"
         b"INSERT INTO `t` VALUES (1),(2),(3);\n-- Dump completed on 2026-01-01  2:00:00\n"
     )
+    # level 1 alone proves nothing for it yet: not checked, never passed
+    only = verify_file(path, 1)
+    assert only.outcome is Outcome.NOT_CHECKED and only.level_reached == 0 and "not checked" in only.summary
     report = verify_file(path, 3)
     # the sha256 could not be checked (no manifest), but L2 decoding the whole stream proves the file
     assert report.passed and report.level_reached == 3, report.summary
     sha = next(c for c in report.checks if c.name == "sha256")
     assert sha.outcome is Outcome.NOT_CHECKED and sha.evidence.startswith("no manifest to compare with")
     assert report.stats.tables == {"t": 3}
-    # level 1 alone proves nothing for it: not checked, never passed
-    only = verify_file(path, 1)
-    assert only.outcome is Outcome.NOT_CHECKED and only.level_reached == 0 and "not checked" in only.summary
+    # that proof is recorded beside it (`.verify.json`): level 1 now compares with the digest it recorded
+    history = manifest_mod.load_history(path)
+    assert history is not None and history.sha256 == report.sha256
+    assert [v.outcome for v in history.verifications] == [Outcome.NOT_CHECKED, Outcome.PASSED]
+    again = verify_file(path, 1)
+    assert again.passed and next(c for c in again.checks if c.name == "sha256").passed
+    entry = scan(tmp_path).entries[0]
+    assert entry.manifest is None and entry.verified_level == 3 and entry.last_result is Outcome.PASSED
+    # one changed byte: level 1 fails against the recorded digest, the catalog shows it failed
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0x01
+    path.write_bytes(bytes(data))
+    bad = verify_file(path, 1)
+    assert bad.failed and "changed since it was proven whole" in bad.failed_checks[0].evidence
+    entry = scan(tmp_path).entries[0]
+    assert entry.verified_level == 0 and entry.last_result is Outcome.FAILED
 
 
 def test_use_other_db_fails_level_3(dumps, tmp_path):
@@ -291,5 +308,6 @@ def test_legacy_gzip_dump_verifies(dumps, tmp_path):
         gzip.compress(subprocess.run(["zstd", "-dc", str(dumps["zstd"])], capture_output=True, check=True).stdout)
     )
     report = verify_file(path, 3)
-    assert report.passed and not report.recorded
+    assert report.passed and report.recorded  # in its history sidecar, not a manifest
+    assert not manifest_mod.manifest_path(path).exists()
     assert json.dumps(report.to_dict())  # serialisable

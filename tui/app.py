@@ -13,9 +13,11 @@ dumps browser) and stream their checks as messages.
 from __future__ import annotations
 
 import gc
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on, work
 from textual.notifications import SeverityLevel
@@ -24,6 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.themes import STYLESHEET, THEME_NAMES, register_themes, resolve_theme_name
 
@@ -89,9 +92,11 @@ class DumpdeckApp(ConsoleApp):
         intervals: Intervals | None = None,
         live: bool = True,
         now: Callable[[], float] | None = None,
+        quit_note: str | None = None,
     ):
         super().__init__()
         self.config = config
+        self.quit_note = quit_note  # what else quitting means here (the demo: its sandbox waits for the runs)
         self.backend = backend or LiveBackend(config)
         self.read_only = read_only
         self.live = live  # False: poll once, never re-arm (snapshot tests)
@@ -115,6 +120,10 @@ class DumpdeckApp(ConsoleApp):
         self._last_full_gc = time.monotonic()
         register_themes(self)
         self._theme_name = resolve_theme_name(theme or config.console.theme)
+
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
+        """Every toast: names in it (databases, tables, errors from servers) with control characters escaped."""
+        super().notify(printable(message, keep_newlines=True), *args, **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:
@@ -385,9 +394,11 @@ class DumpdeckApp(ConsoleApp):
         if not active:
             return None
         ids = ", ".join(f"#{r.id}" for r in active[:5])
+        reopen = "dumpdeck" + (f" --config {shlex.quote(str(self.config.path))}" if self.config.path else "")
         return (
-            f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background. "
-            f"Run `dumpdeck` again to watch them."
+            f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background"
+            + (f" ({self.quit_note})" if self.quit_note else "")
+            + f". Run `{reopen}` to watch them."
         )
 
     def action_request_quit(self) -> None:
@@ -648,8 +659,10 @@ def make_app(config: Config, **kwargs) -> DumpdeckApp:
     return DumpdeckApp(config, **kwargs)
 
 
-def run_console(config: Config, *, read_only: bool = False, theme: str | None = None) -> int:
+def run_console(
+    config: Config, *, read_only: bool = False, theme: str | None = None, quit_note: str | None = None
+) -> int:
     """Run the console until the user quits; returns the exit code."""
-    app = make_app(config, read_only=read_only, theme=theme)
+    app = make_app(config, read_only=read_only, theme=theme, quit_note=quit_note)
     app.run()
     return int(app.return_code or 0)

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -42,6 +42,7 @@ from dumpdeck import __version__
 from ..config import Config, EmailConfig, WebhookConfig, redact_url
 from ..disk import VolumeUsage
 from ..errors import DumpdeckError, NotifyError
+from ..naming import printable
 from ..state import StateStore
 from ..units import format_bytes, format_duration
 from ..vocabulary import DbStatus, RunStatus
@@ -63,6 +64,11 @@ class Message:
     body: str  # plain text
     key: str = ""  # what it is about: job:nightly, disk:/var/backups, check, verify:main/shop
     facts: dict[str, Any] = field(default_factory=dict)  # structured fields for `format: json` webhooks
+
+    def __post_init__(self) -> None:
+        # names from servers may hold control characters: never into a subject line or a mail body
+        object.__setattr__(self, "title", printable(self.title))
+        object.__setattr__(self, "body", printable(self.body, keep_newlines=True))
 
     @property
     def subject(self) -> str:
@@ -161,7 +167,10 @@ def compose_run(
     config_path: str | None = None,
 ) -> Message:
     """The message for one finished run: `kind` from the policy (failure, digest, recovery, ...)."""
-    dbs = summary.databases
+    dbs = tuple(
+        replace(d, database=printable(d.database), server=printable(d.server), file=d.file and printable(d.file))
+        for d in summary.databases
+    )
     failed = [d for d in dbs if not d.ok]
     flagged = [d for d in dbs if d.flags]
     if kind == "recovery":
@@ -303,6 +312,7 @@ def compose_disk(line: VolumeUsage, kind: str, severity: str, *, backups_note: s
 def compose_verification(
     server: str, database: str, file: str, level: int, reason: str, kind: str, severity: str, *, at: str | None = None
 ) -> Message:
+    server, database, file = printable(server), printable(database), printable(file)
     if kind == "recovery":
         headline = f"{server}/{database}: verification passes again (level {level})"
     elif severity == "WARNING":

@@ -15,11 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from dumpdeck.backend import credentials, mysql
 from dumpdeck.backend import manifest as manifest_mod
-from dumpdeck.backend import mysql
 from dumpdeck.backend.errors import ConfigError, DumpdeckError
 from dumpdeck.backend.jobs import start_run
 from dumpdeck.backend.logs import setup_logging
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.runner import execute
 from dumpdeck.backend.selection import ADHOC
 from dumpdeck.backend.state import open_store
@@ -57,6 +58,7 @@ def register(sub) -> None:
 def run(args, ctx) -> int:
     config = ctx.config
     server = config.server(args.server)
+    credentials.check_secrets(config, [server.name], "this backup")  # exit 2, naming the file
     if args.compression and args.compression != config.backup.compression:
         if args.detach:
             raise ConfigError("--compression cannot be combined with --detach (the runner reads the config file)")
@@ -80,7 +82,7 @@ def run(args, ctx) -> int:
             print_json({"run": started.id, "status": started.status, "databases": databases})
         else:
             sys.stdout.write(
-                f"run {started.id} started ({', '.join(databases)} on {server.name}); "
+                f"run {started.id} started ({printable(', '.join(databases))} on {server.name}); "
                 f"follow it with: dumpdeck job status {started.id}\n"
             )
         return 0
@@ -148,7 +150,7 @@ def run(args, ctx) -> int:
         print_json({"ok": ok, "run": final.id, "status": final.status, "reason": final.reason, "results": results})
         return 0 if ok else 1
     for r in results:
-        name = f"{server.name}/{r['database']}"
+        name = printable(f"{server.name}/{r['database']}")
         if r["ok"]:
             ratio = r["bytes_raw"] / r["bytes_stored"] if r.get("bytes_stored") else 0
             reached = f", verified to level {r['verified_level']}" if r.get("verified_level") else ""

@@ -15,6 +15,7 @@ import sys
 from dumpdeck.backend import metrics
 from dumpdeck.backend.check import LABELS, UNKNOWN, check, unknown_line
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 
 from ..output import print_json
 
@@ -90,10 +91,10 @@ def run(args, ctx) -> int:
             }
         )
     else:
-        sys.stdout.write(result.line + "\n")
+        sys.stdout.write(printable(result.line) + "\n")
         if args.verbose:
             for p in result.problems:
-                sys.stdout.write(f"  {LABELS[p.level]}: {p.text}\n")
+                sys.stdout.write(f"  {LABELS[p.level]}: {printable(p.text)}\n")
     d = result.notified
     if d is not None:
         for delivery in d.deliveries:

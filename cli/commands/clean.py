@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from dumpdeck.backend import catalog
+from dumpdeck.backend import catalog, credentials
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.naming import printable
 
 from ..output import print_json
 
@@ -20,7 +21,8 @@ def register(sub) -> None:
         help="remove leftover .partial files (and scratch databases with --scratch)",
         description="Remove .partial dump files whose writer is gone (their lock can be taken; a dump being "
         "written is never touched), sandboxes of restore-tests whose process is gone (their mariadbd is stopped "
-        "and their directory removed) and credentials files of dead processes. With --scratch, also drop "
+        "and their directory removed) and credentials of dead processes (files exist only where the platform "
+        "has no memfd). With --scratch, also drop "
         "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests on the configured "
         "servers (ones in use are skipped).",
         epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error",
@@ -35,7 +37,7 @@ def register(sub) -> None:
 
 
 def run(args, ctx) -> int:
-    from dumpdeck.backend import credentials, sandbox
+    from dumpdeck.backend import sandbox
 
     config = ctx.config
     cat = catalog.scan(config.backup.dir)
@@ -89,19 +91,20 @@ def run(args, ctx) -> int:
         for p in sandboxes:
             sys.stdout.write(f"{verb} orphaned restore-test sandbox {p}\n")
         for p in creds:
-            sys.stdout.write(f"{verb} orphaned credentials directory {p}\n")
+            kind = "directory" if p.name.startswith(credentials.PREFIX) else "file"
+            sys.stdout.write(f"{verb} orphaned credentials {kind} {p}\n")
         drop = "would drop" if args.dry_run else "dropped"
         for server, dbs in scratch.items():
             for name in dbs:
-                sys.stdout.write(f"{drop} database `{name}` on {server}\n")
+                sys.stdout.write(f"{drop} database `{printable(name)}` on {server}\n")
         for server, accs in accounts.items():
             for a in accs:
                 sys.stdout.write(f"{drop} temporary account {a} on {server}\n")
         for server, ws in warnings.items():
             for w in ws:
-                sys.stderr.write(f"dumpdeck: warning: {server}: {w}\n")
+                sys.stderr.write(f"dumpdeck: warning: {server}: {printable(w)}\n")
         for server, err in errors.items():
-            sys.stderr.write(f"dumpdeck: error: {server}: {err}\n")
+            sys.stderr.write(f"dumpdeck: error: {server}: {printable(err)}\n")
         if not (removed or sandboxes or creds or any(scratch.values()) or any(accounts.values())):
             sys.stdout.write("nothing to clean\n")
     return 1 if errors else 0

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from dumpdeck.backend.config import permission_warnings, redacted, schema
+from dumpdeck.backend.credentials import secret_problems
 from dumpdeck.backend.endpoint import resolve
 
 from ..output import print_json, table
@@ -64,15 +65,28 @@ def connections(config) -> dict:
 
 def run_check(args, ctx) -> int:
     config = ctx.config  # raises ConfigError (exit 2) with every problem named
-    warnings = permission_warnings(config)
+    # a secret a job needs that cannot be read is an error; for a server no job uses, a warning
+    used = {j.server: j.name for j in config.jobs.values()}
+    errors = [f"{p} (needed by job {job})" for srv, job in used.items() for p in secret_problems(config, [srv])]
+    warnings = [w for w in permission_warnings(config) if not any(w.split(":")[0] in e for e in errors)]
     settings = redacted(config)
     conns = connections(config)  # an unreadable option file is a configuration error too
     if args.json:
         print_json(
-            {"valid": True, "path": str(config.path), "warnings": warnings, "settings": settings, "connections": conns}
+            {
+                "valid": not errors,
+                "path": str(config.path),
+                "errors": errors,
+                "warnings": warnings,
+                "settings": settings,
+                "connections": conns,
+            }
         )
-        return 0
-    sys.stdout.write(f"# {config.path}: valid\n")
+        return 2 if errors else 0
+    if errors:
+        sys.stdout.write(f"# {config.path}: INVALID\n")
+    else:
+        sys.stdout.write(f"# {config.path}: valid\n")
     sys.stdout.write(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     sys.stdout.write("# effective connections (config wins over the option file):\nconnections:\n")
     for name, values in conns.items():
@@ -81,7 +95,9 @@ def run_check(args, ctx) -> int:
             sys.stdout.write(f"    {k}: {json.dumps(item['value'])}   # from {item['from']}\n")
     for w in warnings:
         sys.stderr.write(f"dumpdeck: warning: {w}\n")
-    return 0
+    for e in errors:
+        sys.stderr.write(f"dumpdeck: error: {e}\n")
+    return 2 if errors else 0
 
 
 def run_keys(args, ctx) -> int:

@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,7 +179,8 @@ def run(args, ctx) -> int:
                 _where(session)
                 return 0
             _out(f"dumpdeck demo: opening the console on {session.config_path}")
-            rc = int(runner(session.config(), read_only=False, theme=None) or 0)
+            note = None if keep else "the demo sandbox stays up until they end; this terminal waits for them"
+            rc = int(runner(session.config(), read_only=False, theme=None, quit_note=note) or 0)
         finally:
             if session is not None and runner is not None:
                 _finish(session, keep)
@@ -224,6 +226,43 @@ def _report_start(session: demo.DemoSession, port: int | None) -> None:
             )
 
 
+def _wait_for_runs(session: demo.DemoSession) -> None:
+    """What the console's quit dialog promised: the sandbox stays up until the runs started in it end.
+    Ctrl-C (or SIGTERM) here cancels them, waits for them to stop, and then the sandbox stops."""
+    from dumpdeck.backend.jobs import cancel_run
+    from dumpdeck.backend.state import StateStore
+
+    config = session.config()
+    if not Path(config.state_db).exists():
+        return
+    with StateStore.open(config.state_db) as store:
+        announced = False
+        try:
+            while True:
+                store.reap_lost()
+                active = store.list_runs(active_only=True)
+                if not active:
+                    return
+                if not announced:
+                    ids = ", ".join(f"#{r.id}" for r in active)
+                    _out(
+                        f"dumpdeck demo: waiting for run(s) {ids} to end before stopping the sandbox "
+                        f"(watch them: dumpdeck --config {shlex.quote(str(session.config_path))}; "
+                        "Ctrl-C cancels them)"
+                    )
+                    announced = True
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            active = store.list_runs(active_only=True)
+            _out(f"dumpdeck demo: cancelling run(s) {', '.join(f'#{r.id}' for r in active)}")
+            for r in active:
+                cancel_run(store, r.id)
+            deadline = time.monotonic() + 60
+            while store.list_runs(active_only=True) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                store.reap_lost()
+
+
 def _finish(session: demo.DemoSession, keep: bool) -> None:
     if keep:
         # Keep: nothing to stop; just deregister (keeps the server whatever the others do).
@@ -232,6 +271,7 @@ def _finish(session: demo.DemoSession, keep: bool) -> None:
         _out("dumpdeck demo: the sandbox keeps running (--keep):")
         _where(session)
         return
+    _wait_for_runs(session)
     result = demo.finish(session)
     if result.stopped:
         _out(f"dumpdeck demo: sandbox stopped{' and ' + str(session.directory) + ' removed' if result.purged else ''}.")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from dumpdeck.backend import jobs, runner
 from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.state import StateStore
 from dumpdeck.backend.units import format_bytes, format_duration
 
@@ -85,14 +86,10 @@ def run_cmd(args, ctx) -> int:
 
     config = ctx.config
     setup_logging(config, stderr=args.verbose)
-    code = runner.run_job_foreground(config, args.name, trigger=args.trigger)
-    store = StateStore.open(config.state_db)
-    try:
-        run = store.list_runs(limit=1, job=args.name)[0]
-        stream = sys.stdout if code == 0 else sys.stderr
-        stream.write(f"run {run.id} ({run.job}) {run.status}: {run.reason}\n")
-    finally:
-        store.close()
+    run = runner.run_job(config, args.name, trigger=args.trigger)  # this run, not the job's newest one
+    code = 0 if run.status == "succeeded" else 1
+    stream = sys.stdout if code == 0 else sys.stderr
+    stream.write(f"run {run.id} ({run.job}) {run.status}: {printable(run.reason)}\n")
     return code
 
 
@@ -207,7 +204,7 @@ def cancel_cmd(args, ctx) -> int:
                 if not run.active:
                     break
                 time.sleep(0.2)
-            sys.stdout.write(f"run {run.id} {run.status}: {run.reason}\n")
+            sys.stdout.write(f"run {run.id} {run.status}: {printable(run.reason)}\n")
         return 0
     finally:
         store.close()
@@ -323,7 +320,7 @@ def _render_run(store: StateStore, run, n_events: int) -> str:
         + (f"  ({format_duration(run.duration)})" if run.duration is not None else "")
     )
     if run.reason:
-        lines.append(f"  reason: {run.reason}")
+        lines.append(f"  reason: {printable(run.reason)}")
     if run.log_path:
         lines.append(f"  log: {run.log_path}")
     rows = []
@@ -373,5 +370,5 @@ def _render_run(store: StateStore, run, n_events: int) -> str:
     if n_events:
         evs = store.events(run.id, limit=10000)[-n_events:]
         for e in evs:
-            lines.append(f"  {e.at.astimezone().strftime('%H:%M:%S')} {e.level:<7} {e.message}")
+            lines.append(f"  {e.at.astimezone().strftime('%H:%M:%S')} {e.level:<7} {printable(e.message)}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from dumpdeck.backend import catalog
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.units import format_bytes
 
@@ -107,5 +108,5 @@ def run(args, ctx) -> int:
         sys.stdout.write("\npartial files:\n")
         for p in cat.partials:
             state = "being written" if p.live else "leftover (writer gone; `dumpdeck clean` removes it)"
-            sys.stdout.write(f"  {p.path}  {format_bytes(p.size)}  {age(p.mtime)}  {state}\n")
+            sys.stdout.write(f"  {printable(p.path)}  {format_bytes(p.size)}  {age(p.mtime)}  {state}\n")
     return 0

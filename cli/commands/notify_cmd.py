@@ -6,6 +6,7 @@ import sys
 
 from dumpdeck.backend import notify
 from dumpdeck.backend.errors import ConfigError
+from dumpdeck.backend.naming import printable
 
 from ..output import print_json, table
 
@@ -48,10 +49,10 @@ def run_test(args, ctx) -> int:
     failures = 0
     for d in notify.deliver(config, message, only=chosen):
         if d.ok:
-            sys.stdout.write(f"OK      {d.channel}: sent {message.subject!r}\n")
+            sys.stdout.write(f"OK      {d.channel}: sent {printable(message.subject)!r}\n")
         else:
             failures += 1
-            sys.stdout.write(f"FAILED  {d.channel}: {d.error}\n")
+            sys.stdout.write(f"FAILED  {d.channel}: {printable(d.error)}\n")
     return 1 if failures else 0
 
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from dumpdeck.backend import retention
 from dumpdeck.backend.catalog import clean_partials
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes
 
-from ..output import print_json, style, table
+from ..output import outcome_style, print_json, style, table
 
 
 def register(sub) -> None:
@@ -20,8 +21,12 @@ def register(sub) -> None:
         "listed as keep or delete with its reasons. The newest dump verified to level 2 (else the "
         "newest dump) of each database is always kept; with no policy set nothing is deleted; legacy "
         "files are kept unless --include-legacy. Databases whose latest dump attempt failed are "
-        "skipped unless --force.",
-        epilog="exit codes: 0 done, 1 a deletion failed, 2 usage or configuration error",
+        "skipped unless --force. Before anything of a database is deleted, the dump kept as its floor "
+        "is checked again (sha256 now, level 1); one that fails is recorded as failed and the next "
+        "must pass; if none passes, nothing of that database is deleted. --dry-run shows the re-check "
+        "too (without recording it).",
+        epilog="exit codes: 0 done, 1 a deletion failed or a floor re-check found a bad dump (or no good one), "
+        "2 usage or configuration error",
     )
     p.add_argument("--dry-run", "-n", action="store_true", help="show the plan, delete nothing")
     p.add_argument("--job", help="only the dumps of this job's server and databases, with its policy")
@@ -60,6 +65,9 @@ def run(args, ctx) -> int:
             d.keep = True
             d.reasons.insert(0, why)
 
+    rechecks = retention.recheck_floors(decisions, record=not args.dry_run)
+    found_bad = [d for rc in rechecks for d in rc.checked if d.recheck is not None and d.recheck.failed]
+    held_dbs = [rc for rc in rechecks if rc.held]
     partial_list = clean_partials(catalog.partials, min_age=config.retention.partial_max_age, dry_run=True, now=now)
     deleted = (
         []
@@ -92,12 +100,30 @@ def run(args, ctx) -> int:
                     }
                     for d in decisions
                 ],
+                "rechecks": [
+                    {
+                        "server": rc.server,
+                        "database": rc.database,
+                        "held": rc.held,
+                        "floor": str(rc.floor.entry.path) if rc.floor else None,
+                        "checked": [
+                            {
+                                "path": str(d.entry.path),
+                                "outcome": d.recheck.outcome.value,
+                                "summary": d.recheck.summary,
+                            }
+                            for d in rc.checked
+                            if d.recheck is not None
+                        ],
+                    }
+                    for rc in rechecks
+                ],
                 "partials": [str(p) for p in partial_list],
                 "deleted": [str(p) for p in deleted],
                 "freed_bytes": sum(d.entry.size for d in to_delete) if not failed else None,
             }
         )
-        return 1 if failed else 0
+        return 1 if failed or found_bad or held_dbs else 0
     if not decisions:
         sys.stdout.write(f"no dumps in {config.backup.dir}\n")
     rows = []
@@ -114,6 +140,31 @@ def run(args, ctx) -> int:
         )
     if rows:
         sys.stdout.write(table(["ACTION", "DATABASE", "WHEN", "SIZE", "VERIFIED", "WHY"], rows) + "\n")
+    if rechecks:
+        sys.stdout.write(
+            "\nfloor re-check before deleting (sha256 now, level 1)"
+            + (" — dry run, not recorded" if args.dry_run else "")
+            + ":\n"
+        )
+        for rc in rechecks:
+            for d in rc.checked:
+                if d.recheck is None:
+                    continue
+                o = d.recheck.outcome
+                tail = " → kept as the floor" if d is rc.floor else ""
+                sys.stdout.write(
+                    f"  {outcome_style(o.mark, o)} {printable(rc.label)}  {d.entry.path.name}: "
+                    f"{printable(d.recheck.summary)}{tail}\n"
+                )
+            if rc.held:
+                sys.stdout.write(
+                    style(
+                        f"  {rc.label}: NOTHING DELETED: no dump of this database passed the re-check; "
+                        f"run `dumpdeck verify` on its dumps and take a new backup",
+                        ok=False,
+                    )
+                    + "\n"
+                )
     freed = sum(d.entry.size for d in to_delete)
     verb = "would delete" if args.dry_run else "deleted"
     sys.stdout.write(
@@ -125,4 +176,8 @@ def run(args, ctx) -> int:
         sys.stdout.write(f"  partial: {p}\n")
     for d in failed:
         sys.stderr.write(f"dumpdeck: could not delete {d.entry.path}\n")
-    return 1 if failed else 0
+    for rc in held_dbs:
+        sys.stderr.write(
+            f"dumpdeck: {printable(rc.label)}: no dump passed the floor re-check; nothing of it was deleted\n"
+        )
+    return 1 if failed or found_bad or held_dbs else 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
 
@@ -68,7 +69,7 @@ class Checklist:
             self.stream.write(style(f"L{c.level} {LEVEL_NAMES.get(c.level, '')}", bold=True, stream=self.stream) + "\n")
         mark = outcome_style(c.outcome.mark, c.outcome, stream=self.stream)
         label = "" if c.outcome is Outcome.PASSED else f"{c.outcome.label}: "
-        self.stream.write(f"  {mark} {c.name}: {label}{c.evidence}\n")
+        self.stream.write(f"  {mark} {printable(c.name)}: {label}{printable(c.evidence)}\n")
         self.stream.flush()
 
 

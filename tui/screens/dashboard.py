@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
 from dumpdeck.backend.disk import grade
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
@@ -355,7 +356,7 @@ class DashboardScreen(Screen[None]):
 
     # ------------------------------------------------------------------ log
     def add_log_lines(self, lines, reset: bool = False) -> None:
-        lines = [compact_log_line(ln) for ln in lines]
+        lines = [printable(compact_log_line(ln)) for ln in lines]
         if not self.is_mounted:
             if reset:
                 self.log_lines.clear()

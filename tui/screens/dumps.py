@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -17,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from dumpdeck.backend.manifest import check_outcome
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.units import format_bytes, format_duration
 
@@ -197,7 +199,8 @@ class DumpsScreen(Screen[None]):
         if not force and key == self._shown_key:
             return
         self._shown_key = key
-        self.query_one("#details", Static).update(self.details_text(d) if d else "No dump selected.")
+        text = printable(self.details_text(d), keep_newlines=True) if d else "No dump selected."
+        self.query_one("#details", Static).update(Text(text))
         self.show_ladder()
 
     def details_text(self, d: DumpView) -> str:

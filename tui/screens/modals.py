@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from dumpdeck.backend.naming import printable
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -38,7 +41,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-body")
+            yield Static(Text(printable(self.message, keep_newlines=True)), classes="dialog-body")
             if self.require_text is not None:
                 yield Label(f"Type {self.require_text!r} to confirm:")
                 yield Input(placeholder=self.require_text, id="confirm-text")
@@ -97,7 +100,9 @@ class TargetChooser(ModalScreen["str | None"]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static("Restore-test", classes="dialog-title")
-            yield Static(f"{self.dump_label}\nLoad it into a scratch database on:", classes="dialog-body")
+            yield Static(
+                Text(f"{printable(self.dump_label)}\nLoad it into a scratch database on:"), classes="dialog-body"
+            )
             yield OptionList(*[Option(label, id=value) for value, label in self.targets], id="targets")
             yield Static("Enter choose · Esc cancel", classes="dialog-hint")
 

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
@@ -118,10 +119,10 @@ class RunDetailScreen(Screen[None]):
         log = self.query_one("#run-log", Log)
         if text.startswith(self._log_text) and self._log_text:
             new = text[len(self._log_text) :]
-            log.write(new)
+            log.write(printable(new, keep_newlines=True))
         else:
             log.clear()
-            log.write(text)
+            log.write(printable(text, keep_newlines=True))
         self._log_text = text
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:

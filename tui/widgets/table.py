@@ -16,6 +16,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
+from dumpdeck.backend.naming import printable
+
 # one table row: its stable key, its cells, and the object it shows (for actions on the cursor row)
 Row = tuple[str, tuple[Any, ...], Any]
 
@@ -98,7 +100,9 @@ class KeyedTable(DataTable):
             return None
 
     def sync(self, rows: Sequence[Row]) -> None:
-        """rows: (key, cells, raw object). Order is kept for new tables; sort applies after."""
+        """rows: (key, cells, raw object). Order is kept for new tables; sort applies after.
+        Cells are shown with their control characters escaped (names from servers, evidence)."""
+        rows = [(k, tuple(safe_cell(c) for c in cells), raw) for k, cells, raw in rows]
         new_keys = {k for k, _, _ in rows}
         old_keys = set(self._rows)
         cursor = self.cursor_key
@@ -199,6 +203,20 @@ class KeyedTable(DataTable):
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
         self.sort_by(str(event.column_key.value))
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell as it may reach the terminal: strings and Texts with control characters (ESC, BEL,
+    newline, …) escaped by the backend's `printable`; other values unchanged."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, Text) and not value.plain.isprintable():
+        safe = printable(value.plain)
+        if safe != value.plain:
+            if isinstance(value, Cell):
+                return Cell(safe, value.value, style=str(value.style), justify=value.justify)
+            return Text(safe, style=value.style, justify=value.justify)
+    return value
 
 
 class Cell(Text):
