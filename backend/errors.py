@@ -40,7 +40,14 @@ class LockedError(DumpdeckError):
 
 
 class ConnectError(DumpdeckError):
-    """A server could not be reached or refused the credentials."""
+    """A server could not be reached or refused the credentials.
+
+    `cause` says why in a word or two an operator acts on: wrong password, refused, DNS, TLS,
+    timeout, no socket, … (see mysql.connect_cause)."""
+
+    def __init__(self, message: str, cause: str = "unreachable"):
+        super().__init__(message)
+        self.cause = cause
 
 
 class PrivilegeError(DumpdeckError):

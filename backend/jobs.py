@@ -186,7 +186,7 @@ def start_run(
                 if secrets_fd is not None:
                     os.close(secrets_fd)
         _children.append(proc)
-        _reap_children()
+        reap_children()
         # The runner records its own pid too; writing it here closes the window before it starts.
         current = store.get_run(run.id)
         if current is not None and current.pid is None:
@@ -200,8 +200,9 @@ def start_run(
 _children: list[subprocess.Popen[bytes]] = []
 
 
-def _reap_children() -> None:
-    """Collect exit statuses of runners this process started (a long-lived console), so no zombies."""
+def reap_children() -> None:
+    """Collect exit statuses of runners this process started (a long-lived console calls this on
+    every poll), so a finished runner never lingers as a <defunct> child."""
     for proc in list(_children):
         if proc.poll() is not None:
             _children.remove(proc)
@@ -211,7 +212,7 @@ def cancel_run(store: StateStore, run_id: int) -> bool:
     """Ask a run to stop: SIGTERM to its runner's process group (the runner kills its dumps,
     removes partial files and records `cancelled`). A queued run without a runner is cancelled
     directly. False when the run is not active (or unknown)."""
-    _reap_children()
+    reap_children()
     run = store.get_run(run_id)
     if run is None or not run.active:
         return False

@@ -197,3 +197,26 @@ def tail(path: Path, lines: int = 50) -> list[str]:
     except OSError:
         return []
     return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+_checks_log = logging.getLogger("dumpdeck.verify")
+
+
+def log_check_start(kind: str, path: Path | str, target: str | None = None) -> None:
+    """One line when a verify or restore-test starts (from the console or the CLI)."""
+    on = f" on {target}" if target else ""
+    _checks_log.info("%s of %s%s started", kind, Path(path).name, on)
+
+
+def log_check_outcome(kind: str, path: Path | str, report=None, error: str | None = None) -> None:
+    """One line with the outcome: passed (INFO), failed: the dump is bad (ERROR), not checked: the
+    check could not run (WARNING). `report` is a verify.VerifyReport; `error` says why it could not run."""
+    name = Path(path).name
+    if report is None:
+        _checks_log.warning("%s of %s not checked: %s", kind, name, error or "it could not run")
+    elif report.passed:
+        _checks_log.info("%s of %s: %s in %.1fs", kind, name, report.summary, report.duration)
+    elif report.failed:
+        _checks_log.error("%s of %s: %s (%.1fs)", kind, name, report.summary, report.duration)
+    else:
+        _checks_log.warning("%s of %s: %s (%.1fs)", kind, name, report.summary, report.duration)

@@ -149,9 +149,57 @@ def connect(
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
-        raise ConnectError(describe_connect_error(server, exc, ep)) from None
+        raise ConnectError(describe_connect_error(server, exc, ep), connect_cause(exc)) from None
     except pymysql.MySQLError as exc:
-        raise ConnectError(f"server {server.name} ({ep.address}): {exc}") from None
+        raise ConnectError(f"server {server.name} ({ep.address}): {exc}", connect_cause(exc)) from None
+
+
+def connect_cause(exc: BaseException) -> str:
+    """Why a connection failed, in the words an operator acts on: wrong password, refused, DNS,
+    TLS, timeout, no socket, … ('unreachable' when the driver does not say)."""
+    import socket
+    import ssl
+
+    code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
+    by_code = {
+        1045: "wrong password",
+        1044: "access denied",
+        1049: "unknown database",
+        1040: "too many connections",
+        1129: "host blocked",
+        1130: "host not allowed",
+        1251: "auth plugin",
+        2026: "TLS",
+    }
+    if code in by_code:
+        return by_code[code]
+    original = getattr(exc, "original_exception", None) or exc.__cause__ or exc.__context__
+    if isinstance(original, ssl.SSLError):
+        return "TLS"
+    if isinstance(original, socket.gaierror):
+        return "DNS"
+    if isinstance(original, ConnectionRefusedError):
+        return "refused"
+    if isinstance(original, (TimeoutError, socket.timeout)):
+        return "timeout"
+    if isinstance(original, FileNotFoundError):
+        return "no socket"
+    if isinstance(original, PermissionError):
+        return "socket permission"
+    text = str(exc).lower()
+    for needle, cause in (
+        ("timed out", "timeout"),
+        ("connection refused", "refused"),
+        ("name or service not known", "DNS"),
+        ("temporary failure in name resolution", "DNS"),
+        ("ssl", "TLS"),
+        ("no such file", "no socket"),
+    ):
+        if needle in text:
+            return cause
+    if code in (2006, 2013):
+        return "connection lost"
+    return "unreachable"
 
 
 def describe_connect_error(server: ServerConfig, exc: pymysql.MySQLError, ep: Endpoint | None = None) -> str:

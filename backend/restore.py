@@ -346,7 +346,7 @@ def restore_test(
     ):
         ladder.add("levels 2–3", True, f"already verified at level {prior.level} on {prior.at} for this sha256", 3)
     else:
-        full = verify_file(path, level=3, record=record)
+        full = verify_file(path, level=3, record=record, cancel=cancel)
         for c in full.checks:
             if c.level >= 2:
                 forward(c)

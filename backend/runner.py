@@ -230,7 +230,7 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
         store.add_event(
             run_id, level, "finish", f"run {run_id} {final.status}: {final.reason}", {"status": final.status}
         )
-        getattr(log, "info" if level == "info" else "warning")("run %s %s: %s", run_id, final.status, final.reason)
+        getattr(log, level)("run %s %s: %s", run_id, final.status, final.reason)
         _post_run(config, store, final)
         return store.get_run(run_id) or final
     finally:
@@ -258,7 +258,14 @@ def _run_body(
             {"attempt": attempt, "delay": wait},
         )
 
-    report = preflight(config, server, databases, store=store, on_retry=on_retry)
+    def sleep(seconds: float) -> None:  # the wait between connection attempts ends with a cancel
+        if cancel.wait(seconds):
+            raise CancelledError("cancelled while waiting to connect")
+
+    try:
+        report = preflight(config, server, databases, store=store, on_retry=on_retry, sleep=sleep)
+    except CancelledError as exc:
+        return "cancelled", str(exc), []
     for w in report.warnings:
         store.add_event(run.id, "warning", "preflight", w)
     if report.fatal:
@@ -498,6 +505,20 @@ def _dump_one(
                     "sha256": m.sha256,
                 },
             )
+            if job.verify > 0:
+                # the dump is written: its bytes are final and its clock for the dump stops counting
+                store.set_progress(
+                    replace(
+                        base,
+                        status="verifying",
+                        bytes_raw=m.bytes_raw,
+                        bytes_stored=m.bytes_stored,
+                        rate=0.0,
+                        current_table=None,
+                        updated=_now(),
+                        file=str(result.path),
+                    )
+                )
             level, verr = _verify(config, store, run, db, result.path, job.verify, cancel)
             if verr:
                 outcome.status, outcome.error = DbStatus.FAILED, verr
@@ -591,7 +612,7 @@ def _verify(
         if level >= 4:
             result = restore_test(path, config, config.restore_test.target, on_check=on_check, cancel=cancel)
         else:
-            result = verify_file(path, level, on_check=on_check)
+            result = verify_file(path, level, on_check=on_check, cancel=cancel)
     except DumpdeckError as exc:
         store.add_event(
             run.id,

@@ -21,6 +21,7 @@ homes of restore-test sandboxes whose owner is gone, for `dumpdeck clean`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -226,6 +227,8 @@ class Sandbox:
                 self._home = HOME_BASE / f"{directory.name[:40]}-{digest}"
         return self._home
 
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def datadir(self) -> Path:
         return self.home / "data"
@@ -354,6 +357,7 @@ class Sandbox:
         finally:
             out.close()
         self.pid = proc.pid
+        self._proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -424,11 +428,13 @@ class Sandbox:
         pid = self.pid or self._pid_from_file()
         if not pid or not _is_mariadbd(pid):
             self.pid = None
+            self._reap()
             return
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             self.pid = None
+            self._reap()
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -443,6 +449,15 @@ class Sandbox:
             while process_alive(pid):
                 time.sleep(0.03)
         self.pid = None
+        self._reap()
+
+    def _reap(self) -> None:
+        """Collect the exit status of the mariadbd this process started, so a long-lived parent
+        (the console) keeps no <defunct> child after each sandbox."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+                proc.wait(timeout=5)
 
     def destroy(self) -> None:
         """Stop and remove every file of the sandbox (its home, and its directory)."""
@@ -463,6 +478,7 @@ class Sandbox:
             while process_alive(pid):
                 time.sleep(0.02)
         self.pid = None
+        self._reap()
 
     def connect(self, database: str | None = None, **kwargs: Any) -> pymysql.connections.Connection:
         return pymysql.connect(

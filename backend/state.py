@@ -107,8 +107,8 @@ class Run:
 
 @dataclass(frozen=True)
 class DbProgress:
-    """One database within a run. `status`: pending, running, retrying, succeeded, failed,
-    timed-out, cancelled, skipped. `updated` is the heartbeat; `file` is the partial while
+    """One database within a run. `status`: pending, running, verifying (dumped, its verification
+    runs), retrying, succeeded, failed, timed-out, cancelled, skipped. `updated` is the heartbeat; `file` is the partial while
     the dump runs and the final dump afterwards."""
 
     run_id: int
@@ -670,7 +670,7 @@ class StateStore:
                 if changed:
                     conn.execute(
                         "UPDATE progress SET status='failed', error=COALESCE(error, 'runner lost') "
-                        "WHERE run_id=? AND status IN ('pending', 'running', 'retrying')",
+                        "WHERE run_id=? AND status IN ('pending', 'running', 'verifying', 'retrying')",
                         (run.id,),
                     )
                     conn.execute("UPDATE progress SET file=NULL WHERE run_id=? AND file LIKE '%.partial'", (run.id,))
@@ -695,7 +695,8 @@ class StateStore:
         """The most recent finished dump attempt of a database (any status but pending/running)."""
         rows = self._read(
             "SELECT p.* FROM progress p JOIN runs r ON p.run_id = r.id WHERE r.server=? AND p.database=? "
-            "AND p.status NOT IN ('pending', 'running', 'retrying', 'skipped') ORDER BY p.run_id DESC LIMIT 1",
+            "AND p.status NOT IN ('pending', 'running', 'verifying', 'retrying', 'skipped') "
+            "ORDER BY p.run_id DESC LIMIT 1",
             (server, database),
         )
         return _row_to_progress(rows[0]) if rows else None

@@ -33,6 +33,7 @@ import dataclasses
 import errno
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from typing import Any
 
 from . import manifest as manifest_mod
 from .codecs import codec_for_path, open_decoded, sniff_codec
-from .errors import ManifestError, StreamError
+from .errors import ManifestError, StreamError, VerifyError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
 from .vocabulary import VerifyLevel
@@ -335,7 +336,13 @@ def _check_footer(tail: bytes) -> tuple[bool, str]:
 
 
 def _stream_pass(
-    path: Path, codec: str, want_stats: bool, ladder: _Ladder, manifest: manifest_mod.Manifest | None
+    path: Path,
+    codec: str,
+    want_stats: bool,
+    ladder: _Ladder,
+    manifest: manifest_mod.Manifest | None,
+    *,
+    cancel: threading.Event | None = None,
 ) -> SqlStats | None:
     collector = StatsCollector() if want_stats else None
     head = bytearray()
@@ -346,6 +353,9 @@ def _stream_pass(
     failed_early = False
     try:
         for chunk in stream.chunks():
+            if cancel is not None and cancel.is_set():
+                stream.close(check=False)
+                raise VerifyError(f"verification of {path.name} cancelled after {_fmt(raw)} bytes of SQL")
             raw += len(chunk)
             if not header_done:
                 head += chunk[: HEAD_KEEP - len(head)]
@@ -488,8 +498,15 @@ def _level3(stats: SqlStats, manifest: manifest_mod.Manifest | None, ladder: _La
 # --------------------------------------------------------------------------- entry point
 
 
-def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = None, record: bool = True) -> VerifyReport:
-    """Run the ladder up to `level` (1–3), stopping at the first failing level."""
+def verify_file(
+    path: Path,
+    level: int = 3,
+    on_check: CheckCallback | None = None,
+    record: bool = True,
+    cancel: threading.Event | None = None,
+) -> VerifyReport:
+    """Run the ladder up to `level` (1–3), stopping at the first failing level. Setting `cancel`
+    stops the stream pass (VerifyError: the dump was not checked; nothing is recorded)."""
     if level not in (1, 2, 3):
         raise ValueError("verification level must be 1, 2 or 3 (4 is restore_test)")
     path = Path(path)
@@ -508,7 +525,7 @@ def verify_file(path: Path, level: int = 3, on_check: CheckCallback | None = Non
         if sniffed and sniffed != codec and not (codec == "none" and sniffed == "none"):
             ladder.add("stream decodes", False, f"the file name says {codec} but the content is {sniffed}", 2)
         else:
-            stats = _stream_pass(path, codec, level >= 3, ladder, manifest)
+            stats = _stream_pass(path, codec, level >= 3, ladder, manifest, cancel=cancel)
             if stats is not None and ladder.ok_through(2):
                 _level3(stats, manifest, ladder)
     report.stats = stats

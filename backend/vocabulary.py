@@ -49,6 +49,7 @@ class DbStatus(StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
+    VERIFYING = "verifying"  # dumped (its bytes are final); its verification runs
     RETRYING = "retrying"  # failed; the next attempt waits for its delay
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -58,7 +59,7 @@ class DbStatus(StrEnum):
 
     @property
     def active(self) -> bool:
-        return self in (DbStatus.PENDING, DbStatus.RUNNING, DbStatus.RETRYING)
+        return self in (DbStatus.PENDING, DbStatus.RUNNING, DbStatus.VERIFYING, DbStatus.RETRYING)
 
 
 # Who started a run.

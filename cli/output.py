@@ -75,18 +75,31 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def display_width(text: str) -> int:
+    """Columns `text` takes on a terminal: colour codes take none, wide characters two (Rich measures)."""
+    if "\x1b" not in text and text.isascii():
+        return len(text)
+    from rich.text import Text
+
+    return Text.from_ansi(text).cell_len
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
-    """Plain fixed-width table; `align` is a string of l/r per column. Cells are printed with their
-    control characters escaped (a name with a newline stays in its row), except what `style` made."""
+    """Fixed-width table; `align` is a string of l/r per column. Cells are printed with their
+    control characters escaped (a name with a newline stays in its row), except what `style` made;
+    widths are display widths, so coloured and wide cells line up with plain ones."""
     rows = [["" if c is None else (c if isinstance(c, Styled) else printable(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
+    widths = [display_width(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], display_width(cell))
     align = align or "l" * len(headers)
 
     def fmt(row: Sequence[str]) -> str:
-        cells = [c.rjust(widths[i]) if align[i] == "r" else c.ljust(widths[i]) for i, c in enumerate(row)]
+        cells = []
+        for i, c in enumerate(row):
+            pad = " " * (widths[i] - display_width(c))
+            cells.append(pad + c if align[i] == "r" else c + pad)
         return "  ".join(cells).rstrip()
 
     lines = [fmt(headers)] + [fmt(r) for r in rows]
@@ -115,11 +128,14 @@ class ProgressLine:
         if not self.enabled:
             return
         text = printable(text)
-        width = os.get_terminal_size(self.stream.fileno()).columns if self.enabled else 80
+        try:
+            width = os.get_terminal_size(self.stream.fileno()).columns or 80  # 0: a pty nobody sized
+        except OSError:
+            width = 80
         text = text[: max(10, width - 1)]
-        self.stream.write("\r" + text + " " * max(0, self._last - len(text)))
+        self.stream.write("\r" + text + " " * max(0, self._last - display_width(text)))
         self.stream.flush()
-        self._last = len(text)
+        self._last = display_width(text)
 
     def clear(self) -> None:
         if self.enabled and self._last:

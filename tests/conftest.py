@@ -135,3 +135,17 @@ def make_db(mariadb):
     yield make
     for name in made:
         drop_database(mariadb, name)
+
+
+@pytest.fixture
+def slow_tool(tmp_path) -> Path:
+    """A stand-in dump tool (a real process) that writes a dump header and then hangs."""
+    tool = tmp_path / "slow-dump"
+    tool.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in --version) echo 'slow-dump Ver 1.0'; exit 0;; esac\n"
+        "echo '-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB'\n"
+        "exec sleep 300\n"
+    )
+    tool.chmod(0o755)
+    return tool

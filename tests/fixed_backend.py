@@ -14,6 +14,7 @@ from dumpdeck.tui.views import (
     CheckView,
     DiskSnapshot,
     DumpView,
+    EventView,
     JobsSnapshot,
     LogChunk,
     ScheduleView,
@@ -36,6 +37,7 @@ class FixedBackend(ConsoleBackend):
         schedules: Iterable[ScheduleView] = (),
         now: float = 1_750_000_000.0,
         checks: Iterable[CheckView] = (),
+        events: dict[int, list[EventView]] | None = None,
     ):
         self.config = config
         self._now = now
@@ -48,6 +50,7 @@ class FixedBackend(ConsoleBackend):
         self._log_sent = False
         self.schedules = list(schedules)
         self.checks = tuple(checks)
+        self.events = events or {}
         self.calls: list[tuple] = []
 
     def server_names(self) -> list[str]:
@@ -77,6 +80,9 @@ class FixedBackend(ConsoleBackend):
     def run_log(self, run_id: int, max_bytes: int = 256 * 1024) -> str:
         return f"run {run_id}: log\n"
 
+    def run_events(self, run_id: int, limit: int = 500) -> list[EventView]:
+        return list(self.events.get(run_id, ()))[-limit:]
+
     def start_backup(self, server: str, databases: list[str]) -> int | None:
         self.calls.append(("start_backup", server, tuple(databases)))
         return 1
@@ -94,7 +100,7 @@ class FixedBackend(ConsoleBackend):
             on_check(c)
         return Outcome.combine(c.outcome for c in self.checks)
 
-    def restore_test(self, dump: DumpView, target: str, on_check) -> Outcome:
+    def restore_test(self, dump: DumpView, target: str, on_check, cancel=None) -> Outcome:
         self.calls.append(("restore_test", dump.key, target))
         for c in self.checks:
             on_check(c)

@@ -1,4 +1,5 @@
-"""Snapshot tests: the dashboard and the dumps browser at 80x24 and 120x40, in two themes.
+"""Snapshot tests: the dashboard, the dumps browser, a finished run and a database at 80x24,
+120x40 and 200x50, in two themes.
 
 Sync tests only (snap_compare runs its own event loop). Data is fixed: the app is
 built from the factory with a FixedBackend (fixed snapshots, fixed clock) and
@@ -21,6 +22,7 @@ from dumpdeck.tui.views import (
     DbProgressView,
     DiskSnapshot,
     DumpView,
+    EventView,
     FootprintView,
     JobsSnapshot,
     RunView,
@@ -63,7 +65,15 @@ jobs:
     dbs = tuple(DatabaseView("main", n, (i + 1) * 37_000_000, 5 + i) for i, n in enumerate(names))
     servers = [
         ServerSnapshot("main", "/run/mysqld/mysqld.sock", True, dbs, label="MariaDB 10.11"),
-        ServerSnapshot("replica", "127.0.0.1:1", False, error="server replica (127.0.0.1:1): refused"),
+        ServerSnapshot(
+            "replica",
+            "127.0.0.1:1",
+            False,
+            error="server replica (127.0.0.1:1): cannot connect: Can't connect to MySQL server on '127.0.0.1' "
+            "([Errno 111] Connection refused)",
+            cause="refused",
+            down_since=NOW - 600,
+        ),
     ]
     dumps = []
     for i in range(60):
@@ -83,9 +93,39 @@ jobs:
                 last_result="failed" if i == 7 else "passed",
             )
         )
+    for i, n in enumerate(("orders", "ledger")):  # the replica's dumps: it is down, they are not
+        dumps.append(
+            DumpView(
+                key=f"/var/backups/mysql/replica/{n}/{n}-0.sql.zst",
+                path=Path(f"/var/backups/mysql/replica/{n}/{n}-0.sql.zst"),
+                server="replica",
+                database=n,
+                when=NOW - 5400 * (i + 1),
+                size=44_000_000,
+                codec="zstd",
+                verified_level=2,
+                last_result="passed",
+            )
+        )
+    dumps.sort(key=lambda d: -d.when)
     catalog = CatalogSnapshot(dumps=tuple(dumps), scanned_at=NOW)
     jobs = JobsSnapshot(
         runs=(
+            RunView(
+                43,
+                "adhoc",
+                "main",
+                "running",
+                "console",
+                NOW - 20,
+                None,
+                ("wiki",),
+                progress=(
+                    DbProgressView(
+                        "wiki", "running", 3_000_000, 700_000, 900_000.0, "pages", NOW - 3, NOW, 250_000_000, 7200.0
+                    ),
+                ),
+            ),
             RunView(
                 42,
                 "adhoc",
@@ -94,7 +134,7 @@ jobs:
                 "console",
                 NOW - 95,
                 None,
-                ("shop", "crm"),
+                ("shop", "crm", "blog"),
                 progress=(
                     DbProgressView(
                         "shop",
@@ -107,12 +147,51 @@ jobs:
                         NOW,
                         100_000_000,
                         7200.0,
-                        eta=4.0,
+                        typical=100.0,
+                    ),
+                    DbProgressView(
+                        "blog", "succeeded", 8_100_000, 1_900_000, 0.0, None, NOW - 95, NOW - 91, file="/b/blog.sql.zst"
                     ),
                     DbProgressView("crm", "pending"),
                 ),
             ),
-            RunView(41, "nightly", "main", "succeeded", "cron", NOW - 50_000, NOW - 49_000, ("shop", "crm")),
+            RunView(
+                41,
+                "nightly",
+                "main",
+                "succeeded",
+                "cron",
+                NOW - 50_000,
+                NOW - 49_000,
+                ("shop", "crm"),
+                reason="2 of 2 database(s) dumped in 16m40s",
+                progress=(
+                    DbProgressView(
+                        "shop",
+                        "succeeded",
+                        900_000_000,
+                        210_000_000,
+                        0.0,
+                        None,
+                        NOW - 50_000,
+                        NOW - 49_300,
+                        file="/var/backups/mysql/main/shop/shop-20250614T004000Z.sql.zst",
+                        verified_level=3,
+                    ),
+                    DbProgressView(
+                        "crm",
+                        "succeeded",
+                        300_000_000,
+                        70_000_000,
+                        0.0,
+                        None,
+                        NOW - 49_300,
+                        NOW - 49_000,
+                        file="/var/backups/mysql/main/crm/crm-20250614T005140Z.sql.zst",
+                        verified_level=3,
+                    ),
+                ),
+            ),
             RunView(
                 40,
                 "nightly",
@@ -122,7 +201,25 @@ jobs:
                 NOW - 136_400,
                 NOW - 136_000,
                 ("shop", "crm"),
-                reason="crm: mariadb-dump exited 2",
+                reason="1 of 2 database(s) dumped in 6m40s; crm: failed: mariadb-dump exited 2: "
+                "Got error: 1045: Access denied for user 'backup'@'localhost' (using password: YES)",
+                progress=(
+                    DbProgressView(
+                        "shop", "succeeded", 880_000_000, 205_000_000, 0.0, None, NOW - 136_400, NOW - 136_000
+                    ),
+                    DbProgressView(
+                        "crm",
+                        "failed",
+                        0,
+                        0,
+                        0.0,
+                        None,
+                        NOW - 136_000,
+                        NOW - 136_000,
+                        error="mariadb-dump exited 2: Got error: 1045: Access denied for user 'backup'@'localhost'",
+                        attempt=2,
+                    ),
+                ),
             ),
         ),
         polled_at=NOW,
@@ -146,8 +243,23 @@ jobs:
         CheckView("file exists and is not empty", True, "12.3 MiB", 1),
         CheckView("sha256 matches the manifest", True, "3f2a…", 1),
     ]
+    events = [
+        EventView(NOW - 50_000, "info", "start", "run 41 (nightly, cron) started: 2 database(s) on main"),
+        EventView(NOW - 49_300, "info", "dump-done", "shop: 858.3 MiB SQL → 200.3 MiB in 11m40s"),
+        EventView(NOW - 49_290, "info", "verify-passed", "shop: verification level 3 passed"),
+        EventView(NOW - 49_000, "info", "retention", "retention: kept 7, deleted 1"),
+        EventView(NOW - 49_000, "info", "finish", "run 41 succeeded: 2 of 2 database(s) dumped in 16m40s"),
+    ]
     return FixedBackend(
-        config, servers=servers, catalog=catalog, jobs=jobs, disk=disk, log_lines=log, now=NOW, checks=checks
+        config,
+        servers=servers,
+        catalog=catalog,
+        jobs=jobs,
+        disk=disk,
+        log_lines=log,
+        now=NOW,
+        checks=checks,
+        events={41: events},
     )
 
 
@@ -164,15 +276,44 @@ async def _settle(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("theme", ["dumpdeck-dark", "dumpdeck-light"])
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 50)], ids=["80x24", "120x40", "200x50"])
+THEMES = pytest.mark.parametrize("theme", ["dumpdeck-dark", "dumpdeck-light"])
+
+
+@THEMES
+@SIZES
 def test_dashboard(snap_compare, tmp_path, theme, size):
-    """Dashboard: databases (one server unreachable), a running job with progress, disk usage, log tail."""
+    """Dashboard: databases (the replica down, its databases still listed with their ages), two running
+    runs pinned above the finished ones (one of three databases), disk usage, log tail."""
     assert snap_compare(_app(tmp_path, theme), terminal_size=size, run_before=_settle)
 
 
-@pytest.mark.parametrize("theme", ["dumpdeck-dark", "dumpdeck-light"])
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@SIZES
+def test_finished_run_detail(snap_compare, tmp_path, size):
+    """A finished run keeps its results: each database's status, try, bytes, level, file; its events."""
+
+    async def run_before(pilot):
+        await _settle(pilot)
+        pilot.app.open_run(41)
+        await _settle(pilot)
+
+    assert snap_compare(_app(tmp_path, "dumpdeck-dark"), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_database_detail_of_a_down_server(snap_compare, tmp_path, size):
+    """Enter on a database of a down server: why it is down, its dumps on disk."""
+
+    async def run_before(pilot):
+        await _settle(pilot)
+        pilot.app.open_database("replica/orders")
+        await _settle(pilot)
+
+    assert snap_compare(_app(tmp_path, "dumpdeck-dark"), terminal_size=size, run_before=run_before)
+
+
+@THEMES
+@SIZES
 def test_dumps_browser(snap_compare, tmp_path, theme, size):
     """Dumps browser: catalog newest first, details of the selected dump, its verification ladder after `v`."""
 

@@ -3,6 +3,8 @@ from the schedules screen (a real run against the scratch server) opened with it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.widgets import Log
 
 from dumpdeck.backend.config import load_config
@@ -69,6 +71,8 @@ async def test_theme_key_recolours_rows(write_config, make_db):
 
 
 async def test_schedules_run_now_then_run_detail(write_config, make_db):
+    """`t` schedules, `n` runs the job now; once it is over, the Jobs pane keeps its bytes and rate and
+    its detail keeps each database's result (status, try, bytes, file, level) and the event stream."""
     db = make_db("console_sched", rows=20)
     config = load_config(
         write_config(f"""
@@ -82,7 +86,7 @@ async def test_schedules_run_now_then_run_detail(write_config, make_db):
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: db in visible_dbs(app), what="the database listed")
-        await pilot.press("j")
+        await pilot.press("t")
         assert isinstance(app.screen, SchedulesScreen)
         table = app.screen.query_one("#schedules", KeyedTable)
         await until(pilot, lambda: table.row_count == 1, what="the job listed")
@@ -103,8 +107,22 @@ async def test_schedules_run_now_then_run_detail(write_config, make_db):
         jobs = app.screen.query_one("#jobs", KeyedTable)
         await until(pilot, lambda: str(run.id) in jobs.row_keys, what="the run in the jobs pane")
         jobs.move_cursor(row=jobs.get_row_index(str(run.id)))
+        finished_row = [str(c) for c in jobs.get_row(str(run.id))]
+        assert finished_row[2] == "succeeded"
+        assert finished_row[5].endswith("B") and finished_row[5] != "-", finished_row  # bytes kept
+        assert finished_row[6].endswith("/s"), finished_row  # and the rate
         await pilot.press("enter")
         assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == run.id
         log = app.screen.query_one("#run-log", Log)
         await until(pilot, lambda: any(db in ln for ln in log.lines), what="the run's log mentioning the database")
         assert "succeeded" in str(app.screen.query_one("#statusbar").render())
+        progress = app.screen.query_one("#run-progress", KeyedTable)
+        cells = [str(c) for c in progress.get_row(db)]
+        final = next(p for p in next(r for r in app.jobs.runs if r.id == run.id).progress if p.database == db)
+        assert cells[1] == "succeeded" and cells[2] == "1"  # status, try
+        assert cells[3] != "-" and cells[4] != "-"  # raw and stored bytes
+        assert cells[6] == f"L{final.verified_level}" and final.verified_level  # verification level
+        assert cells[7] == final.file and Path(final.file).exists()  # the dump file
+        events = app.screen.query_one("#run-events", Log)
+        await until(pilot, lambda: any("retention" in ln for ln in events.lines), what="the run's events")
+        assert any("dump started" in ln for ln in events.lines)

@@ -1,11 +1,14 @@
 """The one registry of console actions.
 
 Each action is declared once: binding id, default key(s), the Textual action it
-runs, a description, a help group, the scope (which screen or pane owns it),
-whether it changes anything (hidden by --read-only) and whether it is one of the
-few keys the footer shows. Bindings, the footer, the `?`/F1 help screen, the
-command palette and `console.keys` remapping (App.set_keymap by binding id) are
-all generated from this table.
+runs, a description, a help group, the scope (which screen owns it), the pane of
+the dashboard it belongs to, whether it changes anything (hidden by --read-only)
+and whether it is one of the few keys the footer shows. Bindings, the footer, the
+`?`/F1 help screen, the command palette and `console.keys` remapping
+(App.set_keymap by binding id) are all generated from this table.
+
+A pane's keys work wherever the screen has focus, but the footer shows them only
+while that pane has the focus (the pane widget carries a shown copy of each).
 
 Keys are chosen to survive SSH and tmux: letters, digits, F-keys, Enter, Esc;
 no ctrl+a/b/s/j/o.
@@ -30,6 +33,7 @@ class ActionSpec:
     footer: bool = False  # shown in the footer (at most 6 per screen, app scope included)
     display: str | None = None  # key as shown to humans when the key name is ugly
     label: str = ""  # footer label
+    pane: str | None = None  # dashboard pane whose footer shows it (databases | jobs | disk | log)
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -46,7 +50,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         label="Help",
     ),
     ActionSpec(
-        "palette", "colon", "app.command_palette", "Command palette (every action)", "Global", "app", display=":"
+        "palette",
+        "colon,ctrl+p",
+        "app.command_palette",
+        "Command palette (every action)",
+        "Global",
+        "app",
+        display=": ctrl+p",
     ),
     ActionSpec(
         "quit",
@@ -61,6 +71,18 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("theme", "f9", "app.cycle_theme", "Next theme (dark, light, high contrast, ANSI)", "Global", "app"),
     # ---------------------------------------------------------------- dashboard
     ActionSpec(
+        "select",
+        "space",
+        "toggle_select",
+        "Select / unselect the database under the cursor",
+        "Databases",
+        "dashboard",
+        footer=True,
+        display="space",
+        label="Select",
+        pane="databases",
+    ),
+    ActionSpec(
         "backup",
         "b",
         "backup",
@@ -70,17 +92,19 @@ ACTIONS: tuple[ActionSpec, ...] = (
         destructive=True,
         footer=True,
         label="Backup",
+        pane="databases",
     ),
     ActionSpec(
-        "select",
-        "space",
-        "toggle_select",
-        "Select / unselect the database under the cursor",
+        "database_detail",
+        "enter",
+        "open_detail",
+        "Open the database under the cursor: its dumps, last runs and server state",
         "Databases",
         "dashboard",
-        display="space",
+        display="Enter",
+        label="Detail",
+        pane="databases",
     ),
-    ActionSpec("select_none", "u", "select_none", "Clear the selection", "Databases", "dashboard"),
     ActionSpec(
         "filter",
         "slash",
@@ -91,8 +115,30 @@ ACTIONS: tuple[ActionSpec, ...] = (
         footer=True,
         display="/",
         label="Filter",
+        pane="databases",
     ),
+    ActionSpec(
+        "select_all",
+        "a",
+        "select_all",
+        "Select every database shown (the filter applies)",
+        "Databases",
+        "dashboard",
+        pane="databases",
+    ),
+    ActionSpec("select_none", "u", "select_none", "Clear the selection", "Databases", "dashboard", pane="databases"),
     ActionSpec("sort", "s", "sort", "Sort by the next column (click a header to sort by it)", "Databases", "dashboard"),
+    ActionSpec(
+        "run_detail",
+        "enter",
+        "open_detail",
+        "Open the run under the cursor: each database's result, the events and the log",
+        "Jobs",
+        "dashboard",
+        display="Enter",
+        label="Detail",
+        pane="jobs",
+    ),
     ActionSpec(
         "cancel",
         "c",
@@ -101,19 +147,43 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Jobs",
         "dashboard",
         destructive=True,
+        footer=True,
+        label="Cancel run",
+        pane="jobs",
     ),
     ActionSpec(
-        "run_detail",
-        "enter",
-        "run_detail",
-        "Open the run under the cursor with its log",
-        "Jobs",
+        "follow",
+        "f",
+        "toggle_follow",
+        "Log: follow / pause the tail",
+        "Log",
         "dashboard",
-        display="Enter",
+        footer=True,
+        label="Follow",
+        pane="log",
     ),
-    ActionSpec("follow", "f", "toggle_follow", "Log: follow / pause the tail", "Log", "dashboard"),
     ActionSpec(
-        "log_level", "l", "log_level", "Log: cycle the level filter (all, info, warning, error)", "Log", "dashboard"
+        "log_level",
+        "l",
+        "log_level",
+        "Log: cycle the level filter (all, info, warning, error)",
+        "Log",
+        "dashboard",
+        footer=True,
+        label="Level",
+        pane="log",
+    ),
+    ActionSpec(
+        "log_search",
+        "slash",
+        "filter",
+        "Log: search the lines",
+        "Log",
+        "dashboard",
+        footer=True,
+        display="/",
+        label="Search",
+        pane="log",
     ),
     ActionSpec("focus_databases", "1", "focus_pane('databases')", "Focus the databases pane", "Panes", "dashboard"),
     ActionSpec("focus_jobs", "2", "focus_pane('jobs')", "Focus the jobs pane", "Panes", "dashboard"),
@@ -133,7 +203,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("refresh", "r", "refresh_now", "Refresh everything now", "Panes", "dashboard"),
     ActionSpec("dumps", "d", "app.open_dumps", "Dumps browser", "Screens", "dashboard", footer=True, label="Dumps"),
     ActionSpec(
-        "schedules", "j", "app.open_schedules", "Schedules: jobs, next runs, run one now", "Screens", "dashboard"
+        "schedules",
+        "t",
+        "app.open_schedules",
+        "Schedules (timers): jobs, next runs, run one now",
+        "Screens",
+        "dashboard",
     ),
     # ---------------------------------------------------------------- dumps browser
     ActionSpec(
@@ -157,7 +232,26 @@ ACTIONS: tuple[ActionSpec, ...] = (
         footer=True,
         label="Restore-test",
     ),
-    ActionSpec("delete", "x", "delete", "Delete the selected dump (asks first)", "Dumps", "dumps", destructive=True),
+    ActionSpec(
+        "delete",
+        "x",
+        "delete",
+        "Delete the selected dump (asks first)",
+        "Dumps",
+        "dumps",
+        destructive=True,
+        footer=True,
+        label="Delete",
+    ),
+    ActionSpec(
+        "cancel_check",
+        "c",
+        "cancel_check",
+        "Stop the restore-test running on the selected dump (asks first)",
+        "Dumps",
+        "dumps",
+        destructive=True,
+    ),
     ActionSpec(
         "dumps_filter",
         "slash",
@@ -170,7 +264,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
         label="Filter",
     ),
     ActionSpec(
-        "dumps_level", "l", "cycle_level", "Filter by verification level (any, unverified, ≥1..≥4)", "Dumps", "dumps"
+        "dumps_level",
+        "l",
+        "cycle_level",
+        "Filter by verification level (any, unverified, ≥1..≥4)",
+        "Dumps",
+        "dumps",
     ),
     ActionSpec("dumps_sort", "s", "sort", "Sort by the next column", "Dumps", "dumps"),
     ActionSpec(
@@ -220,6 +319,31 @@ ACTIONS: tuple[ActionSpec, ...] = (
         label="Cancel",
     ),
     ActionSpec("run_back", "escape", "back", "Back", "Run", "run", footer=True, display="Esc", label="Back"),
+    # ---------------------------------------------------------------- database detail
+    ActionSpec(
+        "database_backup",
+        "b",
+        "backup",
+        "Back up this database now",
+        "Database",
+        "database",
+        destructive=True,
+        footer=True,
+        label="Backup",
+    ),
+    ActionSpec(
+        "database_dumps",
+        "d",
+        "dumps",
+        "Open the dumps browser on this database",
+        "Database",
+        "database",
+        footer=True,
+        label="Dumps",
+    ),
+    ActionSpec(
+        "database_back", "escape", "back", "Back", "Database", "database", footer=True, display="Esc", label="Back"
+    ),
 )
 
 BY_ID: dict[str, ActionSpec] = {a.id: a for a in ACTIONS}
@@ -232,7 +356,8 @@ def for_scope(scope: str) -> list[ActionSpec]:
 
 
 def bindings(scope: str) -> list[BindingType]:
-    """Textual bindings (with ids, so config can remap them) for one scope."""
+    """Textual bindings (with ids, so config can remap them) for one scope. A pane's actions are
+    bound here too, hidden from the footer: their keys work whichever pane has the focus."""
     out: list[BindingType] = []
     for a in for_scope(scope):
         out.append(
@@ -240,13 +365,46 @@ def bindings(scope: str) -> list[BindingType]:
                 a.key,
                 a.action,
                 a.label or _short(a.description),
-                show=a.footer,
+                show=a.footer and a.pane is None,
                 id=a.id,
-                key_display=a.display if a.footer else None,
+                key_display=_footer_key(a) if a.footer else None,
                 tooltip=a.description,
             )
         )
     return out
+
+
+def pane_bindings(pane: str) -> list[BindingType]:
+    """The footer's copy of one dashboard pane's keys, bound on the pane itself (so the footer
+    shows them while the focus is inside it); the action runs on the screen."""
+    return [
+        Binding(
+            a.key,
+            f"screen.{a.action}",
+            a.label or _short(a.description),
+            show=True,
+            id=a.id,
+            key_display=a.display,
+            tooltip=a.description,
+        )
+        for a in ACTIONS
+        if a.pane == pane and a.footer
+    ]
+
+
+TABLE_KEYS = (
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("g,home", "scroll_top", "First row", show=False),
+    Binding("G,end", "scroll_bottom", "Last row", show=False),
+)
+"""Cursor keys every table adds to DataTable's own (arrows, PgUp/PgDn): vi's j/k/g/G, and
+Home/End to the first/last row (DataTable's default scrolls sideways)."""
+
+
+def _footer_key(spec: ActionSpec) -> str | None:
+    """The key as the footer shows it: the first of several ("?/F1" → "?"; 80 columns are few)."""
+    return spec.display.split("/")[0] if spec.display and len(spec.display) > 1 else spec.display
 
 
 def _short(description: str) -> str:

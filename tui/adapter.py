@@ -24,6 +24,7 @@ from dumpdeck.backend import state as state_mod
 from dumpdeck.backend.catalog import DumpEntry
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.logs import log_check_outcome, log_check_start
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.state import DbProgress, Run, StateStore
 from dumpdeck.backend.verify import CheckResult
@@ -37,6 +38,7 @@ from .views import (
     DbProgressView,
     DiskSnapshot,
     DumpView,
+    EventView,
     FootprintView,
     JobsSnapshot,
     LogChunk,
@@ -108,6 +110,9 @@ class ConsoleBackend:
     def run_log(self, run_id: int, max_bytes: int = 256 * 1024) -> str:
         raise NotImplementedError
 
+    def run_events(self, run_id: int, limit: int = 500) -> list[EventView]:
+        raise NotImplementedError
+
     def start_backup(self, server: str, databases: list[str]) -> int | None:
         raise NotImplementedError
 
@@ -120,7 +125,13 @@ class ConsoleBackend:
     def verify(self, dump: DumpView, on_check: Callable[[CheckView], None], record: bool = True) -> Outcome:
         raise NotImplementedError
 
-    def restore_test(self, dump: DumpView, target: str, on_check: Callable[[CheckView], None]) -> Outcome:
+    def restore_test(
+        self,
+        dump: DumpView,
+        target: str,
+        on_check: Callable[[CheckView], None],
+        cancel: threading.Event | None = None,
+    ) -> Outcome:
         raise NotImplementedError
 
     def delete_dump(self, dump: DumpView) -> None:
@@ -147,6 +158,7 @@ class LiveBackend(ConsoleBackend):
         self._store: StateStore | None = None
         self._store_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str], tuple[float, float | None]] = {}
+        self._finished: dict[int, RunView] = {}  # a finished run never changes again: read it once
         self._catalog_snap: CatalogSnapshot | None = None
         self._catalog_dirs: dict[str, int] = {}  # directory → st_mtime_ns at the last scan
         self._catalog_full = 0.0
@@ -174,6 +186,7 @@ class LiveBackend(ConsoleBackend):
                 error=str(exc),
                 latency=time.monotonic() - t0,
                 polled_at=self.now(),
+                cause=getattr(exc, "cause", None) or "error",
             )
         except Exception as exc:  # a driver error mid-query: the server is there but not answering well
             return ServerSnapshot(
@@ -183,6 +196,7 @@ class LiveBackend(ConsoleBackend):
                 error=f"server {name} ({server.address}): {exc}",
                 latency=time.monotonic() - t0,
                 polled_at=self.now(),
+                cause=mysql.connect_cause(exc),
             )
         views = tuple(
             DatabaseView(server=name, name=d.name, bytes=d.bytes, tables=d.tables, consistent=d.consistent) for d in dbs
@@ -242,6 +256,9 @@ class LiveBackend(ConsoleBackend):
             return self._store
 
     def poll_jobs(self) -> JobsSnapshot:
+        """The recent runs, each with its databases' progress: live for active runs, the final
+        figures (status, try, bytes, file, level) for finished ones, which are read only once."""
+        jobs_mod.reap_children()  # runners this console started: no <defunct> once they exit
         try:
             store = self._open_store()
             if store is None:
@@ -249,23 +266,28 @@ class LiveBackend(ConsoleBackend):
             store.reap_lost()
             views = []
             for run in store.list_runs(limit=30):
-                progress: tuple[DbProgressView, ...] = ()
-                if run.active:
-                    progress = tuple(self._progress_view(store, run, p) for p in store.progress(run.id))
-                views.append(_run_view(run, progress))
+                if not run.active and run.id in self._finished:
+                    views.append(self._finished[run.id])
+                    continue
+                live = run.active
+                progress = tuple(self._progress_view(store, run, p, live) for p in store.progress(run.id))
+                cancel_at = None
+                if live:
+                    cancels = store.events(run.id, kind="cancel", limit=1)
+                    cancel_at = _ts(cancels[0].at) if cancels else None
+                view = _run_view(run, progress, cancel_at)
+                if not live:
+                    self._finished[run.id] = view
+                views.append(view)
+            keep = {v.id for v in views}
+            for rid in [r for r in self._finished if r not in keep]:
+                del self._finished[rid]
         except DumpdeckError as exc:
             return JobsSnapshot(error=str(exc), polled_at=self.now())
         return JobsSnapshot(runs=tuple(views), polled_at=self.now())
 
-    def _progress_view(self, store: StateStore, run: Run, p: DbProgress) -> DbProgressView:
-        started = _ts(p.started)
-        eta = None
-        typical = self._typical_duration(store, run.server or "", p.database)
-        now = self.now()
-        if typical is not None and started is not None:
-            eta = max(0.0, typical - (now - started))
-        elif p.estimate and p.rate > 0 and p.bytes_raw < p.estimate:
-            eta = (p.estimate - p.bytes_raw) / p.rate
+    def _progress_view(self, store: StateStore, run: Run, p: DbProgress, live: bool) -> DbProgressView:
+        typical = self._typical_duration(store, run.server or "", p.database) if live else None
         return DbProgressView(
             database=p.database,
             status=p.status,
@@ -273,13 +295,23 @@ class LiveBackend(ConsoleBackend):
             bytes_stored=p.bytes_stored,
             rate=p.rate,
             current_table=p.current_table,
-            started=started,
+            started=_ts(p.started),
             updated=_ts(p.updated),
             estimate=p.estimate or None,
             timeout=p.timeout,
-            eta=eta,
+            typical=typical,
             error=p.error,
+            attempt=p.attempt,
+            file=p.file,
+            verified_level=p.verified_level,
         )
+
+    def run_events(self, run_id: int, limit: int = 500) -> list[EventView]:
+        store = self._open_store()
+        if store is None:
+            return []
+        events = store.events(run_id, limit=100_000)[-limit:]
+        return [EventView(at=e.at.timestamp(), level=e.level, kind=e.kind, message=e.message) for e in events]
 
     def _typical_duration(self, store: StateStore, server: str, database: str) -> float | None:
         """Median duration of the last successful dumps of this database (cached for a minute)."""
@@ -378,20 +410,44 @@ class LiveBackend(ConsoleBackend):
     def verify(self, dump: DumpView, on_check: Callable[[CheckView], None], record: bool = True) -> Outcome:
         from dumpdeck.backend import verify
 
-        report = verify.verify_file(dump.path, level=3, on_check=lambda c: on_check(check_view(c)), record=record)
+        log_check_start("verify", dump.path)
+        try:
+            report = verify.verify_file(dump.path, level=3, on_check=lambda c: on_check(check_view(c)), record=record)
+        except DumpdeckError as exc:
+            log_check_outcome("verify", dump.path, error=str(exc))
+            raise
+        log_check_outcome("verify", dump.path, report)
         return report.outcome
 
-    def restore_test(self, dump: DumpView, target: str, on_check: Callable[[CheckView], None]) -> Outcome:
+    def restore_test(
+        self,
+        dump: DumpView,
+        target: str,
+        on_check: Callable[[CheckView], None],
+        cancel: threading.Event | None = None,
+    ) -> Outcome:
         from dumpdeck.backend import restore
 
-        report = restore.restore_test(dump.path, self.config, target, on_check=lambda c: on_check(check_view(c)))
+        log_check_start("restore-test", dump.path, target)
+        try:
+            report = restore.restore_test(
+                dump.path, self.config, target, on_check=lambda c: on_check(check_view(c)), cancel=cancel
+            )
+        except DumpdeckError as exc:
+            stopped = cancel is not None and cancel.is_set()
+            log_check_outcome("restore-test", dump.path, error="stopped by the operator" if stopped else str(exc))
+            raise
+        if cancel is not None and cancel.is_set() and not report.passed:
+            log_check_outcome("restore-test", dump.path, error="stopped by the operator")
+        else:
+            log_check_outcome("restore-test", dump.path, report)
         return report.outcome
 
     def delete_dump(self, dump: DumpView) -> None:
         catalog_mod.delete(dump.path, "deleted from the console")
 
 
-def _run_view(run: Run, progress: tuple[DbProgressView, ...]) -> RunView:
+def _run_view(run: Run, progress: tuple[DbProgressView, ...], cancel_requested: float | None = None) -> RunView:
     return RunView(
         id=run.id,
         job=run.job,
@@ -403,6 +459,7 @@ def _run_view(run: Run, progress: tuple[DbProgressView, ...]) -> RunView:
         databases=tuple(run.databases),
         reason=run.reason,
         progress=progress,
+        cancel_requested=cancel_requested,
     )
 
 

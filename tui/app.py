@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import gc
 import shlex
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -64,6 +66,8 @@ OUTCOME_SEVERITY: dict[Outcome, SeverityLevel] = {
     Outcome.NOT_CHECKED: "warning",
 }
 
+STOPPED = "stopped by the operator: the dump was not checked"
+
 
 @dataclass(frozen=True)
 class Intervals:
@@ -93,10 +97,13 @@ class DumpdeckApp(ConsoleApp):
         live: bool = True,
         now: Callable[[], float] | None = None,
         quit_note: str | None = None,
+        reopen: str | None = None,
     ):
         super().__init__()
         self.config = config
         self.quit_note = quit_note  # what else quitting means here (the demo: its sandbox waits for the runs)
+        # the command that opens this console again (said when quitting with runs active)
+        self.reopen = reopen or reopen_command(config)
         self.backend = backend or LiveBackend(config)
         self.read_only = read_only
         self.live = live  # False: poll once, never re-arm (snapshot tests)
@@ -116,6 +123,8 @@ class DumpdeckApp(ConsoleApp):
         self._poll_timers: dict[str, Timer] = {}
         self._polling: set[str] = set()
         self._active_run_ids: set[int] = set()
+        self._dumped: set[tuple[int, str]] = set()  # (run, database) of active runs already dumped
+        self._cancel_sent: dict[int, float] = {}  # run id → when this console sent its cancel
         self._catalog_force = False
         self._last_full_gc = time.monotonic()
         register_themes(self)
@@ -258,6 +267,15 @@ class DumpdeckApp(ConsoleApp):
     def _server_polled(self, message: ServerPolled) -> None:
         snap = message.snapshot
         old = self.servers.get(snap.name)
+        if not snap.reachable and old is not None:
+            # down: keep what it last said of its databases, and since when it is down
+            snap = replace(
+                snap,
+                databases=snap.databases or old.databases,
+                down_since=old.down_since if not old.reachable and old.down_since else snap.polled_at,
+            )
+        elif not snap.reachable:
+            snap = replace(snap, down_since=snap.down_since or snap.polled_at)
         self.servers[snap.name] = snap
         self._done(
             f"server:{snap.name}", self.intervals.servers if snap.reachable else min(10.0, self.intervals.servers)
@@ -267,14 +285,31 @@ class DumpdeckApp(ConsoleApp):
 
     @on(JobsPolled)
     def _jobs_polled(self, message: JobsPolled) -> None:
-        self.jobs = message.snapshot
+        self.jobs = self._with_cancels(message.snapshot)
         now_active = {r.id for r in self.jobs.active}
         finished = self._active_run_ids - now_active
         self._active_run_ids = now_active
+        dumped = {(r.id, p.database) for r in self.jobs.active for p in r.progress if p.status == "succeeded"}
+        new_dumps = dumped - self._dumped
+        self._dumped = dumped
         self._done("jobs", self.intervals.jobs)
-        if finished and self.live:  # a run ended: its dumps are on disk now
+        if (finished or new_dumps) and self.live:  # a run ended, or one of its dumps: on disk now
             self.rescan_catalog()
         self._render("jobs")
+
+    def _with_cancels(self, snap: JobsSnapshot) -> JobsSnapshot:
+        """A cancel this console sent shows as 'cancelling' at once, before the runner's event lands."""
+        if not self._cancel_sent:
+            return snap
+        active = {r.id for r in snap.active}
+        self._cancel_sent = {rid: at for rid, at in self._cancel_sent.items() if rid in active}
+        runs = tuple(
+            replace(r, cancel_requested=r.cancel_requested or self._cancel_sent[r.id])
+            if r.id in self._cancel_sent
+            else r
+            for r in snap.runs
+        )
+        return replace(snap, runs=runs)
 
     @on(CatalogPolled)
     def _catalog_polled(self, message: CatalogPolled) -> None:
@@ -377,6 +412,14 @@ class DumpdeckApp(ConsoleApp):
 
         self.push_screen(RunDetailScreen(run_id))
 
+    def open_database(self, key: str) -> None:
+        """The database (`server/name`) in detail: its dumps, its last runs, its server's state."""
+        from .screens.database import DatabaseScreen
+
+        server, _, database = key.partition("/")
+        self.push_screen(DatabaseScreen(server, database))
+        self.rescan_catalog()
+
     def action_cycle_theme(self) -> None:
         names = [n for n in THEME_NAMES if n in self.available_themes]
         i = names.index(self.theme) if self.theme in names else -1
@@ -394,11 +437,10 @@ class DumpdeckApp(ConsoleApp):
         if not active:
             return None
         ids = ", ".join(f"#{r.id}" for r in active[:5])
-        reopen = "dumpdeck" + (f" --config {shlex.quote(str(self.config.path))}" if self.config.path else "")
         return (
             f"dumpdeck: {len(active)} run(s) still running ({ids}); they continue in the background"
             + (f" ({self.quit_note})" if self.quit_note else "")
-            + f". Run `{reopen}` to watch them."
+            + f". Run `{self.reopen}` to watch them."
         )
 
     def action_request_quit(self) -> None:
@@ -417,6 +459,7 @@ class DumpdeckApp(ConsoleApp):
                 "Quit the console?",
                 message.replace("dumpdeck: ", "") + "\nQuitting does not stop them.",
                 confirm_label="Quit",
+                cancel_label="Stay",
                 danger=False,
             ),
             done,
@@ -471,17 +514,23 @@ class DumpdeckApp(ConsoleApp):
             return
         from .screens.modals import ConfirmModal
 
-        what = ", ".join(p.database for p in run.progress) or ", ".join(run.databases) or (run.job or "")
+        what = ", ".join(run.databases) or ", ".join(p.database for p in run.progress) or (run.job or "")
 
         def done(ok: bool | None) -> None:
             if ok:
+                # said at once; the runner's own record follows with the next poll
+                self._cancel_sent[run.id] = self.now()
+                self.jobs = self._with_cancels(self.jobs)
+                self._render("jobs")
+                self.notify(f"run #{run.id}: cancelling…", timeout=4)
                 self._cancel_worker(run.id)
 
         self.push_screen(
             ConfirmModal(
                 f"Cancel run #{run.id}?",
                 f"{what}\nThe runner stops its dumps and removes their partial files.",
-                confirm_label="Cancel run",
+                confirm_label=f"Cancel run #{run.id}",
+                cancel_label="Keep running",
             ),
             done,
         )
@@ -491,9 +540,9 @@ class DumpdeckApp(ConsoleApp):
         try:
             self.backend.cancel_run(run_id)
         except DumpdeckError as exc:
+            self.call_from_thread(self._cancel_sent.pop, run_id, None)
             self.post_message(ActionFailed(f"cancel run #{run_id}", str(exc)))
             return
-        self.call_from_thread(self.notify, f"cancel requested for run #{run_id}", timeout=4)
         self.call_from_thread(self._arm, "jobs", 0)
 
     # ------------------------------------------------------------------ verification
@@ -506,7 +555,7 @@ class DumpdeckApp(ConsoleApp):
 
     def _ladder_running(self, dump: DumpView) -> bool:
         live = self.ladders.get(dump.key)
-        if live is not None and live.outcome is None and live.error is None:
+        if live is not None and live.running:
             self.notify(f"{live.kind} of this dump is still running", severity="warning")
             return True
         return False
@@ -517,15 +566,19 @@ class DumpdeckApp(ConsoleApp):
             dump, "verify", lambda on_check: self.backend.verify(dump, on_check, record=not self.read_only)
         )
 
-    def _ladder_work(self, dump: DumpView, kind: str, call) -> None:
+    def _ladder_work(self, dump: DumpView, kind: str, call, cancel: threading.Event | None = None) -> None:
         """Run a verification (in a worker thread): each check and the outcome go out as messages."""
         try:
             outcome = call(lambda c: self.post_message(CheckArrived(dump.key, c)))
         except DumpdeckError as exc:
-            self.post_message(LadderDone(dump.key, kind, None, str(exc)))
+            stopped = cancel is not None and cancel.is_set()
+            self.post_message(LadderDone(dump.key, kind, None, STOPPED if stopped else str(exc)))
             return
         except Exception as exc:  # shown in the ladder, never a crashed worker
             self.post_message(LadderDone(dump.key, kind, None, f"{type(exc).__name__}: {exc}"))
+            return
+        if cancel is not None and cancel.is_set() and outcome is not Outcome.PASSED:  # a verdict reached holds
+            self.post_message(LadderDone(dump.key, kind, Outcome.NOT_CHECKED, STOPPED))
             return
         self.post_message(LadderDone(dump.key, kind, outcome))
 
@@ -550,13 +603,48 @@ class DumpdeckApp(ConsoleApp):
     def start_restore_test(self, dump: DumpView, target: str) -> None:
         if self.read_only:
             return
-        self.ladders[dump.key] = Ladder(kind="restore-test", target=target, started=self.now())
+        ladder = Ladder(kind="restore-test", target=target, started=self.now())
+        self.ladders[dump.key] = ladder
         self._refresh_ladder(dump.key)
-        self._restore_worker(dump, target)
+        self._restore_worker(dump, target, ladder.cancel)
 
     @work(thread=True, group="restore-test", exit_on_error=False, description="restore-test a dump")
-    def _restore_worker(self, dump: DumpView, target: str) -> None:
-        self._ladder_work(dump, "restore-test", lambda on_check: self.backend.restore_test(dump, target, on_check))
+    def _restore_worker(self, dump: DumpView, target: str, cancel: threading.Event) -> None:
+        self._ladder_work(
+            dump,
+            "restore-test",
+            lambda on_check: self.backend.restore_test(dump, target, on_check, cancel=cancel),
+            cancel,
+        )
+
+    def confirm_cancel_check(self, dump: DumpView) -> None:
+        """Stop the restore-test running on `dump` (asks first): its load stops, its scratch
+        database is dropped, its sandbox stopped."""
+        ladder = self.ladders.get(dump.key)
+        if self.read_only or ladder is None or not ladder.running:
+            self.notify("No restore-test is running on this dump", severity="warning")
+            return
+        if ladder.kind != "restore-test":
+            self.notify("A verify reads the file only; it ends by itself", severity="warning")
+            return
+        from .screens.modals import ConfirmModal
+
+        def done(ok: bool | None) -> None:
+            if ok and ladder.running:
+                ladder.cancel.set()
+                self.notify("restore-test: stopping…", timeout=4)
+                self._refresh_ladder(dump.key)
+
+        self.push_screen(
+            ConfirmModal(
+                "Stop the restore-test?",
+                f"{dump.server}/{dump.database} · {dump.path.name} on {ladder.target}\n"
+                "The load stops; the scratch database is dropped and a sandbox is stopped.",
+                confirm_label="Stop restore-test",
+                cancel_label="Keep testing",
+            ),
+            done,
+        )
 
     @on(CheckArrived)
     def _check_arrived(self, message: CheckArrived) -> None:
@@ -572,7 +660,9 @@ class DumpdeckApp(ConsoleApp):
             ladder.outcome = message.outcome
             ladder.error = message.error
             self._refresh_ladder(message.dump_key)
-        if message.error:
+        if message.error == STOPPED:
+            self.notify(f"{message.kind}: {message.error}", severity="warning", timeout=6)
+        elif message.error:
             self.notify(f"{message.kind}: {message.error}", severity="error", timeout=10)
         elif message.outcome is not None:
             self.notify(
@@ -620,7 +710,8 @@ class DumpdeckApp(ConsoleApp):
             ConfirmModal(
                 "Delete this dump?",
                 message,
-                confirm_label="Delete",
+                confirm_label="Delete dump",
+                cancel_label="Keep it",
                 require_text=dump.database if last_verified else None,
             ),
             done,
@@ -654,15 +745,37 @@ def _server_shown(snap: ServerSnapshot) -> tuple:
     return (snap.reachable, snap.databases, snap.error, snap.label, snap.address)
 
 
+def reopen_command(config: Config) -> str:
+    """The command that opens a console on this configuration: `dumpdeck` for the default one,
+    else `dumpdeck --config PATH`."""
+    from dumpdeck.backend.config import default_config_path
+
+    if config.path is None:
+        return "dumpdeck"
+    path = Path(config.path).absolute()
+    if path == default_config_path().absolute():
+        return "dumpdeck"
+    return f"dumpdeck --config {shlex.quote(str(path))}"
+
+
 def make_app(config: Config, **kwargs) -> DumpdeckApp:
     """The factory tests and the CLI use."""
     return DumpdeckApp(config, **kwargs)
 
 
 def run_console(
-    config: Config, *, read_only: bool = False, theme: str | None = None, quit_note: str | None = None
+    config: Config,
+    *,
+    read_only: bool = False,
+    theme: str | None = None,
+    quit_note: str | None = None,
+    reopen: str | None = None,
 ) -> int:
-    """Run the console until the user quits; returns the exit code."""
-    app = make_app(config, read_only=read_only, theme=theme, quit_note=quit_note)
+    """Run the console until the user quits; returns the exit code. Its own actions (verify,
+    restore-test, delete) are logged to the configured log file, which its Log pane tails."""
+    from dumpdeck.backend.logs import setup_logging
+
+    setup_logging(config)
+    app = make_app(config, read_only=read_only, theme=theme, quit_note=quit_note, reopen=reopen)
     app.run()
     return int(app.return_code or 0)

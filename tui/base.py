@@ -6,6 +6,7 @@ graph has no cycle, at run time or for the type checker. `DumpdeckApp` fills it 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,11 @@ class Ladder:
     outcome: Outcome | None = None  # None while running
     error: str | None = None
     started: float = 0.0
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: stop it (a restore-test)
+
+    @property
+    def running(self) -> bool:
+        return self.outcome is None and self.error is None
 
 
 class ConsoleApp(App[int]):
@@ -58,6 +64,12 @@ class ConsoleApp(App[int]):
         raise NotImplementedError
 
     def open_run(self, run_id: int) -> None:
+        raise NotImplementedError
+
+    def open_database(self, key: str) -> None:
+        raise NotImplementedError
+
+    def confirm_cancel_check(self, dump: DumpView) -> None:
         raise NotImplementedError
 
     def start_backup(self, server: str, databases: list[str]) -> None:

@@ -19,7 +19,7 @@ from dumpdeck.backend.selection import max_age_for
 from dumpdeck.backend.units import format_bytes, format_duration
 from dumpdeck.backend.vocabulary import DbStatus, RunStatus, Severity
 
-from .views import CatalogSnapshot, DumpView, JobsSnapshot, RunView, ServerSnapshot
+from .views import CatalogSnapshot, DbProgressView, DumpView, JobsSnapshot, RunView, ServerSnapshot
 
 Tone = Literal["ok", "warn", "bad", "busy", "muted"]
 
@@ -114,6 +114,35 @@ def database_health(server: str, database: str, latest: Newest, config: Config, 
     )
 
 
+_known_cache: dict[int, tuple[CatalogSnapshot, dict]] = {}
+
+
+def catalog_databases(catalog: CatalogSnapshot) -> dict[str, list[str]]:
+    """Database names per server that the catalog holds dumps of (sorted), cached per snapshot."""
+    cached = _known_cache.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    out: dict[str, set[str]] = {}
+    for d in catalog.dumps:
+        out.setdefault(d.server, set()).add(d.database)
+    result = {s: sorted(names) for s, names in out.items()}
+    _known_cache.clear()
+    _known_cache[id(catalog)] = (catalog, result)
+    return result
+
+
+def busy_status(p: DbProgressView) -> str | None:
+    """What the Databases pane says of a database a run is working on (None: not at work)."""
+    if p.status == DbStatus.RUNNING:
+        frac = p.fraction
+        return f"dumping {frac * 100:.0f}%" if frac is not None else "dumping"
+    if p.status == DbStatus.PENDING:
+        return "queued"
+    if p.status in (DbStatus.VERIFYING, DbStatus.RETRYING):
+        return str(p.status)
+    return None
+
+
 def database_rows(
     servers: dict[str, ServerSnapshot | None], catalog: CatalogSnapshot, jobs: JobsSnapshot, config: Config, now: float
 ) -> list[DbRow]:
@@ -121,9 +150,10 @@ def database_rows(
     busy: dict[tuple[str, str], str] = {}
     for run in jobs.active:
         for p in run.progress:
-            if p.status in (DbStatus.RUNNING, DbStatus.RETRYING):
-                frac = p.fraction
-                busy[(run.server or "", p.database)] = f"dumping {frac * 100:.0f}%" if frac is not None else p.status
+            text = busy_status(p)
+            if text is not None:
+                busy[(run.server or "", p.database)] = text
+    known = catalog_databases(catalog)
     rows: list[DbRow] = []
     for name in config.servers:
         snap = servers.get(name)
@@ -143,19 +173,41 @@ def database_rows(
             )
             continue
         if not snap.reachable:
-            rows.append(
-                DbRow(
-                    key=db_key(name, ""),
-                    server=name,
-                    database="(unreachable)",
-                    bytes=None,
-                    tables=None,
-                    last_good=None,
-                    level=0,
-                    status="unreachable",
-                    tone="bad",
+            # A server being down is when the age of its last good dump matters most: every
+            # database it is known to have (its last inventory, the catalog) stays listed.
+            down = f"unreachable: {snap.cause}" if snap.cause else "unreachable"
+            inventory = {db.name: db for db in snap.databases}
+            names = sorted(set(inventory) | set(known.get(name, ())))
+            if not names:
+                rows.append(
+                    DbRow(
+                        key=db_key(name, ""),
+                        server=name,
+                        database="(none known)",
+                        bytes=None,
+                        tables=None,
+                        last_good=None,
+                        level=0,
+                        status=down,
+                        tone="bad",
+                    )
                 )
-            )
+            for db_name in names:
+                verdict = database_health(name, db_name, latest, config, now)
+                inv = inventory.get(db_name)
+                rows.append(
+                    DbRow(
+                        key=db_key(name, db_name),
+                        server=name,
+                        database=db_name,
+                        bytes=inv.bytes if inv else None,
+                        tables=inv.tables if inv else None,
+                        last_good=verdict.last_success,
+                        level=verdict.verified_level,
+                        status=busy.get((name, db_name), down),
+                        tone="busy" if (name, db_name) in busy else "bad",
+                    )
+                )
             continue
         for db in snap.databases:
             verdict = database_health(name, db.name, latest, config, now)
@@ -190,9 +242,37 @@ def database_rows(
 
 
 def age_text(seconds: float | None) -> str:
+    """An age that moves with the clock at the resolution that matters: seconds in the first
+    minute, then minutes ("11m ago", "3h05m ago", "2d4h ago")."""
     if seconds is None:
         return "never"
-    return format_duration(seconds) + " ago" if seconds >= 1 else "now"
+    if seconds < 1:
+        return "now"
+    if seconds < 60:
+        return f"{int(seconds)}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    return format_duration(seconds) + " ago"
+
+
+def age_changes_at(since: float, now: float) -> float:
+    """When the text of age_text(now - since) next changes (seconds resolution, then minutes)."""
+    age = max(0.0, now - since)
+    if age < 60:
+        return since + int(age) + 1
+    return since + (int(age // 60) + 1) * 60
+
+
+def eta_text(p, now: float) -> str:
+    """A dump's ETA: a duration once there is signal enough, 'estimating' before, '-' when over."""
+    if p.status != "running":
+        return "-"
+    eta = p.eta(now)
+    return "estimating" if eta is None else format_duration(eta)
+
+
+def rate_text(rate: float | None) -> str:
+    return format_bytes(rate) + "/s" if rate else "-"
 
 
 def level_text(level: int) -> str:
@@ -212,8 +292,10 @@ STATUS_TONES: dict[str, Tone] = {
     RunStatus.LOST: "bad",
     RunStatus.CANCELLED: "warn",
     RunStatus.SKIPPED: "muted",
-    DbStatus.PENDING: "busy",
+    DbStatus.PENDING: "muted",
     DbStatus.RETRYING: "busy",
+    DbStatus.VERIFYING: "busy",
+    "cancelling": "warn",  # the console's word for an active run whose cancel was sent
 }
 
 
@@ -223,5 +305,4 @@ def run_status_tone(status: RunStatus | DbStatus | str) -> Tone:
 
 
 def run_title(run: RunView) -> str:
-    what = run.job or (", ".join(run.databases[:3]) + ("…" if len(run.databases) > 3 else ""))
-    return f"#{run.id} {what}"
+    return f"#{run.id} {run.what()}"

@@ -39,6 +39,8 @@ class ServerSnapshot:
     label: str = ""
     latency: float = 0.0
     polled_at: float = 0.0
+    cause: str | None = None  # why it is down, in a word: wrong password, refused, DNS, TLS, timeout…
+    down_since: float | None = None  # first failed poll of this outage (kept by the console)
 
 
 @dataclass(frozen=True)
@@ -69,26 +71,70 @@ class CatalogSnapshot:
     raw: Any = field(default=None, compare=False, repr=False)  # the backend Catalog (for backend.disk)
 
 
+LIVE_DB_STATUSES = frozenset({"pending", "running", "retrying", "verifying"})
+
+
 @dataclass(frozen=True)
 class DbProgressView:
     database: str
-    status: str
+    status: str  # pending | running | verifying | retrying | succeeded | failed | timed-out | cancelled | skipped
     bytes_raw: int = 0
     bytes_stored: int = 0
     rate: float = 0.0
     current_table: str | None = None
     started: float | None = None
-    updated: float | None = None
+    updated: float | None = None  # the heartbeat while it runs; when it ended once it is over
     estimate: int | None = None
     timeout: float | None = None
-    eta: float | None = None  # seconds left, from earlier runs when known, else from the rate
+    typical: float | None = None  # median duration of this database's last successful dumps
     error: str | None = None
+    attempt: int = 0  # 0-based try
+    file: str | None = None
+    verified_level: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_DB_STATUSES
 
     @property
     def fraction(self) -> float | None:
-        if not self.estimate or self.bytes_raw > self.estimate:
-            return None  # no estimate, or it was wrong (stale table statistics): unknown, not "100%"
+        """Share of the estimated bytes written: None without an estimate. Past a (too low)
+        estimate it is above 1.0: the bar shows that, never a made-up 100 %."""
+        if not self.estimate:
+            return None
         return max(0.0, self.bytes_raw / self.estimate)
+
+    def elapsed(self, now: float) -> float | None:
+        """Seconds it ran: up to now while it runs, up to its end once it is over."""
+        if self.started is None:
+            return None
+        end = now if self.live else (self.updated or now)
+        return max(0.0, end - self.started)
+
+    def time_left(self, now: float) -> float | None:
+        """Seconds until its timeout, only while it runs."""
+        if not self.live or self.status == "pending" or self.timeout is None or self.started is None:
+            return None
+        return self.timeout - (now - self.started)
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left, once there is signal enough; None: still estimating (see eta_text).
+
+        From history (the median duration of earlier dumps) until a tenth of the estimate is
+        written, then from the average rate so far against the estimate. Never from the first
+        seconds' rate, which is all connection setup and small tables."""
+        if self.status != "running" or self.started is None:
+            return None
+        elapsed = max(0.0, now - self.started)
+        frac = self.fraction
+        if frac is not None and frac < 1.0 and elapsed >= MIN_ETA_SIGNAL and frac >= 0.1 and self.bytes_raw:
+            return (self.estimate - self.bytes_raw) / (self.bytes_raw / elapsed)  # type: ignore[operator]
+        if self.typical is not None and elapsed < self.typical:
+            return self.typical - elapsed
+        return None
+
+
+MIN_ETA_SIGNAL = 5.0  # seconds of a dump before its rate says anything about its end
 
 
 @dataclass(frozen=True)
@@ -103,10 +149,48 @@ class RunView:
     databases: tuple[str, ...] = ()
     reason: str | None = None
     progress: tuple[DbProgressView, ...] = ()
+    cancel_requested: float | None = None  # when a cancel was sent to a run that is still active
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def shown_status(self) -> str:
+        """The status as the console says it: an active run whose cancel was sent is 'cancelling'."""
+        return "cancelling" if self.active and self.cancel_requested is not None else self.status
+
+    @property
+    def bytes_raw(self) -> int:
+        return sum(p.bytes_raw for p in self.progress)
+
+    @property
+    def bytes_stored(self) -> int:
+        return sum(p.bytes_stored for p in self.progress)
+
+    def duration(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return max(0.0, (self.finished or now) - self.started)
+
+    def what(self) -> str:
+        """The one database, the job's name, or 'N databases' (the list is in the run's detail)."""
+        dbs = self.databases or tuple(p.database for p in self.progress)
+        if len(dbs) == 1:
+            return dbs[0]
+        if self.job and self.job != "adhoc":
+            return self.job
+        return f"{len(dbs)} databases"
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One event of a run (the state store's event stream, as `dumpdeck job status N` prints it)."""
+
+    at: float
+    level: str
+    kind: str
+    message: str
 
 
 @dataclass(frozen=True)

@@ -710,7 +710,7 @@ def dispatch(
     )
     store.set_notify_state(state_key, decision.state.to_dict())
     if not decision.send:
-        log.info("notification for %s not sent: %s", key, decision.why)
+        log.debug("notification for %s not sent: %s", key, decision.why)
         return Dispatch(key, decision, None)
     message = compose(decision)
     clean = scrubbed(message, secrets(config))

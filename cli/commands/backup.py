@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from dumpdeck.backend.state import open_store
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from ..output import ProgressLine, print_json, style
+
+PROGRESS_LINE_EVERY = 0.5  # seconds between redraws of the live line (the runner writes progress twice a second)
 
 
 def register(sub) -> None:
@@ -103,11 +106,12 @@ def run(args, ctx) -> int:
     worker = threading.Thread(target=work, name=f"run-{run_row.id}", daemon=True)
     worker.start()
     line = ProgressLine()
+    t0 = time.monotonic()
     try:
         while worker.is_alive():
-            worker.join(0.5)
+            worker.join(PROGRESS_LINE_EVERY)
             if line.enabled:
-                line.update(_progress_text(store, run_row.id, server.name))
+                line.update(_progress_text(store, run_row.id, server.name, time.monotonic() - t0))
     except KeyboardInterrupt:
         cancel.set()
         line.clear()
@@ -168,15 +172,19 @@ def run(args, ctx) -> int:
     return 0 if ok else 1
 
 
-def _progress_text(store, run_id: int, server: str) -> str:
+def _progress_text(store, run_id: int, server: str, elapsed: float = 0.0) -> str:
+    """The live line: run clock, databases done, and each database at work (its bytes, rate and
+    table while it dumps; 'verifying' once its bytes are written)."""
     parts = []
     rows = store.progress(run_id)
     for p in rows:
-        if p.status in ("running", "retrying"):
+        if p.status == "running":
             frac = f"{p.bytes_raw / p.estimate * 100:3.0f}% " if p.estimate and p.bytes_raw <= p.estimate else ""
             parts.append(
                 f"{p.database}: {frac}{format_bytes(p.bytes_raw)} {format_bytes(p.rate)}/s "
                 f"{p.current_table or ''}".rstrip()
             )
+        elif p.status in ("verifying", "retrying"):
+            parts.append(f"{p.database}: {p.status}")
     done = sum(1 for p in rows if p.status == "succeeded")
-    return f"[{done}/{len(rows)}] " + ("  |  ".join(parts) if parts else "preparing…")
+    return f"{format_duration(elapsed)} [{done}/{len(rows)}] " + ("  |  ".join(parts) if parts else "preparing…")

@@ -180,7 +180,8 @@ def run(args, ctx) -> int:
                 return 0
             _out(f"dumpdeck demo: opening the console on {session.config_path}")
             note = None if keep else "the demo sandbox stays up until they end; this terminal waits for them"
-            rc = int(runner(session.config(), read_only=False, theme=None, quit_note=note) or 0)
+            reopen = f"dumpdeck demo{_dir_flag(session.directory)}"
+            rc = int(runner(session.config(), read_only=False, theme=None, quit_note=note, reopen=reopen) or 0)
         finally:
             if session is not None and runner is not None:
                 _finish(session, keep)

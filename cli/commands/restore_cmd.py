@@ -6,10 +6,12 @@ import signal
 import sys
 import threading
 
+from dumpdeck.backend.errors import DumpdeckError
+from dumpdeck.backend.logs import log_check_outcome, log_check_start
 from dumpdeck.backend.restore import restore_test
 
 from ..output import print_json, style
-from .verify_cmd import Checklist, add_target_args, print_summary, resolve_file
+from .verify_cmd import Checklist, add_target_args, log_to_file, print_summary, resolve_file
 
 
 def register(sub) -> None:
@@ -50,6 +52,8 @@ def run(args, ctx) -> int:
             f"--target {target!r}: not 'same', 'sandbox' or a configured server ({', '.join(config.servers)})"
         )
     cancel = threading.Event()
+    log_to_file(ctx)
+    log_check_start("restore-test", path, target)
 
     def on_term(signum, frame):  # SIGTERM: stop loading, the scratch database is still dropped
         cancel.set()
@@ -73,8 +77,12 @@ def run(args, ctx) -> int:
                 cancel=cancel,
             )
             print_summary(report)
+    except DumpdeckError as exc:
+        log_check_outcome("restore-test", path, error=str(exc))
+        raise
     finally:
         signal.signal(signal.SIGTERM, old)
+    log_check_outcome("restore-test", path, report)
     from .verify_cmd import notify_result
 
     notify_result(ctx, report)

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from dumpdeck.backend import catalog
-from dumpdeck.backend.errors import UsageError
+from dumpdeck.backend.errors import DumpdeckError, UsageError
+from dumpdeck.backend.logs import log_check_outcome, log_check_start, setup_logging
 from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
@@ -79,15 +80,33 @@ def print_summary(report: VerifyReport, stream=None) -> None:
     stream.write(outcome_style(text, report.outcome, bold=True, stream=stream) + "\n")
 
 
+def log_to_file(ctx) -> None:
+    """Send this command's log lines (start and outcome) to the configured log file, where the
+    console's Log pane shows them. Verifying a FILE needs no configuration: without one there is
+    no log file to write."""
+    try:
+        config = ctx.config
+    except DumpdeckError:
+        return
+    setup_logging(config)
+
+
 def run(args, ctx) -> int:
     path = resolve_file(args, ctx)
-    if args.json:
-        report = verify_file(path, args.level, record=not args.no_record)
-        print_json(report.to_dict())
-    else:
-        sys.stdout.write(style(str(path), dim=True) + "\n")
-        report = verify_file(path, args.level, on_check=Checklist(), record=not args.no_record)
-        print_summary(report)
+    log_to_file(ctx)
+    log_check_start("verify", path)
+    try:
+        if args.json:
+            report = verify_file(path, args.level, record=not args.no_record)
+            print_json(report.to_dict())
+        else:
+            sys.stdout.write(style(str(path), dim=True) + "\n")
+            report = verify_file(path, args.level, on_check=Checklist(), record=not args.no_record)
+            print_summary(report)
+    except DumpdeckError as exc:
+        log_check_outcome("verify", path, error=str(exc))
+        raise
+    log_check_outcome("verify", path, report)
     notify_result(ctx, report)
     return report.outcome.exit_code
 

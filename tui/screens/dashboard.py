@@ -3,6 +3,9 @@
 The screen never reads the backend itself: the App polls and keeps the latest
 snapshots; `render_state()` turns them into rows. The App calls it after each
 poll unless the user paused (`p`) or a modal is on top.
+
+Running work is always in sight: active runs are pinned first in the Jobs pane,
+which takes the rows it needs before the Databases pane gets empty ones.
 """
 
 from __future__ import annotations
@@ -23,12 +26,24 @@ from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
 from ..logtail import LEVEL_RANK, compact_log_line, log_level_of
-from ..rows import age_text, bytes_text, database_rows, level_text, run_status_tone, severity_tone
-from ..views import RunView
+from ..rows import (
+    age_changes_at,
+    age_text,
+    bytes_text,
+    database_rows,
+    eta_text,
+    level_text,
+    rate_text,
+    run_status_tone,
+    severity_tone,
+)
+from ..views import DbProgressView, RunView
 from ..widgets.layout import apply_breakpoints
-from ..widgets.table import Cell, KeyedTable, Row, bar, tone_style
+from ..widgets.table import Cell, KeyedTable, OpenableTable, Row, bar, tone_style
 
 LOG_LEVELS = (None, "INFO", "WARNING", "ERROR")
+FINISHED_RUNS_SHOWN = 10
+CLOCK_EVERY = 1.0  # seconds: ages and elapsed times are re-rendered at least this often
 if TYPE_CHECKING:
     from textual import getters
 
@@ -53,6 +68,48 @@ class Pane(Vertical):
                 setattr(self, attr, value)
 
 
+# Each pane carries a shown copy of its keys: the footer lists them while the focus is inside it.
+class DatabasesPane(Pane):
+    BINDINGS = actions.pane_bindings("databases")
+
+
+class JobsPane(Pane):
+    BINDINGS = actions.pane_bindings("jobs")
+
+
+class DiskPane(Pane):
+    BINDINGS = actions.pane_bindings("disk")
+
+
+class LogPane(Pane):
+    BINDINGS = actions.pane_bindings("log")
+
+
+def jobs_rows_wanted(rows_active: int, rows_finished: int) -> tuple[int, int]:
+    """(rows the Jobs pane must show: the active runs' rows plus two finished ones, rows it could use)."""
+    return rows_active + min(2, rows_finished), rows_active + rows_finished
+
+
+def split_rows(
+    top: int, db_rows: int, jobs_must: int, jobs_could: int, *, db_min: int = 4, jobs_min: int = 2, scrollbar: int = 0
+) -> tuple[int, int]:
+    """Heights (borders and header included) of the Databases and Jobs panes sharing `top` rows.
+
+    The Jobs pane first gets the rows its running work needs (the Databases pane keeps
+    `db_min` rows of data); then the Databases pane gets what it can fill; rows it would
+    leave empty go to the Jobs pane's older runs. `scrollbar`: the Jobs table's horizontal
+    scrollbar row (wide layouts; its last column holds whole reasons)."""
+    db_chrome, jobs_chrome = 3, 3 + scrollbar  # two borders and the header row
+    jobs = min(max(jobs_must, jobs_min), max(jobs_min, top - db_chrome - jobs_chrome - db_min))
+    db = top - jobs_chrome - jobs
+    if db - db_chrome > db_rows:  # the Databases pane would show empty rows: the Jobs pane takes them
+        spare = db - db_chrome - max(db_rows, db_min)
+        extra = min(spare, max(0, jobs_could - jobs))
+        jobs += extra
+        db -= extra
+    return db, jobs + jobs_chrome
+
+
 class DashboardScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
         app = getters.app(ConsoleApp)
@@ -70,17 +127,22 @@ class DashboardScreen(Screen[None]):
         self.follow = True
         self.log_lines: deque[str] = deque(maxlen=5000)
         self._log_backlog = 0
-        self._last_busy: tuple = ()
         self._db_cells: dict[str, tuple[tuple, tuple]] = {}
         self._status_text = ""
+        self._last_clock = 0.0
+        self._next_age_change = 0.0  # when the first age text of the Databases pane changes
+        self._grid_rows = ""
+        self._shown_dbs = 0
+        self._job_rows_count = (0, 0)  # rows of active runs, rows of finished ones
+        self._last_busy: tuple = ()
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static("dumpdeck", id="statusbar")
         with Grid(id="panes"):
-            with Pane(title="Databases", id="databases-pane"):
+            with DatabasesPane(title="Databases", id="databases-pane"):
                 yield Input(placeholder="filter databases (server or name)…", id="db-filter", classes="filter")
-                yield KeyedTable(
+                yield OpenableTable(
                     [
                         ("server", "Server"),
                         ("database", "  Database"),
@@ -92,23 +154,24 @@ class DashboardScreen(Screen[None]):
                     ],
                     id="databases",
                 )
-            with Pane(title="Jobs", id="jobs-pane"):
-                yield KeyedTable(
+            with JobsPane(title="Jobs", id="jobs-pane"):
+                yield OpenableTable(
                     [
                         ("run", "Run"),
                         ("database", "Database"),
                         ("status", "Status"),
                         ("progress", "Progress"),
+                        ("eta", "ETA"),
                         ("bytes", "Bytes"),
                         ("rate", "Rate"),
                         ("elapsed", "Elapsed"),
-                        ("eta", "ETA"),
                         ("left", "Timeout in"),
-                        ("table", "Table"),
+                        ("table", "Table / result"),
                     ],
                     id="jobs",
+                    follow_top=True,
                 )
-            with Pane(title="Disk", id="disk-pane"):
+            with DiskPane(title="Disk", id="disk-pane"):
                 yield KeyedTable(
                     [
                         ("what", "Volume / database"),
@@ -119,7 +182,7 @@ class DashboardScreen(Screen[None]):
                     ],
                     id="disk",
                 )
-            with Pane(title="Log · following", id="log-pane"):
+            with LogPane(title="Log · following", id="log-pane"):
                 yield Input(placeholder="search the log…", id="log-filter", classes="filter")
                 yield Log(max_lines=2000, id="log", auto_scroll=True)
         yield Footer(show_command_palette=False)
@@ -136,6 +199,15 @@ class DashboardScreen(Screen[None]):
         apply_breakpoints(self)
         self.render_state()
 
+    def on_resize(self, event) -> None:
+        self._grid_rows = ""  # recompute the split for the new height
+        self.call_after_refresh(self._after_layout_change)
+
+    def _after_layout_change(self) -> None:
+        self._fit_panes()
+        if self.follow:
+            self._log_to_end()
+
     # ------------------------------------------------------------------ rendering
     def render_state(self, what: str | None = None) -> None:
         """Render the panes that depend on the snapshot named by `what` (None: everything)."""
@@ -143,27 +215,32 @@ class DashboardScreen(Screen[None]):
         if not self.is_mounted:
             return
         self._render_status()
-        if what in (None, "servers", "catalog"):
+        # ages ("Last good") move with the clock, not only with polls: the databases are
+        # re-rendered when the first of their age texts changes (at most once a second)
+        clock = app.now()
+        if what in (None, "servers", "catalog") or (
+            clock >= self._next_age_change and clock - self._last_clock >= CLOCK_EVERY
+        ):
+            self._last_clock = clock
             self._render_databases()
-        elif what == "jobs":
-            busy = self._busy_signature()
-            if busy != self._last_busy:
-                self._render_databases()
+        elif what == "jobs" and self._busy_changed():
+            self._render_databases()
         if what in (None, "jobs"):
             self._render_jobs()
         if what in (None, "disk", "catalog"):
             self._render_disk()
         for pane_id, error in (("#jobs-pane", app.jobs.error), ("#disk-pane", app.disk.error)):
             self.query_one(pane_id, Pane).set_titles(subtitle=error or "")
+        self._fit_panes()
 
     def _render_status(self) -> None:
         app = self.app
         reachable = sum(1 for s in app.servers.values() if s is not None and s.reachable)
-        down = [s.name for s in app.servers.values() if s is not None and not s.reachable]
+        down = [s for s in app.servers.values() if s is not None and not s.reachable]
         active = len(app.jobs.active)
         parts = [f"dumpdeck · {reachable}/{len(app.config.servers)} servers up"]
         if down:
-            parts.append("down: " + ", ".join(down))
+            parts.append("down: " + ", ".join(f"{s.name} ({s.cause})" if s.cause else s.name for s in down))
         parts.append(f"{active} running" if active else "no runs active")
         parts.append(f"{len(app.catalog.dumps)} dumps")
         if app.read_only:
@@ -175,28 +252,37 @@ class DashboardScreen(Screen[None]):
             self._status_text = text
             self.query_one("#statusbar", Static).update(text)
 
-    def _busy_signature(self) -> tuple:
-        return tuple(
+    def _busy_changed(self) -> bool:
+        sig = tuple(
             (r.server, p.database, p.status, int((p.fraction or 0) * 100))
             for r in self.app.jobs.active
             for p in r.progress
         )
+        changed = sig != self._last_busy
+        self._last_busy = sig
+        return changed
 
     def _render_databases(self) -> None:
         app = self.app
-        self._last_busy = self._busy_signature()
+        self._busy_changed()
         now = app.now()
         rows = database_rows(app.servers, app.catalog, app.jobs, app.config, now)
         q = self.db_filter.lower()
         out: list[Row] = []
         # Cells are rebuilt only for rows whose content changed (a jobs poll changes the
-        # one or two rows being dumped); unchanged rows reuse the very same cell tuple, so
-        # KeyedTable.sync skips them by identity and nothing is allocated for them.
+        # one or two rows being dumped; the clock changes the ages); unchanged rows reuse
+        # the very same cell tuple, so KeyedTable.sync skips them by identity.
         cache = self._db_cells
         fresh: dict[str, tuple[tuple, tuple]] = {}
         # the colours actually in use (theme_variables follow a theme change a little later)
         palette = tuple(tone_style(app, tone) for tone in ("ok", "warn", "bad", "busy", "accent"))
+        max_age = app.config.checks.max_age
+        next_change = float("inf")
         for r in rows:
+            if r.last_good is not None:  # its age text, or its "stale" status, changes then
+                next_change = min(next_change, age_changes_at(r.last_good, now))
+                if r.last_good + max_age > now:
+                    next_change = min(next_change, r.last_good + max_age)
             if q and q not in r.database.lower() and q not in r.server.lower() and q not in r.status:
                 continue
             age = age_text(r.age(now))
@@ -224,91 +310,149 @@ class DashboardScreen(Screen[None]):
             fresh[r.key] = (sig, cells)
             out.append((r.key, cells, r))
         self._db_cells = fresh
+        self._next_age_change = next_change
         table = self.query_one("#databases", KeyedTable)
         table.sync(out)
-        total = sum(1 for r in rows if r.bytes is not None)
+        self._shown_dbs = len(out)
+        total = sum(1 for r in rows if not r.key.endswith("/"))
         pane = self.query_one("#databases-pane", Pane)
         title = f"Databases {len(out)}/{total}" if q else f"Databases ({total})"
         if self.selected:
             title += f" · {len(self.selected)} selected"
         pane.set_titles(title, f"filter: {self.db_filter}" if self.db_filter else "")
 
-    def _job_rows(self, run: RunView) -> list[Row]:
+    # ------------------------------------------------------------------ jobs
+    def _progress_cells(self, run: RunView, p: DbProgressView, now: float, first: str, name: str) -> tuple:
         app = self.app
-        now = app.now()
-        tone = run_status_tone(run.status)
-        rows: list[Row] = []
-        if run.active and run.progress:
-            for p in run.progress:
-                elapsed = (now - p.started) if p.started else None
-                left = None
-                if p.timeout:
-                    left = (p.timeout - now) if p.timeout > 1e9 else (p.timeout - (elapsed or 0))
-                frac = p.fraction
-                ptone = run_status_tone(p.status)
-                prog = bar(app, frac, 8, "busy" if ptone == "busy" else ptone)
-                if frac is not None:
-                    prog.append(f" {frac * 100:3.0f}%")
-                rows.append(
-                    (
-                        f"{run.id}:{p.database}",
-                        (
-                            f"#{run.id}",
-                            p.database,
-                            Cell(p.status, p.status, style=tone_style(app, ptone)),
-                            Cell.of(prog, frac),
-                            Cell(format_bytes(p.bytes_raw), p.bytes_raw, justify="right"),
-                            Cell(format_bytes(p.rate) + "/s" if p.rate else "-", p.rate, justify="right"),
-                            Cell(format_duration(elapsed), elapsed),
-                            Cell(format_duration(p.eta), p.eta),
-                            Cell(
-                                format_duration(left),
-                                left,
-                                style=tone_style(app, "warn") if left is not None and left < 300 else "",
-                            ),
-                            p.current_table or "",
-                        ),
-                        run,
-                    )
-                )
+        elapsed = p.elapsed(now)
+        left = p.time_left(now)
+        frac = p.fraction
+        ptone = run_status_tone(p.status)
+        status = "cancelling" if run.shown_status == "cancelling" and p.live else p.status
+        if p.status == "running":
+            prog = bar(app, frac, 8, "busy")
+            if frac is not None:
+                prog.append(f" {frac * 100:3.0f}%", style=tone_style(app, "warn") if frac > 1 else "")
+        elif p.status == "succeeded":
+            prog = bar(app, 1.0, 8, "ok")
         else:
-            dur = (run.finished or now) - run.started if run.started else None
-            what = (
-                ", ".join(run.databases[:3]) + ("…" if len(run.databases) > 3 else "")
-                if run.databases
-                else (run.job or "")
+            prog = bar(app, None, 8)
+        eta = eta_text(p, now)
+        detail = p.current_table if p.status == "running" else (p.error or (p.file or "").rsplit("/", 1)[-1])
+        return (
+            first,
+            name,
+            Cell(status, status, style=tone_style(app, "warn" if status == "cancelling" else ptone)),
+            Cell.of(prog, frac),
+            Cell(eta, p.eta(now), style=tone_style(app, "muted") if eta == "estimating" else ""),
+            Cell(format_bytes(p.bytes_raw) if p.bytes_raw else "-", p.bytes_raw, justify="right"),
+            Cell(rate_text(p.rate if p.status == "running" else None), p.rate, justify="right"),
+            Cell(format_duration(elapsed) if elapsed is not None else "-", elapsed),
+            Cell(
+                format_duration(left) if left is not None else "-",
+                left,
+                style=tone_style(app, "warn") if left is not None and left < 300 else "",
+            ),
+            detail or "",
+        )
+
+    def _job_rows(self, run: RunView, now: float) -> list[tuple[str, tuple, object]]:
+        app = self.app
+        status = run.shown_status
+        tone = "warn" if status == "cancelling" else run_status_tone(status)
+        if run.active:
+            if len(run.progress) == 1:
+                p = run.progress[0]
+                return [(f"{run.id}:{p.database}", self._progress_cells(run, p, now, f"#{run.id}", p.database), run)]
+            done = sum(1 for p in run.progress if not p.live)
+            total_est = sum(p.estimate or 0 for p in run.progress)
+            frac = run.bytes_raw / total_est if total_est else None
+            prog = bar(app, frac, 8, "busy")
+            if frac is not None:
+                prog.append(f" {frac * 100:3.0f}%")
+            rate = sum(p.rate for p in run.progress if p.status == "running")
+            dur = run.duration(now)
+            pending = sum(1 for p in run.progress if p.status == "pending")
+            head = (
+                f"#{run.id}",
+                run.what(),
+                Cell(status, status, style=tone_style(app, tone)),
+                Cell.of(prog, frac),
+                Cell("", None),
+                Cell(format_bytes(run.bytes_raw), run.bytes_raw, justify="right"),
+                Cell(rate_text(rate), rate, justify="right"),
+                Cell(format_duration(dur) if dur is not None else "-", dur),
+                Cell("", None),
+                f"{done}/{len(run.progress)} done" + (f", {pending} queued" if pending else ""),
             )
-            ago = (now - run.finished) if run.finished else None
-            rows.append(
+            rows = [(f"{run.id}", head, run)]
+            for p in run.progress:
+                if p.status in ("running", "verifying", "retrying"):
+                    rows.append(
+                        (f"{run.id}:{p.database}", self._progress_cells(run, p, now, "", f" {p.database}"), run)
+                    )
+            return rows
+        dur = run.duration(now)
+        ago = (now - run.finished) if run.finished else None
+        raw = run.bytes_raw
+        rate = raw / dur if raw and dur else None
+        return [
+            (
+                f"{run.id}",
                 (
-                    f"{run.id}",
-                    (
-                        f"#{run.id}",
-                        what,
-                        Cell(run.status, run.status, style=tone_style(app, tone)),
-                        Cell("", None),
-                        Cell("", None),
-                        Cell("", None),
-                        Cell(format_duration(dur), dur),
-                        Cell(age_text(ago) if ago is not None else "", ago),
-                        Cell("", None),
-                        (run.reason or run.trigger or "")[:60],
-                    ),
-                    run,
-                )
+                    f"#{run.id}",
+                    run.what(),
+                    Cell(status, status, style=tone_style(app, tone)),
+                    Cell.of(bar(app, 1.0, 8, "ok") if status == "succeeded" else bar(app, None, 8), None),
+                    Cell("-", None),
+                    Cell(format_bytes(raw) if raw else "-", raw, justify="right"),
+                    Cell(rate_text(rate), rate, justify="right"),
+                    Cell(format_duration(dur), dur),
+                    Cell("-", None),
+                    (f"{age_text(ago)}: " if ago is not None else "") + (run.reason or run.trigger or ""),
+                ),
+                run,
             )
-        return rows
+        ]
 
     def _render_jobs(self) -> None:
         app = self.app
-        runs = list(app.jobs.active) + [r for r in app.jobs.runs if not r.active][:10]
+        now = app.now()
+        active = list(app.jobs.active)
+        finished = [r for r in app.jobs.runs if not r.active][:FINISHED_RUNS_SHOWN]
         out: list[Row] = []
-        for run in runs:
-            out.extend(self._job_rows(run))
-        self.query_one("#jobs", KeyedTable).sync(out)
+        for run in active:
+            out.extend(self._job_rows(run, now))
+        pinned = [key for key, _, _ in out]
+        for run in finished:
+            out.extend(self._job_rows(run, now))
+        self.query_one("#jobs", KeyedTable).sync(out, pinned=pinned)
+        self._job_rows_count = (len(pinned), len(out) - len(pinned))
         pane = self.query_one("#jobs-pane", Pane)
-        active = len(app.jobs.active)
-        pane.set_titles(f"Jobs · {active} running" if active else "Jobs")
+        cancelling = sum(1 for r in active if r.shown_status == "cancelling")
+        title = f"Jobs · {len(active)} running" if active else "Jobs"
+        if cancelling:
+            title += f" · {cancelling} cancelling"
+        pane.set_titles(title)
+
+    def _fit_panes(self) -> None:
+        """Split the rows between the Databases and Jobs panes (see split_rows)."""
+        if self.maximized is not None:
+            return
+        panes = self.query_one("#panes", Grid)
+        avail = panes.size.height
+        if avail <= 0:
+            return
+        wide = self.has_class("-wide")
+        bottom = max(6, avail * 3 // 11) if wide else max(6, avail // 4)
+        top = avail - bottom
+        must, could = jobs_rows_wanted(*self._job_rows_count)
+        db_rows = self._shown_dbs + (1 if self.query_one("#db-filter", Input).display else 0)
+        db_h, jobs_h = split_rows(top, db_rows, must, could, scrollbar=1 if wide else 0)
+        rows = f"{db_h} {jobs_h} 1fr"
+        if rows != self._grid_rows:
+            self._grid_rows = rows
+            panes.styles.grid_rows = rows
 
     def _render_disk(self) -> None:
         app = self.app
@@ -372,7 +516,13 @@ class DashboardScreen(Screen[None]):
             return
         shown = [ln for ln in lines if self._log_match(ln)]
         if shown:
-            self.query_one("#log", Log).write_lines(shown)
+            self.query_one("#log", Log).write_lines(shown, scroll_end=False)
+            self._log_to_end()
+
+    def _log_to_end(self) -> None:
+        """Following means the newest line is in sight, whatever a resize or maximize did to the
+        scroll position (Log's own auto-scroll gives up once the view is not at the very end)."""
+        self.query_one("#log", Log).scroll_end(animate=False, x_axis=False)
 
     def set_log_error(self, error: str | None) -> None:
         if self.is_mounted:
@@ -386,7 +536,9 @@ class DashboardScreen(Screen[None]):
     def _rewrite_log(self) -> None:
         log = self.query_one("#log", Log)
         log.clear()
-        log.write_lines([ln for ln in self.log_lines if self._log_match(ln)])
+        log.write_lines([ln for ln in self.log_lines if self._log_match(ln)], scroll_end=False)
+        if self.follow:
+            self._log_to_end()
         self._log_backlog = 0
         self._log_title()
 
@@ -420,6 +572,7 @@ class DashboardScreen(Screen[None]):
             self.minimize()
         elif self.focused is not None:
             self.maximize(self.focused)
+        self.call_after_refresh(self._after_layout_change)
 
     def action_toggle_pause(self) -> None:
         self.app.paused = not self.app.paused
@@ -440,6 +593,12 @@ class DashboardScreen(Screen[None]):
         self._render_databases()
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
+
+    def action_select_all(self) -> None:
+        """Select every database the (filtered) table shows."""
+        table = self.query_one("#databases", KeyedTable)
+        self.selected.update(k for k in table.row_keys if not k.endswith("/"))
+        self._render_databases()
 
     def action_select_none(self) -> None:
         self.selected.clear()
@@ -485,15 +644,31 @@ class DashboardScreen(Screen[None]):
             return
         self.app.confirm_cancel(run)
 
-    def action_run_detail(self) -> None:
-        run = self._cursor_run()
-        if run is not None:
-            self.app.open_run(run.id)
+    def action_open_detail(self) -> None:
+        """Enter: the run under the cursor (Jobs pane) or the database under the cursor."""
+        if self._focused_pane() == "jobs":
+            run = self._cursor_run()
+            if run is not None:
+                self.app.open_run(run.id)
+            return
+        table = self.query_one("#databases", KeyedTable)
+        key = table.cursor_key
+        if key:
+            self.app.open_database(key)
 
     @on(DataTable.RowSelected, "#jobs")
     def _job_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_run_detail()
+        run = self._cursor_run()
+        if run is not None:
+            self.app.open_run(run.id)
+
+    @on(DataTable.RowSelected, "#databases")
+    def _database_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        key = self.query_one("#databases", KeyedTable).cursor_key
+        if key:
+            self.app.open_database(key)
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow
@@ -511,6 +686,7 @@ class DashboardScreen(Screen[None]):
     def _db_filter(self, event: Input.Changed) -> None:
         self.db_filter = event.value
         self._render_databases()
+        self._fit_panes()
 
     @on(Input.Changed, "#log-filter")
     def _log_filter(self, event: Input.Changed) -> None:
@@ -534,3 +710,4 @@ class DashboardScreen(Screen[None]):
         elif event.key == "escape" and self.maximized is not None:
             event.stop()
             self.minimize()
+            self.call_after_refresh(self._after_layout_change)

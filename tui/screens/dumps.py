@@ -86,10 +86,11 @@ class DumpsScreen(Screen[None]):
     BINDINGS = actions.bindings("dumps")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
-    def __init__(self) -> None:
+    def __init__(self, scope: tuple[str, str] | None = None) -> None:
         super().__init__(id="dumps-screen")
         self.filter_text = ""
         self.level_index = 0
+        self.scope = scope  # (server, database): only that database's dumps (opened from its detail)
         self._shown_key: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -137,7 +138,11 @@ class DumpsScreen(Screen[None]):
     def visible_dumps(self) -> list[DumpView]:
         fields, words = parse_filter(self.filter_text)
         level = LEVEL_FILTERS[self.level_index][1]
-        return [d for d in self.app.catalog.dumps if dump_matches(d, fields, words, level)]
+        dumps = self.app.catalog.dumps
+        if self.scope is not None:
+            server, database = self.scope
+            dumps = tuple(d for d in dumps if d.server == server and d.database == database)
+        return [d for d in dumps if dump_matches(d, fields, words, level)]
 
     def render_state(self, what: str | None = None) -> None:
         if not self.is_mounted or what not in (None, "catalog"):
@@ -176,6 +181,8 @@ class DumpsScreen(Screen[None]):
         level_name = LEVEL_FILTERS[self.level_index][0]
         total = len(app.catalog.dumps)
         parts = [f"Dumps {len(dumps)}/{total}", f"level: {level_name}"]
+        if self.scope is not None:
+            parts.append(f"database {self.scope[0]}/{self.scope[1]}")
         if self.filter_text:
             parts.append(f"filter: {self.filter_text}")
         if app.catalog.partials:
@@ -252,11 +259,14 @@ class DumpsScreen(Screen[None]):
         title = "Verification"
         if live is not None:
             checks = list(live.checks)
-            state = (
-                "running…"
-                if live.outcome is None and live.error is None
-                else ("error" if live.error or live.outcome is None else live.outcome.label.upper())
-            )
+            if live.running:
+                state = "stopping…" if live.cancel.is_set() else "running… (c stops it)"
+                if live.kind == "verify":
+                    state = "running…"
+            elif live.error and live.outcome is None:
+                state = "error"
+            else:
+                state = (live.outcome or Outcome.NOT_CHECKED).label.upper()
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
         elif d.manifest is not None and d.manifest.verifications:
@@ -284,7 +294,7 @@ class DumpsScreen(Screen[None]):
                         f"L{c.level}" if c.level else "",
                         c.name,
                         Cell(c.outcome.label, c.outcome.value, style=tone_style(app, c.outcome.tone)),
-                        c.evidence[:200],
+                        c.evidence,
                     ),
                     c,
                 )
@@ -346,3 +356,8 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.confirm_delete(d)
+
+    def action_cancel_check(self) -> None:
+        d = self.current()
+        if d is not None:
+            self.app.confirm_cancel_check(d)

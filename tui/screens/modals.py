@@ -15,7 +15,11 @@ from dumpdeck.backend.naming import printable
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """Yes/no for a destructive action. With `require_text`, the user must type it first."""
+    """Yes/no for a destructive action. With `require_text`, the user must type it first.
+
+    Both buttons name what they do ("Cancel run #6" / "Keep running"): a bare "Cancel" beside
+    "Cancel run" leaves the operator guessing which one stops the run. `y` confirms, `n` and
+    Esc keep things as they are."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=False),
@@ -28,6 +32,7 @@ class ConfirmModal(ModalScreen[bool]):
         message: str,
         *,
         confirm_label: str = "Yes",
+        cancel_label: str = "No",
         require_text: str | None = None,
         danger: bool = True,
     ):
@@ -35,6 +40,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.title_text = title
         self.message = message
         self.confirm_label = confirm_label
+        self.cancel_label = cancel_label
         self.require_text = require_text
         self.danger = danger
 
@@ -52,7 +58,9 @@ class ConfirmModal(ModalScreen[bool]):
                     variant="error" if self.danger else "primary",
                     disabled=self.require_text is not None,
                 )
-                yield Button("Cancel", id="no")
+                yield Button(self.cancel_label, id="no")
+            hint = "Enter the focused button · y " + self.confirm_label + " · n/Esc " + self.cancel_label
+            yield Static(hint if self.require_text is None else "Esc " + self.cancel_label, classes="dialog-hint")
 
     def on_mount(self) -> None:
         if self.require_text is not None:

@@ -81,7 +81,7 @@ class SchedulesScreen(Screen[None]):
                             last,
                             style=tone_style(app, run_status_tone(s.last_status or "-")) if s.last_status else "",
                         ),
-                        ", ".join(s.databases)[:40],
+                        ", ".join(s.databases),
                     ),
                     s,
                 )

@@ -13,10 +13,14 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from dumpdeck.backend.naming import printable
+
+from ..actions import TABLE_KEYS
 
 # one table row: its stable key, its cells, and the object it shows (for actions on the cursor row)
 Row = tuple[str, tuple[Any, ...], Any]
@@ -45,28 +49,43 @@ def toned(app, text: str, tone: str) -> Text:
 
 
 def bar(app, fraction: float | None, width: int = 10, tone: str = "busy") -> Text:
-    """A text progress bar, coloured by tone; an unknown fraction shows as dots."""
+    """A text progress bar, coloured by tone, in eighths of a cell (it moves smoothly); an unknown
+    fraction shows as dots. Past 1.0 (more bytes than estimated) it is full, in the warning tone."""
     if fraction is None:
         return Text("·" * width, style=tone_style(app, "muted"))
-    fraction = max(0.0, min(1.0, fraction))
-    full = round(fraction * width)
+    if fraction > 1.0:
+        return Text("█" * width, style=tone_style(app, "warn"))
+    eighths = int(max(0.0, fraction) * width * 8)
+    full, part = divmod(eighths, 8)
     t = Text("█" * full, style=tone_style(app, tone))
-    t.append("░" * (width - full), style=tone_style(app, "muted"))
+    if full < width:
+        t.append(_EIGHTHS[part] if part else "░", style=tone_style(app, tone if part else "muted"))
+        t.append("░" * (width - full - 1), style=tone_style(app, "muted"))
     return t
 
 
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
 class KeyedTable(DataTable):
-    """DataTable with keyed diffing and column sort (click a header, or `sort` cycles)."""
+    """DataTable with keyed diffing and column sort (click a header, or `sort` cycles).
+
+    `pinned` rows (running work) stay first, in the order given, whatever the sort. With
+    `follow_top`, a cursor on the first row stays on the first row when rows are added above
+    it, and the view stays scrolled to the top: new work appears in sight."""
 
     DEFAULT_CSS = ""
+    BINDINGS = list(TABLE_KEYS)
 
-    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs):
+    def __init__(self, columns: Sequence[tuple[str, str]], *, follow_top: bool = False, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._columns = list(columns)  # (key, label)
         self._rows: dict[str, tuple] = {}  # key -> cells as last rendered
         self._raw: dict[str, Any] = {}  # key -> the object the row was made from (for sorting)
         self.sort_column: str | None = None
         self.sort_reverse = False
+        self.pinned: tuple[str, ...] = ()
+        self.follow_top = follow_top
 
     async def _on_idle(self, event) -> None:
         # DataTable measures new rows on idle but keeps lines it rendered before measuring
@@ -99,13 +118,16 @@ class KeyedTable(DataTable):
         except Exception:
             return None
 
-    def sync(self, rows: Sequence[Row]) -> None:
-        """rows: (key, cells, raw object). Order is kept for new tables; sort applies after.
-        Cells are shown with their control characters escaped (names from servers, evidence)."""
-        rows = [(k, tuple(safe_cell(c) for c in cells), raw) for k, cells, raw in rows]
+    def sync(self, rows: Sequence[Row], pinned: Sequence[str] = ()) -> None:
+        """rows: (key, cells, raw object). Order is kept for new tables; sort applies after,
+        except to the `pinned` keys, which stay first. Cells are shown with their control
+        characters escaped (names from servers, evidence)."""
+        rows = [(k, safe_cells(cells), raw) for k, cells, raw in rows]
         new_keys = {k for k, _, _ in rows}
         old_keys = set(self._rows)
         cursor = self.cursor_key
+        at_top = self.follow_top and (not self.row_count or self.cursor_row == 0)
+        self.pinned = tuple(k for k in pinned if k in new_keys)
         with self.app.batch_update():
             stale = old_keys - new_keys
             changed = sum(1 for k, cells, _ in rows if self._rows.get(k) != cells)
@@ -141,7 +163,11 @@ class KeyedTable(DataTable):
                 self._rows.clear()
                 self._raw.clear()
                 self.add_rows_keyed(rows)
-            if cursor is not None and cursor in self._rows:
+            if at_top:
+                if self.cursor_row != 0:
+                    self.move_cursor(row=0, animate=False, scroll=False)
+                self.scroll_to(y=0, animate=False, immediate=True)
+            elif cursor is not None and cursor in self._rows:
                 try:
                     idx = self.get_row_index(cursor)
                     if idx != self.cursor_row:
@@ -165,8 +191,21 @@ class KeyedTable(DataTable):
             self._raw[key] = raw
 
     def _apply_sort(self) -> None:
-        if self.sort_column is not None:
-            self.sort(self.sort_column, key=_sortable, reverse=self.sort_reverse)
+        """DataTable.sort, keeping the pinned rows first (in their given order)."""
+        if self.sort_column is None:
+            return
+        column = ColumnKey(self.sort_column)
+        rank = {k: i for i, k in enumerate(self.pinned)}
+        items = list(self._data.items())
+        pinned = sorted((kv for kv in items if kv[0].value in rank), key=lambda kv: rank[kv[0].value])
+        rest = sorted(
+            (kv for kv in items if kv[0].value not in rank),
+            key=lambda kv: _sortable(kv[1].get(column)),
+            reverse=self.sort_reverse,
+        )
+        self._row_locations = TwoWayDict({row_key: i for i, (row_key, _) in enumerate(pinned + rest)})
+        self._update_count += 1
+        self.refresh()
 
     def sort_by(self, column: str) -> None:
         if self.sort_column == column:
@@ -205,6 +244,13 @@ class KeyedTable(DataTable):
         self.sort_by(str(event.column_key.value))
 
 
+def safe_cells(cells: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row's cells made safe: the very same tuple when nothing needed escaping (sync skips an
+    unchanged row by identity)."""
+    safe = tuple(safe_cell(c) for c in cells)
+    return cells if all(a is b for a, b in zip(safe, cells, strict=True)) else safe
+
+
 def safe_cell(value: Any) -> Any:
     """A cell as it may reach the terminal: strings and Texts with control characters (ESC, BEL,
     newline, …) escaped by the backend's `printable`; other values unchanged."""
@@ -217,6 +263,12 @@ def safe_cell(value: Any) -> Any:
                 return Cell(safe, value.value, style=str(value.style), justify=value.justify)
             return Text(safe, style=value.style, justify=value.justify)
     return value
+
+
+class OpenableTable(KeyedTable):
+    """A KeyedTable whose rows open a detail with Enter, which the footer shows while it has the focus."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Detail", key_display="Enter")]
 
 
 class Cell(Text):
