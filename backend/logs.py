@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from .config import Config
 from .naming import printable
@@ -208,7 +209,20 @@ def log_check_start(kind: str, path: Path | str, target: str | None = None) -> N
     _checks_log.info("%s of %s%s started", kind, Path(path).name, on)
 
 
-def log_check_outcome(kind: str, path: Path | str, report=None, error: str | None = None) -> None:
+class _Report(Protocol):
+    """What a verification report tells (verify.VerifyReport)."""
+
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def summary(self) -> str: ...
+
+    duration: float
+
+
+def log_check_outcome(kind: str, path: Path | str, report: _Report | None = None, error: str | None = None) -> None:
     """One line with the outcome: passed (INFO), failed: the dump is bad (ERROR), not checked: the
     check could not run (WARNING). `report` is a verify.VerifyReport; `error` says why it could not run."""
     name = Path(path).name

@@ -265,7 +265,7 @@ def _run_body(
     try:
         report = preflight(config, server, databases, store=store, on_retry=on_retry, sleep=sleep)
     except CancelledError as exc:
-        return "cancelled", str(exc), []
+        return RunStatus.CANCELLED, str(exc), []
     for w in report.warnings:
         store.add_event(run.id, "warning", "preflight", w)
     if report.fatal:
@@ -510,7 +510,7 @@ def _dump_one(
                 store.set_progress(
                     replace(
                         base,
-                        status="verifying",
+                        status=DbStatus.VERIFYING,
                         bytes_raw=m.bytes_raw,
                         bytes_stored=m.bytes_stored,
                         rate=0.0,

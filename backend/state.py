@@ -108,8 +108,8 @@ class Run:
 @dataclass(frozen=True)
 class DbProgress:
     """One database within a run. `status`: pending, running, verifying (dumped, its verification
-    runs), retrying, succeeded, failed, timed-out, cancelled, skipped. `updated` is the heartbeat; `file` is the partial while
-    the dump runs and the final dump afterwards."""
+    runs), retrying, succeeded, failed, timed-out, cancelled, skipped. `updated` is the heartbeat;
+    `file` is the partial while the dump runs and the final dump afterwards."""
 
     run_id: int
     database: str

@@ -121,9 +121,26 @@ def test_a_database_being_dumped_shows_its_progress():
 def test_unreachable_and_not_yet_polled_servers():
     down = ServerSnapshot("main", "/nonexistent/mysqld.sock", False, error="refused")
     [row] = database_rows({"main": down}, CatalogSnapshot(), JobsSnapshot(), CONFIG, NOW)
-    assert (row.database, row.status, row.tone) == ("(unreachable)", "unreachable", "bad")
+    assert (row.database, row.status, row.tone) == ("(none known)", "unreachable", "bad")
     [row] = database_rows({"main": None}, CatalogSnapshot(), JobsSnapshot(), CONFIG, NOW)
     assert (row.status, row.tone) == ("connecting", "muted")
+
+
+def test_a_down_server_keeps_every_database_it_is_known_to_have():
+    """Its last inventory and the catalog: each with its real last good dump and level, and why."""
+    down = ServerSnapshot(
+        "main", "127.0.0.1:1", False, (DatabaseView("main", "shop", 5000, 3),), error="refused", cause="refused"
+    )
+    rows = {
+        r.database: r
+        for r in database_rows(
+            {"main": down}, CatalogSnapshot(dumps=(dump("orders", 3, level=2),)), JobsSnapshot(), CONFIG, NOW
+        )
+    }
+    assert set(rows) == {"shop", "orders"}
+    assert (rows["orders"].last_good, rows["orders"].level) == (NOW - 3 * 3600, 2)
+    assert (rows["orders"].status, rows["orders"].tone) == ("unreachable: refused", "bad")
+    assert (rows["shop"].bytes, rows["shop"].last_good) == (5000, None)
 
 
 @pytest.mark.parametrize(

@@ -132,12 +132,11 @@ def catalog_databases(catalog: CatalogSnapshot) -> dict[str, list[str]]:
 
 
 def busy_status(p: DbProgressView) -> str | None:
-    """What the Databases pane says of a database a run is working on (None: not at work)."""
+    """What the Databases pane says of a database a run is working on (None: not at work; one
+    waiting its turn shows its health)."""
     if p.status == DbStatus.RUNNING:
         frac = p.fraction
         return f"dumping {frac * 100:.0f}%" if frac is not None else "dumping"
-    if p.status == DbStatus.PENDING:
-        return "queued"
     if p.status in (DbStatus.VERIFYING, DbStatus.RETRYING):
         return str(p.status)
     return None
@@ -292,7 +291,7 @@ STATUS_TONES: dict[str, Tone] = {
     RunStatus.LOST: "bad",
     RunStatus.CANCELLED: "warn",
     RunStatus.SKIPPED: "muted",
-    DbStatus.PENDING: "muted",
+    DbStatus.PENDING: "busy",
     DbStatus.RETRYING: "busy",
     DbStatus.VERIFYING: "busy",
     "cancelling": "warn",  # the console's word for an active run whose cancel was sent

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 from dumpdeck.backend.disk import grade
 from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes, format_duration
+from dumpdeck.backend.vocabulary import DbStatus
 
 from .. import actions
 from ..logtail import LEVEL_RANK, compact_log_line, log_level_of
@@ -385,9 +386,9 @@ class DashboardScreen(Screen[None]):
                 Cell("", None),
                 f"{done}/{len(run.progress)} done" + (f", {pending} queued" if pending else ""),
             )
-            rows = [(f"{run.id}", head, run)]
+            rows: list[Row] = [(f"{run.id}", head, run)]
             for p in run.progress:
-                if p.status in ("running", "verifying", "retrying"):
+                if p.status in (DbStatus.RUNNING, DbStatus.VERIFYING, DbStatus.RETRYING):
                     rows.append(
                         (f"{run.id}:{p.database}", self._progress_cells(run, p, now, "", f" {p.database}"), run)
                     )
@@ -395,7 +396,7 @@ class DashboardScreen(Screen[None]):
         dur = run.duration(now)
         ago = (now - run.finished) if run.finished else None
         raw = run.bytes_raw
-        rate = raw / dur if raw and dur else None
+        avg_rate = raw / dur if raw and dur else None
         return [
             (
                 f"{run.id}",
@@ -406,7 +407,7 @@ class DashboardScreen(Screen[None]):
                     Cell.of(bar(app, 1.0, 8, "ok") if status == "succeeded" else bar(app, None, 8), None),
                     Cell("-", None),
                     Cell(format_bytes(raw) if raw else "-", raw, justify="right"),
-                    Cell(rate_text(rate), rate, justify="right"),
+                    Cell(rate_text(avg_rate), avg_rate, justify="right"),
                     Cell(format_duration(dur), dur),
                     Cell("-", None),
                     (f"{age_text(ago)}: " if ago is not None else "") + (run.reason or run.trigger or ""),

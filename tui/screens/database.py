@@ -8,6 +8,7 @@ the age of the newest good dump and the reason the server is down matter most.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,12 +23,20 @@ from ..rows import age_text, database_rows, db_key, level_text, run_status_tone
 from ..widgets.layout import apply_breakpoints
 from ..widgets.table import Cell, KeyedTable, OpenableTable, tone_style
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from ..app import DumpdeckApp
+
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M") if epoch else "?"
 
 
-class DatabaseScreen(Screen):
+class DatabaseScreen(Screen[None]):
+    if TYPE_CHECKING:  # the console's own App, with its state and actions
+        app = getters.app(DumpdeckApp)
+
     SCOPE = "database"
     BINDINGS = actions.bindings("database")
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

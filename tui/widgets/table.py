@@ -197,7 +197,7 @@ class KeyedTable(DataTable):
         column = ColumnKey(self.sort_column)
         rank = {k: i for i, k in enumerate(self.pinned)}
         items = list(self._data.items())
-        pinned = sorted((kv for kv in items if kv[0].value in rank), key=lambda kv: rank[kv[0].value])
+        pinned = sorted((kv for kv in items if kv[0].value in rank), key=lambda kv: rank[str(kv[0].value)])
         rest = sorted(
             (kv for kv in items if kv[0].value not in rank),
             key=lambda kv: _sortable(kv[1].get(column)),
