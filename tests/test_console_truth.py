@@ -348,7 +348,7 @@ async def test_a_restore_test_stopped_from_the_console_leaves_no_sandbox_nor_zom
         ladder = app.ladders[str(dumped.path)]
         await until(
             pilot,
-            lambda: any(c.name == "scratch database" for c in ladder.checks),
+            lambda: any(c.name == "confinement" and c.passed for c in ladder.checks),
             timeout=120,
             what="the load to begin",
         )
