@@ -26,7 +26,7 @@ from ..widgets.table import Cell, KeyedTable, OpenableTable, tone_style
 if TYPE_CHECKING:
     from textual import getters
 
-    from ..app import DumpdeckApp
+    from ..base import ConsoleApp
 
 
 def _when(epoch: float) -> str:
@@ -35,7 +35,7 @@ def _when(epoch: float) -> str:
 
 class DatabaseScreen(Screen[None]):
     if TYPE_CHECKING:  # the console's own App, with its state and actions
-        app = getters.app(DumpdeckApp)
+        app = getters.app(ConsoleApp)
 
     SCOPE = "database"
     BINDINGS = actions.bindings("database")
