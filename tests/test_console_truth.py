@@ -479,7 +479,7 @@ async def test_the_quit_hint_names_the_command_that_reopens_this_console(tmp_pat
     async with demo.run_test(size=(80, 24)) as pilot:
         await demo.workers.wait_for_complete()
         await pilot.pause()
-        assert "Run `dumpdeck demo` again" in demo._quit_message()
+        assert "Run `dumpdeck demo` to watch them" in demo._quit_message()
 
 
 def test_a_cancelled_verification_stops_and_records_nothing(config, sample_db):

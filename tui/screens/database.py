@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from dumpdeck.backend.naming import printable
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from .. import actions
@@ -47,7 +49,7 @@ class DatabaseScreen(Screen[None]):
         self.database = database
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.server}/{self.database}", id="statusbar")
+        yield Static(Text(printable(f"{self.server}/{self.database}")), id="statusbar")
         with VerticalScroll(id="db-server-pane", classes="pane"):
             yield Static("", id="db-server")
         with Horizontal(id="db-body"):
@@ -104,8 +106,8 @@ class DatabaseScreen(Screen[None]):
                 parts.append(f"{format_bytes(row.bytes)}, {row.tables} tables")
             parts.append(f"last good {age_text(row.age(now))}" + (f" ({level_text(row.level)})" if row.level else ""))
             parts.append(row.status)
-        self.query_one("#statusbar", Static).update(" · ".join(parts))
-        self.query_one("#db-server", Static).update(self.server_text(now))
+        self.query_one("#statusbar", Static).update(Text(printable(" · ".join(parts))))
+        self.query_one("#db-server", Static).update(Text(printable(self.server_text(now), keep_newlines=True)))
 
         dumps = [d for d in app.catalog.dumps if d.server == self.server and d.database == self.database]
         rows = []

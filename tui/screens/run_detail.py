@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -30,7 +31,7 @@ EVENT_TONES = {"error": "bad", "critical": "bad", "warning": "warn"}
 
 
 def event_line(e: EventView) -> str:
-    return f"{datetime.fromtimestamp(e.at, tz=UTC).strftime('%H:%M:%S')} {e.level:<7} {e.message}"
+    return f"{datetime.fromtimestamp(e.at, tz=UTC).strftime('%H:%M:%S')} {e.level:<7} {printable(e.message)}"
 
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class RunDetailScreen(Screen[None]):
             parts.append(f"by {run.trigger or '?'}")
             if run.reason:
                 parts.append(run.reason)
-            self.query_one("#statusbar", Static).update(" · ".join(p for p in parts if p))
+            self.query_one("#statusbar", Static).update(Text(printable(" · ".join(p for p in parts if p))))
             rows = []
             for p in run.progress:
                 tone = run_status_tone(p.status)
