@@ -157,6 +157,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         footer=True,
         label="Restore-test",
     ),
+    ActionSpec(
+        "restore",
+        "o",
+        "restore",
+        "Restore the selected dump for real (shows the plan; replacing needs the name typed)",
+        "Dumps",
+        "dumps",
+        destructive=True,
+    ),
     ActionSpec("delete", "x", "delete", "Delete the selected dump (asks first)", "Dumps", "dumps", destructive=True),
     ActionSpec(
         "dumps_filter",
