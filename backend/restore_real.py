@@ -51,6 +51,7 @@ from .errors import CancelledError, DumpdeckError, MappingError, RestoreError, R
 from .selection import RESTORE as RESTORE_JOB
 from .loader import _EVENT_ENABLE_RE, Loader, LoadError, LoadProgress, ScopeError, decoded_chunks
 from .outcome import Outcome
+from .restore import _scanned_now
 from .rewrite import Rewriter, Subset, database_mapping, plan_subset, survey
 from .sqlstats import Delimiter, Marker, Statement
 from .units import format_bytes, format_duration
@@ -387,6 +388,8 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
     if l1.failed:
         raise RestoreRefused(f"{path.name} failed level 1: {l1.summary}; nothing was restored")
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
+    if prior is not None and not _scanned_now(prior):
+        prior = None  # that scan did not know every hazard the current one knows: scan again
     stats = None
     mapped = None
     if prior is not None:

@@ -21,8 +21,8 @@ def register(sub) -> None:
         description="Remove .partial dump files whose writer is gone (their lock can be taken; a dump being "
         "written is never touched), sandboxes of restore-tests whose process is gone (their mariadbd is stopped "
         "and their directory removed) and credentials files of dead processes. With --scratch, also drop "
-        "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests, and dumpdeck_stage_* databases of "
-        "killed restores, on the configured servers (ones in use are skipped).",
+        "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests, and "
+        "dumpdeck_stage_* databases of killed restores, on the configured servers (ones in use are skipped).",
         epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error",
     )
     p.add_argument("--dry-run", "-n", action="store_true", help="show what would be removed")
