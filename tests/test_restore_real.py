@@ -422,6 +422,8 @@ def test_restore_from_every_codec_and_without_manifest(mariadb, config, sample_d
         b"USE `other_db`;\nCREATE TABLE `trap` (a int);\n",
         b"INSERT INTO `mysql`.`user` VALUES (1);\n",
         b"CREATE DATABASE `other_db`;\n",
+        b"\\! touch /tmp/dumpdeck_restore_pwned\n",
+        b"SELECT LOAD_FILE('/etc/passwd') INTO @x;\n",
     ],
 )
 def test_a_dump_writing_outside_its_database_is_refused(mariadb, config, sample_db, new_name, tmp_path, inject):
@@ -438,6 +440,7 @@ def test_a_dump_writing_outside_its_database_is_refused(mariadb, config, sample_
     with pytest.raises(RestoreRefused, match="nothing was restored"):
         restore(config, RestoreRequest(path, "main", target))
     assert databases(mariadb, target) == [] and databases(mariadb, "other_db") == []
+    assert not Path("/tmp/dumpdeck_restore_pwned").exists()
     # the same file without its manifest (as a legacy file) is refused too unless it names one database only
     manifest_mod.manifest_path(path).unlink()
     if b"mysql" in inject:
