@@ -144,6 +144,18 @@ class RestorePlan:
             "refusal": self.refusal,
         }
 
+    def _what(self) -> str:
+        r = self.request
+        if not self.tables and not any(self.objects.values()) and self.source.get("bytes_raw") is None:
+            return "restores the dump's tables and objects (no manifest: counted while checking the dump)"
+        return (
+            f"restores {len(self.tables)} table(s)"
+            + (f", {len(self.sequences)} sequence(s)" if self.sequences else "")
+            + ", "
+            + ", ".join(f"{len(v)} {k}" for k, v in self.objects.items())
+            + (f"; subset of {len(r.tables)} asked for" if r.tables else "")
+        )
+
     def lines(self) -> list[str]:
         s, r = self.source, self.request
         level = f"L{s['level']}" if s["level"] else "not verified"
@@ -155,11 +167,7 @@ class RestorePlan:
             f"         sha256 {s['sha256'] or 'not computed yet'}",
             f"target   {r.target_db!r} on server {r.target_server}"
             + (" (replace in place)" if r.replace else " (new or empty database)"),
-            f"restores {len(self.tables)} table(s)"
-            + (f", {len(self.sequences)} sequence(s)" if self.sequences else "")
-            + ", "
-            + ", ".join(f"{len(v)} {k}" for k, v in self.objects.items())
-            + (f"; subset of {len(r.tables)} asked for" if r.tables else ""),
+            self._what(),
         ]
         if self.excluded:
             out.append(f"         not in the dump (excluded by its job): {', '.join(self.excluded[:10])}")

@@ -47,6 +47,12 @@ def database_mapping(stats: SqlStats) -> str | None:
         )
     if not stats.databases:
         return None
+    if not stats.header_use or stats.late_drop_database:
+        names = ", ".join(f"`{d}`" for d in stats.databases[:5])
+        raise MappingError(
+            f"the dump names {names} outside the header a --databases dump has (CREATE DATABASE and USE before "
+            "its first table)"
+        )
     if len(stats.databases) > 1:
         names = ", ".join(f"`{d}`" for d in stats.databases[:5])
         raise MappingError(

@@ -663,6 +663,8 @@ class SqlStats:
     create_counts: dict[str, int] = field(default_factory=dict)  # statement counts by kind
     scope_problems: list[str] = field(default_factory=list)  # "line N: USE `x`"
     databases: list[str] = field(default_factory=list)  # named by USE / CREATE / DROP DATABASE (a --databases dump)
+    header_use: list[str] = field(default_factory=list)  # USE before the first table section (a --databases dump)
+    late_drop_database: bool = False  # a DROP DATABASE after the first table section (never from a dump tool)
     other_scope: int = 0  # scope problems other than those: schema-qualified writes, server-wide statements
     unterminated: str | None = None
     statements: int = 0
@@ -762,6 +764,10 @@ class StatsCollector:
         if kind in ("use", "create_database", "drop_database"):
             if item.name is not None and item.name not in s.databases:
                 s.databases.append(item.name)
+            if kind == "use" and not s.markers and item.name is not None:
+                s.header_use.append(item.name)
+            if kind == "drop_database" and s.markers:
+                s.late_drop_database = True
         elif item.outside_scope or problem:
             s.other_scope += 1
         if (item.outside_scope or problem) and len(s.scope_problems) < self.MAX_PROBLEMS:
