@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
@@ -125,6 +125,12 @@ class RestoreModal(ModalScreen["object | None"]):
     target's name typed. Dismisses with a backend RestoreRequest, or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+    # layout only (colours come from the theme): the dialog scrolls on a small terminal, the plan in its own box
+    DEFAULT_CSS = """
+    RestoreModal #dialog { width: 96; }
+    RestoreModal #restore-plan-box { height: auto; max-height: 10; margin-bottom: 1; }
+    RestoreModal #restore-plan { margin-bottom: 0; }
+    """
 
     class PlanReady(Message):
         def __init__(self, key: tuple, lines: list[str], refusal: str | None) -> None:
@@ -144,13 +150,14 @@ class RestoreModal(ModalScreen["object | None"]):
         self.plan_key: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="dialog"):
+        with VerticalScroll(id="dialog", classes="dialog"):
             yield Static("Restore", classes="dialog-title")
             yield Static(self.label, classes="dialog-body")
             yield Label("Into database:")
             yield Input(value=f"{self.database}_restored", id="restore-into")
             yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
-            yield Static("planning…", id="restore-plan", classes="dialog-body")
+            with VerticalScroll(id="restore-plan-box"):
+                yield Static("planning…", id="restore-plan", classes="dialog-body")
             yield Label("", id="restore-confirm-label")
             yield Input(id="restore-confirm")
             with Horizontal(classes="dialog-buttons"):
