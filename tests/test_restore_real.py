@@ -539,3 +539,38 @@ def test_dry_run_of_a_legacy_file_computes_its_sha256(mariadb, write_config, sam
     path = _legacy_dump(mariadb, tmp_path, sample_db)
     rc, out, _ = run(capsys, "-c", cfg, "restore", path, "--into", new_name("legacy"), "--dry-run", "--json")
     assert rc == 0 and json.loads(out)["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_foreground_restore_that_loses_its_terminal_stops_cleanly(mariadb, write_config, sample_db, new_name):
+    import sys
+
+    from dumpdeck.backend.config import load_config
+
+    cfg = write_config()
+    config = load_config(cfg)
+    make_big_table(mariadb, sample_db, rows=400_000)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    target = new_name("hangup")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dumpdeck", "-c", str(cfg), "restore", str(path), "--into", target],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+    def loading():
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if any(f"--database={target}" in a for a in child.cmdline()):
+                    return True
+            except psutil.Error:
+                continue
+        return False
+
+    wait_until(loading, timeout=120, what="the load to start")
+    proc.send_signal(signal.SIGHUP)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert databases(mariadb, target) == []  # a half-restored new database is dropped
+    with open_store(config) as store:
+        assert store.list_runs(job="restore")[0].status == "cancelled"

@@ -7,6 +7,7 @@ was), or with `--detach` by a detached runner that survives the terminal.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -127,6 +128,10 @@ def run(args, ctx) -> int:
         except BaseException as exc:
             outcome["error"] = exc
 
+    def on_signal(signum, _frame):  # a hang-up or kill of the terminal: stop cleanly, the target as it was
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGHUP, signal.SIGTERM)}
     worker = threading.Thread(target=work, name=f"restore-{run_row.id}", daemon=True)
     worker.start()
     line = ProgressLine()
@@ -147,6 +152,9 @@ def run(args, ctx) -> int:
         sys.stderr.write("cancelling: stopping the load; the target is left as it was…\n")
         worker.join()
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     line.clear()
     if "error" in outcome:
         raise outcome["error"]
