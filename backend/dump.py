@@ -157,9 +157,8 @@ def excluded_tables(names: list[str], include: tuple[str, ...] | None, exclude: 
 
     out = []
     for name in names:
-        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
-            out.append(name)
-        elif any(fnmatch.fnmatchcase(name, p) for p in exclude):
+        left_out = include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include)
+        if left_out or any(fnmatch.fnmatchcase(name, p) for p in exclude):
             out.append(name)
     return out
 

@@ -40,22 +40,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pymysql
+import pymysql.cursors
 
 from . import manifest as manifest_mod
 from . import mysql
-from .codecs import StreamError
 from .config import Config, ServerConfig
-from .errors import CancelledError, DumpdeckError, MappingError, RestoreError, RestoreRefused
-from .selection import RESTORE as RESTORE_JOB
-from .loader import _EVENT_ENABLE_RE, Loader, LoadError, LoadProgress, ScopeError, decoded_chunks
+from .errors import (
+    CancelledError,
+    DumpdeckError,
+    LoadError,
+    ManifestError,
+    MappingError,
+    RestoreError,
+    RestoreRefused,
+    ScopeError,
+    StreamError,
+)
+from .loader import _EVENT_ENABLE_RE, Item, Loader, LoadProgress, LoadResult, decoded_chunks
 from .outcome import Outcome
 from .restore import _scanned_now
 from .rewrite import Rewriter, Subset, database_mapping, plan_subset, survey
-from .sqlstats import Delimiter, Marker, Statement
+from .selection import RESTORE as RESTORE_JOB
+from .sqlstats import Delimiter, Marker, SqlStats, Statement
 from .units import format_bytes, format_duration
 from .verify import VerifyReport, verified_for, verify_file
+from .vocabulary import DbStatus, RunStatus, Trigger
+
+if TYPE_CHECKING:
+    from .state import Run, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +93,20 @@ class RestoreRequest:
     definer: str = "keep"  # keep | current
     parallel: int = 2
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["path"] = str(self.path)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> RestoreRequest:
+    def from_dict(cls, d: dict[str, Any]) -> RestoreRequest:
         return cls(**{**d, "path": Path(d["path"])})
 
 
 @dataclass
 class RestorePlan:
     request: RestoreRequest
-    source: dict  # path, database, server, codec, size, bytes_raw, sha256, level, when, age
+    source: dict[str, Any]  # path, database, server, codec, size, bytes_raw, sha256, level, when, age
     target_exists: bool
     target_tables: list[str]
     target_objects: dict[str, list[str]]
@@ -118,7 +133,7 @@ class RestorePlan:
             + (" (a safety dump is taken first)" if self.request.replace else "")
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "target": {
@@ -204,7 +219,7 @@ def _age(when: datetime) -> str:
     return "just now" if secs < 60 else f"{format_duration(secs)} old"
 
 
-def _source_info(config: Config, path: Path) -> tuple[dict, manifest_mod.Manifest | None, str | None]:
+def _source_info(config: Config, path: Path) -> tuple[dict[str, Any], manifest_mod.Manifest | None, str | None]:
     from .catalog import scan
 
     entry = None
@@ -213,7 +228,7 @@ def _source_info(config: Config, path: Path) -> tuple[dict, manifest_mod.Manifes
             entry = e
             break
     manifest = None
-    with contextlib.suppress(manifest_mod.ManifestError):
+    with contextlib.suppress(ManifestError):
         if manifest_mod.manifest_path(path).exists():
             manifest = manifest_mod.load(path)
     if entry is not None:
@@ -267,11 +282,13 @@ def _target_state(server: ServerConfig, db: str) -> tuple[bool, list[str], dict[
         conn.close()
 
 
-def _estimate(config: Config, manifest, raw: int | None, database: str) -> tuple[float | None, str]:
+def _estimate(
+    config: Config, manifest: manifest_mod.Manifest | None, raw: int | None, database: str
+) -> tuple[float | None, str]:
     """Seconds from history: this dump's own restore-test load, else the load rate measured by restore-tests
     of this database's (or, failing that, any database's) other dumps, else that of earlier restores."""
 
-    def load_seconds(m) -> float | None:
+    def load_seconds(m: manifest_mod.Manifest) -> float | None:
         for v in reversed(m.verifications):
             for c in v.checks:
                 if (
@@ -305,7 +322,7 @@ def _estimate(config: Config, manifest, raw: int | None, database: str) -> tuple
     try:
         with open_store(config) as store:
             total_b, total_s = 0, 0.0
-            for run in store.list_runs(limit=200, job=RESTORE_JOB, status="succeeded"):
+            for run in store.list_runs(limit=200, job=RESTORE_JOB, status=RunStatus.SUCCEEDED):
                 for p in store.progress(run.id):
                     if p.bytes_raw >= 10_000_000 and p.elapsed:
                         total_b += p.bytes_raw
@@ -377,7 +394,7 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
 @dataclass
 class Prepared:
     manifest: manifest_mod.Manifest | None
-    stats: object | None
+    stats: SqlStats | None
     mapped_db: str | None
     subset: Subset | None
     source_db: str
@@ -390,7 +407,7 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
     path = Path(req.path)
     l1 = verify_file(path, level=1, record=False)
     manifest = None
-    with contextlib.suppress(manifest_mod.ManifestError):
+    with contextlib.suppress(ManifestError):
         if manifest_mod.manifest_path(path).exists():
             manifest = manifest_mod.load(path)
     if l1.failed:
@@ -406,7 +423,7 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
     else:
         on_step("checking the dump: levels 1–3 (decode, header, footer, statements, scope)")
         report = verify_file(path, level=3, record=True)
-        with contextlib.suppress(manifest_mod.ManifestError):
+        with contextlib.suppress(ManifestError):
             if manifest is not None:
                 manifest = manifest_mod.load(path)  # now with the exact row counts of this pass
         bad = report.failed_checks
@@ -479,7 +496,7 @@ class ObjectCollector:
             text = text[: -len(self.delimiter)]
         return text.decode("utf-8", errors="replace").strip()
 
-    def __call__(self, item):
+    def __call__(self, item: Item) -> Item | None:
         out = self.inner(item)
         if out is None:
             return None
@@ -500,7 +517,7 @@ class ObjectCollector:
         return out
 
 
-def _disable_events(item):
+def _disable_events(item: Item) -> Item:
     if isinstance(item, Statement) and item.kind == "create_event":
         item.raw = _EVENT_ENABLE_RE.sub(b"DISABLE", item.raw)
     return item
@@ -518,10 +535,10 @@ class RestoreResult:
     seconds: float = 0.0
     bytes: int = 0
     safety_dump: str | None = None
-    checks: list[dict] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -568,7 +585,7 @@ def restore(
         if req.replace and plan.target_exists and (plan.target_tables or any(plan.target_objects.values())):
             result = _replace(config, req, plan, prep, server, step, progress, cancel, run_id)
         else:
-            result = _into_new(config, req, plan, prep, server, step, progress, cancel)
+            result = _into_new(req, plan, prep, server, step, progress, cancel)
     except pymysql.MySQLError as exc:
         code = f"({exc.args[0]}) " if len(exc.args) > 1 else ""
         raise RestoreError(
@@ -580,13 +597,21 @@ def restore(
     return result
 
 
-def _loader(config, server, db, req, prep, progress, cancel, *, staging: bool) -> tuple[Loader, ObjectCollector]:
+def _loader(
+    server: ServerConfig,
+    db: str,
+    req: RestoreRequest,
+    prep: Prepared,
+    progress: Callable[[LoadProgress], None],
+    *,
+    staging: bool,
+) -> tuple[Loader, ObjectCollector]:
     rw = Rewriter(
         prep.source_db, mapped_db=prep.mapped_db, definer_current=req.definer == "current", subset=prep.subset
     )
     collector = ObjectCollector(rw)
 
-    def transform(item):
+    def transform(item: Item) -> Item | None:
         out = collector(item)
         return _disable_events(out) if staging and out is not None else out
 
@@ -595,7 +620,7 @@ def _loader(config, server, db, req, prep, progress, cancel, *, staging: bool) -
     return loader, collector
 
 
-def _load(loader: Loader, req: RestoreRequest, prep: Prepared, cancel: threading.Event):
+def _load(loader: Loader, req: RestoreRequest, prep: Prepared, cancel: threading.Event) -> LoadResult:
     codec = prep.manifest.codec if prep.manifest is not None else None
     done = threading.Event()
 
@@ -630,22 +655,31 @@ def _exec(server: ServerConfig, sql: list[str], database: str | None = None) -> 
         conn.close()
 
 
-def _expected_manifest(prep: Prepared, plan: RestorePlan):
+def _expected_manifest(prep: Prepared, plan: RestorePlan) -> manifest_mod.Manifest | None:
     """What the restored database must hold: the manifest (narrowed to --tables), or the scan's stats."""
     m = prep.manifest
     if m is None:
         return None
     if prep.subset is None:
         return m
+    subset = prep.subset
+
+    def kept(kind: str) -> list[str]:
+        return [n for n in getattr(m, kind) if subset.objects.get((kind[:-1], n), False)]
+
     return dataclasses.replace(
         m,
-        tables=[t for t in m.tables if t.name in prep.subset.tables],
-        sequences=[s for s in m.sequences if s in prep.subset.tables],
-        **{k: [n for n in getattr(m, k) if prep.subset.objects.get((k[:-1], n), False)] for k in _OBJECT_KINDS},
+        tables=[t for t in m.tables if t.name in subset.tables],
+        sequences=[s for s in m.sequences if s in subset.tables],
+        views=kept("views"),
+        procedures=kept("procedures"),
+        functions=kept("functions"),
+        triggers=kept("triggers"),
+        events=kept("events"),
     )
 
 
-def _compare(server: ServerConfig, db: str, prep: Prepared, plan: RestorePlan) -> list[dict]:
+def _compare(server: ServerConfig, db: str, prep: Prepared, plan: RestorePlan) -> list[dict[str, Any]]:
     """Tables, sequences, objects and row counts of `db` against the dump (the manifest, narrowed to
     --tables, or the scan's statistics). RestoreError listing the differences."""
     m = _expected_manifest(prep, plan)
@@ -670,7 +704,7 @@ def _compare(server: ServerConfig, db: str, prep: Prepared, plan: RestorePlan) -
         ]
     want_tables = [t for t in want_tables if t not in want_seqs]
     conn = mysql.connect(server, db, read_timeout=3600)
-    checks: list[dict] = []
+    checks: list[dict[str, Any]] = []
     bad: list[str] = []
 
     def check(name: str, ok: bool, evidence: str) -> None:
@@ -703,7 +737,8 @@ def _compare(server: ServerConfig, db: str, prep: Prepared, plan: RestorePlan) -
                 if t not in have_tables:
                     continue
                 cur.execute(f"SELECT COUNT(*) FROM {mysql.quote_ident(t)}")
-                got = int(cur.fetchone()[0])
+                counted_row = cur.fetchone()
+                got = int(counted_row[0]) if counted_row else 0
                 counted += got
                 if got != n:
                     wrong.append(f"`{t}` {got:,} rows, the dump has {n:,}")
@@ -719,14 +754,22 @@ def _compare(server: ServerConfig, db: str, prep: Prepared, plan: RestorePlan) -
     return checks
 
 
-def _into_new(config, req, plan, prep, server, step, progress, cancel) -> RestoreResult:
+def _into_new(
+    req: RestoreRequest,
+    plan: RestorePlan,
+    prep: Prepared,
+    server: ServerConfig,
+    step: StepCallback,
+    progress: Callable[[LoadProgress], None],
+    cancel: threading.Event,
+) -> RestoreResult:
     db = req.target_db
     q = mysql.quote_ident(db)
     created = not plan.target_exists
     if created:
         _exec(server, [f"CREATE DATABASE {q} CHARACTER SET utf8mb4"])
         step(f"created database `{db}` on {server.name}")
-    loader, _collector = _loader(config, server, db, req, prep, progress, cancel, staging=False)
+    loader, _collector = _loader(server, db, req, prep, progress, staging=False)
     ok = False
     try:
         step(f"loading over {req.parallel} connection(s)")
@@ -756,7 +799,9 @@ def _scratch(prefix: str, db: str) -> str:
     return f"{prefix}{secrets.token_hex(3)}_{_safe(db)}"[:64]
 
 
-def _safety_dump(config: Config, server: ServerConfig, db: str, step, cancel, run_id) -> str:
+def _safety_dump(
+    config: Config, server: ServerConfig, db: str, step: StepCallback, cancel: threading.Event, run_id: int | None
+) -> str:
     from .dump import dump_database
 
     step(f"safety dump of `{db}` (the data being replaced)")
@@ -786,6 +831,8 @@ def _show_creates(server: ServerConfig, db: str) -> list[tuple[str, str, str, st
                 for n in names:
                     cur.execute(f"SHOW CREATE {word} {mysql.quote_ident(n)}")
                     row = cur.fetchone()
+                    if row is None:
+                        continue
                     if word == "VIEW":
                         out.append((word, n, "", row[1]))
                     elif word == "EVENT":
@@ -853,12 +900,22 @@ def _replay(server: ServerConfig, db: str, objects: list[_Obj]) -> None:
         conn.close()
 
 
-def _drop_objects(cur, db: str, saved: list[tuple[str, str, str, str]]) -> None:
+def _drop_objects(cur: pymysql.cursors.Cursor, db: str, saved: list[tuple[str, str, str, str]]) -> None:
     for kind, name, _mode, _sql in saved:
         cur.execute(f"DROP {kind} IF EXISTS {mysql.quote_ident(db)}.{mysql.quote_ident(name)}")
 
 
-def _replace(config, req, plan, prep, server, step, progress, cancel, run_id) -> RestoreResult:
+def _replace(
+    config: Config,
+    req: RestoreRequest,
+    plan: RestorePlan,
+    prep: Prepared,
+    server: ServerConfig,
+    step: StepCallback,
+    progress: Callable[[LoadProgress], None],
+    cancel: threading.Event,
+    run_id: int | None,
+) -> RestoreResult:
     db = req.target_db
     safety = _safety_dump(config, server, db, step, cancel, run_id)
     if cancel.is_set():
@@ -870,7 +927,7 @@ def _replace(config, req, plan, prep, server, step, progress, cancel, run_id) ->
     try:
         _exec(server, [f"CREATE DATABASE {qs} CHARACTER SET utf8mb4"])
         step(f"staging database `{stage}` created")
-        loader, collector = _loader(config, server, stage, req, prep, progress, cancel, staging=True)
+        loader, collector = _loader(server, stage, req, prep, progress, staging=True)
         res = _load(loader, req, prep, cancel)
         step(f"loaded {format_bytes(res.bytes)} of SQL into staging in {format_duration(res.seconds)}")
         checks = _compare(server, stage, prep, plan)
@@ -898,7 +955,7 @@ def _replace(config, req, plan, prep, server, step, progress, cancel, run_id) ->
     )
 
 
-def _swap(server: ServerConfig, db: str, stage: str, old: str, objects: list[_Obj], step) -> bool:
+def _swap(server: ServerConfig, db: str, stage: str, old: str, objects: list[_Obj], step: StepCallback) -> bool:
     """The swap. True when the target holds the restored data; on failure the target is put back and
     RestoreError raised. Leaves `old` holding the replaced tables (the caller drops it)."""
     q = mysql.quote_ident
@@ -947,7 +1004,7 @@ def _swap(server: ServerConfig, db: str, stage: str, old: str, objects: list[_Ob
         conn.close()
 
 
-def _fix_sequence_defaults(cur, db: str, stage: str) -> None:
+def _fix_sequence_defaults(cur: pymysql.cursors.Cursor, db: str, stage: str) -> None:
     """A column default `nextval(`stage`.`seq`)` keeps naming staging after the RENAME: point it at the target."""
     q = mysql.quote_ident
     cur.execute(
@@ -960,7 +1017,7 @@ def _fix_sequence_defaults(cur, db: str, stage: str) -> None:
         cur.execute(f"ALTER TABLE {q(db)}.{q(table)} ALTER COLUMN {q(column)} SET DEFAULT ({fixed})")
 
 
-def _tables(server: ServerConfig, db: str):
+def _tables(server: ServerConfig, db: str) -> list[mysql.TableInfo]:
     conn = mysql.connect(server)
     try:
         return [t for t in mysql.tables(conn, db) if t.kind != "VIEW"]
@@ -1005,7 +1062,14 @@ def cleanup_leftovers(config: Config, server_name: str | None, *, dry_run: bool 
 # --------------------------------------------------------------------------- restores are runs
 
 
-def start_restore(config: Config, req: RestoreRequest, *, trigger: str = "cli", detach: bool = True, store=None):
+def start_restore(
+    config: Config,
+    req: RestoreRequest,
+    *,
+    trigger: Trigger = "cli",
+    detach: bool = True,
+    store: StateStore | None = None,
+) -> Run:
     """Record a restore run (queued) with its request; with `detach`, spawn its runner. Returns the Run."""
     from .jobs import spawn_runner
     from .state import open_store
@@ -1030,20 +1094,20 @@ def start_restore(config: Config, req: RestoreRequest, *, trigger: str = "cli", 
             store.close()
 
 
-def request_of(store, run_id: int) -> RestoreRequest | None:
+def request_of(store: StateStore, run_id: int) -> RestoreRequest | None:
     events = store.events(run_id, kind="restore-request", limit=1)
     return RestoreRequest.from_dict(events[0].data) if events else None
 
 
-def run_restore(config: Config, store, run, cancel: threading.Event) -> tuple[str, str]:
+def run_restore(config: Config, store: StateStore, run: Run, cancel: threading.Event) -> tuple[RunStatus, str]:
     """The runner's body for a restore run: progress rows and events in the state store."""
     from .state import DbProgress
 
     req = request_of(store, run.id)
     if req is None:
-        return "failed", f"run {run.id}: no restore request recorded"
+        return RunStatus.FAILED, f"run {run.id}: no restore request recorded"
     started = datetime.now(UTC)
-    base = DbProgress(run.id, req.target_db, "running", started=started, updated=started)
+    base = DbProgress(run.id, req.target_db, DbStatus.RUNNING, started=started, updated=started)
     store.set_progress(base)
     state = {"last": 0.0}
 
@@ -1077,15 +1141,17 @@ def run_restore(config: Config, store, run, cancel: threading.Event) -> tuple[st
     try:
         result = restore(config, req, on_step=on_step, on_progress=on_progress, cancel=cancel, run_id=run.id)
     except CancelledError as exc:
-        store.set_progress(dataclasses.replace(base, status="cancelled", error=str(exc), updated=datetime.now(UTC)))
-        return "cancelled", str(exc)
+        store.set_progress(
+            dataclasses.replace(base, status=DbStatus.CANCELLED, error=str(exc), updated=datetime.now(UTC))
+        )
+        return RunStatus.CANCELLED, str(exc)
     except DumpdeckError as exc:
-        store.set_progress(dataclasses.replace(base, status="failed", error=str(exc), updated=datetime.now(UTC)))
-        return "failed", str(exc)
+        store.set_progress(dataclasses.replace(base, status=DbStatus.FAILED, error=str(exc), updated=datetime.now(UTC)))
+        return RunStatus.FAILED, str(exc)
     store.set_progress(
         dataclasses.replace(
             base,
-            status="succeeded",
+            status=DbStatus.SUCCEEDED,
             bytes_raw=result.bytes,
             estimate=result.bytes or None,
             rate=result.bytes / result.seconds if result.seconds else 0.0,
@@ -1096,4 +1162,4 @@ def run_restore(config: Config, store, run, cancel: threading.Event) -> tuple[st
     store.add_event(run.id, "info", "restore-done", result.message, result.to_dict())
     for w in result.warnings:
         store.add_event(run.id, "warning", "restore-warning", w)
-    return "succeeded", result.message + f" in {format_duration(result.seconds)}"
+    return RunStatus.SUCCEEDED, result.message + f" in {format_duration(result.seconds)}"

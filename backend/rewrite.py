@@ -249,7 +249,7 @@ Transform = Callable[[Item], Item | None]
 # --------------------------------------------------------------------------- extract one table
 
 
-def extract_table(chunks: Iterator[bytes], table: str, write: Callable[[bytes], object]) -> dict:
+def extract_table(chunks: Iterator[bytes], table: str, write: Callable[[bytes], object]) -> dict[str, int]:
     """Stream one table's DDL and data (its triggers too) out of a dump: the dump's session header, the
     table's sections, the footer that restores the session. Nothing is held beyond one statement.
     MappingError when the dump has no such table."""

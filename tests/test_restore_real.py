@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend.catalog import scan
 from dumpdeck.backend.dump import dump_database

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from dumpdeck.backend import manifest as manifest_mod
-from dumpdeck.backend.codecs import HashingSink, StreamError, codec_for_path, make_encoder
-from dumpdeck.backend.errors import DumpdeckError, UsageError
+from dumpdeck.backend.codecs import HashingSink, codec_for_path, make_encoder
+from dumpdeck.backend.errors import DumpdeckError, ManifestError, StreamError, UsageError
 from dumpdeck.backend.loader import decoded_chunks
 from dumpdeck.backend.rewrite import extract_table
 from dumpdeck.backend.units import format_bytes
@@ -44,7 +44,7 @@ def register(sub) -> None:
 def run(args, ctx) -> int:
     path = resolve_file(args, ctx)
     codec_in = None
-    with contextlib.suppress(manifest_mod.ManifestError):
+    with contextlib.suppress(ManifestError):
         if manifest_mod.manifest_path(path).exists():
             codec_in = manifest_mod.load(path).codec
     if args.output is None:
@@ -64,31 +64,27 @@ def run(args, ctx) -> int:
         raise UsageError(f"-o {target}: is a directory")
     codec = codec_for_path(target)
     partial = Path(str(target) + ".partial")
-    try:
-        f = open(partial, "wb")
-    except OSError as exc:
-        raise UsageError(f"-o {target}: {exc.strerror}") from None
     ok = False
     try:
-        sink = HashingSink(f)
-        enc = make_encoder(codec, 3, 0, sink)
-        try:
-            info = extract_table(decoded_chunks(path, codec_in), args.table, enc.write)
-            enc.close()
-        except BaseException:
-            enc.abort()
-            raise
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
+        with open(partial, "wb") as f:
+            sink = HashingSink(f)
+            enc = make_encoder(codec, 3, 0, sink)
+            try:
+                info = extract_table(decoded_chunks(path, codec_in), args.table, enc.write)
+                enc.close()
+            except BaseException:
+                enc.abort()
+                raise
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(partial, target)
         ok = True
+    except OSError as exc:
+        raise UsageError(f"-o {target}: {exc.strerror or exc}") from None
     except StreamError as exc:
         raise DumpdeckError(f"{path.name}: {exc}") from None
     finally:
         if not ok:
-            with contextlib.suppress(OSError):
-                f.close()
             with contextlib.suppress(OSError):
                 partial.unlink()
     if args.json:

@@ -95,8 +95,8 @@ def run(args, ctx) -> int:
         if args.json:
             print_json(plan.to_dict())
         else:
-            for line in plan.lines():
-                sys.stdout.write(line + "\n")
+            for text in plan.lines():
+                sys.stdout.write(text + "\n")
         return 1 if plan.refusal else 0
     if plan.refusal:
         sys.stderr.write(style(f"refused: {plan.refusal}", ok=False) + "\n")
@@ -117,8 +117,8 @@ def run(args, ctx) -> int:
     run_row = start_restore(config, req, trigger="cli", detach=False, store=store)
     setup_logging(config, run_row.id)
     if not args.json:
-        for line in plan.lines():
-            sys.stdout.write(style(line, dim=True) + "\n")
+        for text in plan.lines():
+            sys.stdout.write(style(text, dim=True) + "\n")
     cancel = threading.Event()
     outcome: dict = {}
 
