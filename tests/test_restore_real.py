@@ -340,7 +340,7 @@ def test_extract_one_table_loads_on_its_own(mariadb, write_config, config, sampl
 
 def test_excluded_tables_pass_l3_and_the_manifest_names_them(mariadb, write_config, sample_db, new_name):
     from dumpdeck.backend.config import load_config
-    from dumpdeck.backend.jobs import run_job_foreground
+    from dumpdeck.backend.runner import run_job_foreground
 
     cfg = write_config(
         f"""
