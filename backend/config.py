@@ -504,6 +504,26 @@ class RetentionConfig:
         return job_policy or self.default
 
 
+@_labelled("{database glob: [table globs]}")
+def _table_globs(v: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`{database glob: [table glob, …]}` (a bare list applies to every database)."""
+    if isinstance(v, (list, str)):
+        return (("*", _str_list(v)),)
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping of database glob to table globs, got {_typename(v)}")
+    return tuple((str(db), _str_list(pats)) for db, pats in v.items())
+
+
+@dataclass(frozen=True)
+class TableFilter:
+    include: tuple[tuple[str, tuple[str, ...]], ...] = setting(
+        (), _table_globs, "Only these tables of the matching databases: {database glob: [table globs]}."
+    )
+    exclude: tuple[tuple[str, tuple[str, ...]], ...] = setting(
+        (), _table_globs, "Tables left out of the matching databases: {database glob: [table globs]}."
+    )
+
+
 @dataclass(frozen=True)
 class JobConfig:
     name: str
@@ -536,6 +556,17 @@ class JobConfig:
         "`dumpdeck check` alarms when a database of this job has no backup this recent.",
         default_doc="checks.max_age",
     )
+    tables: TableFilter = section(
+        TableFilter, "Tables left out of each dump; the manifest records them as excluded (verification expects so)."
+    )
+
+    def table_patterns(self, database: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """(include globs or None for all, exclude globs) of the job's `tables` for one database."""
+        import fnmatch
+
+        inc = [p for db, pats in self.tables.include if fnmatch.fnmatchcase(database, db) for p in pats]
+        exc = [p for db, pats in self.tables.exclude if fnmatch.fnmatchcase(database, db) for p in pats]
+        return (tuple(inc) if self.tables.include and inc else None), tuple(exc)
 
 
 @dataclass(frozen=True)

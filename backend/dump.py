@@ -151,6 +151,18 @@ def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool, warnings:
     return [*BASE_OPTIONS, *flags.options]
 
 
+def excluded_tables(names: list[str], include: tuple[str, ...] | None, exclude: tuple[str, ...]) -> list[str]:
+    """The tables a job's `tables.include` / `tables.exclude` globs leave out of a dump."""
+    import fnmatch
+
+    out = []
+    for name in names:
+        left_out = include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include)
+        if left_out or any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            out.append(name)
+    return out
+
+
 # --------------------------------------------------------------------------- header parsing
 
 
@@ -229,6 +241,9 @@ def dump_database(
     run_id: int | None = None,
     progress_interval: float = 0.5,
     dump_tool: str | None = None,
+    tables_include: tuple[str, ...] | None = None,
+    tables_exclude: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
 ) -> DumpResult:
     """Dump one database to `<backup.dir>/<server>/<db>/<db>-<stamp>.sql.<ext>` with its manifest."""
     timeout = timeout if timeout is not None else backup.timeout
@@ -274,6 +289,8 @@ def dump_database(
         if opt.split("=")[0] in _RESERVED_OPTIONS:
             raise DumpError(f"backup.extra_options: {opt} would remove the completeness footer or change the scope")
         options.append(opt)
+    excluded = excluded_tables([t.name for t in table_rows if t.kind != "VIEW"], tables_include, tables_exclude)
+    ignore = [f"--ignore-table={database}.{t}" for t in excluded]
 
     final, partial = target_paths(backup.dir, server.name, database, started, backup.compression)
     try:
@@ -308,7 +325,7 @@ def dump_database(
         sink = HashingSink(f)
         encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
         with client_credentials(server, tool=tool) as cred:
-            argv = [tool, cred.argument, *options, "--", database]
+            argv = [tool, cred.argument, *options, *ignore, "--", database]
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -478,8 +495,11 @@ def dump_database(
             tables=[
                 manifest_mod.TableEntry(t.name, t.engine, t.rows, t.data_bytes + t.index_bytes)
                 for t in table_rows
-                if t.kind != "VIEW"
+                if t.kind not in ("VIEW", "SEQUENCE") and t.name not in excluded
             ],
+            sequences=[t.name for t in table_rows if t.kind == "SEQUENCE" and t.name not in excluded],
+            excluded=excluded,
+            tags=list(tags),
             views=objects["views"],
             procedures=objects["procedures"],
             functions=objects["functions"],

@@ -100,6 +100,18 @@ class ScopeError(LoadError):
     """The dump would write outside the scratch database."""
 
 
+class MappingError(DumpdeckError):
+    """A dump names databases in a way no single target can take (backend.rewrite)."""
+
+
+class RestoreError(DumpdeckError):
+    """A restore was refused or failed; the message says what, where, and that the target is as it was."""
+
+
+class RestoreRefused(RestoreError):
+    """A restore refused before anything was changed."""
+
+
 class SandboxError(DumpdeckError):
     """The sandbox server could not be created, started or stopped."""
 

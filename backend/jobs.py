@@ -158,43 +158,51 @@ def start_run(
             raise UsageError(f"job {name}: no databases match {', '.join(config.job(name).databases)}")
         credentials.check_secrets(config, [srv], f"job {name}" if name != ADHOC else "this backup")
         run = store.create_run(name, trigger, srv, dbs, log_dir=config.runs_log_dir)
-        config_path = _abs_config_path(config)
-        assert run.log_path is not None  # created with log_dir
-        log_path = Path(run.log_path)
-        private_dir(log_path.parent, ours=True)
-        secrets_fd = credentials.send_secrets(config)  # secret variables go through a pipe, not the environment
-        argv = [sys.executable, "-m", "dumpdeck.backend.runner", "--config", str(config_path), "--run", str(run.id)]
-        if secrets_fd is not None:
-            argv += ["--secrets-fd", str(secrets_fd)]
-        with os.fdopen(open_private(log_path), "ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    start_new_session=True,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    close_fds=True,
-                    pass_fds=(secrets_fd,) if secrets_fd is not None else (),
-                    cwd="/",
-                    env=credentials.scrubbed_env(config),
-                )
-            except OSError as exc:
-                store.finish_run(run.id, RunStatus.FAILED, f"cannot start the runner: {exc.strerror}")
-                raise UsageError(f"cannot start the runner: {exc.strerror}") from None
-            finally:
-                if secrets_fd is not None:
-                    os.close(secrets_fd)
-        _children.append(proc)
-        reap_children()
-        # The runner records its own pid too; writing it here closes the window before it starts.
-        current = store.get_run(run.id)
-        if current is not None and current.pid is None:
-            store.update_run(run.id, pid=proc.pid, host=socket.gethostname())
-        return store.get_run(run.id)  # type: ignore[return-value]
+        return spawn_runner(config, store, run)
     finally:
         if own:
             store.close()
+
+
+def spawn_runner(config: Config, store: StateStore, run: Run) -> Run:
+    """Start the detached runner of a queued run (its own session, output to the run's log). Secret
+    variables reach it through a pipe, never its environment."""
+    config_path = _abs_config_path(config)
+    assert run.log_path is not None  # created with log_dir
+    log_path = Path(run.log_path)
+    private_dir(log_path.parent, ours=True)
+    secrets_fd = credentials.send_secrets(config)  # secret variables go through a pipe, not the environment
+    argv = [sys.executable, "-m", "dumpdeck.backend.runner", "--config", str(config_path), "--run", str(run.id)]
+    if secrets_fd is not None:
+        argv += ["--secrets-fd", str(secrets_fd)]
+    with os.fdopen(open_private(log_path), "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                close_fds=True,
+                pass_fds=(secrets_fd,) if secrets_fd is not None else (),
+                cwd="/",
+                env=credentials.scrubbed_env(config),
+            )
+        except OSError as exc:
+            store.finish_run(run.id, RunStatus.FAILED, f"cannot start the runner: {exc.strerror}")
+            raise UsageError(f"cannot start the runner: {exc.strerror}") from None
+        finally:
+            if secrets_fd is not None:
+                os.close(secrets_fd)
+    _children.append(proc)
+    reap_children()
+    # The runner records its own pid too; writing it here closes the window before it starts.
+    current = store.get_run(run.id)
+    if current is not None and current.pid is None:
+        store.update_run(run.id, pid=proc.pid, host=socket.gethostname())
+    started = store.get_run(run.id)
+    assert started is not None
+    return started
 
 
 _children: list[subprocess.Popen[bytes]] = []

@@ -26,7 +26,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,25 @@ class LoadResult:
 
 
 @dataclass
+class LoadProgress:
+    """Where a load stands: SQL bytes read from the dump and loaded (jobs finished), tables done."""
+
+    bytes_read: int
+    bytes_loaded: int
+    tables_done: int
+    tables_seen: int
+    elapsed: float
+    current: str | None = None
+
+
+@dataclass
 class _Job:
     id: int
     label: str
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     deps: frozenset[int] = frozenset()
+    tables: list[str] = field(default_factory=list)  # tables whose last part is in this job
 
     def add(self, raw: bytes) -> None:
         self.parts.append(raw)
@@ -84,6 +97,8 @@ class _Scheduler:
         self.limit = limit
         self.closed = False
         self.error: BaseException | None = None
+        self.bytes_done = 0
+        self.tables_done = 0
 
     def submit(self, job: _Job) -> None:
         with self.cv:
@@ -111,6 +126,8 @@ class _Scheduler:
         with self.cv:
             self.done.add(job.id)
             self.buffered -= job.size
+            self.bytes_done += job.size
+            self.tables_done += len(job.tables)
             self.cv.notify_all()
 
     def fail(self, exc: BaseException) -> None:
@@ -149,7 +166,20 @@ class Loader:
         cancel: threading.Event | None = None,
         fast_inserts: bool = True,
         password: str | None = None,
+        on_progress: Callable[[LoadProgress], None] | None = None,
+        transform: Callable[[Statement | Marker | Delimiter], Statement | Marker | Delimiter | None] | None = None,
+        progress_interval: float = 0.5,
     ):
+        self.on_progress = on_progress
+        self.transform = transform
+        self.progress_interval = progress_interval
+        self._sched: _Scheduler | None = None
+        self._tables_seen = 0
+        self._seq_done = 0  # sequential path: bytes written, tables passed
+        self._seq_tables = 0
+        self._current: str | None = None
+        self._t0 = time.monotonic()
+        self._last_emit = 0.0
         self.server = server
         self.password = password  # overrides the server's password source (a temporary account)
         self.fast_inserts = fast_inserts
@@ -169,7 +199,7 @@ class Loader:
     # ---------------------------------------------------------------- public
 
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         with client_credentials(self.server, self.password, tool=self.client) as cred:
             self._pass_fds = cred.pass_fds
             self._argv = [
@@ -191,6 +221,7 @@ class Loader:
             else:
                 nbytes, jobs, mode = self._parallel(chunks)
                 conns = self.parallel if mode == "parallel" else 1
+        self._emit(force=True, done=True)
         return LoadResult(time.monotonic() - t0, nbytes, jobs, conns, mode, self.warnings)
 
     def abort(self) -> None:
@@ -202,13 +233,47 @@ class Loader:
 
     # ---------------------------------------------------------------- items
 
+    def progress(self, done: bool = False) -> LoadProgress:
+        sched = self._sched
+        read = getattr(self, "_scanner", None)
+        nread = read.bytes if read is not None else 0
+        if sched is not None:
+            loaded, tables = sched.bytes_done, sched.tables_done
+        else:
+            loaded, tables = self._seq_done, self._seq_tables
+        if done:
+            loaded, tables = nread, self._tables_seen
+        return LoadProgress(nread, loaded, tables, self._tables_seen, time.monotonic() - self._t0, self._current)
+
+    def _emit(self, force: bool = False, done: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_emit < self.progress_interval:
+            return
+        self._last_emit = now
+        with contextlib.suppress(Exception):  # a broken observer never breaks a load
+            self.on_progress(self.progress(done))
+
     def _items(self, chunks: Iterable[bytes]) -> Iterator[Item]:
-        scanner = SqlScanner(fast_inserts=self.fast_inserts)
+        scanner = self._scanner = SqlScanner(fast_inserts=self.fast_inserts)
+        transform = self.transform
+
+        def out(found: Iterable[Item]) -> Iterator[Item]:
+            for item in found:
+                if isinstance(item, Marker) and item.kind in ("table_structure", "sequence_structure"):
+                    self._tables_seen += 1
+                    self._current = item.name
+                kept = transform(item) if transform is not None else item
+                if kept is not None:
+                    yield kept
+
         for chunk in chunks:
             if self.cancel.is_set():
-                raise LoadError("restore-test cancelled")
-            yield from scanner.feed(chunk)
-        yield from scanner.finish()
+                raise LoadError("load cancelled")
+            yield from out(scanner.feed(chunk))
+            self._emit()
+        yield from out(scanner.finish())
         if scanner.unterminated is not None:
             raise LoadError(f"line {scanner.unterminated.line}: the SQL ends inside a statement; nothing more loaded")
         self.tail = scanner.tail
@@ -261,7 +326,7 @@ class Loader:
             msg = [m for m in msg if m.strip()]
             text = msg[-1] if msg else f"exit code {rc}"
             if self.cancel.is_set():
-                raise LoadError("restore-test cancelled")
+                raise LoadError("load cancelled")
             raise LoadError(f"{label}: mariadb exited {rc}: {text}")
 
     @staticmethod
@@ -300,7 +365,11 @@ class Loader:
             try:
                 proc.stdin.write(SANDBOX_LINE + b"\n")
                 for item in self._items(chunks):
-                    proc.stdin.write(self._raw(item))
+                    raw = self._raw(item)
+                    proc.stdin.write(raw)
+                    self._seq_done += len(raw)
+                    if isinstance(item, Marker) and item.kind in ("table_structure", "sequence_structure"):
+                        self._seq_tables = self._tables_seen - 1
                 proc.stdin.write(self.tail)
             except (BrokenPipeError, OSError):
                 pass
@@ -322,7 +391,7 @@ class Loader:
     # ---------------------------------------------------------------- parallel
 
     def _parallel(self, chunks: Iterable[bytes]) -> tuple[int, int, str]:
-        sched = _Scheduler(self.memory_bytes)
+        sched = self._sched = _Scheduler(self.memory_bytes)
         prefix: list[bytes] = [SANDBOX_LINE + b"\n"]
         jobs_made = 0
         workers: list[threading.Thread] = []
@@ -341,12 +410,13 @@ class Loader:
                 sched.finish(job)
 
         next_id = 0
+        seq_ids: list[int] = []  # jobs holding a CREATE SEQUENCE: a table's DEFAULT NEXTVAL needs it first
 
         def new_job(label: str, deps: Iterable[int] = ()) -> _Job:
             nonlocal next_id, jobs_made
             next_id += 1
             jobs_made += 1
-            return _Job(next_id, label, deps=frozenset(deps))
+            return _Job(next_id, label, deps=frozenset([*deps, *seq_ids]))
 
         items = self._items(chunks)
         # 1. header: session settings up to the first section marker
@@ -402,8 +472,9 @@ class Loader:
                 tail = new_job(f"table `{section_name}` (after its data)", [*split["ids"], split["ddl"]])
                 for it in section:
                     tail.add(self._raw(it))
-                if tail.parts:
-                    submit(tail)
+                if section_name is not None:
+                    tail.tables.append(section_name)
+                submit(tail)
                 split = None
             elif section:
                 if batch is None:
@@ -412,7 +483,13 @@ class Loader:
                     batch.label += " …"
                 for it in section:
                     batch.add(self._raw(it))
-                if batch.size >= self.batch_bytes:
+                first_kind = section[0].kind if isinstance(section[0], Marker) else None
+                if section_name is not None and first_kind in ("table_structure", "table_data", "sequence_structure"):
+                    batch.tables.append(section_name)
+                if first_kind == "sequence_structure":
+                    seq_ids.append(batch.id)
+                    flush_batch()
+                elif batch.size >= self.batch_bytes:
                     flush_batch()
             section, section_size, section_name = [], 0, None
 

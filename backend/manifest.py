@@ -119,6 +119,9 @@ class Manifest:
     functions: list[str] = field(default_factory=list)
     triggers: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)  # MariaDB sequences (not in `tables`)
+    excluded: list[str] = field(default_factory=list)  # tables left out by the job's tables.include/exclude
+    tags: list[str] = field(default_factory=list)  # e.g. "pre-restore": the safety dump taken before a restore
     non_transactional: list[str] = field(default_factory=list)
     coordinates: dict[str, Any] = field(default_factory=dict)  # binlog_file, binlog_position, gtid
     warnings: list[str] = field(default_factory=list)

@@ -52,10 +52,11 @@ from . import flavour, mysql
 from . import manifest as manifest_mod
 from .config import Config, ServerConfig
 from .endpoint import with_account
-from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, ScopeError, StreamError
+from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, MappingError, ScopeError, StreamError
 from .loader import Loader, decoded_chunks
 from .mysqlsandbox import MySQLSandbox
 from .outcome import Outcome
+from .rewrite import Rewriter, database_mapping
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
 from .sqlstats import SCAN_VERSION, SqlStats
 from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
@@ -338,6 +339,7 @@ def restore_test(
             manifest = manifest_mod.load(path)
     stats: SqlStats | None = None
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
+    mapped: str | None = None
     if (
         prior is not None
         and manifest is not None
@@ -351,7 +353,8 @@ def restore_test(
             if c.level >= 2:
                 forward(c)
         stats = full.stats
-        if not full.passed:
+        mapped = _legacy_mapping(full, ladder) if manifest is None else None
+        if not full.passed and mapped is None:
             if full.failed:
                 ladder.failed_level = min(c.level for c in full.failed_checks)
                 ladder.add("restore", False, "refused: the dump did not pass levels 1–3, nothing was loaded", 4)
@@ -366,6 +369,7 @@ def restore_test(
         rel = path.resolve().relative_to(Path(config.backup.dir).resolve()).parts
         entry_server = rel[0] if len(rel) == 3 else None
     database = manifest.database if manifest is not None else _guess_db(path)
+    extra_map = {"source": mapped or database, "mapped": mapped}
 
     # ---- L4. A target that cannot be opened, reached or confined, or a cancelled load, is "not checked":
     # it says nothing about the dump, which keeps the level it had.
@@ -389,7 +393,7 @@ def restore_test(
         return _finish(report, ladder, t0, record, {})
     token = secrets.token_hex(3)
     scratch = scratch_name(database, token)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(extra_map)
     loading: _Loading | None = None
     made = _Made(owner=tgt.server)
     try:
@@ -414,6 +418,31 @@ def restore_test(
 def _scanned_now(v: manifest_mod.Verification) -> bool:
     """Did that verification's scope scan know every hazard the current one knows?"""
     return any(c.get("name") == "scope" and int(c.get("scan") or 0) >= SCAN_VERSION for c in v.checks)
+
+
+def _legacy_mapping(full: VerifyReport, ladder: _Ladder) -> str | None:
+    """A legacy `--databases` dump (no manifest: dumpdeck's own dumps never name a database) of one
+    database whose only L3 problem is its CREATE DATABASE/USE of that name: the name it maps to the
+    scratch database (the check is recorded), else None."""
+    bad = full.failed_checks
+    if full.stats is None or not bad or any(c.name != "scope" for c in bad):
+        return None
+    try:
+        mapped = database_mapping(full.stats)
+    except MappingError as exc:
+        ladder.add("database mapping", False, str(exc), 3)
+        return None
+    if mapped is not None:
+        for c in bad:  # the scope problems were that one name: mapped, so nothing reaches outside
+            c.outcome = Outcome.PASSED
+            c.evidence = f"mapped to the scratch database: {c.evidence}"
+        ladder.add(
+            "database mapping",
+            True,
+            f"a --databases dump of `{mapped}`: its CREATE DATABASE/USE load into the scratch database instead",
+            3,
+        )
+    return mapped
 
 
 def _guess_db(path: Path) -> str:
@@ -673,6 +702,7 @@ def _restore_into(
         neutralise=True,
         cancel=cancel,
         password=loading.password,
+        transform=Rewriter(extra.pop("source", None), mapped_db=extra.pop("mapped", None)),
     )
     try:
         res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
@@ -731,8 +761,14 @@ def _compare(
                 (scratch,),
             )
             tables = [r[0] for r in cur.fetchall()]
+            cur.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='SEQUENCE'",
+                (scratch,),
+            )
+            sequences = {r[0] for r in cur.fetchall()}
             if manifest is not None:
-                want_tables = [t.name for t in manifest.tables]
+                # an older manifest lists a sequence as a table
+                want_tables = [t.name for t in manifest.tables if t.name not in sequences]
                 want = {
                     k: list(getattr(manifest, k)) for k in ("views", "procedures", "functions", "triggers", "events")
                 }
@@ -766,6 +802,17 @@ def _compare(
                 )
             else:
                 ladder.add("objects present", True, ", ".join(f"{len(v)} {k}" for k, v in want.items()), 4)
+            want_seqs = list(manifest.sequences) if manifest is not None else list(stats.sequences) if stats else []
+            if want_seqs or sequences:
+                miss = [n for n in want_seqs if n not in sequences]
+                ladder.add(
+                    "sequences present",
+                    not miss,
+                    f"{len(miss)} of {len(want_seqs)} missing: {', '.join(miss[:5])}"
+                    if miss
+                    else f"{len(sequences)} sequence(s)",
+                    4,
+                )
 
             figures: dict[str, dict[str, Any]] = {}
             for t in tables:

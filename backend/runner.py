@@ -49,7 +49,7 @@ from .outcome import Outcome
 from .preflight import PreflightReport, preflight
 from .private import private_dir, restrict_umask
 from .restore import restore_test
-from .selection import ADHOC, job_for_run, lock_key, resolve_databases
+from .selection import ADHOC, RESTORE, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
 from .verify import CheckResult, verify_file
@@ -164,10 +164,12 @@ def execute(
 
 def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Event, lock: JobLock | None = None) -> Run:
     run_id = run.id
-    try:
-        job = job_for_run(config, run)
-    except DumpdeckError as exc:
-        return store.finish_run(run_id, RunStatus.FAILED, str(exc))
+    job: JobConfig | None = None
+    if run.job != RESTORE:
+        try:
+            job = job_for_run(config, run)
+        except DumpdeckError as exc:
+            return store.finish_run(run_id, RunStatus.FAILED, str(exc))
 
     own_lock: JobLock | None = None
     if lock is None:
@@ -175,13 +177,13 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
         own_lock = JobLock.for_key(config.lock_dir, key)
         if not own_lock.try_acquire(run_id):
             message = own_lock.describe_holder(run.job)
-            if run.job != ADHOC:
+            if run.job not in (ADHOC, RESTORE):
                 log.warning("%s", message)
                 with store._write() as conn:
                     conn.execute("UPDATE progress SET status='skipped' WHERE run_id=?", (run_id,))
                 return store.finish_run(run_id, RunStatus.SKIPPED, message)
             store.add_event(
-                run_id, "info", "waiting", f"waiting for the running ad-hoc run on {run.server}", own_lock.holder()
+                run_id, "info", "waiting", f"waiting for the running {run.job} run on {run.server}", own_lock.holder()
             )
             while not own_lock.try_acquire(run_id):
                 if cancel.wait(LOCK_POLL):
@@ -211,12 +213,17 @@ def _execute(config: Config, store: StateStore, run: Run, cancel: threading.Even
     beat.start()
     try:
         try:
-            status, reason, _outcomes = _run_body(config, store, run, job, cancel)
+            if job is None:
+                from .restore_real import run_restore
+
+                status, reason = run_restore(config, store, run, cancel)
+            else:
+                status, reason, _outcomes = _run_body(config, store, run, job, cancel)
         except DumpdeckError as exc:  # a problem named by the engine (a password_file gone meanwhile, …)
             status, reason, _outcomes = RunStatus.FAILED, str(exc), []
         except Exception as exc:  # a bug must still end the run with a status
             log.exception("run %s crashed", run_id)
-            status, reason, _outcomes = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}", []
+            status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
         if cancel.is_set() and status not in (RunStatus.CANCELLED,):
             status, reason = RunStatus.CANCELLED, reason or "cancelled"
         final = store.finish_run(run_id, status, reason)
@@ -447,6 +454,8 @@ def _dump_one(
                 stall_timeout=stall,
                 estimate=raw_estimate,
                 run_id=run.id,
+                tables_include=job.table_patterns(db)[0],
+                tables_exclude=job.table_patterns(db)[1],
             )
         except CancelledError as exc:
             outcome.status, outcome.error = DbStatus.CANCELLED, str(exc)

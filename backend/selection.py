@@ -84,9 +84,12 @@ def job_for_run(config: Config, run: Run) -> JobConfig:
     return config.job(run.job)
 
 
+RESTORE = "restore"  # the job name of restore runs (backend.restore_real)
+
+
 def lock_key(job: str, server: str) -> str:
-    """The name of a run's flock: the job's name, or `adhoc-<server>` for ad-hoc runs."""
-    return f"{ADHOC}-{server}" if job == ADHOC else job
+    """The name of a run's flock: the job's name, or `adhoc-<server>` / `restore-<server>` (those queue)."""
+    return f"{job}-{server}" if job in (ADHOC, RESTORE) else job
 
 
 def covers(job: JobConfig, server: str | None, database: str) -> bool:

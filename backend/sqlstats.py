@@ -52,7 +52,7 @@ SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
 
 _MARKER = re.compile(
     rb"--\s+(Table structure for table|Dumping data for table|Temporary table structure for view|"
-    rb"Temporary view structure for view|Final view structure for view)\s+`((?:[^`]|``)+)`"
+    rb"Temporary view structure for view|Final view structure for view|Sequence structure for)\s+`((?:[^`]|``)+)`"
     rb"|--\s+Dumping (events|routines) for database\s"
 )
 MARKER_KINDS = {
@@ -61,6 +61,7 @@ MARKER_KINDS = {
     b"Temporary table structure for view": "view_temp",
     b"Temporary view structure for view": "view_temp",
     b"Final view structure for view": "view_final",
+    b"Sequence structure for": "sequence_structure",
     b"events": "events",
     b"routines": "routines",
 }
@@ -146,6 +147,11 @@ _CLASSIFY = [
             re.I,
         ),
     ),
+    (
+        "create_sequence",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?SEQUENCE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
+    ("setval", re.compile(rb"(?:DO|SELECT)\s+SETVAL\s*\(\s*" + _Q, re.I)),
     ("use", re.compile(rb"USE\s+" + _Q, re.I)),
     (
         "create_database",
@@ -502,7 +508,7 @@ class SqlScanner:
                     if not final:
                         break
                     eol = n - 1
-                m = _MARKER.match(buf, cur, eol + 1) if buf[cur + 3 : cur + 4] in (b"T", b"D", b"F") else None
+                m = _MARKER.match(buf, cur, eol + 1) if buf[cur + 3 : cur + 4] in (b"T", b"D", b"F", b"S") else None
                 if m:
                     if m.group(3):
                         kind, name = MARKER_KINDS[m.group(3)], None
@@ -652,8 +658,14 @@ class SqlStats:
     functions: list[str] = field(default_factory=list)
     triggers: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)  # CREATE SEQUENCE (MariaDB), not in `tables`
+    setvals: dict[str, int] = field(default_factory=dict)  # sequence → the value of its SETVAL
     create_counts: dict[str, int] = field(default_factory=dict)  # statement counts by kind
     scope_problems: list[str] = field(default_factory=list)  # "line N: USE `x`"
+    databases: list[str] = field(default_factory=list)  # named by USE / CREATE / DROP DATABASE (a --databases dump)
+    header_use: list[str] = field(default_factory=list)  # USE before the first table section (a --databases dump)
+    late_drop_database: bool = False  # a DROP DATABASE after the first table section (never from a dump tool)
+    other_scope: int = 0  # scope problems other than those: schema-qualified writes, server-wide statements
     unterminated: str | None = None
     statements: int = 0
     bytes: int = 0
@@ -669,6 +681,9 @@ class SqlStats:
         return sum(self.tables.values())
 
 
+_SETVAL_VALUE = re.compile(rb"SETVAL\s*\([^,]+,\s*(-?\d+)", re.I)
+
+
 class StatsCollector:
     """Feeds a SqlScanner and accumulates SqlStats; `feed(chunk)`, then `finish()`."""
 
@@ -678,7 +693,9 @@ class StatsCollector:
         self.scanner = SqlScanner()
         self.stats = SqlStats()
         self._views: set[str] = set()
-        self._objs: dict[str, dict[str, None]] = {k: {} for k in ("procedure", "function", "trigger", "event", "view")}
+        self._objs: dict[str, dict[str, None]] = {
+            k: {} for k in ("procedure", "function", "trigger", "event", "view", "sequence")
+        }
         self._section: str | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -703,6 +720,9 @@ class StatsCollector:
         s.functions = list(self._objs["function"])
         s.triggers = list(self._objs["trigger"])
         s.events = list(self._objs["event"])
+        s.sequences = list(self._objs["sequence"])
+        for seq in s.sequences:
+            s.tables.pop(seq, None)
         s.bytes = self.scanner.bytes
         s.lines = self.scanner.line
         return s
@@ -730,6 +750,10 @@ class StatsCollector:
                     if m.group(0).startswith(b"\\")
                     else "file access (LOAD_FILE)"
                 )
+        elif kind == "setval" and item.name is not None:
+            sm = _SETVAL_VALUE.search(item.text)
+            if sm:
+                s.setvals[item.name] = int(sm.group(1))
         elif kind.startswith("create_"):
             s.create_counts[kind] = s.create_counts.get(kind, 0) + 1
             if kind == "create_table":
@@ -737,6 +761,15 @@ class StatsCollector:
                     s.tables.setdefault(item.name, 0)
             elif kind[7:] in self._objs and item.name is not None:
                 self._objs[kind[7:]][item.name] = None
+        if kind in ("use", "create_database", "drop_database"):
+            if item.name is not None and item.name not in s.databases:
+                s.databases.append(item.name)
+            if kind == "use" and not s.markers and item.name is not None:
+                s.header_use.append(item.name)
+            if kind == "drop_database" and s.markers:
+                s.late_drop_database = True
+        elif item.outside_scope or problem:
+            s.other_scope += 1
         if (item.outside_scope or problem) and len(s.scope_problems) < self.MAX_PROBLEMS:
             if kind in ("use", "create_database", "drop_database", "server"):
                 what = {

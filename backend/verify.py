@@ -424,10 +424,21 @@ def _level3(stats: SqlStats, manifest: manifest_mod.Manifest | None, ladder: _La
 
     tables = stats.tables
     if manifest is not None:
-        expected = [t.name for t in manifest.tables]
+        # A manifest written before sequences were told apart lists a sequence as a table.
+        seqs = set(stats.sequences)
+        expected = [t.name for t in manifest.tables if t.name not in seqs]
         missing = [t for t in expected if t not in tables]
         extra = [t for t in tables if t not in set(expected)]
-        if missing:
+        excluded_found = [t for t in manifest.excluded if t in tables]
+        if excluded_found:
+            ladder.add(
+                "tables",
+                False,
+                f"{len(excluded_found)} table(s) the manifest records as excluded are in the dump: "
+                f"{_names(excluded_found)}",
+                3,
+            )
+        elif missing:
             ladder.add(
                 "tables",
                 False,
@@ -440,7 +451,24 @@ def _level3(stats: SqlStats, manifest: manifest_mod.Manifest | None, ladder: _La
                 "tables",
                 True,
                 f"{len(tables)} CREATE TABLE, all {len(expected)} of the manifest"
-                + (f"; {len(extra)} not in the manifest: {_names(extra)}" if extra else ""),
+                + (f"; {len(extra)} not in the manifest: {_names(extra)}" if extra else "")
+                + (
+                    f"; {len(manifest.excluded)} excluded by the job: {_names(manifest.excluded)}"
+                    if manifest.excluded
+                    else ""
+                ),
+                3,
+            )
+        want_seqs = list(manifest.sequences) or [t.name for t in manifest.tables if t.name in seqs]
+        miss = [n for n in want_seqs if n not in seqs]
+        if miss:
+            ladder.add("sequences", False, f"{len(miss)} of {len(want_seqs)} missing from the dump: {_names(miss)}", 3)
+        elif want_seqs or seqs:
+            ladder.add(
+                "sequences",
+                True,
+                f"{len(seqs)} CREATE SEQUENCE in the dump ({len(stats.setvals)} with SETVAL), "
+                f"{len(want_seqs)} in the manifest",
                 3,
             )
         for kind in ("views", "procedures", "functions", "triggers", "events"):
@@ -454,7 +482,8 @@ def _level3(stats: SqlStats, manifest: manifest_mod.Manifest | None, ladder: _La
     else:
         ladder.add("tables", True, f"{len(tables)} CREATE TABLE (no manifest to compare with)", 3)
         objs = ", ".join(
-            f"{len(getattr(stats, k))} {k}" for k in ("views", "procedures", "functions", "triggers", "events")
+            f"{len(getattr(stats, k))} {k}"
+            for k in ("views", "procedures", "functions", "triggers", "events", "sequences")
         )
         ladder.add("objects", True, objs + " (no manifest to compare with)", 3)
 

@@ -253,6 +253,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
         destructive=True,
     ),
     ActionSpec(
+        "restore",
+        "o",
+        "restore",
+        "Restore the selected dump for real (shows the plan; replacing needs the name typed)",
+        "Dumps",
+        "dumps",
+        destructive=True,
+    ),
+    ActionSpec(
         "dumps_filter",
         "slash",
         "filter",

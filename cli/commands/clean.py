@@ -23,8 +23,8 @@ def register(sub) -> None:
         "written is never touched), sandboxes of restore-tests whose process is gone (their mariadbd is stopped "
         "and their directory removed) and credentials of dead processes (files exist only where the platform "
         "has no memfd). With --scratch, also drop "
-        "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests on the configured "
-        "servers (ones in use are skipped).",
+        "leftover dumpdeck_rt_* databases and temporary accounts of interrupted restore-tests, and "
+        "dumpdeck_stage_* databases of killed restores, on the configured servers (ones in use are skipped).",
         epilog="exit codes: 0 done, 1 a server could not be cleaned, 2 usage error",
     )
     p.add_argument("--dry-run", "-n", action="store_true", help="show what would be removed")
@@ -56,6 +56,7 @@ def run(args, ctx) -> int:
     warnings: dict[str, list[str]] = {}
     if args.scratch:
         from dumpdeck.backend.restore import cleanup_scratch
+        from dumpdeck.backend.restore_real import cleanup_leftovers
 
         names = [args.server] if args.server else list(config.servers)
         for name in names:
@@ -65,6 +66,10 @@ def run(args, ctx) -> int:
                 errors[name] = str(exc)
                 continue
             scratch[name] = left.databases
+            try:
+                scratch[name] += cleanup_leftovers(config, name, dry_run=args.dry_run)  # restores' staging
+            except DumpdeckError as exc:
+                errors[name] = str(exc)
             accounts[name] = left.accounts
             if left.warnings:
                 warnings[name] = left.warnings

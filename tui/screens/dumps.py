@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -351,6 +351,31 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.choose_restore_target(d)
+
+    def action_restore(self) -> None:
+        """Restore for real: the plan in a modal, a detached restore run (shown in the Jobs pane)."""
+        d = self.current()
+        if d is None or self.app.read_only:
+            return
+        from .modals import RestoreModal
+
+        def done(req) -> None:
+            if req is not None:
+                self._start_restore(req)
+
+        self.app.push_screen(
+            RestoreModal(self.app.config, d.path, d.server, d.database, f"{d.server}/{d.database} · {d.path.name}"),
+            done,
+        )
+
+    @work(thread=True, group="restore", exit_on_error=False, description="start a restore")
+    def _start_restore(self, req) -> None:
+        from dumpdeck.backend.restore_real import start_restore
+
+        run = start_restore(self.app.config, req, trigger="console", detach=True)
+        self.app.call_from_thread(
+            self.app.notify, f"restore run {run.id} started: {req.target_db} on {req.target_server}", timeout=6
+        )
 
     def action_delete(self) -> None:
         d = self.current()

@@ -1,14 +1,15 @@
-"""Modal screens: confirmation (optionally typing a name), restore-test target chooser."""
+"""Modal screens: confirmation (optionally typing a name), restore-test target chooser, restore."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from dumpdeck.backend.naming import printable
@@ -127,6 +128,129 @@ class TargetChooser(ModalScreen["str | None"]):
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RestoreModal(ModalScreen["object | None"]):
+    """Restore a dump for real: the target name, replace or not, the plan; `--replace` needs the
+    target's name typed. Dismisses with a backend RestoreRequest, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+    # layout only (colours come from the theme): the dialog scrolls on a small terminal, the plan in its own box
+    DEFAULT_CSS = """
+    RestoreModal #dialog { width: 96; }
+    RestoreModal #restore-plan-box { height: auto; max-height: 10; margin-bottom: 1; }
+    RestoreModal #restore-plan { margin-bottom: 0; }
+    """
+
+    class PlanReady(Message):
+        def __init__(self, key: tuple, lines: list[str], refusal: str | None) -> None:
+            super().__init__()
+            self.key = key
+            self.lines = lines
+            self.refusal = refusal
+
+    def __init__(self, config, dump_path, server: str, database: str, label: str):
+        super().__init__(classes="modal")
+        self.config = config
+        self.dump_path = dump_path
+        self.server = server if server in config.servers else next(iter(config.servers))
+        self.database = database
+        self.label = label
+        self.refusal: str | None = "planning…"
+        self.plan_key: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog", classes="dialog"):
+            yield Static("Restore", classes="dialog-title")
+            yield Static(self.label, classes="dialog-body")
+            yield Label("Into database:")
+            yield Input(value=f"{self.database}_restored", id="restore-into")
+            yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
+            with VerticalScroll(id="restore-plan-box"):
+                yield Static("planning…", id="restore-plan", classes="dialog-body")
+            yield Label("", id="restore-confirm-label")
+            yield Input(id="restore-confirm")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Restore", id="restore-go", variant="error", disabled=True)
+                yield Button("Cancel", id="restore-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#restore-confirm", Input).display = False
+        self.query_one("#restore-confirm-label", Label).display = False
+        self.query_one("#restore-into", Input).focus()
+        self._replan()
+
+    def request(self):
+        from dumpdeck.backend.restore_real import RestoreRequest
+
+        return RestoreRequest(
+            path=self.dump_path,
+            target_server=self.server,
+            target_db=self.query_one("#restore-into", Input).value.strip(),
+            replace=self.query_one("#restore-replace", Checkbox).value,
+        )
+
+    def _replan(self) -> None:
+        req = self.request()
+        self.plan_key = (req.target_db, req.replace)
+        self.refusal = "planning…"
+        replace = req.replace
+        confirm = self.query_one("#restore-confirm", Input)
+        label = self.query_one("#restore-confirm-label", Label)
+        confirm.display = label.display = replace
+        label.update(f"Type {req.target_db!r} to replace it:")
+        self._update_button()
+        self._plan_worker(req, self.plan_key)
+
+    @work(thread=True, exclusive=True, group="restore-plan", exit_on_error=False, description="plan a restore")
+    def _plan_worker(self, req, key: tuple) -> None:
+        from dumpdeck.backend.errors import DumpdeckError
+        from dumpdeck.backend.restore_real import make_plan
+
+        try:
+            plan = make_plan(self.config, req)
+            self.post_message(self.PlanReady(key, plan.lines(), plan.refusal))
+        except DumpdeckError as exc:
+            self.post_message(self.PlanReady(key, [str(exc)], str(exc)))
+
+    @on(PlanReady)
+    def _plan_ready(self, message: PlanReady) -> None:
+        if message.key != self.plan_key:
+            return
+        self.refusal = message.refusal
+        self.query_one("#restore-plan", Static).update("\n".join(message.lines))
+        self._update_button()
+
+    def _update_button(self) -> None:
+        req = self.request()
+        typed = self.query_one("#restore-confirm", Input).value
+        ok = self.refusal is None and bool(req.target_db) and (not req.replace or typed == req.target_db)
+        self.query_one("#restore-go", Button).disabled = not ok
+
+    @on(Input.Changed, "#restore-into")
+    @on(Checkbox.Changed, "#restore-replace")
+    def _changed(self) -> None:
+        self._replan()
+
+    @on(Input.Changed, "#restore-confirm")
+    def _typed(self) -> None:
+        self._update_button()
+
+    @on(Button.Pressed, "#restore-go")
+    def _go(self) -> None:
+        if not self.query_one("#restore-go", Button).disabled:
+            self.dismiss(self.request())
+
+    @on(Input.Submitted, "#restore-confirm")
+    def _submitted(self) -> None:
+        self._go()
+
+    @on(Button.Pressed, "#restore-no")
+    def _no(self) -> None:
+        self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
