@@ -53,6 +53,9 @@ from dumpdeck.backend.sandbox import RESTORE_TEST_PREFIX, SANDBOX_USER, Sandbox
 from .helpers import create_sample_database, drop_database
 
 TOKEN = f"{os.getpid()}{int(time.time()) % 100000}"
+# Sandboxes' own working trees in /tmp (templates, restore-test sandboxes), which other test runs on this
+# host create and remove as the same system user; the corpus never names them, and what it writes carries TOKEN.
+OTHER_SANDBOXES = ("dumpdeck-template-", "dumpdeck-rt-sandbox-")
 PWN = f"/tmp/dumpdeck-pwned-{TOKEN}"  # every file the corpus tries to write starts so
 ETC_PWN = f"/etc/dumpdeck-pwned-{TOKEN}"
 VICTIM = "dumpdeck_victim"
@@ -316,6 +319,8 @@ class Host:
     def _tmp_descend(self, path: str, st) -> bool:
         if any(path == s or path.startswith(s + "/") for s in self.skip):
             return False
+        if Path(path).name.startswith(OTHER_SANDBOXES) and TOKEN not in path:
+            return False  # another sandbox's own private tree (e.g. a concurrent test run's template)
         # the servers' user can only write where it owns the directory or everyone may write
         return st.st_uid == self.sandbox_uid or bool(st.st_mode & stat.S_IWOTH)
 
@@ -324,7 +329,11 @@ class Host:
         return {
             "etc": _walk(Path("/etc"), lambda p, st: True),
             "testdir": _walk(self.testdir, lambda p, st: True),
-            "tmp": {p: v for p, v in tmp.items() if v[0] == self.sandbox_uid or TOKEN in p},
+            "tmp": {
+                p: v
+                for p, v in tmp.items()
+                if (v[0] == self.sandbox_uid and not Path(p).name.startswith(OTHER_SANDBOXES)) or TOKEN in p
+            },
         }
 
 

@@ -369,7 +369,7 @@ def test_excluded_tables_pass_l3_and_the_manifest_names_them(mariadb, write_conf
 def _legacy_dump(mariadb, tmp_path: Path, *dbs: str) -> Path:
     backups = tmp_path / "backups"
     backups.mkdir(exist_ok=True)
-    out = backups / f"{dbs[0]}_20250101_020000.sql.gz"
+    out = backups / f"{dbs[0]}_2025010{len(dbs)}_020000.sql.gz"  # one file per case: a digest is recorded per name
     proc = subprocess.run(
         [
             "mariadb-dump",
