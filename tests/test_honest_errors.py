@@ -297,7 +297,7 @@ DEMO_CONSOLE = textwrap.dedent("""\
 
     marker = pathlib.Path(sys.argv[1])
 
-    def console(config, *, read_only=False, theme=None, quit_note=None):
+    def console(config, *, read_only=False, theme=None, quit_note=None, reopen=None):
         # a dump tool that takes its time, so the run is surely still going when the console quits
         tool = marker.with_suffix(".tool")
         tool.write_text(f"#!/bin/sh\\nsleep 3\\nexec {shutil.which('mariadb-dump')} \\"$@\\"\\n")
