@@ -344,3 +344,17 @@ async def test_quitting_with_a_running_job_says_it_continues(write_config, make_
         if run is not None:
             with open_store(config) as store:
                 jobs_mod.cancel_run(store, run.id)
+
+
+async def test_toasts_show_names_as_plain_text_not_markup(write_config):
+    """A database named like Rich markup is shown as typed in a toast: not styled, not lost to a MarkupError."""
+    from textual.widgets._toast import Toast
+
+    app = make_app(load_config(write_config()), intervals=FAST)
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        name = "x[/]y [bold]z[/bold]"
+        app.notify(f"backup of {name}: failed")
+        await until(pilot, lambda: list(app.screen.query(Toast)), what="the toast")
+        [toast] = app.screen.query(Toast)
+        shown = str(toast.render())
+        assert f"backup of {name}: failed" in shown

@@ -131,7 +131,10 @@ class DumpdeckApp(ConsoleApp):
         self._theme_name = resolve_theme_name(theme or config.console.theme)
 
     def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
-        """Every toast: names in it (databases, tables, errors from servers) with control characters escaped."""
+        """Every toast: names in it (databases, tables, errors from servers) with control characters escaped,
+        and shown as plain text: a name like `[bold]x` or `a[b` is not Rich markup (it was styled, or
+        raised MarkupError and lost the toast)."""
+        kwargs.setdefault("markup", False)
         super().notify(printable(message, keep_newlines=True), *args, **kwargs)
 
     # ------------------------------------------------------------------ lifecycle

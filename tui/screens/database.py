@@ -81,7 +81,7 @@ class DatabaseScreen(Screen[None]):
 
     def on_mount(self) -> None:
         apply_breakpoints(self)
-        self.query_one("#db-server-pane").border_title = f"Server {self.server}"
+        self.query_one("#db-server-pane").border_title = Text(printable(f"Server {self.server}"))
         self.query_one("#db-dumps-pane").border_title = "Dumps (newest first)"
         self.query_one("#db-runs-pane").border_title = "Last runs"
         self.query_one("#db-dumps", KeyedTable).focus()

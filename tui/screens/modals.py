@@ -165,7 +165,7 @@ class RestoreModal(ModalScreen["object | None"]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="dialog"):
             yield Static("Restore", classes="dialog-title")
-            yield Static(self.label, classes="dialog-body")
+            yield Static(Text(printable(self.label, keep_newlines=True)), classes="dialog-body")
             yield Label("Into database:")
             yield Input(value=f"{self.database}_restored", id="restore-into")
             yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
@@ -201,7 +201,7 @@ class RestoreModal(ModalScreen["object | None"]):
         confirm = self.query_one("#restore-confirm", Input)
         label = self.query_one("#restore-confirm-label", Label)
         confirm.display = label.display = replace
-        label.update(f"Type {req.target_db!r} to replace it:")
+        label.update(Text(printable(f"Type {req.target_db!r} to replace it:")))
         self._update_button()
         self._plan_worker(req, self.plan_key)
 
