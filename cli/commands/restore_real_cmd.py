@@ -14,7 +14,7 @@ import threading
 from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import UsageError
 from dumpdeck.backend.logs import setup_logging
-from dumpdeck.backend.restore_real import RestoreRequest, make_plan, prepare, start_restore
+from dumpdeck.backend.restore_real import RestoreRequest, make_plan, prepare, recover_swaps, start_restore
 from dumpdeck.backend.runner import execute
 from dumpdeck.backend.state import open_store
 from dumpdeck.backend.units import format_bytes, format_duration
@@ -31,12 +31,14 @@ def register(sub) -> None:
         "a non-empty one is refused unless --replace is given. Before loading, the dump must pass levels 1-2 "
         "and level 3's scope check (nothing outside its own database). With --replace: a safety dump of the "
         "current data (verified, tagged pre-restore), a load into a staging database, a comparison with the "
-        "dump, then a RENAME TABLE swap; if anything fails, the target is left as it was.",
-        epilog="exit codes: 0 restored (or --dry-run printed), 1 refused or failed (the target is as it was), "
-        "2 usage error, 130 cancelled with Ctrl-C",
+        "dump, then a journaled RENAME TABLE swap; if anything fails, the target is left as it was. With "
+        "--tables and --replace only those tables (and their triggers) are replaced. If the process is killed "
+        "during the swap, the next restore (or --recover) finishes it or rolls it back: never half.",
+        epilog="exit codes: 0 restored (or --dry-run printed, or --recover had nothing left open), 1 refused or "
+        "failed (the target is as it was), 2 usage error, 130 cancelled with Ctrl-C",
     )
     add_target_args(p)
-    p.add_argument("--into", "-i", required=True, metavar="NAME", help="the database to restore into")
+    p.add_argument("--into", "-i", metavar="NAME", help="the database to restore into (required)")
     p.add_argument("--target", "-t", metavar="SERVER", help="server to restore on (default: the dump's own server)")
     p.add_argument(
         "--tables", metavar="T,…", help="only these tables (views/routines/triggers that need only them too)"
@@ -51,6 +53,12 @@ def register(sub) -> None:
     p.add_argument("--parallel", "-j", type=int, default=2, metavar="N", help="load connections (default 2)")
     p.add_argument("--dry-run", "-n", action="store_true", help="print the plan and change nothing")
     p.add_argument("--detach", action="store_true", help="hand the restore to a detached runner and return")
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="finish or roll back a --replace swap whose process was killed (the next restore and every "
+        "runner start do it too), then exit",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -73,8 +81,29 @@ def target_server(config, path, explicit: str | None) -> str:
     )
 
 
+def recover(args, ctx) -> int:
+    if args.file is not None or args.latest or args.into:
+        raise UsageError("--recover takes no dump and no --into: it resolves the swaps left open")
+    server = ctx.config.server(args.target).name if args.target else None
+    done = recover_swaps(ctx.config, server)
+    if args.json:
+        print_json(
+            [{"server": j.server, "database": j.database, "pid": j.pid, "result": m, "ok": ok} for j, m, ok in done]
+        )
+    elif not done:
+        sys.stdout.write("no interrupted swap to recover\n")
+    for j, message, ok in [] if args.json else done:
+        note = f"`{j.database}` on {j.server} (swap of pid {j.pid}): {message}"
+        sys.stdout.write(style(note, ok=ok) + "\n")
+    return 0 if all(ok for _j, _m, ok in done) else 1
+
+
 def run(args, ctx) -> int:
     config = ctx.config
+    if args.recover:
+        return recover(args, ctx)
+    if not args.into:
+        raise UsageError("restore needs --into NAME: the database to restore into")
     path = resolve_file(args, ctx).resolve()
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
@@ -88,6 +117,10 @@ def run(args, ctx) -> int:
         definer=args.definer,
         parallel=args.parallel,
     )
+    if not args.dry_run:  # a swap a killed restore left half done is finished or rolled back first
+        for j, message, ok in recover_swaps(config, req.target_server):
+            note = f"an interrupted swap of `{j.database}` on {j.server} (pid {j.pid}) was {message}"
+            (sys.stderr if args.json else sys.stdout).write(style(note, ok=ok) + "\n")
     plan = make_plan(config, req, sha256=args.dry_run)
     if args.dry_run:
         if tables and not plan.refusal:
