@@ -180,54 +180,60 @@ class RestorePlan:
             + (f"; subset of {len(r.tables)} asked for" if r.tables else "")
         )
 
-    def lines(self) -> list[str]:
+    def lines(self, *, decision_first: bool = False) -> list[str]:
+        """The plan as aligned lines: in reading order, or (`decision_first`, for a small confirmation
+        dialog) what is refused, the target and what it replaces first, the source and the steps after."""
         s, r = self.source, self.request
         level = f"L{s['level']}" if s["level"] else "not verified"
-        out = [
+        source = [
             f"source   {s['path']}",
             f"         database {s['database']!r} from {s['server'] or 'unknown server'}, {s['age']} "
             f"({s['when']}), {level}, {format_bytes(s['size'])} {s['codec']}"
             + (f" ({format_bytes(s['bytes_raw'])} SQL)" if s.get("bytes_raw") else ""),
             f"         sha256 {s['sha256'] or 'not computed yet'}",
-            f"target   {r.target_db!r} on server {r.target_server}"
-            + (" (replace in place)" if r.replace else " (new or empty database)"),
-            self._what(),
         ]
+        target = [
+            f"target   {r.target_db!r} on server {r.target_server}"
+            + (" (replace in place)" if r.replace else " (new or empty database)")
+        ]
+        what = [self._what()]
         if self.excluded:
-            out.append(f"         not in the dump (excluded by its job): {', '.join(self.excluded[:10])}")
-        out.append(
+            what.append(f"         not in the dump (excluded by its job): {', '.join(self.excluded[:10])}")
+        when = [
             "time     "
             + (
                 f"about {format_duration(self.estimate_seconds)} ({self.estimate_basis})"
                 if self.estimate_seconds
                 else f"unknown ({self.estimate_basis})"
             )
-        )
-        out.append(f"replaces {self.replaces}")
+        ]
+        replaces = [f"replaces {self.replaces}"]
+        steps: list[str] = []
         if r.replace and r.tables:
-            out.append(
+            steps.append(
                 "steps    safety dump of the target (verified L2, tagged pre-restore) → load those tables into a "
                 "staging database → compare → journaled RENAME TABLE swap of just those tables → their triggers "
                 "from the dump → drop the old tables"
             )
-            out.append("keys     no foreign key joins a replaced table to a kept one (else refused)")
+            steps.append("keys     no foreign key joins a replaced table to a kept one (else refused)")
         elif r.replace:
-            out.append(
+            steps.append(
                 "steps    safety dump of the target (verified L2, tagged pre-restore) → load into a staging "
                 "database → compare → journaled RENAME TABLE swap → re-create views, routines, triggers, events → "
                 "drop the old tables"
             )
-            out.append(
+            steps.append(
                 "keys     foreign keys inside the database follow the swap; none from other databases point at it"
             )
-        out.append(
+        steps.append(
             "definer  "
             + ("removed: objects belong to the restoring account" if r.definer == "current" else "kept as in the dump")
         )
-        out += [f"warning  {w}" for w in self.warnings]
-        if self.refusal:
-            out.append(f"refused  {self.refusal}")
-        return out
+        warnings = [f"warning  {w}" for w in self.warnings]
+        refused = [f"refused  {self.refusal}"] if self.refusal else []
+        if decision_first:
+            return refused + target + replaces + what + warnings + when + source + steps
+        return source + target + what + when + replaces + steps + warnings + refused
 
 
 def _age(when: datetime) -> str:

@@ -364,7 +364,7 @@ class DashboardScreen(Screen[None]):
         if run.active:
             if len(run.progress) == 1:
                 p = run.progress[0]
-                return [(f"{run.id}:{p.database}", self._progress_cells(run, p, now, f"#{run.id}", p.database), run)]
+                return [(f"{run.id}:{p.database}", self._progress_cells(run, p, now, f"#{run.id}", run.what()), run)]
             done = sum(1 for p in run.progress if not p.live)
             total_est = sum(p.estimate or 0 for p in run.progress)
             frac = run.bytes_raw / total_est if total_est else None
