@@ -894,7 +894,7 @@ def _replace(
             raise CancelledError("restore cancelled before the swap")
         handed_over = True
         with open_store(config) as store:
-            swap_mod.swap(server, journal, store, step)
+            swap_mod.swap(server, journal, store, step, config.lock_dir)
     finally:
         if not handed_over:
             with contextlib.suppress(Exception):

@@ -30,6 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -38,6 +39,7 @@ import pymysql.cursors
 from . import mysql
 from .config import Config, ServerConfig
 from .errors import DumpdeckError, RestoreError
+from .jobs import JobLock
 from .processes import process_alive
 
 if TYPE_CHECKING:
@@ -328,9 +330,33 @@ def _cleanup(server: ServerConfig, j: SwapJournal) -> None:
         conn.close()
 
 
-def swap(server: ServerConfig, j: SwapJournal, store: StateStore, step: StepCallback) -> None:
+def _lock(lock_dir: Path, j: SwapJournal) -> JobLock | None:
+    """The journal's flock: held by the swapping process, then by whoever recovers it (the kernel drops it
+    when either dies). None: someone holds it."""
+    lock = JobLock.for_key(lock_dir, f"swap-{j.id}")
+    return lock if lock.try_acquire(j.run_id) else None
+
+
+def _unlock(lock: JobLock, closed: bool) -> None:
+    if closed:
+        with contextlib.suppress(OSError):
+            lock.path.unlink()
+    lock.release()
+
+
+def swap(server: ServerConfig, j: SwapJournal, store: StateStore, step: StepCallback, lock_dir: Path) -> None:
     """Swap the staged tables into the target, journaled. Returns when the target holds the restored data
     and the scratch databases are gone; on a failure puts the target back and raises RestoreError."""
+    lock = _lock(lock_dir, j)
+    if lock is None:
+        raise RestoreError(f"the swap's lock is held by another process; `{j.database}` was not touched")
+    try:
+        _swap(server, j, store, step)
+    finally:
+        _unlock(lock, j.phase == "closed")
+
+
+def _swap(server: ServerConfig, j: SwapJournal, store: StateStore, step: StepCallback) -> None:
     q = mysql.quote_ident
     try:
         _record(store, j, "prepared", "journal written before the first change", full=True)
@@ -404,7 +430,8 @@ def _owner_alive(j: SwapJournal, store: StateStore) -> bool:
 
 
 def recover(config: Config, store: StateStore, *, server: str | None = None) -> list[tuple[SwapJournal, str, bool]]:
-    """Resolve every open swap journal whose process is gone: (journal, what was done, ok)."""
+    """Resolve every open swap journal whose process is gone (and that no other process is resolving):
+    (journal, what was done, ok)."""
     journals = open_journals(store)
     if not journals:
         return []
@@ -415,12 +442,11 @@ def recover(config: Config, store: StateStore, *, server: str | None = None) -> 
             continue
         if _owner_alive(j, store):
             continue
+        lock = _lock(config.lock_dir, j)
+        if lock is None:
+            continue  # its process still runs, or another process is resolving it right now
         try:
             srv = config.server(j.server)
-        except DumpdeckError as exc:
-            out.append((j, f"not resolved: {exc}", False))
-            continue
-        try:
             message = _resolve(srv, j, store)
             out.append((j, message, True))
             log.warning("swap of `%s` on %s left by pid %s: %s", j.database, j.server, j.pid, message)
@@ -428,6 +454,8 @@ def recover(config: Config, store: StateStore, *, server: str | None = None) -> 
             why = exc.args[-1] if exc.args else exc
             out.append((j, f"not resolved ({why}); `dumpdeck restore --recover` tries again", False))
             log.error("swap of `%s` on %s left by pid %s not resolved: %s", j.database, j.server, j.pid, why)
+        finally:
+            _unlock(lock, j.phase == "closed")
     return out
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.dump import dump_database
+from dumpdeck.backend.jobs import JobLock
 from dumpdeck.backend.restore_real import RestoreRefused, RestoreRequest, make_plan, restore
 from dumpdeck.backend.state import open_store
 from dumpdeck.backend.swap import PAUSE_ENV, open_journals
@@ -100,11 +101,19 @@ def test_a_swap_killed_at_any_step_is_recovered_whole(mariadb, write_config, sam
         assert half["views"] == [] and half["triggers"] == []
         # a live swap is never touched by a recovery
         rc, out, _ = run(capsys, "-c", cfg, "restore", "--recover")
-        assert rc == 0 and "no interrupted swap" in out
+        assert rc == 0 and "its swap is in progress" in out, out
         assert object_inventory(mariadb, sample_db) == half
     kill9(proc)
     with open_store(config) as store:
-        assert len(open_journals(store)) == 1
+        (journal,) = open_journals(store)
+    # another process resolving it (it holds the journal's lock) is left to it
+    other = JobLock.for_key(config.lock_dir, f"swap-{journal.id}")
+    assert other.try_acquire()
+    try:
+        rc, out, _ = run(capsys, "-c", cfg, "restore", "--recover")
+        assert rc == 0 and "another recovery holds it" in out, out
+    finally:
+        other.release()
     rc, out, err = run(capsys, "-c", cfg, "restore", "--recover")
     assert rc == 0, out + err
     assert ("rolled back" if expect == "original" else "finished") in out, out

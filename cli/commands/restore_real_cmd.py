@@ -17,6 +17,7 @@ from dumpdeck.backend.logs import setup_logging
 from dumpdeck.backend.restore_real import RestoreRequest, make_plan, prepare, recover_swaps, start_restore
 from dumpdeck.backend.runner import execute
 from dumpdeck.backend.state import open_store
+from dumpdeck.backend.swap import open_journals
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from ..output import ProgressLine, print_json, style
@@ -86,15 +87,28 @@ def recover(args, ctx) -> int:
         raise UsageError("--recover takes no dump and no --into: it resolves the swaps left open")
     server = ctx.config.server(args.target).name if args.target else None
     done = recover_swaps(ctx.config, server)
+    with open_store(ctx.config) as store:  # those left open: their process runs, or another recovery holds them
+        busy = [j for j in open_journals(store) if server is None or j.server == server]
+    busy = [j for j in busy if not any(j.id == d.id for d, _m, _ok in done)]
     if args.json:
         print_json(
             [{"server": j.server, "database": j.database, "pid": j.pid, "result": m, "ok": ok} for j, m, ok in done]
+            + [
+                {"server": j.server, "database": j.database, "pid": j.pid, "result": "in progress", "ok": True}
+                for j in busy
+            ]
         )
-    elif not done:
+        return 0 if all(ok for _j, _m, ok in done) else 1
+    if not done and not busy:
         sys.stdout.write("no interrupted swap to recover\n")
-    for j, message, ok in [] if args.json else done:
+    for j, message, ok in done:
         note = f"`{j.database}` on {j.server} (swap of pid {j.pid}): {message}"
         sys.stdout.write(style(note, ok=ok) + "\n")
+    for j in busy:
+        sys.stdout.write(
+            f"`{j.database}` on {j.server}: its swap is in progress (pid {j.pid} on {j.host} runs, or another "
+            "recovery holds it); left alone\n"
+        )
     return 0 if all(ok for _j, _m, ok in done) else 1
 
 
