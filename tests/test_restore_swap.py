@@ -253,3 +253,22 @@ def test_replace_tables_killed_mid_swap_is_recovered(mariadb, write_config, samp
             }
             assert got["objects"] == original["objects"] and got["fks"] == original["fks"]
         assert databases(mariadb, "dumpdeck_stage_") == [] and databases(mariadb, "dumpdeck_old_") == []
+
+
+def test_dry_run_of_replace_tables_says_what_stays_and_recover_takes_no_dump(mariadb, write_config, sample_db, capsys):
+    cfg = write_config()
+    config = load_config(cfg)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    before = world(mariadb, sample_db)
+    argv = ["-c", cfg, "restore", path, "--into", sample_db, "--replace", "--tables", "customers,orders"]
+    rc, out, err = run(capsys, *argv, "--dry-run")
+    assert rc == 0, err
+    flat = " ".join(out.split())
+    assert "2 of its 3 table(s) (customers, orders) and their triggers" in flat, out
+    assert "its other tables, views, routines and events stay" in flat, out
+    assert "swap of just those tables" in flat, out
+    assert world(mariadb, sample_db) == before
+    rc, _out, err = run(capsys, "-c", cfg, "restore", path, "--recover")
+    assert rc == 2 and "--recover takes no dump" in err
+    rc, _out, err = run(capsys, "-c", cfg, "restore", path)
+    assert rc == 2 and "--into" in err
