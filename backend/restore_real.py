@@ -981,6 +981,13 @@ def _swap_plan(
             create.append(o)
     if kept:
         warnings.append(f"the target keeps its own {', '.join(kept)}: with --tables the dump's version is not restored")
+    ours = {o.name for o in objects if o.kind == "trigger"}
+    gone = [f"`{n}`" for n in their_triggers if n not in ours]
+    if gone:
+        warnings.append(
+            f"trigger(s) {', '.join(gone)} of the replaced tables are not in the dump: they go with the old "
+            "tables (the safety dump holds them)"
+        )
     return swap_mod.SwapJournal(
         server.name,
         db,

@@ -195,8 +195,10 @@ def test_replace_tables_replaces_just_those(mariadb, config, sample_db):
         cur.execute("CREATE TRIGGER orders_bi BEFORE INSERT ON orders FOR EACH ROW SET NEW.total = 0")
         cur.execute("CREATE OR REPLACE VIEW big_orders AS SELECT id FROM orders WHERE total > 900")
         cur.execute("CREATE PROCEDURE added_later() SELECT 1")
+        cur.execute("CREATE TRIGGER customers_bi BEFORE INSERT ON customers FOR EACH ROW SET NEW.city = 'x'")
     before = table_checksums(mariadb, sample_db)
     objects_before = object_inventory(mariadb, sample_db)
+    assert "customers_bi" in objects_before["triggers"]
     req = RestoreRequest(path, "main", sample_db, tables=["customers", "orders"], replace=True)
     plan = make_plan(config, req)
     assert plan.refusal is None and "2 of its 4 table(s)" in plan.replaces
@@ -210,7 +212,10 @@ def test_replace_tables_replaces_just_those(mariadb, config, sample_db):
     assert set(after) == set(before)
     # their trigger is the dump's; the target's views and routines stay, and the warning names them
     assert trigger_body(mariadb, sample_db, "orders_bi") == dump_trigger
+    # a trigger the dump does not have goes with the replaced table, and the warning says so
+    objects_before["triggers"].remove("customers_bi")
     assert object_inventory(mariadb, sample_db) == objects_before
+    assert any("`customers_bi`" in w and "not in the dump" in w for w in res.warnings), res.warnings
     with mariadb.connect(sample_db) as conn, conn.cursor() as cur:
         cur.execute("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA=%s", (sample_db,))
         assert "900" in cur.fetchone()[0]
