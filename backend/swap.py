@@ -429,6 +429,11 @@ def _owner_alive(j: SwapJournal, store: StateStore) -> bool:
     return True  # another host and no run to ask: never touched from here
 
 
+def interrupted(store: StateStore) -> list[SwapJournal]:
+    """Open journals whose process is gone: swaps waiting for a recovery (read only; nothing is resolved)."""
+    return [j for j in open_journals(store) if not _owner_alive(j, store)]
+
+
 def recover(config: Config, store: StateStore, *, server: str | None = None) -> list[tuple[SwapJournal, str, bool]]:
     """Resolve every open swap journal whose process is gone (and that no other process is resolving):
     (journal, what was done, ok)."""

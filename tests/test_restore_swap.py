@@ -277,3 +277,27 @@ def test_dry_run_of_replace_tables_says_what_stays_and_recover_takes_no_dump(mar
     assert rc == 2 and "--recover takes no dump" in err
     rc, _out, err = run(capsys, "-c", cfg, "restore", path)
     assert rc == 2 and "--into" in err
+
+
+async def test_the_console_says_a_swap_was_interrupted_until_it_is_recovered(
+    mariadb, write_config, sample_db, tmp_path, capsys
+):
+    from dumpdeck.tui.adapter import LiveBackend
+    from dumpdeck.tui.app import make_app
+
+    cfg = write_config()
+    config = load_config(cfg)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    kill9(start_paused(cfg, path, sample_db, "objects-dropped", tmp_path / "paused"))
+    backend = LiveBackend(config)
+    assert backend.poll_jobs().interrupted == (f"main/{sample_db}",)
+    app = make_app(config, backend=backend, live=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = str(app.screen.query_one("#statusbar").render())
+        assert f"restore swap interrupted: main/{sample_db} (run: dumpdeck restore --recover)" in status, status
+    rc, out, _ = run(capsys, "-c", cfg, "restore", "--recover")
+    assert rc == 0 and "rolled back" in out
+    backend = LiveBackend(config)
+    assert backend.poll_jobs().interrupted == ()

@@ -201,6 +201,7 @@ class JobsSnapshot:
     runs: tuple[RunView, ...] = ()
     error: str | None = None
     polled_at: float = 0.0
+    interrupted: tuple[str, ...] = ()  # "server/database" of --replace swaps a killed restore left open
 
     @property
     def active(self) -> tuple[RunView, ...]:
