@@ -35,14 +35,18 @@ def register(sub) -> None:
         "dump, then a journaled RENAME TABLE swap; if anything fails, the target is left as it was. With "
         "--tables and --replace only those tables (and their triggers) are replaced. If the process is killed "
         "during the swap, the next restore (or --recover) finishes it or rolls it back: never half.",
-        epilog="exit codes: 0 restored (or --dry-run printed, or --recover had nothing left open), 1 refused or "
+        epilog="exit codes: 0 restored (or --dry-run printed, or --recover resolved every interrupted swap it "
+        "found), 1 refused or "
         "failed (the target is as it was), 2 usage error, 130 cancelled with Ctrl-C",
     )
     add_target_args(p)
     p.add_argument("--into", "-i", metavar="NAME", help="the database to restore into (required)")
     p.add_argument("--target", "-t", metavar="SERVER", help="server to restore on (default: the dump's own server)")
     p.add_argument(
-        "--tables", metavar="T,…", help="only these tables (views/routines/triggers that need only them too)"
+        "--tables",
+        metavar="T,…",
+        help="only these tables: into a new name with the views/routines/triggers that need only them; with "
+        "--replace just those tables and their triggers, the others untouched",
     )
     p.add_argument("--replace", action="store_true", help="replace a non-empty database (safety dump, staging, swap)")
     p.add_argument(
