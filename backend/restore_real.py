@@ -7,6 +7,9 @@
            staged table into the target (atomic: all pairs or none) → views, routines,
            triggers and events re-created in the target from the dump's own statements
          → drop the old tables (only now) and the staging database
+    `replace=True` with `tables`: the same, for just those tables and their triggers (the rest untouched)
+
+The swap itself is journaled in the state store and crash-safe: backend/swap.py.
 
 What can and cannot move across databases decides the shape of the swap: MariaDB refuses to
 RENAME a table that has triggers into another database, and views, routines and events cannot
