@@ -16,7 +16,7 @@ import pytest
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.dump import dump_database
 from dumpdeck.backend.jobs import JobLock
-from dumpdeck.backend.restore_real import RestoreRefused, RestoreRequest, make_plan, restore
+from dumpdeck.backend.restore_real import RestoreError, RestoreRefused, RestoreRequest, make_plan, restore
 from dumpdeck.backend.state import open_store
 from dumpdeck.backend.swap import PAUSE_ENV, open_journals
 from dumpdeck.cli.main import main
@@ -301,3 +301,50 @@ async def test_the_console_says_a_swap_was_interrupted_until_it_is_recovered(
     assert rc == 0 and "rolled back" in out
     backend = LiveBackend(config)
     assert backend.poll_jobs().interrupted == ()
+
+
+def _failing_replay(monkeypatch) -> None:
+    """The dump's objects cannot all be created (the first is, then the server says no): a failure after the
+    RENAME, the one the swap must undo."""
+    from dumpdeck.backend import swap
+    from dumpdeck.backend.errors import RestoreError
+
+    real = swap.replay
+
+    def replay(server, db, objects, on_created=None):
+        real(server, db, objects[:1], on_created=on_created)
+        raise RestoreError("cannot create view `v`: refused for the test")
+
+    monkeypatch.setattr(swap, "replay", replay)
+
+
+def test_a_swap_failing_after_the_rename_puts_the_target_back(mariadb, config, sample_db, monkeypatch):
+    add_sequence(mariadb, sample_db)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    change(mariadb, sample_db)
+    original = world(mariadb, sample_db)
+    _failing_replay(monkeypatch)
+    with pytest.raises(RestoreError, match="put back as it was"):
+        restore(config, RestoreRequest(path, "main", sample_db, replace=True))
+    assert world(mariadb, sample_db) == original
+    assert databases(mariadb, "dumpdeck_stage_") == [] and databases(mariadb, "dumpdeck_old_") == []
+    with open_store(config) as store:
+        assert open_journals(store) == []
+
+
+def test_a_recovery_that_cannot_finish_rolls_back(mariadb, write_config, sample_db, tmp_path, capsys, monkeypatch):
+    cfg = write_config()
+    config = load_config(cfg)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    change_rows = "UPDATE customers SET city = 'moved' WHERE id < 20"
+    with mariadb.connect(sample_db) as conn, conn.cursor() as cur:
+        cur.execute(change_rows)
+    original = world(mariadb, sample_db)
+    kill9(start_paused(cfg, path, sample_db, "renamed", tmp_path / "paused"))
+    assert world(mariadb, sample_db) != original  # the dump's tables are in, without their objects
+    _failing_replay(monkeypatch)
+    rc, out, err = run(capsys, "-c", cfg, "restore", "--recover")
+    assert rc == 0, out + err
+    assert "rolled back: finishing failed" in out, out
+    assert world(mariadb, sample_db) == original
+    assert databases(mariadb, "dumpdeck_stage_") == [] and databases(mariadb, "dumpdeck_old_") == []
