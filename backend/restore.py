@@ -58,8 +58,17 @@ from .mysqlsandbox import MySQLSandbox
 from .outcome import Outcome
 from .rewrite import Rewriter, database_mapping
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
-from .sqlstats import SCAN_VERSION, SqlStats
-from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
+from .sqlstats import SqlStats
+from .verify import (
+    CheckCallback,
+    CheckResult,
+    VerifyReport,
+    _Ladder,
+    record_report,
+    scope_scan_current,
+    verified_for,
+    verify_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +352,7 @@ def restore_test(
     if (
         prior is not None
         and manifest is not None
-        and _scanned_now(prior)
+        and scope_scan_current(prior)
         and all(t.exact_rows is not None for t in manifest.tables)
     ):
         ladder.add("levels 2–3", True, f"already verified at level {prior.level} on {prior.at} for this sha256", 3)
@@ -413,11 +422,6 @@ def restore_test(
                 4,
             )
     return _finish(report, ladder, t0, record, extra)
-
-
-def _scanned_now(v: manifest_mod.Verification) -> bool:
-    """Did that verification's scope scan know every hazard the current one knows?"""
-    return any(c.get("name") == "scope" and int(c.get("scan") or 0) >= SCAN_VERSION for c in v.checks)
 
 
 def _legacy_mapping(full: VerifyReport, ladder: _Ladder) -> str | None:

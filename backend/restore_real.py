@@ -7,6 +7,9 @@
            staged table into the target (atomic: all pairs or none) → views, routines,
            triggers and events re-created in the target from the dump's own statements
          → drop the old tables (only now) and the staging database
+    `replace=True` with `tables`: the same, for just those tables and their triggers (the rest untouched)
+
+The swap itself is journaled in the state store and crash-safe: backend/swap.py.
 
 What can and cannot move across databases decides the shape of the swap: MariaDB refuses to
 RENAME a table that has triggers into another database, and views, routines and events cannot
@@ -47,6 +50,7 @@ import pymysql.cursors
 
 from . import manifest as manifest_mod
 from . import mysql
+from . import swap as swap_mod
 from .config import Config, ServerConfig
 from .errors import (
     CancelledError,
@@ -61,12 +65,12 @@ from .errors import (
 )
 from .loader import _EVENT_ENABLE_RE, Item, Loader, LoadProgress, LoadResult, decoded_chunks
 from .outcome import Outcome
-from .restore import _scanned_now
 from .rewrite import Rewriter, Subset, database_mapping, plan_subset, survey
 from .selection import RESTORE as RESTORE_JOB
 from .sqlstats import Delimiter, Marker, SqlStats, Statement
+from .swap import DumpObject
 from .units import format_bytes, format_duration
-from .verify import VerifyReport, verified_for, verify_file
+from .verify import VerifyReport, scope_scan_current, verified_for, verify_file
 from .vocabulary import DbStatus, RunStatus, Trigger
 
 if TYPE_CHECKING:
@@ -127,6 +131,14 @@ class RestorePlan:
         if not self.target_tables and not any(self.target_objects.values()):
             return "nothing: the database exists and is empty"
         objs = ", ".join(f"{len(v)} {k}" for k, v in self.target_objects.items() if v)
+        if self.request.replace and self.request.tables:
+            named = [t for t in self.request.tables if t in self.target_tables]
+            return (
+                f"{len(named)} of its {len(self.target_tables)} table(s)"
+                + (f" ({', '.join(named[:10])})" if named else "")
+                + " and their triggers; its other tables, views, routines and events stay (a safety dump of the "
+                "whole database is taken first)"
+            )
         return (
             f"{len(self.target_tables)} table(s) with about {self.target_rows:,} rows"
             + (f" and {objs}" if objs else "")
@@ -171,47 +183,60 @@ class RestorePlan:
             + (f"; subset of {len(r.tables)} asked for" if r.tables else "")
         )
 
-    def lines(self) -> list[str]:
+    def lines(self, *, decision_first: bool = False) -> list[str]:
+        """The plan as aligned lines: in reading order, or (`decision_first`, for a small confirmation
+        dialog) what is refused, the target and what it replaces first, the source and the steps after."""
         s, r = self.source, self.request
         level = f"L{s['level']}" if s["level"] else "not verified"
-        out = [
+        source = [
             f"source   {s['path']}",
             f"         database {s['database']!r} from {s['server'] or 'unknown server'}, {s['age']} "
             f"({s['when']}), {level}, {format_bytes(s['size'])} {s['codec']}"
             + (f" ({format_bytes(s['bytes_raw'])} SQL)" if s.get("bytes_raw") else ""),
             f"         sha256 {s['sha256'] or 'not computed yet'}",
-            f"target   {r.target_db!r} on server {r.target_server}"
-            + (" (replace in place)" if r.replace else " (new or empty database)"),
-            self._what(),
         ]
+        target = [
+            f"target   {r.target_db!r} on server {r.target_server}"
+            + (" (replace in place)" if r.replace else " (new or empty database)")
+        ]
+        what = [self._what()]
         if self.excluded:
-            out.append(f"         not in the dump (excluded by its job): {', '.join(self.excluded[:10])}")
-        out.append(
+            what.append(f"         not in the dump (excluded by its job): {', '.join(self.excluded[:10])}")
+        when = [
             "time     "
             + (
                 f"about {format_duration(self.estimate_seconds)} ({self.estimate_basis})"
                 if self.estimate_seconds
                 else f"unknown ({self.estimate_basis})"
             )
-        )
-        out.append(f"replaces {self.replaces}")
-        if r.replace:
-            out.append(
+        ]
+        replaces = [f"replaces {self.replaces}"]
+        steps: list[str] = []
+        if r.replace and r.tables:
+            steps.append(
+                "steps    safety dump of the target (verified L2, tagged pre-restore) → load those tables into a "
+                "staging database → compare → journaled RENAME TABLE swap of just those tables → their triggers "
+                "from the dump → drop the old tables"
+            )
+            steps.append("keys     no foreign key joins a replaced table to a kept one (else refused)")
+        elif r.replace:
+            steps.append(
                 "steps    safety dump of the target (verified L2, tagged pre-restore) → load into a staging "
-                "database → compare → RENAME TABLE swap → re-create views, routines, triggers, events → "
+                "database → compare → journaled RENAME TABLE swap → re-create views, routines, triggers, events → "
                 "drop the old tables"
             )
-            out.append(
+            steps.append(
                 "keys     foreign keys inside the database follow the swap; none from other databases point at it"
             )
-        out.append(
+        steps.append(
             "definer  "
             + ("removed: objects belong to the restoring account" if r.definer == "current" else "kept as in the dump")
         )
-        out += [f"warning  {w}" for w in self.warnings]
-        if self.refusal:
-            out.append(f"refused  {self.refusal}")
-        return out
+        warnings = [f"warning  {w}" for w in self.warnings]
+        refused = [f"refused  {self.refusal}"] if self.refusal else []
+        if decision_first:
+            return refused + target + replaces + what + warnings + when + source + steps
+        return source + target + what + when + replaces + steps + warnings + refused
 
 
 def _age(when: datetime) -> str:
@@ -261,8 +286,11 @@ def _source_info(config: Config, path: Path) -> tuple[dict[str, Any], manifest_m
     )
 
 
-def _target_state(server: ServerConfig, db: str) -> tuple[bool, list[str], dict[str, list[str]], int, list[str]]:
-    """(exists, base tables and sequences, objects, estimated rows, foreign keys from other databases)."""
+def _target_state(
+    server: ServerConfig, db: str
+) -> tuple[bool, list[str], dict[str, list[str]], int, list[tuple[str, str, str, str]]]:
+    """(exists, base tables and sequences, objects, estimated rows, foreign keys referencing its tables as
+    (schema, table, constraint, referenced table), those inside it included)."""
     conn = mysql.connect(server)
     try:
         if not mysql.database_exists(conn, db):
@@ -273,10 +301,10 @@ def _target_state(server: ServerConfig, db: str) -> tuple[bool, list[str], dict[
             cur.execute(
                 "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME "
                 "FROM information_schema.REFERENTIAL_CONSTRAINTS "
-                "WHERE UNIQUE_CONSTRAINT_SCHEMA=%s AND CONSTRAINT_SCHEMA<>%s",
-                (db, db),
+                "WHERE UNIQUE_CONSTRAINT_SCHEMA=%s",
+                (db,),
             )
-            fks = [f"`{r[0]}`.`{r[1]}` ({r[2]} → `{r[3]}`)" for r in cur.fetchall()]
+            fks = [(r[0], r[1], r[2], r[3]) for r in cur.fetchall()]
         return True, [t.name for t in tables], objects, sum(t.rows for t in tables), fks
     finally:
         conn.close()
@@ -362,11 +390,33 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
     )
     if manifest is None:
         plan.warnings.append("no manifest: tables and objects are counted while checking the dump")
+    with contextlib.suppress(DumpdeckError):
+        from .state import open_store
+
+        with open_store(config) as store:
+            for j in swap_mod.open_journals(store):
+                if j.server == server.name:
+                    plan.warnings.append(
+                        f"a swap of `{j.database}` (pid {j.pid}) is open: the restore finishes or rolls it back "
+                        "first (`dumpdeck restore --recover` does just that)"
+                    )
+
+    def fk_text(fk: tuple[str, str, str, str]) -> str:
+        return f"`{fk[0]}`.`{fk[1]}` ({fk[2]} → `{fk[3]}`)"
+
     if req.replace and req.tables:
-        plan.refusal = (
-            "--tables with --replace is not supported: restore the tables into a new name, "
-            "then move them with RENAME TABLE"
-        )
+        # a key across the line between replaced and kept tables would follow the old table out, and be dropped
+        crossing = [
+            fk_text(fk)
+            for fk in fks
+            if (fk[0] != req.target_db and fk[3] in req.tables)
+            or (fk[0] == req.target_db and (fk[1] in req.tables) != (fk[3] in req.tables))
+        ]
+        if crossing:
+            plan.refusal = (
+                f"foreign keys cross between the tables to replace and the others: {', '.join(crossing[:5])}; "
+                "add the tables they join to --tables (or replace the whole database)"
+            )
     if req.definer not in ("keep", "current"):
         plan.refusal = f"--definer={req.definer}: use keep or current"
     non_empty = exists and (tables or any(objects.values()))
@@ -375,9 +425,10 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
             f"database {req.target_db!r} on {server.name} is not empty ({len(tables)} table(s)); "
             "restore into a new name, or pass --replace to replace it (a safety dump is taken first)"
         )
-    if req.replace and fks:
+    others = [fk_text(fk) for fk in fks if fk[0] != req.target_db]
+    if req.replace and not req.tables and others:
         plan.refusal = (
-            f"foreign keys in other databases reference {req.target_db!r}: {', '.join(fks[:5])}; after a swap "
+            f"foreign keys in other databases reference {req.target_db!r}: {', '.join(others[:5])}; after a swap "
             "they would point at the old tables, which are dropped. Drop or redirect them first"
         )
     for prefix in (STAGE_PREFIX, OLD_PREFIX, "dumpdeck_rt_"):
@@ -413,7 +464,7 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
     if l1.failed:
         raise RestoreRefused(f"{path.name} failed level 1: {l1.summary}; nothing was restored")
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
-    if prior is not None and not _scanned_now(prior):
+    if prior is not None and not scope_scan_current(prior):
         prior = None  # that scan did not know every hazard the current one knows: scan again
     stats = None
     mapped = None
@@ -471,14 +522,6 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
 # --------------------------------------------------------------------------- objects for the swap
 
 
-@dataclass
-class _Obj:
-    kind: str  # view | trigger | procedure | function | event
-    name: str
-    sets: list[str]
-    text: str
-
-
 class ObjectCollector:
     """Wraps the Rewriter: keeps the final statements that create views, routines, triggers and events
     (with the session settings the dump set before each), to create them again in the target."""
@@ -488,7 +531,7 @@ class ObjectCollector:
         self.delimiter = b";"
         self.section: str | None = None
         self.sets: list[str] = []
-        self.objects: list[_Obj] = []
+        self.objects: list[DumpObject] = []
 
     def _text(self, item: Statement) -> str:
         text = item.text.rstrip()
@@ -513,7 +556,7 @@ class ObjectCollector:
                 and not (out.kind == "create_view" and self.section == "view_temp")
                 and out.name
             ):
-                self.objects.append(_Obj(out.kind[7:], out.name, list(self.sets), self._text(out)))
+                self.objects.append(DumpObject(out.kind[7:], out.name, list(self.sets), self._text(out)))
         return out
 
 
@@ -565,6 +608,7 @@ def restore(
             with contextlib.suppress(Exception):
                 on_step(msg)
 
+    recover_swaps(config, req.target_server, step)
     plan = make_plan(config, req)
     if plan.refusal:
         raise RestoreRefused(plan.refusal)
@@ -818,93 +862,6 @@ def _safety_dump(
     return str(res.path)
 
 
-def _show_creates(server: ServerConfig, db: str) -> list[tuple[str, str, str, str]]:
-    """(kind, name, sql_mode, statement) of every view, trigger, routine and event of `db`, to put them back."""
-    out = []
-    conn = mysql.connect(server, db)
-    try:
-        objs = mysql.object_names(conn, db)
-        with conn.cursor() as cur:
-            for kind, names in objs.items():
-                word = {"views": "VIEW", "procedures": "PROCEDURE", "functions": "FUNCTION"}.get(kind)
-                word = word or {"triggers": "TRIGGER", "events": "EVENT"}[kind]
-                for n in names:
-                    cur.execute(f"SHOW CREATE {word} {mysql.quote_ident(n)}")
-                    row = cur.fetchone()
-                    if row is None:
-                        continue
-                    if word == "VIEW":
-                        out.append((word, n, "", row[1]))
-                    elif word == "EVENT":
-                        out.append((word, n, row[1], row[3]))
-                    else:
-                        out.append((word, n, row[1], row[2]))
-    finally:
-        conn.close()
-    return out
-
-
-def _recreate(server: ServerConfig, db: str, saved: list[tuple[str, str, str, str]]) -> list[str]:
-    """Create saved objects again (views may need several rounds); returns what failed."""
-    pending = list(saved)
-    conn = mysql.connect(server, db)
-    errors: list[str] = []
-    try:
-        with conn.cursor() as cur:
-            for _round in range(len(pending) + 1):
-                left, errors = [], []
-                for kind, name, mode, sql in pending:
-                    try:
-                        cur.execute("SET SESSION sql_mode=%s", (mode,)) if mode else None
-                        cur.execute(sql)
-                    except Exception as exc:
-                        left.append((kind, name, mode, sql))
-                        errors.append(f"{kind.lower()} `{name}`: {exc.args[-1] if exc.args else exc}")
-                if not left or len(left) == len(pending):
-                    break
-                pending = left
-    finally:
-        conn.close()
-    return errors
-
-
-def _replay(server: ServerConfig, db: str, objects: list[_Obj]) -> None:
-    """Create the dump's objects in `db`: views first (in rounds, a view may name another), then
-    routines, triggers and events, each after the session settings the dump set for it."""
-    order = {"view": 0, "procedure": 1, "function": 1, "trigger": 2, "event": 3}
-    pending = sorted(objects, key=lambda o: order.get(o.kind, 9))
-    conn = mysql.connect(server, db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@SESSION.sql_mode, @@SESSION.character_set_client, @@SESSION.collation_connection")
-            base = cur.fetchone()
-            for _round in range(len(pending) + 1):
-                left, errors = [], []
-                for o in pending:
-                    try:
-                        cur.execute("SET SESSION sql_mode=%s, character_set_client=%s, collation_connection=%s", base)
-                        for s in o.sets:
-                            if "@saved" in s or "@OLD" in s:
-                                continue
-                            cur.execute(s)
-                        cur.execute(o.text)
-                    except Exception as exc:
-                        left.append(o)
-                        errors.append(f"{o.kind} `{o.name}`: {exc.args[-1] if exc.args else exc}")
-                if not left:
-                    return
-                if len(left) == len(pending):
-                    raise RestoreError("cannot create " + "; ".join(errors[:3]))
-                pending = left
-    finally:
-        conn.close()
-
-
-def _drop_objects(cur: pymysql.cursors.Cursor, db: str, saved: list[tuple[str, str, str, str]]) -> None:
-    for kind, name, _mode, _sql in saved:
-        cur.execute(f"DROP {kind} IF EXISTS {mysql.quote_ident(db)}.{mysql.quote_ident(name)}")
-
-
 def _replace(
     config: Config,
     req: RestoreRequest,
@@ -916,14 +873,17 @@ def _replace(
     cancel: threading.Event,
     run_id: int | None,
 ) -> RestoreResult:
+    from .state import open_store
+
     db = req.target_db
     safety = _safety_dump(config, server, db, step, cancel, run_id)
     if cancel.is_set():
         raise CancelledError(f"restore cancelled after the safety dump; `{db}` untouched (safety dump {safety})")
     stage = _scratch(STAGE_PREFIX, db)
     old = _scratch(OLD_PREFIX, db)
-    qs, qo = mysql.quote_ident(stage), mysql.quote_ident(old)
-    swapped = False
+    qs = mysql.quote_ident(stage)
+    handed_over = False  # once the journaled swap starts, it owns staging and the holding database
+    warnings: list[str] = []
     try:
         _exec(server, [f"CREATE DATABASE {qs} CHARACTER SET utf8mb4"])
         step(f"staging database `{stage}` created")
@@ -932,97 +892,137 @@ def _replace(
         step(f"loaded {format_bytes(res.bytes)} of SQL into staging in {format_duration(res.seconds)}")
         checks = _compare(server, stage, prep, plan)
         step("staging compared with the dump: tables, objects and row counts equal")
+        journal = _swap_plan(server, req, stage, old, collector.objects, run_id, warnings)
         if cancel.is_set():
             raise CancelledError("restore cancelled before the swap")
-        swapped = _swap(server, db, stage, old, collector.objects, step)
+        handed_over = True
+        with open_store(config) as store:
+            swap_mod.swap(server, journal, store, step, config.lock_dir)
     finally:
-        with contextlib.suppress(Exception):
-            _exec(server, [f"DROP DATABASE IF EXISTS {qs}"])
-        with contextlib.suppress(Exception):
-            if swapped:
-                _exec(server, [f"DROP DATABASE IF EXISTS {qo}"])
-        if not swapped:
+        if not handed_over:
+            with contextlib.suppress(Exception):
+                _exec(server, [f"DROP DATABASE IF EXISTS {qs}"])
             step(f"`{db}` left as it was; staging `{stage}` removed")
     step(f"old tables dropped (`{old}`); staging removed")
+    what = f"the table(s) {', '.join(journal.move_in)} of `{db}`" if req.tables else f"`{db}`"
     return RestoreResult(
         True,
         server.name,
         db,
-        f"replaced `{db}` on {server.name}; the data it held is in the safety dump {safety}",
+        f"replaced {what} on {server.name}; the data it held is in the safety dump {safety}",
         bytes=res.bytes,
         safety_dump=safety,
         checks=checks,
+        warnings=warnings,
     )
 
 
-def _swap(server: ServerConfig, db: str, stage: str, old: str, objects: list[_Obj], step: StepCallback) -> bool:
-    """The swap. True when the target holds the restored data; on failure the target is put back and
-    RestoreError raised. Leaves `old` holding the replaced tables (the caller drops it)."""
-    q = mysql.quote_ident
-    saved = _show_creates(server, db)
-    stage_saved = _show_creates(server, stage)
-    target_tables = [t.name for t in _tables(server, db)]
-    staged = [t.name for t in _tables(server, stage)]
-    move_out = target_tables
-    conn = mysql.connect(server, read_timeout=3600)
-    renamed = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET SESSION foreign_key_checks=0")
-            cur.execute(f"CREATE DATABASE {q(old)}")
-            # triggers cannot move across databases with their table; views cannot move at all
-            _drop_objects(cur, db, [s for s in saved if s[0] in ("TRIGGER", "VIEW")])
-            _drop_objects(cur, stage, [s for s in stage_saved if s[0] in ("TRIGGER", "VIEW")])
-            pairs = [f"{q(db)}.{q(t)} TO {q(old)}.{q(t)}" for t in move_out]
-            pairs += [f"{q(stage)}.{q(t)} TO {q(db)}.{q(t)}" for t in staged]
-            try:
-                if pairs:
-                    cur.execute("RENAME TABLE " + ", ".join(pairs))
-                renamed = True
-                step(f"swapped {len(staged)} table(s) in with one RENAME TABLE ({len(move_out)} moved out)")
-                _fix_sequence_defaults(cur, db, stage)
-                # the old routines and events go; the dump's objects come in
-                _drop_objects(cur, db, [s for s in saved if s[0] not in ("TRIGGER", "VIEW")])
-                _replay(server, db, objects)
-                step(f"created {len(objects)} view(s), routine(s), trigger(s) and event(s) from the dump")
-                return True
-            except Exception as exc:
-                why = exc.args[-1] if getattr(exc, "args", None) else exc
-                if renamed:
-                    with contextlib.suppress(Exception):
-                        _drop_objects(cur, db, [(o.kind.upper(), o.name, "", "") for o in objects])
-                    back = [f"{q(db)}.{q(t)} TO {q(stage)}.{q(t)}" for t in staged]
-                    back += [f"{q(old)}.{q(t)} TO {q(db)}.{q(t)}" for t in move_out]
-                    cur.execute("RENAME TABLE " + ", ".join(back))
-                    _drop_objects(cur, db, [s for s in saved if s[0] not in ("TRIGGER", "VIEW")])
-                problems = _recreate(server, db, saved)
-                extra = f"; could not re-create: {'; '.join(problems[:3])}" if problems else ""
-                raise RestoreError(
-                    f"swap failed ({why}); `{db}` was put back as it was{extra}; the safety dump holds its data"
-                ) from None
-    finally:
-        conn.close()
-
-
-def _fix_sequence_defaults(cur: pymysql.cursors.Cursor, db: str, stage: str) -> None:
-    """A column default `nextval(`stage`.`seq`)` keeps naming staging after the RENAME: point it at the target."""
-    q = mysql.quote_ident
-    cur.execute(
-        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA=%s AND COLUMN_DEFAULT LIKE %s",
-        (db, "%" + q(stage).replace("_", "\\_") + ".%"),
-    )
-    for table, column, default in cur.fetchall():
-        fixed = default.replace(q(stage) + ".", q(db) + ".")
-        cur.execute(f"ALTER TABLE {q(db)}.{q(table)} ALTER COLUMN {q(column)} SET DEFAULT ({fixed})")
-
-
-def _tables(server: ServerConfig, db: str) -> list[mysql.TableInfo]:
+def _swap_plan(
+    server: ServerConfig,
+    req: RestoreRequest,
+    stage: str,
+    old: str,
+    objects: list[DumpObject],
+    run_id: int | None,
+    warnings: list[str],
+) -> swap_mod.SwapJournal:
+    """What the swap moves, drops and creates. The whole database: every table out and in, every object of
+    the target replaced by the dump's. `--tables`: only those tables move; the target's triggers on them are
+    replaced by the dump's; its other tables and its views, routines and events stay (the dump's are created
+    only where the target has none of that name, and `warnings` names the ones kept)."""
+    db = req.target_db
     conn = mysql.connect(server)
     try:
-        return [t for t in mysql.tables(conn, db) if t.kind != "VIEW"]
+        target_tables = [t.name for t in mysql.tables(conn, db) if t.kind != "VIEW"]
+        staged = [t.name for t in mysql.tables(conn, stage) if t.kind != "VIEW"]
+        have = mysql.object_names(conn, db)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s",
+                (db,),
+            )
+            trigger_table = dict(cur.fetchall())
+            # a staged table's foreign key to a table that is not staged would name staging after the swap
+            cur.execute(
+                "SELECT TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA=%s",
+                (stage,),
+            )
+            outside = [f"`{r[0]}` ({r[1]} → `{r[3]}`)" for r in cur.fetchall() if r[2] != stage or r[3] not in staged]
     finally:
         conn.close()
+    if outside:
+        raise RestoreError(
+            f"the dump's foreign keys reference tables that are not restored: {', '.join(outside[:5])}; "
+            f"add those tables to --tables. `{db}` was not touched"
+        )
+    stage_drop = swap_mod.show_creates(server, stage, only=None)
+    stage_drop = [s for s in stage_drop if s[0] in ("TRIGGER", "VIEW")]
+    if not req.tables:
+        saved = swap_mod.show_creates(server, db)
+        return swap_mod.SwapJournal(
+            server.name,
+            db,
+            stage,
+            old,
+            move_out=target_tables,
+            move_in=staged,
+            drop_before=[s for s in saved if s[0] in ("TRIGGER", "VIEW")],
+            drop_after=[s for s in saved if s[0] not in ("TRIGGER", "VIEW")],
+            create=list(objects),
+            stage_drop=stage_drop,
+            run_id=run_id,
+        )
+    move_out = [t for t in target_tables if t in staged]
+    their_triggers = [n for n, t in trigger_table.items() if t in move_out]
+    drop_before = swap_mod.show_creates(server, db, only={"triggers": their_triggers})
+    create, kept = [], []
+    for o in objects:
+        if o.kind != "trigger" and o.name in have.get(o.kind + "s", []):
+            kept.append(f"{o.kind} `{o.name}`")
+        else:
+            create.append(o)
+    if kept:
+        warnings.append(f"the target keeps its own {', '.join(kept)}: with --tables the dump's version is not restored")
+    ours = {o.name for o in objects if o.kind == "trigger"}
+    gone = [f"`{n}`" for n in their_triggers if n not in ours]
+    if gone:
+        warnings.append(
+            f"trigger(s) {', '.join(gone)} of the replaced tables are not in the dump: they go with the old "
+            "tables (the safety dump holds them)"
+        )
+    return swap_mod.SwapJournal(
+        server.name,
+        db,
+        stage,
+        old,
+        move_out=move_out,
+        move_in=staged,
+        drop_before=drop_before,
+        drop_after=[],
+        create=create,
+        stage_drop=stage_drop,
+        run_id=run_id,
+    )
+
+
+def recover_swaps(
+    config: Config, server_name: str | None = None, step: StepCallback | None = None
+) -> list[tuple[swap_mod.SwapJournal, str, bool]]:
+    """Finish or roll back every `--replace` swap a killed process left half done (see backend/swap.py):
+    (journal, what was done, resolved). Cheap when there is none: only the state store is read."""
+    from .state import open_store
+
+    try:
+        with open_store(config) as store:
+            done = swap_mod.recover(config, store, server=server_name)
+    except DumpdeckError as exc:
+        log.warning("swap recovery could not read the state store: %s", exc)
+        return []
+    for j, message, _ok in done:
+        if step is not None:
+            step(f"warning: an interrupted swap of `{j.database}` (pid {j.pid}) was {message}")
+    return done
 
 
 def cleanup_leftovers(config: Config, server_name: str | None, *, dry_run: bool = False) -> list[str]:
@@ -1048,6 +1048,8 @@ def cleanup_leftovers(config: Config, server_name: str | None, *, dry_run: bool 
                 (like,),
             )
             busy = {r[0] for r in cur.fetchall()}
+            with open_store(config) as store:  # an open swap's staging belongs to its recovery
+                busy |= {j.stage for j in swap_mod.open_journals(store)}
             for name in names:
                 if name in busy:
                     continue

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import credentials, postrun, retention
+from . import credentials, postrun, retention, swap
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, dump_database
@@ -150,6 +150,8 @@ def execute(
     with contextlib.suppress(DumpdeckError, OSError):
         for path in credentials.remove_leftovers():  # option files of runs that were SIGKILLed
             log.warning("removed a credentials file left by a dead process: %s", path)
+    with contextlib.suppress(DumpdeckError, OSError):
+        swap.recover(config, store)  # a --replace swap a killed restore left half done: finished or rolled back
     previous = None
     if install_signals and threading.current_thread() is threading.main_thread():
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}

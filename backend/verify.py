@@ -617,3 +617,9 @@ def verified_for(manifest: manifest_mod.Manifest, sha256: str, min_level: int = 
             if c.get("name") == "sha256" and c.get("sha256") == sha256:
                 return v
     return None
+
+
+def scope_scan_current(v: manifest_mod.Verification) -> bool:
+    """Did that verification's level-3 scope scan know every hazard the current scan knows? A load
+    (restore-test or restore) reuses an earlier level-3 result only then."""
+    return any(c.get("name") == "scope" and int(c.get("scan") or 0) >= SCAN_VERSION for c in v.checks)

@@ -260,6 +260,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Dumps",
         "dumps",
         destructive=True,
+        footer=True,
+        label="Restore",
     ),
     ActionSpec(
         "dumps_filter",
@@ -268,7 +270,6 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Filter dumps by database or server text",
         "Dumps",
         "dumps",
-        footer=True,
         display="/",
         label="Filter",
     ),

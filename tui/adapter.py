@@ -21,6 +21,7 @@ from dumpdeck.backend import disk as disk_mod
 from dumpdeck.backend import jobs as jobs_mod
 from dumpdeck.backend import mysql, schedule
 from dumpdeck.backend import state as state_mod
+from dumpdeck.backend import swap as swap_mod
 from dumpdeck.backend.catalog import DumpEntry
 from dumpdeck.backend.config import Config
 from dumpdeck.backend.errors import DumpdeckError
@@ -148,6 +149,9 @@ class ConsoleBackend:
         return out
 
 
+SWAP_CHECK = 5.0  # seconds between two looks for --replace swaps a killed restore left open
+
+
 class LiveBackend(ConsoleBackend):
     """The real engine: backend.mysql, .catalog, .state, .jobs, .disk, .schedule, .verify, .restore."""
 
@@ -159,6 +163,8 @@ class LiveBackend(ConsoleBackend):
         self._store_lock = threading.Lock()
         self._history_cache: dict[tuple[str, str], tuple[float, float | None]] = {}
         self._finished: dict[int, RunView] = {}  # a finished run never changes again: read it once
+        self._interrupted: tuple[str, ...] = ()  # swaps left open by a killed restore, read every SWAP_CHECK s
+        self._next_swap_check = 0.0
         self._catalog_snap: CatalogSnapshot | None = None
         self._catalog_dirs: dict[str, int] = {}  # directory → st_mtime_ns at the last scan
         self._catalog_full = 0.0
@@ -282,9 +288,12 @@ class LiveBackend(ConsoleBackend):
             keep = {v.id for v in views}
             for rid in [r for r in self._finished if r not in keep]:
                 del self._finished[rid]
+            if self.now() >= self._next_swap_check:
+                self._next_swap_check = self.now() + SWAP_CHECK
+                self._interrupted = tuple(f"{j.server}/{j.database}" for j in swap_mod.interrupted(store))
         except DumpdeckError as exc:
             return JobsSnapshot(error=str(exc), polled_at=self.now())
-        return JobsSnapshot(runs=tuple(views), polled_at=self.now())
+        return JobsSnapshot(runs=tuple(views), polled_at=self.now(), interrupted=self._interrupted)
 
     def _progress_view(self, store: StateStore, run: Run, p: DbProgress, live: bool) -> DbProgressView:
         typical = self._typical_duration(store, run.server or "", p.database) if live else None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dumpdeck.backend.outcome import Outcome
+from dumpdeck.backend.selection import RESTORE
 from dumpdeck.backend.vocabulary import ACTIVE_RUN_STATUSES
 
 Clock = Callable[[], float]
@@ -176,6 +177,8 @@ class RunView:
     def what(self) -> str:
         """The one database, the job's name, or 'N databases' (the list is in the run's detail)."""
         dbs = self.databases or tuple(p.database for p in self.progress)
+        if self.job == RESTORE and dbs:
+            return f"restore → {dbs[0]}"  # not a backup of it: a restore into it
         if len(dbs) == 1:
             return dbs[0]
         if self.job and self.job != "adhoc":
@@ -198,6 +201,7 @@ class JobsSnapshot:
     runs: tuple[RunView, ...] = ()
     error: str | None = None
     polled_at: float = 0.0
+    interrupted: tuple[str, ...] = ()  # "server/database" of --replace swaps a killed restore left open
 
     @property
     def active(self) -> tuple[RunView, ...]:

@@ -14,9 +14,10 @@ import threading
 from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import UsageError
 from dumpdeck.backend.logs import setup_logging
-from dumpdeck.backend.restore_real import RestoreRequest, make_plan, prepare, start_restore
+from dumpdeck.backend.restore_real import RestoreRequest, make_plan, prepare, recover_swaps, start_restore
 from dumpdeck.backend.runner import execute
 from dumpdeck.backend.state import open_store
+from dumpdeck.backend.swap import open_journals
 from dumpdeck.backend.units import format_bytes, format_duration
 
 from ..output import ProgressLine, print_json, style
@@ -31,15 +32,21 @@ def register(sub) -> None:
         "a non-empty one is refused unless --replace is given. Before loading, the dump must pass levels 1-2 "
         "and level 3's scope check (nothing outside its own database). With --replace: a safety dump of the "
         "current data (verified, tagged pre-restore), a load into a staging database, a comparison with the "
-        "dump, then a RENAME TABLE swap; if anything fails, the target is left as it was.",
-        epilog="exit codes: 0 restored (or --dry-run printed), 1 refused or failed (the target is as it was), "
-        "2 usage error, 130 cancelled with Ctrl-C",
+        "dump, then a journaled RENAME TABLE swap; if anything fails, the target is left as it was. With "
+        "--tables and --replace only those tables (and their triggers) are replaced. If the process is killed "
+        "during the swap, the next restore (or --recover) finishes it or rolls it back: never half.",
+        epilog="exit codes: 0 restored (or --dry-run printed, or --recover resolved every interrupted swap it "
+        "found), 1 refused or "
+        "failed (the target is as it was), 2 usage error, 130 cancelled with Ctrl-C",
     )
     add_target_args(p)
-    p.add_argument("--into", "-i", required=True, metavar="NAME", help="the database to restore into")
+    p.add_argument("--into", "-i", metavar="NAME", help="the database to restore into (required)")
     p.add_argument("--target", "-t", metavar="SERVER", help="server to restore on (default: the dump's own server)")
     p.add_argument(
-        "--tables", metavar="T,…", help="only these tables (views/routines/triggers that need only them too)"
+        "--tables",
+        metavar="T,…",
+        help="only these tables: into a new name with the views/routines/triggers that need only them; with "
+        "--replace just those tables and their triggers, the others untouched",
     )
     p.add_argument("--replace", action="store_true", help="replace a non-empty database (safety dump, staging, swap)")
     p.add_argument(
@@ -51,6 +58,12 @@ def register(sub) -> None:
     p.add_argument("--parallel", "-j", type=int, default=2, metavar="N", help="load connections (default 2)")
     p.add_argument("--dry-run", "-n", action="store_true", help="print the plan and change nothing")
     p.add_argument("--detach", action="store_true", help="hand the restore to a detached runner and return")
+    p.add_argument(
+        "--recover",
+        action="store_true",
+        help="finish or roll back a --replace swap whose process was killed (the next restore and every "
+        "runner start do it too), then exit",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -73,8 +86,42 @@ def target_server(config, path, explicit: str | None) -> str:
     )
 
 
+def recover(args, ctx) -> int:
+    if args.file is not None or args.latest or args.into:
+        raise UsageError("--recover takes no dump and no --into: it resolves the swaps left open")
+    server = ctx.config.server(args.target).name if args.target else None
+    done = recover_swaps(ctx.config, server)
+    with open_store(ctx.config) as store:  # those left open: their process runs, or another recovery holds them
+        busy = [j for j in open_journals(store) if server is None or j.server == server]
+    busy = [j for j in busy if not any(j.id == d.id for d, _m, _ok in done)]
+    if args.json:
+        print_json(
+            [{"server": j.server, "database": j.database, "pid": j.pid, "result": m, "ok": ok} for j, m, ok in done]
+            + [
+                {"server": j.server, "database": j.database, "pid": j.pid, "result": "in progress", "ok": True}
+                for j in busy
+            ]
+        )
+        return 0 if all(ok for _j, _m, ok in done) else 1
+    if not done and not busy:
+        sys.stdout.write("no interrupted swap to recover\n")
+    for j, message, ok in done:
+        note = f"`{j.database}` on {j.server} (swap of pid {j.pid}): {message}"
+        sys.stdout.write(style(note, ok=ok) + "\n")
+    for j in busy:
+        sys.stdout.write(
+            f"`{j.database}` on {j.server}: its swap is in progress (pid {j.pid} on {j.host} runs, or another "
+            "recovery holds it); left alone\n"
+        )
+    return 0 if all(ok for _j, _m, ok in done) else 1
+
+
 def run(args, ctx) -> int:
     config = ctx.config
+    if args.recover:
+        return recover(args, ctx)
+    if not args.into:
+        raise UsageError("restore needs --into NAME: the database to restore into")
     path = resolve_file(args, ctx).resolve()
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
@@ -88,6 +135,10 @@ def run(args, ctx) -> int:
         definer=args.definer,
         parallel=args.parallel,
     )
+    if not args.dry_run:  # a swap a killed restore left half done is finished or rolled back first
+        for j, message, ok in recover_swaps(config, req.target_server):
+            note = f"an interrupted swap of `{j.database}` on {j.server} (pid {j.pid}) was {message}"
+            (sys.stderr if args.json else sys.stdout).write(style(note, ok=ok) + "\n")
     plan = make_plan(config, req, sha256=args.dry_run)
     if args.dry_run:
         if tables and not plan.refusal:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
@@ -239,7 +240,11 @@ class DashboardScreen(Screen[None]):
         reachable = sum(1 for s in app.servers.values() if s is not None and s.reachable)
         down = [s for s in app.servers.values() if s is not None and not s.reachable]
         active = len(app.jobs.active)
-        parts = [f"dumpdeck · {reachable}/{len(app.config.servers)} servers up"]
+        parts = ["dumpdeck"]
+        if app.jobs.interrupted:  # the target is half swapped until a recovery: say so first, and how
+            where = printable(", ".join(app.jobs.interrupted))
+            parts.append(f"restore swap interrupted: {where} (run: dumpdeck restore --recover)")
+        parts.append(f"{reachable}/{len(app.config.servers)} servers up")
         if down:
             parts.append("down: " + ", ".join(f"{s.name} ({s.cause})" if s.cause else s.name for s in down))
         parts.append(f"{active} running" if active else "no runs active")
@@ -251,7 +256,7 @@ class DashboardScreen(Screen[None]):
         text = " · ".join(parts)
         if text != self._status_text:
             self._status_text = text
-            self.query_one("#statusbar", Static).update(text)
+            self.query_one("#statusbar", Static).update(Text(text))
 
     def _busy_changed(self) -> bool:
         sig = tuple(
@@ -364,7 +369,7 @@ class DashboardScreen(Screen[None]):
         if run.active:
             if len(run.progress) == 1:
                 p = run.progress[0]
-                return [(f"{run.id}:{p.database}", self._progress_cells(run, p, now, f"#{run.id}", p.database), run)]
+                return [(f"{run.id}:{p.database}", self._progress_cells(run, p, now, f"#{run.id}", run.what()), run)]
             done = sum(1 for p in run.progress if not p.live)
             total_est = sum(p.estimate or 0 for p in run.progress)
             frac = run.bytes_raw / total_est if total_est else None

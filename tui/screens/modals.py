@@ -143,6 +143,7 @@ class RestoreModal(ModalScreen["object | None"]):
     RestoreModal #dialog { width: 96; }
     RestoreModal #restore-plan-box { height: auto; max-height: 10; margin-bottom: 1; }
     RestoreModal #restore-plan { margin-bottom: 0; }
+    RestoreModal #restore-go { width: auto; min-width: 16; }
     """
 
     class PlanReady(Message):
@@ -165,7 +166,7 @@ class RestoreModal(ModalScreen["object | None"]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="dialog"):
             yield Static("Restore", classes="dialog-title")
-            yield Static(Text(printable(self.label, keep_newlines=True)), classes="dialog-body")
+            yield Static(self.label, classes="dialog-body")
             yield Label("Into database:")
             yield Input(value=f"{self.database}_restored", id="restore-into")
             yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
@@ -175,7 +176,7 @@ class RestoreModal(ModalScreen["object | None"]):
             yield Input(id="restore-confirm")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Restore", id="restore-go", variant="error", disabled=True)
-                yield Button("Cancel", id="restore-no")
+                yield Button("Don't restore", id="restore-no")
 
     def on_mount(self) -> None:
         self.query_one("#restore-confirm", Input).display = False
@@ -201,7 +202,7 @@ class RestoreModal(ModalScreen["object | None"]):
         confirm = self.query_one("#restore-confirm", Input)
         label = self.query_one("#restore-confirm-label", Label)
         confirm.display = label.display = replace
-        label.update(Text(printable(f"Type {req.target_db!r} to replace it:")))
+        label.update(Text(f"Type {printable(req.target_db)!r} to replace it:"))
         self._update_button()
         self._plan_worker(req, self.plan_key)
 
@@ -212,7 +213,7 @@ class RestoreModal(ModalScreen["object | None"]):
 
         try:
             plan = make_plan(self.config, req)
-            self.post_message(self.PlanReady(key, plan.lines(), plan.refusal))
+            self.post_message(self.PlanReady(key, plan.lines(decision_first=True), plan.refusal))
         except DumpdeckError as exc:
             self.post_message(self.PlanReady(key, [str(exc)], str(exc)))
 
@@ -221,14 +222,18 @@ class RestoreModal(ModalScreen["object | None"]):
         if message.key != self.plan_key:
             return
         self.refusal = message.refusal
-        self.query_one("#restore-plan", Static).update("\n".join(message.lines))
+        self.query_one("#restore-plan", Static).update(Text(printable("\n".join(message.lines), keep_newlines=True)))
         self._update_button()
 
     def _update_button(self) -> None:
         req = self.request()
         typed = self.query_one("#restore-confirm", Input).value
         ok = self.refusal is None and bool(req.target_db) and (not req.replace or typed == req.target_db)
-        self.query_one("#restore-go", Button).disabled = not ok
+        go = self.query_one("#restore-go", Button)
+        go.disabled = not ok
+        # the button names what it does (and to which database)
+        name = printable(req.target_db)[:24] or "…"
+        go.label = Text(f"Replace {name}" if req.replace else f"Restore into {name}")
 
     @on(Input.Changed, "#restore-into")
     @on(Checkbox.Changed, "#restore-replace")
