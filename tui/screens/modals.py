@@ -50,7 +50,7 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(self.title_text, classes="dialog-title")
             yield Static(Text(printable(self.message, keep_newlines=True)), classes="dialog-body")
             if self.require_text is not None:
-                yield Label(f"Type {self.require_text!r} to confirm:")
+                yield Label(Text(f"Type {printable(self.require_text)!r} to confirm:"))
                 yield Input(placeholder=self.require_text, id="confirm-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
@@ -166,7 +166,7 @@ class RestoreModal(ModalScreen["object | None"]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="dialog"):
             yield Static("Restore", classes="dialog-title")
-            yield Static(self.label, classes="dialog-body")
+            yield Static(Text(printable(self.label, keep_newlines=True)), classes="dialog-body")
             yield Label("Into database:")
             yield Input(value=f"{self.database}_restored", id="restore-into")
             yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
