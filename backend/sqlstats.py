@@ -465,8 +465,9 @@ def classify(text: bytes) -> tuple[str, str | None, str | None]:
 
 # --------------------------------------------------------------------------- the INSERT fast path
 
-# An extended INSERT as mysqldump/mariadb-dump write it: the head, then values up to `);\n`.
-_FAST_HEAD = re.compile(rb"INSERT INTO `(?:[^`]|``)++`(?: \((?:`(?:[^`]|``)++`(?:, ?)?)++\))? VALUES ")
+# An extended INSERT as mysqldump/mariadb-dump write it: the head (MariaDB 11 puts each row on its
+# own line: `VALUES\n(…),\n(…)`), then values up to `);\n`.
+_FAST_HEAD = re.compile(rb"INSERT INTO `(?:[^`]|``)++`(?: \((?:`(?:[^`]|``)++`(?:, ?)?)++\))? VALUES[ \n]")
 _ESCAPE_PAIR = re.compile(rb"\\[\\']")  # the escapes that decide where a '…' string ends
 # what values hold outside strings in a plain dump: numbers, NULL, 0x… (--hex-blob), separators
 _PLAIN = b"0123456789abcdefABCDEFxX+-.,()NUL \t\r\n"
@@ -476,7 +477,7 @@ _NOT_PLAIN = (b'"', b"`", b"#", b"\\", b"\x00", b"/*", b"--")
 def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, int] | None:
     """(end, values, newlines in the values) of the INSERT at `cur`, found with C-speed bytes operations, or None.
 
-    `values` is the text after `VALUES ` with every '…' string removed. None (the caller then
+    `values` is the text after `VALUES` (from the blank that follows it) with every '…' string removed. None (the caller then
     runs the statement regex) whenever the shortcut could disagree with it: no `);\n` in the
     buffer yet, a `;` inside a string before it, or outside the strings anything but plain values
     (another quote, a comment, a backslash).
@@ -499,7 +500,7 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
         if e < 0:
             return None
         e += 1
-    span = buf[head_end : e + 1]
+    span = buf[head_end - 1 : e + 1]  # from the blank after VALUES (a newline there counts with the values)
     t = _ESCAPE_PAIR.sub(b"\x00\x00", span) if b"\\" in span else span
     parts = t.split(b"'")
     if len(parts) % 2 == 0:
@@ -641,7 +642,7 @@ class SqlScanner:
                 if fast is not None:
                     end, values, newlines = fast
                     kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
-                    lead = buf.count(b"\n", pos, cur)  # the head holds no newline (_FAST_HEAD)
+                    lead = buf.count(b"\n", pos, cur)  # the head's only possible newline is its last byte
                     yield Statement(kind, name, schema, buf[pos:end], self.offset + pos, line + lead, cur - pos, values)
                     line += lead + newlines
                     pos = cur = end
