@@ -477,9 +477,10 @@ _NOT_PLAIN = (b'"', b"`", b"#", b"\\", b"\x00", b"/*", b"--")
 def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, int] | None:
     """(end, values, newlines in the values) of the INSERT at `cur`, found with C-speed bytes operations, or None.
 
-    `values` is the text after `VALUES` (from the blank that follows it) with every '…' string removed. None (the caller then
-    runs the statement regex) whenever the shortcut could disagree with it: no `);\n` in the
-    buffer yet, a `;` inside a string before it, or outside the strings anything but plain values
+    `values` is the text after `VALUES` (from the blank that follows it) with every '…' string
+    removed. None (the caller then runs the statement regex) whenever the shortcut could disagree
+    with it: no `);\n` in the buffer yet, a `;` inside a string before it, or outside the strings
+    anything but plain values
     (another quote, a comment, a backslash).
 
     Why it is exact: `\\[\\']` pairs backslashes from the left as the client does inside a
