@@ -13,6 +13,8 @@ stream reader silently accepts.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -284,6 +286,8 @@ class DecodedStream:
             }[codec] + ["--", str(self.path)]
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
             self._f = cast(io.BufferedReader, self.proc.stdout)  # a binary pipe is buffered
+            with contextlib.suppress(OSError, AttributeError):  # 1 MiB pipe: reads of 1 MiB, not 64 KiB (Linux)
+                fcntl.fcntl(self._f.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
             self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
             self._stderr_thread.start()
         self.raw_bytes = 0

@@ -192,8 +192,8 @@ _SCOPE_KINDS = {"use", "create_database", "drop_database", "server"}
 SCAN_VERSION = 2  # bumped when the scan learns new hazards: older level-3 results are not reused before a load
 
 _NORM = re.compile(
-    rb"'(?:[^'\\]|\\.)*+(?:'|\Z)"  # a string: its content cannot act
-    rb'|"(?:[^"\\]|\\.)*+(?:"|\Z)'  # a string, or an identifier under ANSI_QUOTES
+    rb"'(?:[^'\\]|\\.)*+(?:'|\\?\Z)"  # a string: its content cannot act (it may be cut inside an escape)
+    rb'|"(?:[^"\\]|\\.)*+(?:"|\\?\Z)'  # a string, or an identifier under ANSI_QUOTES
     rb"|`(?:[^`]|``)*+(?:`|\Z)"  # an identifier
     rb"|/\*M?!\d*"  # an executable comment opens: its content is code
     rb"|/\*.*?(?:\*/|\Z)"  # a comment
@@ -401,6 +401,9 @@ class Statement:
     start: int  # offset of `raw` in the decoded stream
     line: int  # line number (1-based) where the statement text starts
     text_offset: int = 0  # where the statement text starts inside `raw`
+    # an INSERT taken by the scanner's fast path (SqlScanner(stats=True)): the text after `VALUES`
+    # with its string literals removed, exactly what `_STRINGS.sub` leaves of it; else None
+    values: bytes | None = None
 
     @property
     def text(self) -> bytes:
@@ -409,6 +412,8 @@ class Statement:
     @cached_property
     def hazard(self) -> str | None:
         """Why this statement may act outside its database (see `hazard()`), or None."""
+        if self.kind == "insert":  # hazard() reads an INSERT's first 2 KiB: no copy of the rest
+            return hazard(self.kind, self.raw[self.text_offset : self.text_offset + 2048])
         return hazard(self.kind, self.text)
 
     @property
@@ -458,6 +463,57 @@ def classify(text: bytes) -> tuple[str, str | None, str | None]:
     return "other", None, None
 
 
+# --------------------------------------------------------------------------- the INSERT fast path
+
+# An extended INSERT as mysqldump/mariadb-dump write it: the head (MariaDB 11 puts each row on its
+# own line: `VALUES\n(…),\n(…)`), then values up to `);\n`.
+_FAST_HEAD = re.compile(rb"INSERT INTO `(?:[^`]|``)++`(?: \((?:`(?:[^`]|``)++`(?:, ?)?)++\))? VALUES[ \n]")
+_ESCAPE_PAIR = re.compile(rb"\\[\\']")  # the escapes that decide where a '…' string ends
+# what values hold outside strings in a plain dump: numbers, NULL, 0x… (--hex-blob), separators
+_PLAIN = b"0123456789abcdefABCDEFxX+-.,()NUL \t\r\n"
+_NOT_PLAIN = (b'"', b"`", b"#", b"\\", b"\x00", b"/*", b"--")
+
+
+def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, int] | None:
+    """(end, values, newlines in the values) of the INSERT at `cur`, found with C-speed bytes operations, or None.
+
+    `values` is the text after `VALUES` (from the blank that follows it) with every '…' string
+    removed. None (the caller then runs the statement regex) whenever the shortcut could disagree
+    with it: no `);\n` in the buffer yet, a `;` inside a string before it, or outside the strings
+    anything but plain values
+    (another quote, a comment, a backslash).
+
+    Why it is exact: `\\[\\']` pairs backslashes from the left as the client does inside a
+    string, so in `t` every `'` left is a string boundary, unless a pair was taken outside a
+    string; the pair's marker bytes (NUL) or a lone backslash would then be outside every string
+    of `t`, and that refuses the shortcut. With only plain values outside the strings, the first
+    `;` outside them (the end) is the last byte, and `_STRINGS.sub` removes exactly these strings.
+    """
+    m = _FAST_HEAD.match(buf, cur)
+    if m is None:
+        return None
+    head_end = m.end()
+    e = buf.find(b";", max(head_end, searched))  # memchr: usually the end already
+    if e < 0:
+        return None
+    if buf[e - 1 : e + 2] != b");\n":
+        e = buf.find(b");\n", e - 1)  # a `;` in a string first: an extended INSERT ends with `);\n`
+        if e < 0:
+            return None
+        e += 1
+    span = buf[head_end - 1 : e + 1]  # from the blank after VALUES (a newline there counts with the values)
+    t = _ESCAPE_PAIR.sub(b"\x00\x00", span) if b"\\" in span else span
+    parts = t.split(b"'")
+    if len(parts) % 2 == 0:
+        return None  # the `;` is inside a string
+    values = b"".join(parts[::2]) if len(parts) > 1 else t
+    rest = values.translate(None, _PLAIN)
+    if rest != b";" and (rest.count(b";") != 1 or any(x in values for x in _NOT_PLAIN)):
+        return None
+    newlines = span.count(b"\n") if span.find(b"\n") >= 0 else 0  # (memchr first: usually none)
+    return e + 1, values, newlines
+
+
 # --------------------------------------------------------------------------- the scanner
 
 
@@ -468,14 +524,16 @@ class SqlScanner:
     for trailing whitespace/comments after the last statement (kept in `tail`).
     """
 
-    def __init__(self, fast_inserts: bool = False) -> None:
+    def __init__(self, fast_inserts: bool = False, stats: bool = False) -> None:
         self.fast_inserts = fast_inserts  # loader only: see the INSERT fast path in _scan
+        self.stats = stats  # L3: the exact INSERT fast path (`_fast_insert`), which also fills Statement.values
         self.buf = b""
         self.offset = 0  # stream offset of buf[0]
         self.line = 1  # line number at buf[0]
         self.delimiter = b";"
         self._stmt = statement_re(b";")
         self._retry_len = 0
+        self._searched = 0  # stream offset up to which the pending INSERT has no `);\n` (the fast path)
         self.unterminated: Statement | None = None
         self.tail = b""
         self.bytes = 0
@@ -576,6 +634,20 @@ class SqlScanner:
                     line += raw.count(b"\n")
                     pos = cur = end
                     continue
+            if self.stats and self.delimiter == b";" and buf.startswith(b"INSERT INTO `", cur):
+                # `searched`: how far an earlier feed looked for this statement's `);\n` (a restart costs a rescan)
+                searched = self._searched - self.offset if self._searched > self.offset + cur else 0
+                fast = _fast_insert(buf, cur, searched)
+                if fast is None and not final:
+                    self._searched = self.offset + max(cur, n - 2)
+                if fast is not None:
+                    end, values, newlines = fast
+                    kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
+                    lead = buf.count(b"\n", pos, cur)  # the head's only possible newline is its last byte
+                    yield Statement(kind, name, schema, buf[pos:end], self.offset + pos, line + lead, cur - pos, values)
+                    line += lead + newlines
+                    pos = cur = end
+                    continue
             if final:
                 m = self._stmt.match(buf, cur)
             else:
@@ -631,7 +703,11 @@ def count_tuples(insert_text: bytes, stripped: bytes | None = None) -> int:
         return 0  # INSERT … SELECT: rows unknown from the text
     if word == b"SET":
         return 1
-    body = stripped[m.end() :]
+    return _count_body(stripped[m.end() :])
+
+
+def _count_body(body: bytes) -> int:
+    """Tuples in the stripped text after VALUES: `(` at depth 0."""
     opens = body.count(b"(")
     if opens == 1 + body.count(b"),(") + body.count(b"),\n(") + body.count(b"), ("):
         return opens  # the common case: no parentheses inside values
@@ -689,20 +765,33 @@ class StatsCollector:
 
     MAX_PROBLEMS = 20
 
-    def __init__(self) -> None:
-        self.scanner = SqlScanner()
+    def __init__(self, batch: int = 4 << 20) -> None:
+        self.batch = batch  # decoders hand out pipe-sized pieces: the scanner gets them joined to this size
+        self.scanner = SqlScanner(stats=True)
         self.stats = SqlStats()
         self._views: set[str] = set()
         self._objs: dict[str, dict[str, None]] = {
             k: {} for k in ("procedure", "function", "trigger", "event", "view", "sequence")
         }
         self._section: str | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def feed(self, chunk: bytes) -> None:
-        for item in self.scanner.feed(chunk):
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_bytes = [], 0
+        for item in self.scanner.feed(data):
             self._take(item)
 
     def finish(self) -> SqlStats:
+        if self._pending:
+            self._flush()
         for item in self.scanner.finish():
             self._take(item)
         s = self.stats
@@ -740,10 +829,15 @@ class StatsCollector:
         problem: str | None = None
         if kind == "insert":
             name = item.name or "?"
-            stripped = _STRINGS.sub(b"", item.text)
             s.inserts[name] = s.inserts.get(name, 0) + 1
-            s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text, stripped)
-            m = _INSERT_VALUES_HAZARD.search(stripped)  # past the head that `hazard()` reads
+            if item.values is not None:  # the fast path: the head holds no string, VALUES is its last word
+                stripped = item.values
+                s.tables[name] = s.tables.get(name, 0) + _count_body(stripped)
+                m = _INSERT_VALUES_HAZARD.search(stripped) if b"_" in stripped else None  # no backslash there
+            else:
+                stripped = _STRINGS.sub(b"", item.text)
+                s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text, stripped)
+                m = _INSERT_VALUES_HAZARD.search(stripped)  # past the head that `hazard()` reads
             if m:
                 problem = (
                     f"client command {m.group(0).decode('latin-1')}"
@@ -787,7 +881,7 @@ class StatsCollector:
 
 def scan_bytes(data: bytes, chunk: int = 1 << 20) -> SqlStats:
     """Statistics of an in-memory SQL text (tests, small files)."""
-    col = StatsCollector()
+    col = StatsCollector(batch=0)  # every chunk reaches the scanner as it is (tests cut at odd places)
     for i in range(0, len(data), chunk):
         col.feed(data[i : i + chunk])
     return col.finish()

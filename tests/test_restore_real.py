@@ -285,6 +285,81 @@ def test_a_cancelled_restore_run_leaves_the_original_untouched(mariadb, write_co
     assert databases(mariadb, "dumpdeck_stage_") == [] and databases(mariadb, "dumpdeck_old_") == []
 
 
+class _Inserters:
+    """Watches the server's process list in a thread: `peak` is the most connections seen at one moment
+    running an INSERT into `table` of a database named like `db_like`."""
+
+    def __init__(self, mariadb, table: str, db_like: str):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._conn = mariadb.connect()
+        self._table = table
+        self._db_like = db_like
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._conn.cursor() as cur:
+            while not self._stop.is_set():
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                    "WHERE DB LIKE %s AND COMMAND = 'Query' AND INFO LIKE %s",
+                    (self._db_like, f"INSERT INTO `{self._table}`%"),
+                )
+                self.peak = max(self.peak, cur.fetchone()[0])
+                self._stop.wait(0.02)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+        return self.peak
+
+
+def test_a_dump_dominated_by_one_table_loads_it_over_several_connections(mariadb, config, sample_db, new_name):
+    make_big_table(mariadb, sample_db, rows=400_000)  # ~45 MB of SQL: more than twice the loader's chunk
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    before = world(mariadb, sample_db)
+    target = new_name("bigsplit")
+    watch = _Inserters(mariadb, "big", target.replace("_", "\\_"))
+    try:
+        result = restore(config, RestoreRequest(path, "main", target, parallel=2))
+    finally:
+        peak = watch.stop()
+    assert result.ok
+    assert peak >= 2, "the server never ran two INSERTs into `big` at once"
+    assert world(mariadb, target) == before  # CHECKSUM TABLE and row counts of every table, objects, keys
+    assert databases(mariadb, "dumpdeck_stage_") == []
+
+
+def test_cancelling_while_one_table_loads_on_several_connections_leaves_no_staging(mariadb, config, sample_db):
+    make_big_table(mariadb, sample_db, rows=600_000)
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    before = world(mariadb, sample_db)
+    cancel = threading.Event()
+    outcome: dict = {}
+    watch = _Inserters(mariadb, "big", "dumpdeck\\_stage\\_%")
+
+    def work():
+        try:
+            restore(config, RestoreRequest(path, "main", sample_db, replace=True, parallel=2), cancel=cancel)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        wait_until(lambda: watch.peak >= 2, timeout=300, what="two connections loading `big` at once")
+    finally:
+        cancel.set()
+        t.join(timeout=300)
+        watch.stop()
+    assert not t.is_alive()
+    assert "cancelled" in str(outcome.get("error")), outcome
+    assert world(mariadb, sample_db) == before
+    assert databases(mariadb, "dumpdeck_stage_") == [] and databases(mariadb, "dumpdeck_old_") == []
+
+
 def test_detached_restore_run_survives_its_starter(mariadb, write_config, sample_db, new_name, capsys):
     cfg = write_config()
     from dumpdeck.backend.config import load_config

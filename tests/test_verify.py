@@ -311,3 +311,14 @@ def test_legacy_gzip_dump_verifies(dumps, tmp_path):
     assert report.passed and report.recorded  # in its history sidecar, not a manifest
     assert not manifest_mod.manifest_path(path).exists()
     assert json.dumps(report.to_dict())  # serialisable
+
+
+def test_an_insert_whose_scanned_head_ends_inside_an_escape_is_not_a_client_command():
+    # hazard() reads an INSERT's first 2 KiB: a cut between `\` and the byte it escapes was read as `\'`
+    # outside a string, so L3 failed and a restore refused a plain dump (rows like restore_load's)
+    row = b",(1,'it\\'s \\\"row\\\" 9\\\\')"
+    for pad in range(len(row) + 1):
+        stmt = b"INSERT INTO `t` VALUES (0,'" + b"x" * pad + b"')" + row * 100 + b";\n"
+        s = sqlstats.scan_bytes(b"CREATE TABLE `t` (a int, b text);\n" + stmt)
+        assert s.tables == {"t": 101} and s.scope_problems == [], pad
+    assert sqlstats.hazard("insert", b"INSERT INTO `t` VALUES (1,'a'),\\! ls") is not None  # still seen outside

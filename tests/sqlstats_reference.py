@@ -1,0 +1,768 @@
+"""The level-3 scanner as it was before the fast INSERT path (issue 16): the reference of
+tests/test_scan_differential.py. A frozen copy of backend/sqlstats.py at commit 22d12aa (its
+docstring cut); do not edit: the differential test asserts that the engine's scanner yields the
+same items and statistics as this one. One change since: `_NORM`'s strings may end in a lone
+backslash at the end of the text (an INSERT's 2 KiB head cut inside an escape was read as the
+client command `\\'`), the same one-line fix as the engine's, so the comparison isolates the fast path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+# --------------------------------------------------------------------------- lexical pieces
+
+_SQ = rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+_DQ = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_BQ = rb"`[^`]*+`"
+_STRINGS = re.compile(_SQ + rb"|" + _DQ + rb"|" + _BQ, re.S)
+_WS = re.compile(rb"[ \t\r\n]*+")
+_IDENT = rb"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$\x80-\xff]+)"
+_VERSIONED = re.compile(rb"/\*M?!\d*\s?|\*/")
+
+SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
+
+_MARKER = re.compile(
+    rb"--\s+(Table structure for table|Dumping data for table|Temporary table structure for view|"
+    rb"Temporary view structure for view|Final view structure for view|Sequence structure for)\s+`((?:[^`]|``)+)`"
+    rb"|--\s+Dumping (events|routines) for database\s"
+)
+MARKER_KINDS = {
+    b"Table structure for table": "table_structure",
+    b"Dumping data for table": "table_data",
+    b"Temporary table structure for view": "view_temp",
+    b"Temporary view structure for view": "view_temp",
+    b"Final view structure for view": "view_final",
+    b"Sequence structure for": "sequence_structure",
+    b"events": "events",
+    b"routines": "routines",
+}
+
+
+def _statement_re(delimiter: bytes) -> re.Pattern[bytes]:
+    """Match one statement up to and including `delimiter`, skipping quoted text and comments."""
+    first = delimiter[:1]
+    special = set(b"'\"`/-#;") | set(first)
+    cls = b"[^" + b"".join(re.escape(bytes([c])) for c in sorted(special)) + b"]"
+    singles = []
+    for ch in (b"/", b"-", b"#", b";", first):
+        if ch in (b"'", b'"', b"`") or ch in singles:
+            continue
+        if ch == first:
+            singles.append(b"(?!" + re.escape(delimiter) + b")" + re.escape(ch))
+        elif ch == b";" and first != b";":
+            singles.append(b";")
+        elif ch != b";":
+            singles.append(re.escape(ch))
+    body = (
+        cls
+        + b"*+(?:(?:"
+        + _SQ
+        + b"|"
+        + _DQ
+        + b"|"
+        + _BQ
+        + rb"|/\*(?![!M]).*?\*/|--[ \t\r][^\n]*+|--\n|#[^\n]*+|"
+        + b"|".join(singles)
+        + b")"
+        + cls
+        + b"*+)*+"
+    )
+    return re.compile(body + re.escape(delimiter), re.S)
+
+
+_STMT_CACHE: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def statement_re(delimiter: bytes) -> re.Pattern[bytes]:
+    pat = _STMT_CACHE.get(delimiter)
+    if pat is None:
+        pat = _STMT_CACHE[delimiter] = _statement_re(delimiter)
+    return pat
+
+
+# --------------------------------------------------------------------------- classification
+
+_Q = rb"(" + _IDENT + rb")(?:\s*\.\s*(" + _IDENT + rb"))?"
+_DEFINER = (
+    rb"(?:DEFINER\s*=\s*(?:`[^`]*`|'[^']*'|[\w.%-]+|CURRENT_USER(?:\(\))?)(?:\s*@\s*(?:`[^`]*`|'[^']*'|[\w.%-]+))?\s+)?"
+)
+_CLASSIFY = [
+    (
+        "insert",
+        re.compile(
+            rb"(?:INSERT|REPLACE)\s+(?:LOW_PRIORITY\s+|DELAYED\s+|HIGH_PRIORITY\s+)?(?:IGNORE\s+)?(?:INTO\s+)?" + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "create_table",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
+    (
+        "create_view",
+        re.compile(
+            rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?"
+            + _DEFINER
+            + rb"(?:SQL\s+SECURITY\s+\w+\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+            + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "create_routine",
+        re.compile(
+            rb"CREATE\s+(?:OR\s+REPLACE\s+)?"
+            + _DEFINER
+            + rb"(?:AGGREGATE\s+)?(PROCEDURE|FUNCTION|TRIGGER|EVENT)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+            + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "create_sequence",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?SEQUENCE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
+    ("setval", re.compile(rb"(?:DO|SELECT)\s+SETVAL\s*\(\s*" + _Q, re.I)),
+    ("use", re.compile(rb"USE\s+" + _Q, re.I)),
+    (
+        "create_database",
+        re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _Q, re.I),
+    ),
+    ("drop_database", re.compile(rb"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?" + _Q, re.I)),
+    ("lock_tables", re.compile(rb"LOCK\s+TABLES?\s+" + _Q, re.I)),
+    ("unlock_tables", re.compile(rb"UNLOCK\s+TABLES?", re.I)),
+    ("alter_keys", re.compile(rb"ALTER\s+TABLE\s+" + _Q + rb"\s+(?:DISABLE|ENABLE)\s+KEYS", re.I)),
+    (
+        "write",
+        re.compile(
+            rb"(?:(?:DROP|ALTER|TRUNCATE|RENAME|OPTIMIZE|ANALYZE|REPAIR)\s+(?:TABLE|VIEW|PROCEDURE|FUNCTION|"
+            rb"TRIGGER|EVENT|SEQUENCE)S?|UPDATE(?:\s+LOW_PRIORITY)?(?:\s+IGNORE)?|DELETE(?:\s+LOW_PRIORITY)?"
+            rb"(?:\s+QUICK)?(?:\s+IGNORE)?\s+FROM|CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?"
+            rb"(?:INDEX|SEQUENCE)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _IDENT + rb"\s+ON)\s+(?:IF\s+EXISTS\s+)?" + _Q,
+            re.I,
+        ),
+    ),
+    (
+        "server",
+        re.compile(
+            rb"(?:GRANT|REVOKE|(?:CREATE|DROP|ALTER|RENAME)\s+(?:USER|ROLE|SERVER)|SET\s+(?:PASSWORD|ROLE|"
+            rb"DEFAULT\s+ROLE|GLOBAL\s|@@GLOBAL\.|PERSIST)|INSTALL\s|UNINSTALL\s|CHANGE\s+(?:MASTER|REPLICATION)"
+            rb"|RESET\s|PURGE\s|START\s+(?:SLAVE|REPLICA)|STOP\s+(?:SLAVE|REPLICA)|FLUSH\s|SHUTDOWN|KILL\s"
+            rb"|LOAD\s+(?:DATA|XML)|SELECT\b.*\bINTO\s+(?:OUT|DUMP)FILE|CREATE\s+(?:OR\s+REPLACE\s+)?"
+            rb"(?:DEFINER\s*=\s*\S+\s+)?(?:LOGFILE\s+GROUP|TABLESPACE))\b",
+            re.I | re.S,
+        ),
+    ),
+    ("set", re.compile(rb"SET\s", re.I)),
+]
+_SCOPE_KINDS = {"use", "create_database", "drop_database", "server"}
+
+
+# --------------------------------------------------------------------------- the scope scan
+
+SCAN_VERSION = 2  # bumped when the scan learns new hazards: older level-3 results are not reused before a load
+
+_NORM = re.compile(
+    rb"'(?:[^'\\]|\\.)*+(?:'|\\?\Z)"  # a string: its content cannot act (it may be cut inside an escape)
+    rb'|"(?:[^"\\]|\\.)*+(?:"|\\?\Z)'  # a string, or an identifier under ANSI_QUOTES
+    rb"|`(?:[^`]|``)*+(?:`|\Z)"  # an identifier
+    rb"|/\*M?!\d*"  # an executable comment opens: its content is code
+    rb"|/\*.*?(?:\*/|\Z)"  # a comment
+    rb"|\*/"  # an executable comment closes
+    rb"|--(?=[ \t\r\n]|\Z)[^\n]*+"
+    rb"|#[^\n]*+"
+    rb"|\\(.)",  # a backslash outside strings: a client command (\N is NULL)
+    re.S,
+)
+_CLIENT_WORDS = (
+    rb"USE|CONNECT|SOURCE|SYSTEM|CHARSET|TEE|NOTEE|PAGER|NOPAGER|PRINT|PROMPT|REHASH|STATUS|"
+    rb"WARNINGS|NOWARNING|GO|EGO|EXIT|QUIT|HELP|CLEAR|EDIT|RESETCONNECTION|QUERY_ATTRIBUTES"
+)
+_CLIENT_CMD = re.compile(rb"\s*(" + _CLIENT_WORDS + rb"|\?)(?=\s|;|$)", re.I)
+_TOP_ONLY = re.compile(
+    rb"\s*(?:(?P<dyn>PREPARE|EXECUTE|DEALLOCATE|SET\s+STATEMENT|CALL)\b"
+    rb"|(?P<compound>(?:[\w$]+\s*:\s*)?(?:BEGIN\s+NOT\s+ATOMIC|IF|CASE|LOOP|WHILE|REPEAT|FOR)\b))",
+    re.I,
+)
+# a position where a statement may start, also inside a compound body
+_START = rb"(?:^|[;:]|\b(?:BEGIN|THEN|ELSE|DO|ROW|LOOP|REPEAT|ATOMIC|FOR)\b)\s*"
+_SERVER_STMT = re.compile(
+    _START + rb"(GRANT|REVOKE|(?:CREATE|DROP|ALTER|RENAME)\s+(?:USER|ROLE|SERVER)|SET\s+(?:PASSWORD|ROLE|"
+    rb"DEFAULT\s+ROLE)|INSTALL|UNINSTALL|CHANGE\s+(?:MASTER|REPLICATION)|RESET|PURGE|"
+    rb"(?:START|STOP)\s+(?:SLAVE|REPLICA|ALL\s+SLAVES|ALL\s+REPLICAS)|FLUSH|SHUTDOWN|KILL|"
+    rb"LOAD\s+(?:DATA|XML|INDEX)|BINLOG|(?:CREATE|DROP|ALTER)\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA)|"
+    rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:LOGFILE\s+GROUP|TABLESPACE)|USE)\b",
+    re.I,
+)
+_SET_STMT = re.compile(_START + rb"SET\b([^;]*)", re.I)
+_SET_GLOBAL = re.compile(rb"\b(?:GLOBAL|PERSIST|PERSIST_ONLY)\b", re.I)
+_ANYWHERE = re.compile(
+    rb"\bINTO\s+(?:OUT|DUMP)FILE\b|\bLOAD_FILE\s*\(|\b(?:DATA|INDEX)\s+DIRECTORY\b|@@\s*(?:GLOBAL|PERSIST)\s*\.",
+    re.I,
+)
+_TOKEN = re.compile(rb"`[^`]*`|[A-Za-z0-9_$\x80-\xff]+|@@?[\w.$]*|\S")
+_WRITE_VERBS = {
+    b"INSERT",
+    b"REPLACE",
+    b"UPDATE",
+    b"DELETE",
+    b"DROP",
+    b"TRUNCATE",
+    b"RENAME",
+    b"ALTER",
+    b"CREATE",
+    b"LOCK",
+    b"OPTIMIZE",
+    b"REPAIR",
+    b"ANALYZE",
+}
+_SUB_START = {b";", b"BEGIN", b"THEN", b"ELSE", b"DO", b"ROW", b"LOOP", b"REPEAT", b"ATOMIC", b"FOR", b":", b"("}
+_BODY_MAY_FOLLOW = {b")", b"'", b"DATA", b"SQL", b"DETERMINISTIC", b"DEFINER", b"INVOKER"}
+_TABLE_POS = {
+    b"INTO",
+    b"TABLE",
+    b"TABLES",
+    b"VIEW",
+    b"PROCEDURE",
+    b"FUNCTION",
+    b"TRIGGER",
+    b"EVENT",
+    b"SEQUENCE",
+    b"JOIN",
+    b",",
+    b"USING",
+    b"TO",
+    b"AS",
+    b"EXISTS",
+    b"IGNORE",
+    b"LOW_PRIORITY",
+    b"QUICK",
+    b"DELAYED",
+    b"HIGH_PRIORITY",
+    b"RENAME",
+} | _WRITE_VERBS
+_REGION_END = {
+    b"INSERT": {b"VALUES", b"VALUE", b"SELECT", b"SET", b"(", b"ON"},
+    b"REPLACE": {b"VALUES", b"VALUE", b"SELECT", b"SET", b"("},
+    b"UPDATE": {b"SET"},
+    b"DELETE": {b"WHERE", b"ORDER", b"LIMIT"},
+    b"CREATE": {b"(", b"LIKE", b"SELECT"},
+}
+
+
+def _normalise(text: bytes) -> tuple[bytes, str | None]:
+    """(the code with strings and identifiers neutralised, comments removed, executable comments
+    unwrapped; the first client command found outside strings, or None)."""
+    found: list[str] = []
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        tok = m.group(0)
+        c = tok[:1]
+        if c == b"'":
+            return b"''"
+        if c in (b'"', b"`"):
+            return b"`i`"
+        if c == b"\\":
+            ch = m.group(1)
+            if ch != b"N" and not found:
+                found.append("\\" + ch.decode("latin-1"))
+            return b" "
+        return b" "
+
+    return _NORM.sub(sub, text), (found[0] if found else None)
+
+
+def _qualified_write(norm: bytes) -> bool:
+    """A table named with a database in a position a statement writes to (also inside bodies)."""
+    toks = [t.upper() for t in _TOKEN.findall(norm)]
+    verb: bytes | None = None  # the write statement whose target list we are in
+    at_start = True
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t == b"(":
+            if verb is not None and b"(" in _REGION_END.get(verb, ()):
+                verb = None  # the column list / values / routine parameters follow
+            at_start = True  # a subquery may start here
+            continue
+        if t in _SUB_START:
+            verb, at_start = None, True
+            continue
+        if t in _BODY_MAY_FOLLOW:  # a routine's body may start after its parameters or characteristics
+            at_start = True
+            if verb is None or t != b")":
+                continue
+        elif at_start and t in _WRITE_VERBS:
+            verb, at_start = t, False
+        else:
+            at_start = False
+        if verb is None:
+            continue
+        if t in _REGION_END.get(verb, ()) or (
+            verb == b"CREATE" and t == b"AS" and i + 1 < n and toks[i + 1] in (b"SELECT", b"(", b"WITH")
+        ):
+            verb = None
+            continue
+        pos = t in _TABLE_POS or (t == b"FROM" and verb == b"DELETE") or (t == b"ON" and verb == b"CREATE")
+        if pos and i + 3 < n and toks[i + 2] == b"." and _is_ident(toks[i + 1]) and _is_ident(toks[i + 3]):
+            return True
+    return False
+
+
+def _is_ident(tok: bytes) -> bool:
+    return tok[:1] == b"`" or (tok[:1].isalnum() or tok[:1] in (b"_", b"$")) or tok[:1] >= b"\x80"
+
+
+def _words(b: bytes) -> str:
+    return " ".join(b.decode("latin-1").split()).upper()
+
+
+def hazard(kind: str, text: bytes) -> str | None:
+    """Why a statement may act outside its own database, or None. `text` is the whole statement."""
+    if kind == "insert":
+        text = text[:2048]  # the rest is values; L3 checks them for client commands (see StatsCollector)
+    norm, client = _normalise(text)
+    if client is not None:
+        return f"client command {client}"
+    m = _CLIENT_CMD.match(norm)
+    if m:
+        return f"client command {m.group(1).decode('latin-1').lower()}"
+    m = _TOP_ONLY.match(norm)
+    if m:
+        if m.group("dyn"):
+            return f"dynamic SQL or a call ({_words(m.group('dyn'))})"
+        return "a compound statement outside a routine"
+    m = _SERVER_STMT.search(norm)
+    if m:
+        return f"server-wide statement ({_words(m.group(1))})"
+    for m in _SET_STMT.finditer(norm):
+        if _SET_GLOBAL.search(m.group(1)):
+            return "sets a global variable"
+    m = _ANYWHERE.search(norm)
+    if m:
+        return f"file or server access ({_words(m.group(0))})"
+    if _qualified_write(norm):
+        return "writes to a table qualified with a database name"
+    return None
+
+
+_INSERT_VALUES_HAZARD = re.compile(rb"\\[^N]|(?i:load_file)\s*\(")
+
+
+def unquote(ident: bytes | None) -> str | None:
+    if ident is None:
+        return None
+    text = ident.decode("utf-8", errors="replace")
+    if text.startswith("`") and text.endswith("`") and len(text) >= 2:
+        return text[1:-1].replace("``", "`")
+    return text
+
+
+def _head(text: bytes) -> bytes:
+    """The statement's first bytes with versioned-comment brackets removed and whitespace squeezed."""
+    head = _VERSIONED.sub(b" ", text[:1024])
+    return head.strip()
+
+
+@dataclass
+class Statement:
+    kind: str  # insert, create_table, create_view, create_procedure, …, set, other
+    name: str | None  # object name (unquoted) where the kind has one
+    schema: str | None  # a schema qualifier, when present (→ writes outside the target)
+    raw: bytes  # the bytes as in the file, leading comments/whitespace and delimiter included
+    start: int  # offset of `raw` in the decoded stream
+    line: int  # line number (1-based) where the statement text starts
+    text_offset: int = 0  # where the statement text starts inside `raw`
+
+    @property
+    def text(self) -> bytes:
+        return self.raw[self.text_offset :]
+
+    @cached_property
+    def hazard(self) -> str | None:
+        """Why this statement may act outside its database (see `hazard()`), or None."""
+        return hazard(self.kind, self.text)
+
+    @property
+    def outside_scope(self) -> bool:
+        return self.kind in _SCOPE_KINDS or self.schema is not None or self.hazard is not None
+
+    def describe(self) -> str:
+        snippet = _head(self.text)[:80].decode("utf-8", errors="replace").replace("\n", " ")
+        return f"line {self.line}: {snippet}"
+
+
+@dataclass
+class Marker:
+    kind: str  # table_structure, table_data, view_temp, view_final, events, routines
+    name: str | None
+    raw: bytes
+    start: int
+    line: int
+
+
+@dataclass
+class Delimiter:
+    delimiter: bytes
+    raw: bytes
+    start: int
+    line: int
+
+
+def classify(text: bytes) -> tuple[str, str | None, str | None]:
+    """(kind, name, schema) of one statement's text."""
+    head = _head(text)
+    for kind, pat in _CLASSIFY:
+        m = pat.match(head)
+        if not m:
+            continue
+        if kind in ("unlock_tables", "set", "server"):
+            return kind, None, None
+        if kind == "create_routine":
+            sub = m.group(1).decode().lower()
+            first, second = m.group(2), m.group(3)
+            kind = f"create_{sub}"
+        else:
+            first, second = m.group(1), m.group(2)
+        if second is not None:
+            return kind, unquote(second), unquote(first)
+        return kind, unquote(first), None
+    return "other", None, None
+
+
+# --------------------------------------------------------------------------- the scanner
+
+
+class SqlScanner:
+    """feed(chunk) → Statement / Marker / Delimiter items in stream order; finish() for the rest.
+
+    The concatenation of every item's `raw` is the input, byte for byte, except
+    for trailing whitespace/comments after the last statement (kept in `tail`).
+    """
+
+    def __init__(self, fast_inserts: bool = False) -> None:
+        self.fast_inserts = fast_inserts  # loader only: see the INSERT fast path in _scan
+        self.buf = b""
+        self.offset = 0  # stream offset of buf[0]
+        self.line = 1  # line number at buf[0]
+        self.delimiter = b";"
+        self._stmt = statement_re(b";")
+        self._retry_len = 0
+        self.unterminated: Statement | None = None
+        self.tail = b""
+        self.bytes = 0
+
+    def feed(self, chunk: bytes) -> Iterator[Statement | Marker | Delimiter]:
+        self.bytes += len(chunk)
+        self.buf = self.buf + chunk if self.buf else bytes(chunk)
+        if len(self.buf) < self._retry_len and self.delimiter not in chunk:
+            return iter(())
+        return self._scan(final=False)
+
+    def finish(self) -> Iterator[Statement | Marker | Delimiter]:
+        return self._scan(final=True)
+
+    def _scan(self, final: bool) -> Iterator[Statement | Marker | Delimiter]:
+        buf = self.buf
+        n = len(buf)
+        pos = 0  # start of the pending item (leading comments are glued to the next statement)
+        cur = 0
+        line = self.line
+        limit: int | None = None
+        while True:
+            cur = _WS.match(buf, cur).end()  # type: ignore[union-attr]  # [ \t\r\n]*+ always matches
+            if cur >= n:
+                break
+            c = buf[cur]
+            if c == 45 and buf.startswith(b"--", cur) and (cur + 2 >= n or buf[cur + 2] in b" \t\r\n"):  # '-- '
+                eol = buf.find(b"\n", cur)
+                if eol < 0:
+                    if not final:
+                        break
+                    eol = n - 1
+                m = _MARKER.match(buf, cur, eol + 1) if buf[cur + 3 : cur + 4] in (b"T", b"D", b"F", b"S") else None
+                if m:
+                    if m.group(3):
+                        kind, name = MARKER_KINDS[m.group(3)], None
+                    else:
+                        kind, name = MARKER_KINDS[m.group(1)], unquote(b"`" + m.group(2) + b"`")
+                    raw = buf[pos : eol + 1]
+                    yield Marker(kind, name, raw, self.offset + pos, line + buf.count(b"\n", pos, cur))
+                    line += raw.count(b"\n")
+                    pos = eol + 1
+                cur = eol + 1
+                continue
+            if c == 35:  # '#'
+                eol = buf.find(b"\n", cur)
+                if eol < 0:
+                    if not final:
+                        break
+                    eol = n - 1
+                cur = eol + 1
+                continue
+            if (
+                c == 47
+                and buf.startswith(b"/*", cur)
+                and not buf.startswith(b"/*!", cur)
+                and (not buf.startswith(b"/*M!", cur) or buf.startswith(SANDBOX_LINE[:13], cur))
+            ):
+                end = buf.find(b"*/", cur + 2)
+                if end < 0:
+                    if not final:
+                        break
+                    end = n - 2
+                cur = end + 2
+                continue
+            if (
+                c in (68, 100)
+                and (cur == 0 or not buf[buf.rfind(b"\n", 0, cur) + 1 : cur].strip())  # first word of its line
+                and buf[cur : cur + 9].upper() == b"DELIMITER"
+                and buf[cur + 9 : cur + 10] in (b" ", b"\t")
+            ):
+                eol = buf.find(b"\n", cur)
+                if eol < 0:
+                    if not final:
+                        break
+                    eol = n
+                parts = buf[cur + 9 : eol].split()
+                if parts:
+                    raw = buf[pos : eol + 1]
+                    yield Delimiter(parts[0], raw, self.offset + pos, line)
+                    line += raw.count(b"\n")
+                    self.delimiter = parts[0]
+                    self._stmt = statement_re(parts[0])
+                    limit = None
+                    pos = cur = eol + 1
+                    continue
+            if self.fast_inserts and self.delimiter == b";" and buf.startswith(b"INSERT INTO ", cur):
+                # mysqldump/mariadb-dump escape newlines inside values, so `);\n` ends an extended INSERT;
+                # taken only when that is the span's only `;` (the client cannot end the statement earlier).
+                e = buf.find(b");\n", cur)
+                if e >= 0 and buf.count(b";", cur, e + 2) == 1:
+                    end = e + 2
+                    raw = buf[pos:end]
+                    kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
+                    yield Statement(
+                        kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur), cur - pos
+                    )
+                    line += raw.count(b"\n")
+                    pos = cur = end
+                    continue
+            if final:
+                m = self._stmt.match(buf, cur)
+            else:
+                # Only try where a delimiter exists: a failed match on a partial statement costs a full scan.
+                if limit is None or limit < cur:
+                    limit = buf.rfind(self.delimiter)
+                if limit < cur:
+                    break
+                m = self._stmt.match(buf, cur, limit + len(self.delimiter))
+            if m is None:
+                if not final:
+                    break
+                raw = buf[pos:]
+                text_line = line + buf.count(b"\n", pos, cur)
+                kind, name, schema = classify(buf[cur:])
+                self.unterminated = Statement(kind, name, schema, raw, self.offset + pos, text_line, cur - pos)
+                line += raw.count(b"\n")
+                pos = cur = n
+                break
+            end = m.end()
+            raw = buf[pos:end]
+            kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
+            text_line = line + buf.count(b"\n", pos, cur)
+            yield Statement(kind, name, schema, raw, self.offset + pos, text_line, cur - pos)
+            line += raw.count(b"\n")
+            pos = cur = end
+        # keep the unconsumed rest
+        if final:
+            self.tail = buf[pos:]
+            line += self.tail.count(b"\n")
+            pos = n
+        self.line = line
+        self.offset += pos
+        self.buf = buf[pos:]
+        self._retry_len = max(2 * len(self.buf), 1 << 16) if self.buf else 0
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+_VALUES = re.compile(rb"\bVALUES?\b|\bSELECT\b|\bSET\b", re.I)
+
+
+def count_tuples(insert_text: bytes, stripped: bytes | None = None) -> int:
+    """Value tuples of one INSERT statement: `(`…`)` groups at depth 0 after VALUES, strings removed."""
+    if stripped is None:
+        stripped = _STRINGS.sub(b"", insert_text)
+    m = _VALUES.search(stripped)
+    if m is None:
+        return 0
+    word = m.group(0).upper()
+    if word == b"SELECT":
+        return 0  # INSERT … SELECT: rows unknown from the text
+    if word == b"SET":
+        return 1
+    body = stripped[m.end() :]
+    opens = body.count(b"(")
+    if opens == 1 + body.count(b"),(") + body.count(b"),\n(") + body.count(b"), ("):
+        return opens  # the common case: no parentheses inside values
+    depth = 0
+    tuples = 0
+    for m2 in re.finditer(rb"[()]", body):
+        if m2.group(0) == b"(":
+            if depth == 0:
+                tuples += 1
+            depth += 1
+        else:
+            depth -= 1
+    return tuples
+
+
+@dataclass
+class SqlStats:
+    """What L3 learns from one pass over the SQL."""
+
+    tables: dict[str, int] = field(default_factory=dict)  # table → rows (value tuples); CREATE TABLE order
+    inserts: dict[str, int] = field(default_factory=dict)  # table → INSERT statements
+    views: list[str] = field(default_factory=list)
+    procedures: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)  # CREATE SEQUENCE (MariaDB), not in `tables`
+    setvals: dict[str, int] = field(default_factory=dict)  # sequence → the value of its SETVAL
+    create_counts: dict[str, int] = field(default_factory=dict)  # statement counts by kind
+    scope_problems: list[str] = field(default_factory=list)  # "line N: USE `x`"
+    databases: list[str] = field(default_factory=list)  # named by USE / CREATE / DROP DATABASE (a --databases dump)
+    header_use: list[str] = field(default_factory=list)  # USE before the first table section (a --databases dump)
+    late_drop_database: bool = False  # a DROP DATABASE after the first table section (never from a dump tool)
+    other_scope: int = 0  # scope problems other than those: schema-qualified writes, server-wide statements
+    unterminated: str | None = None
+    statements: int = 0
+    bytes: int = 0
+    lines: int = 0
+    markers: int = 0
+
+    @property
+    def insert_statements(self) -> int:
+        return sum(self.inserts.values())
+
+    @property
+    def rows(self) -> int:
+        return sum(self.tables.values())
+
+
+_SETVAL_VALUE = re.compile(rb"SETVAL\s*\([^,]+,\s*(-?\d+)", re.I)
+
+
+class StatsCollector:
+    """Feeds a SqlScanner and accumulates SqlStats; `feed(chunk)`, then `finish()`."""
+
+    MAX_PROBLEMS = 20
+
+    def __init__(self) -> None:
+        self.scanner = SqlScanner()
+        self.stats = SqlStats()
+        self._views: set[str] = set()
+        self._objs: dict[str, dict[str, None]] = {
+            k: {} for k in ("procedure", "function", "trigger", "event", "view", "sequence")
+        }
+        self._section: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        for item in self.scanner.feed(chunk):
+            self._take(item)
+
+    def finish(self) -> SqlStats:
+        for item in self.scanner.finish():
+            self._take(item)
+        s = self.stats
+        if self.scanner.unterminated is not None:
+            st = self.scanner.unterminated
+            s.unterminated = (
+                f"line {st.line}: statement not terminated by {self.scanner.delimiter.decode()!r} "
+                f"({st.kind}{' ' + st.name if st.name else ''}; the SQL is cut short)"
+            )
+        for view in self._objs["view"]:
+            s.tables.pop(view, None)
+            s.inserts.pop(view, None)
+        s.views = list(self._objs["view"])
+        s.procedures = list(self._objs["procedure"])
+        s.functions = list(self._objs["function"])
+        s.triggers = list(self._objs["trigger"])
+        s.events = list(self._objs["event"])
+        s.sequences = list(self._objs["sequence"])
+        for seq in s.sequences:
+            s.tables.pop(seq, None)
+        s.bytes = self.scanner.bytes
+        s.lines = self.scanner.line
+        return s
+
+    def _take(self, item: Statement | Marker | Delimiter) -> None:
+        s = self.stats
+        if isinstance(item, Marker):
+            s.markers += 1
+            self._section = item.kind
+            return
+        if not isinstance(item, Statement):
+            return
+        s.statements += 1
+        kind = item.kind
+        problem: str | None = None
+        if kind == "insert":
+            name = item.name or "?"
+            stripped = _STRINGS.sub(b"", item.text)
+            s.inserts[name] = s.inserts.get(name, 0) + 1
+            s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text, stripped)
+            m = _INSERT_VALUES_HAZARD.search(stripped)  # past the head that `hazard()` reads
+            if m:
+                problem = (
+                    f"client command {m.group(0).decode('latin-1')}"
+                    if m.group(0).startswith(b"\\")
+                    else "file access (LOAD_FILE)"
+                )
+        elif kind == "setval" and item.name is not None:
+            sm = _SETVAL_VALUE.search(item.text)
+            if sm:
+                s.setvals[item.name] = int(sm.group(1))
+        elif kind.startswith("create_"):
+            s.create_counts[kind] = s.create_counts.get(kind, 0) + 1
+            if kind == "create_table":
+                if self._section != "view_temp" and item.name is not None:
+                    s.tables.setdefault(item.name, 0)
+            elif kind[7:] in self._objs and item.name is not None:
+                self._objs[kind[7:]][item.name] = None
+        if kind in ("use", "create_database", "drop_database"):
+            if item.name is not None and item.name not in s.databases:
+                s.databases.append(item.name)
+            if kind == "use" and not s.markers and item.name is not None:
+                s.header_use.append(item.name)
+            if kind == "drop_database" and s.markers:
+                s.late_drop_database = True
+        elif item.outside_scope or problem:
+            s.other_scope += 1
+        if (item.outside_scope or problem) and len(s.scope_problems) < self.MAX_PROBLEMS:
+            if kind in ("use", "create_database", "drop_database", "server"):
+                what = {
+                    "use": "USE switches to another database",
+                    "create_database": "CREATE DATABASE",
+                    "drop_database": "DROP DATABASE",
+                    "server": "server-wide statement",
+                }[kind]
+            elif item.schema is not None:
+                what = f"writes to database `{item.schema}`"
+            else:
+                what = item.hazard or problem or "outside the database"
+            s.scope_problems.append(f"{item.describe()} ({what})")
+
+
+def scan_bytes(data: bytes, chunk: int = 1 << 20) -> SqlStats:
+    """Statistics of an in-memory SQL text (tests, small files)."""
+    col = StatsCollector()
+    for i in range(0, len(data), chunk):
+        col.feed(data[i : i + chunk])
+    return col.finish()
