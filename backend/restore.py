@@ -52,7 +52,16 @@ from . import flavour, mysql
 from . import manifest as manifest_mod
 from .config import Config, ServerConfig
 from .endpoint import with_account
-from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, MappingError, ScopeError, StreamError
+from .errors import (
+    ConfigError,
+    DecryptKeyError,
+    DumpdeckError,
+    LoadError,
+    ManifestError,
+    MappingError,
+    ScopeError,
+    StreamError,
+)
 from .loader import Loader, decoded_chunks
 from .mysqlsandbox import MySQLSandbox
 from .outcome import Outcome
@@ -708,6 +717,9 @@ def _restore_into(
         res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
     except ScopeError as exc:
         ladder.add("scope", False, str(exc), 4)
+        return
+    except DecryptKeyError as exc:  # no identity, or not one of its recipients: proves nothing against it
+        ladder.add("load", Outcome.NOT_CHECKED, str(exc), 4)
         return
     except (LoadError, StreamError) as exc:
         unchecked = (cancel is not None and cancel.is_set()) or _environmental(str(exc))

@@ -47,9 +47,11 @@ import pymysql.cursors
 
 from . import manifest as manifest_mod
 from . import mysql
+from .codecs import check_decryptable
 from .config import Config, ServerConfig
 from .errors import (
     CancelledError,
+    DecryptKeyError,
     DumpdeckError,
     LoadError,
     ManifestError,
@@ -412,6 +414,10 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
             manifest = manifest_mod.load(path)
     if l1.failed:
         raise RestoreRefused(f"{path.name} failed level 1: {l1.summary}; nothing was restored")
+    try:
+        check_decryptable(path)  # an encrypted dump: the identity opens it, or nothing is changed
+    except (DecryptKeyError, StreamError) as exc:
+        raise RestoreRefused(f"{path.name}: {exc}; nothing was restored") from None
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
     if prior is not None and not _scanned_now(prior):
         prior = None  # that scan did not know every hazard the current one knows: scan again
