@@ -184,7 +184,7 @@ def test_no_key_material_in_argv_environ_logs_or_report(mariadb, configs, keys, 
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr
-        rc, out, _ = run(capsys, "-c", read_host, "report", "--out", tmp_path / "report.html")
+        rc, _, _ = run(capsys, "-c", read_host, "report", "--out", tmp_path / "report.html")
         assert rc == 0
     finally:
         stop.set()
