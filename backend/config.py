@@ -1205,6 +1205,8 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
         out.append(("notify.email.password_file", config.notify.email.password_file))
     if config.restore_test.account and config.restore_test.account.password_file:
         out.append(("restore_test.account.password_file", config.restore_test.account.password_file))
+    if config.encryption.identity_file is not None:
+        out.append(("encryption.identity_file", config.encryption.identity_file))
     return out
 
 
@@ -1222,7 +1224,8 @@ def permission_warnings(config: Config) -> list[str]:
             continue
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             warnings.append(
-                f"{label}: {path} holds a password and is readable by "
+                f"{label}: {path} holds a {'secret key' if label.endswith('identity_file') else 'password'} "
+                "and is readable by "
                 f"{'others' if mode & stat.S_IROTH else 'its group'} (mode {stat.S_IMODE(mode):04o}); "
                 f"run: chmod 600 {path}"
             )

@@ -361,7 +361,7 @@ def _stream_pass(
     try:
         stream = open_decoded(path, codec)
     except DecryptKeyError as exc:
-        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc), 2)
+        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
         return None
     plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
     failed_early = False
@@ -395,7 +395,7 @@ def _stream_pass(
     try:
         stream.close()
     except DecryptKeyError as exc:
-        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc), 2)
+        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
         return None
     except StreamError as exc:
         ladder.add(
@@ -438,6 +438,14 @@ def _stream_pass(
     if not ok or collector is None:
         return None
     return collector.finish()
+
+
+def _in_stream_note(manifest: manifest_mod.Manifest | None) -> str:
+    """What the dump proved in-stream, before encryption, when it was made (for a not-checked L2)."""
+    for v in reversed(manifest.verifications if manifest is not None else []):
+        if v.target == IN_STREAM and v.level >= 2 and not v.failed:
+            return f"; levels 2–{v.level} were checked {IN_STREAM} when it was dumped ({v.at})"
+    return ""
 
 
 def _names(items: Iterable[str]) -> str:

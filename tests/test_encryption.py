@@ -131,6 +131,7 @@ def test_level3_in_stream_and_verify_without_identity_is_not_checked(configs, sa
     assert rc == 4 and data["outcome"] == "not_checked" and data["level_reached"] == 1
     decodes = next(c for c in data["checks"] if c["name"] == "stream decodes")
     assert decodes["outcome"] == "not_checked" and "identity_file" in decodes["evidence"]
+    assert "levels 2–3 were checked in-stream, before encryption when it was dumped" in decodes["evidence"]
     assert not any(c["outcome"] == "failed" for c in data["checks"])
     # the dump keeps the level it proved: not-checked lowers nothing
     assert manifest_mod.load(path).verified_level == 3
