@@ -51,6 +51,7 @@ import pymysql.cursors
 from . import flavour, mysql
 from . import manifest as manifest_mod
 from .config import Config, ServerConfig
+from .encryption import use_identity
 from .endpoint import with_account
 from .errors import (
     ConfigError,
@@ -323,6 +324,7 @@ def restore_test(
     `sandbox`: a running confined sandbox to load into when the target is `sandbox` (several
     restore-tests in a row share one server; it is left running)."""
     path = Path(path)
+    use_identity(config.encryption.identity_file)  # an encrypted dump is decrypted with this config's identity
     target = target or config.restore_test.target
     parallel = parallel or config.restore_test.parallel
     t0 = time.monotonic()

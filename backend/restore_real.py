@@ -49,6 +49,7 @@ from . import manifest as manifest_mod
 from . import mysql
 from .codecs import check_decryptable
 from .config import Config, ServerConfig
+from .encryption import identity_file, use_identity
 from .errors import (
     CancelledError,
     DecryptKeyError,
@@ -68,7 +69,7 @@ from .rewrite import Rewriter, Subset, database_mapping, plan_subset, survey
 from .selection import RESTORE as RESTORE_JOB
 from .sqlstats import Delimiter, Marker, SqlStats, Statement
 from .units import format_bytes, format_duration
-from .verify import VerifyReport, verified_for, verify_file
+from .verify import VerifyReport, verified_for, verify_file, verify_instream
 from .vocabulary import DbStatus, RunStatus, Trigger
 
 if TYPE_CHECKING:
@@ -564,6 +565,7 @@ def restore(
     """Restore `req.path` into `req.target_db`; RestoreRefused/RestoreError name what went wrong."""
     cancel = cancel or threading.Event()
     t0 = time.monotonic()
+    use_identity(config.encryption.identity_file)  # an encrypted dump is decrypted with this config's identity
 
     def step(msg: str) -> None:
         log.info("restore %s: %s", req.target_db, msg)
@@ -812,12 +814,23 @@ def _safety_dump(
 
     step(f"safety dump of `{db}` (the data being replaced)")
     try:
-        res = dump_database(server, config.backup, db, cancel=cancel, run_id=run_id, tags=(PRE_RESTORE_TAG,))
+        res = dump_database(
+            server,
+            config.backup,
+            db,
+            cancel=cancel,
+            run_id=run_id,
+            tags=(PRE_RESTORE_TAG,),
+            recipients=config.recipients(),  # encrypted like every dump when recipients are configured
+        )
     except CancelledError:
         raise CancelledError(f"restore cancelled during the safety dump; `{db}` was not touched") from None
     except DumpdeckError as exc:
         raise RestoreError(f"safety dump of `{db}` failed: {exc}; the target was not touched") from None
-    rep = verify_file(res.path, level=2, record=True)
+    if res.plain is not None and identity_file() is None:  # encrypted, no identity here: L2 in-stream
+        rep = verify_instream(res.path, 2, res.plain, None)
+    else:
+        rep = verify_file(res.path, level=2, record=True)
     if not rep.passed:  # not checked counts as not verified here: the safety dump must be proven
         raise RestoreError(f"safety dump {res.path} failed verification: {rep.summary}; the target was not touched")
     step(f"safety dump {res.path} ({format_bytes(res.bytes_stored)}), verified to level 2, tagged {PRE_RESTORE_TAG}")

@@ -114,6 +114,23 @@ def test_round_trip_dump_verify_restore_test_restore(mariadb, configs, sample_db
     assert object_inventory(mariadb, target) == object_inventory(mariadb, sample_db)
 
 
+def test_replace_restore_takes_an_encrypted_safety_dump(mariadb, configs, sample_db, capsys):
+    dump_host, read_host = configs
+    backup(capsys, dump_host, sample_db)
+    path = the_dump(dump_host)
+    before = table_checksums(mariadb, sample_db)
+    with mariadb.connect(sample_db) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM orders")
+    res = restore(load_config(read_host), RestoreRequest(path, "main", sample_db, replace=True))
+    assert res is not None and table_checksums(mariadb, sample_db) == before
+    dumps = [p for p in path.parent.iterdir() if not p.name.endswith(".json")]
+    assert len(dumps) == 2 and all(p.name.endswith(".sql.zst.age") for p in dumps)
+    safety = next(p for p in dumps if p != path)
+    m = manifest_mod.load(safety)
+    assert "pre-restore" in m.tags and m.encryption is not None and m.verified_level >= 2
+    assert b"INSERT INTO" not in safety.read_bytes()
+
+
 def test_level3_in_stream_and_verify_without_identity_is_not_checked(configs, sample_db, capsys):
     dump_host, _ = configs
     rc, out, err = run(capsys, "-c", dump_host, "job", "run", "deep")
