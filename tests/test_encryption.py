@@ -292,3 +292,41 @@ def new_db(mariadb):
     yield make
     for n in names:
         drop_database(mariadb, n)
+
+
+def test_age_killed_mid_dump_fails_the_dump_and_leaves_nothing(mariadb, configs, sample_db):
+    """The encryption stage dying is a failed dump with its reason, and no partial or plaintext stays."""
+    import psutil
+
+    from dumpdeck.backend.dump import dump_database
+    from dumpdeck.backend.errors import DumpError
+
+    dump_host, _ = configs
+    make_big_table(mariadb, sample_db, rows=300_000)
+    config = load_config(dump_host)
+    outcome: list[BaseException | None] = []
+
+    def dump() -> None:
+        try:
+            dump_database(config.server("main"), config.backup, sample_db, recipients=config.recipients())
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=dump)
+    t.start()
+    killed = False
+    while t.is_alive() and not killed:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                started = any(p.name.endswith(".partial") for p in Path(config.backup.dir).rglob("*"))
+                if child.name() == "age" and started:
+                    child.kill()
+                    killed = True
+            except psutil.Error:
+                pass
+    t.join(120)
+    assert killed, "the dump ended before age could be killed"
+    (exc,) = outcome
+    assert isinstance(exc, DumpError) and "age" in str(exc), exc
+    assert [p for p in Path(config.backup.dir).rglob("*") if p.is_file()] == []
