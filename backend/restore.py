@@ -50,6 +50,7 @@ import pymysql.cursors
 
 from . import flavour, mysql
 from . import manifest as manifest_mod
+from .codecs import check_decryptable
 from .config import Config, ServerConfig
 from .encryption import use_identity
 from .endpoint import with_account
@@ -343,6 +344,14 @@ def restore_test(
         forward(c)
     report.sha256 = l1.sha256
     if l1.failed:
+        return _finish(report, ladder, t0, record, {})
+    try:
+        check_decryptable(path)  # encrypted: no identity here, or not one of its recipients
+    except DecryptKeyError as exc:
+        ladder.add("restore", Outcome.NOT_CHECKED, f"{exc}; nothing was loaded", 4)
+        return _finish(report, ladder, t0, False, None)
+    except StreamError as exc:
+        ladder.add("stream decodes", False, str(exc), 2)
         return _finish(report, ladder, t0, record, {})
     manifest = None
     with contextlib.suppress(ManifestError):

@@ -152,6 +152,12 @@ def test_level3_in_stream_and_verify_without_identity_is_not_checked(configs, sa
     assert not any(c["outcome"] == "failed" for c in data["checks"])
     # the dump keeps the level it proved: not-checked lowers nothing
     assert manifest_mod.load(path).verified_level == 3
+    # a restore-test on the dump host: not checked, before any server is touched
+    from dumpdeck.backend.restore import restore_test
+
+    rep = restore_test(path, load_config(dump_host), "same")
+    assert rep.outcome.value == "not_checked" and rep.level_reached == 1
+    assert "identity_file" in rep.summary and "nothing was loaded" in rep.summary
 
 
 def test_no_plaintext_sql_on_disk(configs, sample_db, capsys):
