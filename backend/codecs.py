@@ -483,7 +483,7 @@ class DecodedStream:
             why = encryption.decrypt_failure(self.path, self.identity, self.age.returncode, err)
             if isinstance(why, DecryptKeyError):
                 raise why
-            raise StreamError(f"the age encryption does not decode: {why}".replace("age: age:", "age:"))
+            raise StreamError(f"age: the encrypted stream does not decode: {why}")
         if rc != 0:
             err = self._stderr.decode(errors="replace").replace(str(self.path), self.path.name)
             err = "; ".join(line.strip() for line in err.splitlines() if line.strip())

@@ -206,4 +206,4 @@ def decrypt_failure(path: Path, identity: Path | None, rc: int, stderr: str) -> 
             f"cannot decrypt {path.name} with encryption.identity_file {identity}: {msg} "
             "(the manifest lists the recipients it was encrypted to)"
         )
-    return DumpError(f"age: {msg}")
+    return DumpError(msg)

@@ -50,9 +50,9 @@ def keys(tmp_path):
 
 
 @pytest.fixture
-def configs(write_config, keys):
+def configs(write_config, keys, sample_db):
     """(dump host config: recipients only, restore host config: the same plus the identity)."""
-    job = "jobs:\n  deep:\n    verify: 3\n"
+    job = f"jobs:\n  deep:\n    databases: [{sample_db}]\n    verify: 3\n"
     dump_host = write_config(f"encryption:\n  recipients: [{keys['recipient']}]\n{job}", name="dump.yaml")
     read_host = write_config(
         f"encryption:\n  recipients: [{keys['recipient']}]\n  identity_file: {keys['identity']}\n{job}",
@@ -270,6 +270,8 @@ def test_corrupt_encrypted_file_fails_level1(configs, sample_db, capsys):
     rc, out, _ = run(capsys, "-c", read_host, "verify", path, "--json")
     data = json.loads(out)
     assert rc == 1 and data["outcome"] == "failed"
+    ev = next(c for c in data["checks"] if c["name"] == "stream decodes")["evidence"]
+    assert ev.startswith("age: the encrypted stream does not decode"), ev
 
 
 def test_recipients_are_checked_and_a_secret_key_is_refused(write_config, keys, tmp_path):
