@@ -37,9 +37,9 @@ from .naming import unsafe_name
 from .outcome import Outcome
 
 DUMP_SUFFIXES = (".sql", ".sql.gz", ".sql.xz", ".sql.zst")
-CODECS = {".sql" + codec.extension: codec for codec in Codec}  # file suffix → codec
+CODECS = {".sql" + codec.extension + age: codec for codec in Codec for age in ("", ".age")}  # file suffix → codec
 _LEGACY = re.compile(r"^(?P<db>.+)_(?P<stamp>\d{8}_\d{6})\.sql(?:\.gz|\.xz)?$")
-_MODERN = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}Z)\.sql(?:\.gz|\.xz|\.zst)?$")
+_MODERN = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}Z)\.sql(?:\.gz|\.xz|\.zst)?(?:\.age)?$")
 MAX_DEPTH = 3  # server/database/file below the backup directory
 
 
@@ -175,7 +175,7 @@ def verification_state(
 
 
 def _suffix(name: str) -> str | None:
-    for suf in (".sql.zst", ".sql.gz", ".sql.xz", ".sql"):
+    for suf in (".sql.zst.age", ".sql.gz.age", ".sql.xz.age", ".sql.age", ".sql.zst", ".sql.gz", ".sql.xz", ".sql"):
         if name.endswith(suf):
             return suf
     return None

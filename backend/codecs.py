@@ -9,6 +9,13 @@ the checksum is that of the file as stored, which is what L1 verification reads.
 Decoding always runs the codec's own binary (`zstd -dc`, `gzip -dc`, `xz -dc`):
 their exit codes catch truncation and corruption, which the zstandard
 stream reader silently accepts.
+
+Encryption at rest (backend.encryption) is one more stage of the same chain:
+raw SQL → `PlainTap` (sha256 of the SQL, head and tail for the in-stream L2) →
+compressor → `age` → `HashingSink` → file, so no plaintext reaches the disk.
+`open_decoded` undoes it for every reader: a file that starts with age's header
+is decrypted (`age -d -i IDENTITY | zstd -dc`, both exit codes checked) with the
+process's identity file; without one it raises DecryptKeyError (not checked).
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
+from typing import IO, Protocol, cast
 
-from .errors import DumpError, StreamError
+from . import encryption
+from .errors import DecryptKeyError, DumpError, StreamError
 
 
 class Codec(StrEnum):
@@ -49,9 +57,11 @@ MAGIC = {b"\x28\xb5\x2f\xfd": Codec.ZSTD, b"\x1f\x8b": Codec.GZIP, b"\xfd7zXZ\x0
 
 
 def codec_for_path(path: Path | str) -> Codec:
+    """The compression a file's name says (`.sql.zst.age`: zstd, under age encryption)."""
     name = str(path)
     if name.endswith(".partial"):
         name = name[: -len(".partial")]
+    name = name.removesuffix(encryption.EXTENSION)
     if name.endswith(".zst"):
         return Codec.ZSTD
     if name.endswith(".gz"):
@@ -67,10 +77,20 @@ def sniff_codec(path: Path) -> Codec | None:
             head = f.read(6)
     except OSError:
         return None
+    if head == encryption.MAGIC[:6] and encryption.is_encrypted(path):
+        return codec_for_path(path)  # age hides the compression: the name (or the manifest) tells it
     for magic, codec in MAGIC.items():
         if head.startswith(magic):
             return codec
     return Codec.NONE
+
+
+class Sink(Protocol):
+    """Where an encoder writes: a HashingSink, or the next stage of a chain (age)."""
+
+    def write(self, data: bytes | memoryview) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class HashingSink:
@@ -96,7 +116,7 @@ class Encoder:
 
     codec: str = Codec.NONE
 
-    def __init__(self, sink: HashingSink):
+    def __init__(self, sink: Sink):
         self.sink = sink
 
     def write(self, data: bytes | memoryview) -> None:
@@ -116,7 +136,7 @@ class Encoder:
 class ZstdEncoder(Encoder):
     codec = Codec.ZSTD
 
-    def __init__(self, sink: HashingSink, level: int, threads: int):
+    def __init__(self, sink: Sink, level: int, threads: int):
         super().__init__(sink)
         import zstandard
 
@@ -147,7 +167,14 @@ class ZstdEncoder(Encoder):
 class ProcessEncoder(Encoder):
     """gzip / xz binaries: raw bytes into their stdin, their stdout into the sink."""
 
-    def __init__(self, sink: HashingSink, codec: str, argv: list[str], preexec: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        sink: Sink,
+        codec: str,
+        argv: list[str],
+        preexec: Callable[[], None] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ):
         super().__init__(sink)
         self.codec = codec
         self.argv = argv
@@ -158,6 +185,7 @@ class ProcessEncoder(Encoder):
             stderr=subprocess.PIPE,
             preexec_fn=preexec,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; nothing that takes a lock
             close_fds=True,
+            pass_fds=pass_fds,
         )
         self._error: BaseException | None = None
         self._pump = threading.Thread(target=self._drain, name=f"{codec}-drain", daemon=True)
@@ -238,9 +266,103 @@ def exit_text(name: str, rc: int) -> str:
     return f"{name} exited with code {rc}"
 
 
+class PlainTap:
+    """What the raw SQL looked like on its way into the encoder, for checks made before encryption:
+    its sha256, size, first and last bytes, and an optional scanner fed every chunk (L3 in-stream)."""
+
+    HEAD = 8192
+    TAIL = 1024
+
+    def __init__(self, scanner: Callable[[bytes], None] | None = None):
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+        self.head = bytearray()
+        self.tail = b""
+        self.scanner = scanner
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.sha.update(data)
+        self.bytes += len(data)
+        if len(self.head) < self.HEAD:
+            self.head += data[: self.HEAD - len(self.head)]
+        self.tail = (self.tail + bytes(data[-self.TAIL :]))[-self.TAIL :]
+        if self.scanner is not None:
+            self.scanner(bytes(data))
+
+
+class _StageSink:
+    """A compressor's sink that is the next stage's input (age's stdin)."""
+
+    def __init__(self, stage: ProcessEncoder):
+        self.stage = stage
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.stage.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """The bytes are in the pipe; the stage's close() waits for the process."""
+
+
+class ChainEncoder(Encoder):
+    """Raw bytes through a tap, a compressor, then an encryption stage (age) into the file's sink."""
+
+    def __init__(self, first: Encoder, stage: ProcessEncoder, tap: PlainTap | None):
+        super().__init__(stage.sink)
+        self.codec = first.codec
+        self.first = first
+        self.stage = stage
+        self.tap = tap
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.tap is not None:
+            self.tap.feed(data)
+        self.first.write(data)
+
+    def close(self) -> None:
+        self.first.close()  # flushes the compressor's last frame into age
+        self.stage.close()  # age writes its last chunk and exits 0, or DumpError
+
+    def abort(self) -> None:
+        self.first.abort()
+        self.stage.abort()
+
+    @property
+    def pids(self) -> list[int]:
+        return self.first.pids + self.stage.pids
+
+
 def make_encoder(
-    codec: str, level: int, threads: int, sink: HashingSink, preexec: Callable[[], None] | None = None
+    codec: str,
+    level: int,
+    threads: int,
+    sink: HashingSink,
+    preexec: Callable[[], None] | None = None,
+    *,
+    recipients: encryption.Recipients | None = None,
+    tap: PlainTap | None = None,
 ) -> Encoder:
+    """The encoder chain: the compressor, then (with `recipients`) age encrypting its output; `tap`
+    sees the raw bytes before either."""
+    if recipients is None and tap is None:
+        return _compressor(codec, level, threads, sink, preexec)
+    if recipients is None:
+        raise DumpError("a plaintext tap is only used for encrypted dumps")
+    argv = encryption.encrypt_argv()  # before the pipe: a missing binary leaks no descriptor
+    with encryption.recipients_fd(recipients) as rfd:  # age reads it at start; closed here after the spawn
+        try:
+            stage = ProcessEncoder(sink, "age", [*argv, f"/dev/fd/{rfd}"], preexec, pass_fds=(rfd,))
+        except OSError as exc:
+            raise DumpError(f"cannot start age: {exc.strerror}") from None
+    try:
+        first = _compressor(codec, level, threads, _StageSink(stage), preexec)
+    except BaseException:
+        stage.abort()
+        raise
+    return ChainEncoder(first, stage, tap)
+
+
+def _compressor(codec: str, level: int, threads: int, sink: Sink, preexec: Callable[[], None] | None = None) -> Encoder:
     if codec == "zstd":
         return ZstdEncoder(sink, level, threads)
     if codec == "gzip":
@@ -269,32 +391,65 @@ def _require(binary: str) -> str:
 
 
 class DecodedStream:
-    """A readable decoded stream over a dump file; `close()` raises StreamError if it did not decode."""
+    """A readable decoded stream over a dump file; `close()` raises StreamError if it did not decode.
 
-    def __init__(self, path: Path, codec: str):
+    An age-encrypted file is decrypted first (`age -d -i IDENTITY FILE | <decoder>`) with `identity`, else
+    the process's identity file (backend.encryption); without one, or with one that is not among its
+    recipients, DecryptKeyError: the file cannot be read here, which proves nothing against it."""
+
+    def __init__(self, path: Path, codec: str, identity: Path | None = None):
         self.path = Path(path)
         self.codec = codec
         self.proc: subprocess.Popen[bytes] | None = None
+        self.age: subprocess.Popen[bytes] | None = None
+        self.identity: Path | None = None
         self._stderr = b""
-        if codec == "none":
+        self._age_stderr = b""
+        self._threads: list[threading.Thread] = []
+        if encryption.is_encrypted(self.path):
+            self.identity = identity if identity is not None else encryption.require_identity(self.path)
+            self.age = subprocess.Popen(
+                encryption.decrypt_argv(self.identity, self.path),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+            )
+            self._reader(self.age, "_age_stderr")
+        source: IO[bytes] | None = self.age.stdout if self.age is not None else None
+        if codec == "none" and source is None:
             self._f: io.BufferedReader = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
+        elif codec == "none":
+            self._f = cast(io.BufferedReader, source)
         else:
             argv = {
                 "zstd": [_require("zstd"), "-dc", "-q", "--no-progress"],
                 "gzip": [_require("gzip"), "-dc"],
                 "xz": [_require("xz"), "-dc", "-T0"],
-            }[codec] + ["--", str(self.path)]
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+            }[codec] + ([] if source is not None else ["--", str(self.path)])
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=source if source is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+            )
+            if source is not None:
+                source.close()  # age's stdout now belongs to the decoder alone
             self._f = cast(io.BufferedReader, self.proc.stdout)  # a binary pipe is buffered
             with contextlib.suppress(OSError, AttributeError):  # 1 MiB pipe: reads of 1 MiB, not 64 KiB (Linux)
                 fcntl.fcntl(self._f.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
-            self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-            self._stderr_thread.start()
+            self._reader(self.proc, "_stderr")
         self.raw_bytes = 0
 
-    def _read_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        self._stderr = self.proc.stderr.read()
+    def _reader(self, proc: subprocess.Popen[bytes], attr: str) -> None:
+        def read() -> None:
+            assert proc.stderr is not None
+            setattr(self, attr, proc.stderr.read())
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def read(self, n: int = 1 << 20) -> bytes:
         chunk = self._f.read1(n)
@@ -312,16 +467,27 @@ class DecodedStream:
             yield chunk
 
     def close(self, check: bool = True) -> None:
-        """Wait for the decoder; StreamError names what went wrong."""
-        if self.proc is None:
-            self._f.close()
-            return
+        """Wait for the decoder (and age); StreamError names what went wrong, DecryptKeyError a key problem."""
+        procs = [p for p in (self.age, self.proc) if p is not None]
         if not check:
-            self.proc.kill()
+            for p in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
         self._f.close()
-        rc = self.proc.wait()
-        self._stderr_thread.join()
-        if check and rc != 0:
+        rcs = [p.wait() for p in procs]
+        for t in self._threads:
+            t.join()
+        if not check:
+            return
+        rc = rcs[-1] if self.proc is not None else 0
+        broken_pipe = self.age is not None and self.age.returncode == -signal.SIGPIPE and rc != 0
+        if self.age is not None and self.age.returncode != 0 and not broken_pipe:
+            err = self._age_stderr.decode(errors="replace")
+            why = encryption.decrypt_failure(self.path, self.identity, self.age.returncode, err)
+            if isinstance(why, DecryptKeyError):
+                raise why
+            raise StreamError(f"age: the encrypted stream does not decode: {why}")
+        if rc != 0:
             err = self._stderr.decode(errors="replace").replace(str(self.path), self.path.name)
             err = "; ".join(line.strip() for line in err.splitlines() if line.strip())
             raise StreamError(f"{self.codec} stream does not decode (exit {rc}): {err or 'no message'}")
@@ -335,8 +501,22 @@ class DecodedStream:
         self.close(check=exc_type is None)
 
 
-def open_decoded(path: Path, codec: str | None = None) -> DecodedStream:
-    return DecodedStream(Path(path), codec or codec_for_path(path))
+def open_decoded(path: Path, codec: str | None = None, identity: Path | None = None) -> DecodedStream:
+    """The decoded SQL of a dump (decrypted first when it is age-encrypted): the one way to read one."""
+    return DecodedStream(Path(path), codec or codec_for_path(path), identity)
+
+
+def check_decryptable(path: Path) -> None:
+    """An encrypted dump: DecryptKeyError now (before anything is loaded or changed) when the identity in
+    use cannot open it, StreamError when its header is damaged. A plain dump: nothing to check."""
+    if not encryption.is_encrypted(path):
+        return
+    stream = DecodedStream(Path(path), Codec.NONE)  # age alone: its header decides
+    first = b""
+    try:
+        first = stream.read(1)
+    finally:
+        stream.close(check=not first)
 
 
 def fsync_dir(path: Path) -> None:

@@ -29,6 +29,7 @@ import yaml
 from . import optionfile
 from .codecs import Codec
 from .cron import cron_problem
+from .encryption import Recipients, parse_recipients, recipients_from
 from .errors import ConfigError
 from .secretenv import env_secret
 from .units import parse_duration, parse_size
@@ -504,6 +505,56 @@ class RetentionConfig:
         return job_policy or self.default
 
 
+@dataclass(frozen=True)
+class JobEncryption:
+    """jobs.<job>.encryption: this job's recipients, in place of the global `encryption` ones."""
+
+    recipients: tuple[str, ...] = setting(
+        (), _str_list, "age recipients (public keys: age1…, ssh-ed25519 …) this job's dumps are encrypted to."
+    )
+    recipients_file: Path | None = setting(
+        None, _path, "A file of recipients, one per line (# comments), like `age -R`; read at each dump.", relative=True
+    )
+
+    @classmethod
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
+        _check_recipients(v, r, kp)
+
+
+def _check_recipients(v: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
+    try:
+        parse_recipients(v["recipients"], ".".join((*kp, "recipients")))
+    except ConfigError as exc:
+        r.error((*kp, "recipients"), str(exc).split(", ", 1)[-1])
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """encryption: age encryption at rest (backend.encryption). Dumps are encrypted to public keys, so the
+    host that makes them cannot read them; reading needs `identity_file`, which belongs off this host."""
+
+    recipients: tuple[str, ...] = setting(
+        (),
+        _str_list,
+        "age recipients (public keys: age1… from age-keygen, or ssh-ed25519 …) every dump is encrypted to; "
+        "none: dumps are not encrypted (a job's own `encryption` wins).",
+    )
+    recipients_file: Path | None = setting(
+        None, _path, "A file of recipients, one per line (# comments), like `age -R`; read at each dump.", relative=True
+    )
+    identity_file: Path | None = setting(
+        None,
+        _path,
+        "The age identity (secret key) that READS encrypted dumps: L2/L3 re-verification, restore-test, restore. "
+        "Keep it off the database host; without it those checks are not checked (never failed).",
+        relative=True,
+    )
+
+    @classmethod
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
+        _check_recipients(v, r, kp)
+
+
 @_labelled("{database glob: [table globs]}")
 def _table_globs(v: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`{database glob: [table glob, …]}` (a bare list applies to every database)."""
@@ -558,6 +609,11 @@ class JobConfig:
     )
     tables: TableFilter = section(
         TableFilter, "Tables left out of each dump; the manifest records them as excluded (verification expects so)."
+    )
+    encryption: JobEncryption | None = section(
+        JobEncryption,
+        "Encrypt this job's dumps to these recipients (replaces the global encryption ones).",
+        optional=True,
     )
 
     def table_patterns(self, database: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
@@ -764,6 +820,7 @@ class Config:
     metrics: MetricsConfig = section(MetricsConfig, "Prometheus metrics.")
     systemd: SystemdConfig = section(SystemdConfig, "systemd units written by `schedule install --systemd`.")
     console: ConsoleConfig = section(ConsoleConfig, "The console.")
+    encryption: EncryptionConfig = section(EncryptionConfig, "Encryption at rest with age (off without recipients).")
 
     @classmethod
     def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
@@ -815,6 +872,16 @@ class Config:
         except KeyError:
             known = ", ".join(self.jobs) or "none"
             raise ConfigError(f"no job named {name!r} in {self.path}; configured: {known}") from None
+
+    def recipients(self, job: JobConfig | None = None) -> Recipients | None:
+        """The age recipients a dump of `job` is encrypted to (the job's, else the global ones); None: not
+        encrypted. Reads the recipients files now: ConfigError names the one at fault."""
+        if job is not None and job.encryption is not None:
+            e: JobEncryption | EncryptionConfig = job.encryption
+            where = f"jobs.{job.name}.encryption"
+        else:
+            e, where = self.encryption, "encryption"
+        return recipients_from(e.recipients, e.recipients_file, where)
 
     @property
     def lock_dir(self) -> Path:
@@ -1138,6 +1205,8 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
         out.append(("notify.email.password_file", config.notify.email.password_file))
     if config.restore_test.account and config.restore_test.account.password_file:
         out.append(("restore_test.account.password_file", config.restore_test.account.password_file))
+    if config.encryption.identity_file is not None:
+        out.append(("encryption.identity_file", config.encryption.identity_file))
     return out
 
 
@@ -1155,7 +1224,8 @@ def permission_warnings(config: Config) -> list[str]:
             continue
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             warnings.append(
-                f"{label}: {path} holds a password and is readable by "
+                f"{label}: {path} holds a {'secret key' if label.endswith('identity_file') else 'password'} "
+                "and is readable by "
                 f"{'others' if mode & stat.S_IROTH else 'its group'} (mode {stat.S_IMODE(mode):04o}); "
                 f"run: chmod 600 {path}"
             )

@@ -33,13 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import flavour, mysql
+from . import encryption, flavour, mysql
 from . import manifest as manifest_mod
-from .codecs import EXTENSIONS, HashingSink, exit_text, make_encoder
+from .codecs import EXTENSIONS, HashingSink, PlainTap, exit_text, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
 from .errors import CancelledError, ConnectError, DumpdeckError, DumpError, StallError, TimeoutError_
 from .naming import dump_basename, safe_name
+from .sqlstats import StatsCollector
 
 CHUNK = 1 << 20
 FOOTER = b"-- Dump completed"
@@ -82,6 +83,9 @@ class DumpResult:
     path: Path
     manifest: manifest_mod.Manifest
     warnings: list[str] = field(default_factory=list)
+    # an encrypted dump: the plaintext as it went in (L2 in-stream) and its scan (L3 in-stream, when asked)
+    plain: PlainTap | None = None
+    scan: StatsCollector | None = None
 
     @property
     def bytes_raw(self) -> int:
@@ -222,9 +226,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 # --------------------------------------------------------------------------- the dump
 
 
-def target_paths(backup_dir: Path, server: str, database: str, when: datetime, codec: str) -> tuple[Path, Path]:
+def target_paths(
+    backup_dir: Path, server: str, database: str, when: datetime, codec: str, encrypted: bool = False
+) -> tuple[Path, Path]:
     directory = Path(backup_dir) / server / safe_name(database)
-    final = directory / dump_basename(database, when, EXTENSIONS[codec])
+    ext = EXTENSIONS[codec] + (encryption.EXTENSION if encrypted else "")
+    final = directory / dump_basename(database, when, ext)
     return final, Path(str(final) + ".partial")
 
 
@@ -244,8 +251,14 @@ def dump_database(
     tables_include: tuple[str, ...] | None = None,
     tables_exclude: tuple[str, ...] = (),
     tags: tuple[str, ...] = (),
+    recipients: encryption.Recipients | None = None,
+    scan_content: bool = False,
 ) -> DumpResult:
-    """Dump one database to `<backup.dir>/<server>/<db>/<db>-<stamp>.sql.<ext>` with its manifest."""
+    """Dump one database to `<backup.dir>/<server>/<db>/<db>-<stamp>.sql.<ext>` with its manifest.
+
+    With `recipients` the compressed stream is encrypted with age (`.sql.zst.age`) in the same pipeline;
+    the plaintext's sha256, head and tail are kept for the in-stream L2 (and, with `scan_content`,
+    the L3 statistics), since checking them later needs the identity."""
     timeout = timeout if timeout is not None else backup.timeout
     stall_timeout = stall_timeout if stall_timeout is not None else backup.stall_timeout
     cancel = cancel or threading.Event()
@@ -292,7 +305,8 @@ def dump_database(
     excluded = excluded_tables([t.name for t in table_rows if t.kind != "VIEW"], tables_include, tables_exclude)
     ignore = [f"--ignore-table={database}.{t}" for t in excluded]
 
-    final, partial = target_paths(backup.dir, server.name, database, started, backup.compression)
+    encrypted = recipients is not None
+    final, partial = target_paths(backup.dir, server.name, database, started, backup.compression, encrypted)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -302,7 +316,7 @@ def dump_database(
         # Two dumps of one database in the same second must not share a name: the later one
         # takes the next free second in its *name* (the manifest keeps the true start time).
         final, partial = target_paths(
-            backup.dir, server.name, database, started + timedelta(seconds=bump), backup.compression
+            backup.dir, server.name, database, started + timedelta(seconds=bump), backup.compression, encrypted
         )
         if final.exists():
             continue
@@ -323,7 +337,11 @@ def dump_database(
     ok = False
     try:
         sink = HashingSink(f)
-        encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
+        scan = StatsCollector() if encrypted and scan_content else None
+        tap = PlainTap(scan.feed if scan is not None else None) if encrypted else None
+        encoder = make_encoder(
+            backup.compression, backup.level, backup.threads, sink, _child_setup, recipients=recipients, tap=tap
+        )
         with client_credentials(server, tool=tool) as cred:
             argv = [tool, cred.argument, *options, *ignore, "--", database]
             try:
@@ -509,6 +527,8 @@ def dump_database(
             coordinates=coords,
             warnings=warnings + ([f"dump tool said: {stderr_text}"] if stderr_text else []),
             run_id=run_id,
+            encryption=recipients.manifest_record(encryption.age_version()) if recipients is not None else None,
+            sha256_sql=tap.sha.hexdigest() if tap is not None else None,
         )
         try:
             manifest_mod.save(m, final)
@@ -522,7 +542,7 @@ def dump_database(
                 server.name, database, "done", raw, sink.bytes, rate, current, m.duration, estimate, timeout, str(final)
             )
         )
-        return DumpResult(server.name, database, final, m, warnings)
+        return DumpResult(server.name, database, final, m, warnings, tap, scan)
     except (DumpdeckError, ConnectError):
         raise
     except OSError as exc:

@@ -74,6 +74,11 @@ class StreamError(DumpdeckError):
     """A compressed stream does not decode: truncated or corrupt."""
 
 
+class DecryptKeyError(DumpdeckError):
+    """An encrypted dump cannot be decrypted here: no identity configured, unreadable, or not one of its
+    recipients. The dump is not condemned: checks that need the plaintext are *not checked*."""
+
+
 # --------------------------------------------------------------------------- files and state
 
 

@@ -127,6 +127,10 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # trend flags: small, large, slow
     run_id: int | None = None
+    # Encrypted at rest (backend.encryption): {method: age, tool, recipients (public keys), fingerprints};
+    # `sha256` is then that of the encrypted file as stored, `sha256_sql` that of the plaintext SQL.
+    encryption: dict[str, Any] | None = None
+    sha256_sql: str | None = None
     verifications: list[Verification] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 

@@ -50,9 +50,20 @@ import pymysql.cursors
 
 from . import flavour, mysql
 from . import manifest as manifest_mod
+from .codecs import check_decryptable
 from .config import Config, ServerConfig
+from .encryption import use_identity
 from .endpoint import with_account
-from .errors import ConfigError, DumpdeckError, LoadError, ManifestError, MappingError, ScopeError, StreamError
+from .errors import (
+    ConfigError,
+    DecryptKeyError,
+    DumpdeckError,
+    LoadError,
+    ManifestError,
+    MappingError,
+    ScopeError,
+    StreamError,
+)
 from .loader import Loader, decoded_chunks
 from .mysqlsandbox import MySQLSandbox
 from .outcome import Outcome
@@ -323,6 +334,7 @@ def restore_test(
     `sandbox`: a running confined sandbox to load into when the target is `sandbox` (several
     restore-tests in a row share one server; it is left running)."""
     path = Path(path)
+    use_identity(config.encryption.identity_file)  # an encrypted dump is decrypted with this config's identity
     target = target or config.restore_test.target
     parallel = parallel or config.restore_test.parallel
     t0 = time.monotonic()
@@ -341,6 +353,14 @@ def restore_test(
         forward(c)
     report.sha256 = l1.sha256
     if l1.failed:
+        return _finish(report, ladder, t0, record, {})
+    try:
+        check_decryptable(path)  # encrypted: no identity here, or not one of its recipients
+    except DecryptKeyError as exc:
+        ladder.add("restore", Outcome.NOT_CHECKED, f"{exc}; nothing was loaded", 4)
+        return _finish(report, ladder, t0, False, None)
+    except StreamError as exc:
+        ladder.add("stream decodes", False, str(exc), 2)
         return _finish(report, ladder, t0, record, {})
     manifest = None
     with contextlib.suppress(ManifestError):
@@ -712,6 +732,9 @@ def _restore_into(
         res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
     except ScopeError as exc:
         ladder.add("scope", False, str(exc), 4)
+        return
+    except DecryptKeyError as exc:  # no identity, or not one of its recipients: proves nothing against it
+        ladder.add("load", Outcome.NOT_CHECKED, str(exc), 4)
         return
     except (LoadError, StreamError) as exc:
         unchecked = (cancel is not None and cancel.is_set()) or _environmental(str(exc))

@@ -51,9 +51,12 @@ import pymysql.cursors
 from . import manifest as manifest_mod
 from . import mysql
 from . import swap as swap_mod
+from .codecs import check_decryptable
 from .config import Config, ServerConfig
+from .encryption import identity_file, use_identity
 from .errors import (
     CancelledError,
+    DecryptKeyError,
     DumpdeckError,
     LoadError,
     ManifestError,
@@ -70,7 +73,7 @@ from .selection import RESTORE as RESTORE_JOB
 from .sqlstats import Delimiter, Marker, SqlStats, Statement
 from .swap import DumpObject
 from .units import format_bytes, format_duration
-from .verify import VerifyReport, scope_scan_current, verified_for, verify_file
+from .verify import VerifyReport, scope_scan_current, verified_for, verify_file, verify_instream
 from .vocabulary import DbStatus, RunStatus, Trigger
 
 if TYPE_CHECKING:
@@ -463,6 +466,10 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
             manifest = manifest_mod.load(path)
     if l1.failed:
         raise RestoreRefused(f"{path.name} failed level 1: {l1.summary}; nothing was restored")
+    try:
+        check_decryptable(path)  # an encrypted dump: the identity opens it, or nothing is changed
+    except (DecryptKeyError, StreamError) as exc:
+        raise RestoreRefused(f"{path.name}: {exc}; nothing was restored") from None
     prior = verified_for(manifest, l1.sha256 or "", 3) if manifest is not None else None
     if prior is not None and not scope_scan_current(prior):
         prior = None  # that scan did not know every hazard the current one knows: scan again
@@ -601,6 +608,7 @@ def restore(
     """Restore `req.path` into `req.target_db`; RestoreRefused/RestoreError name what went wrong."""
     cancel = cancel or threading.Event()
     t0 = time.monotonic()
+    use_identity(config.encryption.identity_file)  # an encrypted dump is decrypted with this config's identity
 
     def step(msg: str) -> None:
         log.info("restore %s: %s", req.target_db, msg)
@@ -850,12 +858,23 @@ def _safety_dump(
 
     step(f"safety dump of `{db}` (the data being replaced)")
     try:
-        res = dump_database(server, config.backup, db, cancel=cancel, run_id=run_id, tags=(PRE_RESTORE_TAG,))
+        res = dump_database(
+            server,
+            config.backup,
+            db,
+            cancel=cancel,
+            run_id=run_id,
+            tags=(PRE_RESTORE_TAG,),
+            recipients=config.recipients(),  # encrypted like every dump when recipients are configured
+        )
     except CancelledError:
         raise CancelledError(f"restore cancelled during the safety dump; `{db}` was not touched") from None
     except DumpdeckError as exc:
         raise RestoreError(f"safety dump of `{db}` failed: {exc}; the target was not touched") from None
-    rep = verify_file(res.path, level=2, record=True)
+    if res.plain is not None and identity_file() is None:  # encrypted, no identity here: L2 in-stream
+        rep = verify_instream(res.path, 2, res.plain, None)
+    else:
+        rep = verify_file(res.path, level=2, record=True)
     if not rep.passed:  # not checked counts as not verified here: the safety dump must be proven
         raise RestoreError(f"safety dump {res.path} failed verification: {rep.summary}; the target was not touched")
     step(f"safety dump {res.path} ({format_bytes(res.bytes_stored)}), verified to level 2, tagged {PRE_RESTORE_TAG}")

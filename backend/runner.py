@@ -38,10 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import credentials, postrun, retention, swap
+from . import credentials, encryption, postrun, retention, swap
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
-from .dump import DumpProgress, dump_database
+from .dump import DumpProgress, DumpResult, dump_database
 from .errors import CancelledError, ConfigError, DumpdeckError, LockedError, PrivilegeError, StallError, TimeoutError_
 from .jobs import JobLock
 from .logs import run_log, setup_logging
@@ -52,7 +52,7 @@ from .restore import restore_test
 from .selection import ADHOC, RESTORE, job_for_run, lock_key, resolve_databases
 from .state import DbProgress, Run, StateStore
 from .units import format_bytes, format_duration
-from .verify import CheckResult, verify_file
+from .verify import CheckResult, VerifyReport, verify_file, verify_instream
 from .vocabulary import DbStatus, EventLevel, RunStatus, Trigger
 
 EVENT_LEVEL: dict[Outcome, EventLevel] = {
@@ -458,6 +458,8 @@ def _dump_one(
                 run_id=run.id,
                 tables_include=job.table_patterns(db)[0],
                 tables_exclude=job.table_patterns(db)[1],
+                recipients=config.recipients(job),
+                scan_content=job.verify >= 3,
             )
         except CancelledError as exc:
             outcome.status, outcome.error = DbStatus.CANCELLED, str(exc)
@@ -530,7 +532,7 @@ def _dump_one(
                         file=str(result.path),
                     )
                 )
-            level, verr = _verify(config, store, run, db, result.path, job.verify, cancel)
+            level, verr = _verify(config, store, run, db, result.path, job.verify, cancel, result)
             if verr:
                 outcome.status, outcome.error = DbStatus.FAILED, verr
             store.set_progress(
@@ -599,9 +601,18 @@ def _final_progress(store: StateStore, base: DbProgress, outcome: DbOutcome, ret
 
 
 def _verify(
-    config: Config, store: StateStore, run: Run, db: str, path: Path, level: int, cancel: threading.Event
+    config: Config,
+    store: StateStore,
+    run: Run,
+    db: str,
+    path: Path,
+    level: int,
+    cancel: threading.Event,
+    dump: DumpResult | None = None,
 ) -> tuple[int | None, str | None]:
     """Verify a fresh dump at `level` (1–3 verify_file, 4 restore-test). Returns (level proven, error or None).
+    An encrypted dump's L2/L3 are the in-stream checks made before encryption (no identity needed here);
+    its restore-test decrypts with encryption.identity_file, and is not checked without one.
 
     Only a failed verification is an error (the dump is bad). One that could not check (the restore-test
     target is down, cancelled, …) is a warning event: the dump keeps the level it proved."""
@@ -620,9 +631,15 @@ def _verify(
     what = f"restore-test on {config.restore_test.target}" if level >= 4 else f"verification level {level}"
     store.add_event(run.id, "info", "verify-start", f"{db}: {what}", {"database": db, "level": level})
     try:
-        if level >= 4:
+        result: VerifyReport | None = None
+        if dump is not None and dump.plain is not None and level >= 2:
+            stats = dump.scan.finish() if dump.scan is not None and level >= 3 else None
+            result = verify_instream(path, min(level, 3), dump.plain, stats, on_check=on_check)
+            if level >= 4 and not result.failed:
+                result = None  # proven in-stream up to L3: the restore-test decrypts and loads it
+        if result is None and level >= 4:
             result = restore_test(path, config, config.restore_test.target, on_check=on_check, cancel=cancel)
-        else:
+        elif result is None:
             result = verify_file(path, level, on_check=on_check, cancel=cancel)
     except DumpdeckError as exc:
         store.add_event(
@@ -774,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"runner: {exc}\n")
         return 2
     credentials.capture_env_secrets(config)
+    encryption.use_identity(config.encryption.identity_file)  # every reader of an encrypted dump uses it
     setup_logging(config, args.run)
     store = StateStore.open(config.state_db)
     try:

@@ -14,7 +14,13 @@
   the dump fails); INSERT statements and rows per table; no USE, CREATE DATABASE
   or writes qualified with another schema.
 
-L2 and L3 share one decode pass. Checks are reported through `on_check` as they
+L2 and L3 share one decode pass. An age-encrypted dump (backend.encryption) is decrypted
+in that pass with the configured identity, and its plaintext sha256 is compared with the
+manifest's; without an identity L2 and L3 are *not checked*, never failed (L1 needs no key).
+At dump time they ran in-stream, on the SQL before it was encrypted (`verify_instream`),
+and the manifest records them with the target "in-stream, before encryption".
+
+Checks are reported through `on_check` as they
 complete; the ladder stops at the first level that fails.
 
 Every check and every run is one `Outcome` (backend.outcome): passed, failed, or not
@@ -42,8 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
-from .codecs import codec_for_path, open_decoded, sniff_codec
-from .errors import ManifestError, StreamError, VerifyError
+from .codecs import PlainTap, codec_for_path, open_decoded, sniff_codec
+from .errors import DecryptKeyError, ManifestError, StreamError, VerifyError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
 from .vocabulary import VerifyLevel
@@ -148,10 +154,13 @@ class _Ladder:
         self.report = report
         self.on_check = on_check
         self.failed_level: int | None = None
+        self.prefix = ""  # said before every evidence from now on (the in-stream checks)
 
     def add(self, name: str, outcome: Outcome | bool, evidence: str, level: int, **data: Any) -> CheckResult:
         """Record one check. `outcome` True/False mean passed/failed; pass Outcome.NOT_CHECKED
         when the check could not run."""
+        if self.prefix:
+            evidence, data = f"{self.prefix}: {evidence}", {**data, "in_stream": True}
         check = CheckResult(name, Outcome.of(outcome), evidence, level, data)
         self.report.checks.append(check)
         if check.failed and (self.failed_level is None or level < self.failed_level):
@@ -349,7 +358,12 @@ def _stream_pass(
     tail = b""
     header_done = False
     raw = 0
-    stream = open_decoded(path, codec)
+    try:
+        stream = open_decoded(path, codec)
+    except DecryptKeyError as exc:
+        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
+        return None
+    plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
     failed_early = False
     try:
         for chunk in stream.chunks():
@@ -357,6 +371,8 @@ def _stream_pass(
                 stream.close(check=False)
                 raise VerifyError(f"verification of {path.name} cancelled after {_fmt(raw)} bytes of SQL")
             raw += len(chunk)
+            if plain_sha is not None:
+                plain_sha.update(chunk)
             if not header_done:
                 head += chunk[: HEAD_KEEP - len(head)]
                 if len(head) >= HEAD_KEEP or len(head) >= 256:
@@ -378,6 +394,9 @@ def _stream_pass(
         return None
     try:
         stream.close()
+    except DecryptKeyError as exc:
+        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
+        return None
     except StreamError as exc:
         ladder.add(
             "stream decodes", False, f"{exc} after {_fmt(raw)} bytes of SQL: the file is truncated or corrupt", 2
@@ -396,11 +415,22 @@ def _stream_pass(
             2,
         )
         return None
+    if plain_sha is not None and manifest is not None and plain_sha.hexdigest() != manifest.sha256_sql:
+        ladder.add(
+            "stream decodes",
+            False,
+            f"age+{codec}: the decrypted SQL's sha256 {plain_sha.hexdigest()[:16]}… is not the manifest's "
+            f"{(manifest.sha256_sql or '')[:16]}…",
+            2,
+        )
+        return None
     ladder.add(
         "stream decodes",
         True,
-        f"{codec}: {_fmt(raw)} bytes of SQL"
-        + (", size matches the manifest" if manifest is not None and manifest.bytes_raw else ""),
+        ("age+" if stream.age is not None else "")
+        + f"{codec}: {_fmt(raw)} bytes of SQL"
+        + (", size matches the manifest" if manifest is not None and manifest.bytes_raw else "")
+        + (", sha256 of the SQL matches" if plain_sha is not None else ""),
         2,
     )
     ok, ev = _check_footer(tail)
@@ -408,6 +438,14 @@ def _stream_pass(
     if not ok or collector is None:
         return None
     return collector.finish()
+
+
+def _in_stream_note(manifest: manifest_mod.Manifest | None) -> str:
+    """What the dump proved in-stream, before encryption, when it was made (for a not-checked L2)."""
+    for v in reversed(manifest.verifications if manifest is not None else []):
+        if v.target == IN_STREAM and v.level >= 2 and not v.failed:
+            return f"; levels 2–{v.level} were checked {IN_STREAM} when it was dumped ({v.at})"
+    return ""
 
 
 def _names(items: Iterable[str]) -> str:
@@ -564,6 +602,57 @@ def verify_file(
 
     if record:
         record_report(report, stats=stats if report.passed or ladder.ok_through(2) else None)
+    return report
+
+
+IN_STREAM = "in-stream, before encryption"
+
+
+def verify_instream(
+    path: Path,
+    level: int,
+    plain: PlainTap,
+    stats: SqlStats | None,
+    on_check: CheckCallback | None = None,
+    record: bool = True,
+) -> VerifyReport:
+    """The ladder of a fresh encrypted dump: L1 on the stored file (no key needed), then L2 and L3 on what
+    the dump pipeline saw *before* encryption (`plain`: size, sha256, head and tail of the SQL; `stats`:
+    the statistics pass, when L3 was asked). Recorded with the target "in-stream, before encryption";
+    re-checking L2/L3 later decrypts the file and needs the identity."""
+    if level not in (1, 2, 3):
+        raise ValueError("in-stream verification covers levels 1, 2 and 3")
+    t0 = time.monotonic()
+    report = VerifyReport(path=Path(path), level_requested=level, level_reached=0, target=IN_STREAM)
+    ladder = _Ladder(report, on_check)
+    manifest, digest = _level1(report.path, ladder)
+    report.sha256 = digest
+    if ladder.ok_through(1) and level >= 2:
+        ladder.prefix = IN_STREAM
+        ok, ev = _check_header(bytes(plain.head))
+        ladder.add("header", ok, ev, 2)
+        want = manifest.bytes_raw if manifest is not None else plain.bytes
+        sql_sha = plain.sha.hexdigest()
+        same = want == plain.bytes and (manifest is None or manifest.sha256_sql in (None, sql_sha))
+        ladder.add(
+            "stream decodes",
+            same,
+            f"{_fmt(plain.bytes)} bytes of SQL went through the compressor and age, both exited 0"
+            + (f"; sha256 of the SQL {sql_sha[:16]}…" if same else f"; the manifest says {_fmt(want)} bytes"),
+            2,
+        )
+        ok, ev = _check_footer(plain.tail)
+        ladder.add("footer", ok, ev, 2)
+        if level >= 3 and ladder.ok_through(2):
+            if stats is None:
+                ladder.add("statements", Outcome.NOT_CHECKED, "no statistics pass was made during the dump", 3)
+            else:
+                _level3(stats, manifest, ladder)
+    ladder.finish()
+    report.stats = stats
+    report.duration = time.monotonic() - t0
+    if record:
+        record_report(report, stats=stats if ladder.ok_through(2) else None)
     return report
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from dumpdeck import __version__
 from dumpdeck.backend.config import Config, load_config
 from dumpdeck.backend.credentials import capture_env_secrets
+from dumpdeck.backend.encryption import use_identity
 from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.naming import printable
 from dumpdeck.backend.private import restrict_umask
@@ -48,6 +49,7 @@ class Context:
         if self._config is None:
             self._config = load_config(self.config_path)
             capture_env_secrets(self._config)  # no child process inherits a secret variable
+            use_identity(self._config.encryption.identity_file)  # every reader of an encrypted dump uses it
         return self._config
 
 

@@ -22,9 +22,12 @@ def register(sub) -> None:
         description="Check a dump level by level: L1 file (exists, sha256 matches the manifest), L2 stream "
         "(decodes completely, dump header and '-- Dump completed' footer), L3 content (statement "
         "statistics against the manifest's inventory, nothing outside the database). Stops at the "
-        "first failing level; the result is appended to the manifest.",
+        "first failing level; the result is appended to the manifest. An age-encrypted dump (.age) is "
+        "decrypted with encryption.identity_file; without it L1 still runs and L2-L3 are not checked (its "
+        "manifest shows what was checked in-stream, before encryption, when it was dumped).",
         epilog="exit codes: 0 passed, 1 failed (the dump is bad), 2 usage error, 4 not checked (a check could not "
-        "run, e.g. no manifest to compare the sha256 with at --level 1: nothing was found wrong, but the level "
+        "run, e.g. no manifest to compare the sha256 with at --level 1, or no identity for an encrypted dump: "
+        "nothing was found wrong, but the level "
         "asked for is not proven)",
     )
     add_target_args(p)
