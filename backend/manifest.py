@@ -128,6 +128,9 @@ class Manifest:
     flags: list[str] = field(default_factory=list)  # trend flags: small, large, slow
     run_id: int | None = None
     verifications: list[Verification] = field(default_factory=list)
+    # off-host copies, one record per destination (backend.copies): destination, path, size, sha256,
+    # verified_at, outcome, method, error
+    copies: list[dict[str, Any]] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     # ------------------------------------------------------------------ derived
