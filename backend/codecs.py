@@ -13,6 +13,7 @@ stream reader silently accepts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
+from typing import IO, Protocol, cast
 
 from .errors import DumpError, StreamError
 
@@ -269,20 +270,31 @@ def _require(binary: str) -> str:
 class DecodedStream:
     """A readable decoded stream over a dump file; `close()` raises StreamError if it did not decode."""
 
-    def __init__(self, path: Path, codec: str):
+    def __init__(self, path: Path, codec: str, raw: RawSource | None = None):
         self.path = Path(path)
         self.codec = codec
         self.proc: subprocess.Popen[bytes] | None = None
         self._stderr = b""
+        self._pump: threading.Thread | None = None
         if codec == "none":
-            self._f: io.BufferedReader = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
+            # closed by close(); a byte-stream source is read as it is
+            self._f: io.BufferedReader = open(self.path, "rb") if raw is None else _RawReader(raw)  # type: ignore[assignment]  # noqa: SIM115
         else:
             argv = {
                 "zstd": [_require("zstd"), "-dc", "-q", "--no-progress"],
                 "gzip": [_require("gzip"), "-dc"],
                 "xz": [_require("xz"), "-dc", "-T0"],
-            }[codec] + ["--", str(self.path)]
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+            }[codec] + (["--", str(self.path)] if raw is None else [])
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if raw is not None else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+            )
+            if raw is not None:  # the stored bytes come from a stream (a remote copy): pumped into the decoder
+                self._pump = threading.Thread(target=self._feed, args=(raw,), daemon=True)
+                self._pump.start()
             self._f = cast(io.BufferedReader, self.proc.stdout)  # a binary pipe is buffered
             self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
             self._stderr_thread.start()
@@ -291,6 +303,17 @@ class DecodedStream:
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         self._stderr = self.proc.stderr.read()
+
+    def _feed(self, raw: RawSource) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            while chunk := raw.read(1 << 20):
+                self.proc.stdin.write(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the decoder stopped (closed early, or the stream is corrupt): its exit status says why
+        finally:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
     def read(self, n: int = 1 << 20) -> bytes:
         chunk = self._f.read1(n)
@@ -317,6 +340,8 @@ class DecodedStream:
         self._f.close()
         rc = self.proc.wait()
         self._stderr_thread.join()
+        if self._pump is not None:
+            self._pump.join(timeout=30)
         if check and rc != 0:
             err = self._stderr.decode(errors="replace").replace(str(self.path), self.path.name)
             err = "; ".join(line.strip() for line in err.splitlines() if line.strip())
@@ -331,8 +356,32 @@ class DecodedStream:
         self.close(check=exc_type is None)
 
 
-def open_decoded(path: Path, codec: str | None = None) -> DecodedStream:
-    return DecodedStream(Path(path), codec or codec_for_path(path))
+class RawSource(Protocol):
+    """Stored (compressed) bytes from somewhere other than a local file: `read(n)` returns b"" at the end."""
+
+    def read(self, n: int = ..., /) -> bytes: ...
+
+
+class _RawReader:
+    """A RawSource read as the decoded stream itself (codec none)."""
+
+    def __init__(self, raw: RawSource):
+        self._raw = raw
+
+    def read1(self, n: int = 1 << 20) -> bytes:
+        return self._raw.read(n)
+
+    def close(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("a streamed source has no file descriptor")
+
+
+def open_decoded(path: Path, codec: str | None = None, raw: RawSource | None = None) -> DecodedStream:
+    """The decoded SQL of the dump at `path`; with `raw`, of the stored bytes read from it instead (a remote
+    copy streamed through rclone cat: nothing lands on local disk); `path` then only names it."""
+    return DecodedStream(Path(path), codec or codec_for_path(path), raw)
 
 
 def fsync_dir(path: Path) -> None:

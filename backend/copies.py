@@ -752,3 +752,33 @@ def apply_remote(config: Config, store: StateStore, rp: RemotePlan, *, dry_run: 
         log.info("copies: retention at %s deleted %s: %s", dest.name, rel, "; ".join(d.reasons))
         rp.deleted.append(rel)
     return rp
+
+
+# --------------------------------------------------------------------------- restore-test from a destination
+
+
+def restore_test_remote(
+    config: Config,
+    dump: RemoteDump,
+    *,
+    target: str | None = None,
+    on_check: Callable[[Any], None] | None = None,
+    parallel: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """Restore-test a dump where it is stored: `rclone cat` streams it into the confined load (no local
+    file), hashed on the way and compared with the manifest stored beside it. Returns the VerifyReport."""
+    from .restore import restore_test_stream
+
+    if dump.manifest is None:
+        raise UsageError(f"{dump.rel} at {dump.destination}: {dump.manifest_error}; it cannot be restore-tested")
+    dest = destination(config, dump.destination)
+    cat = rclone.Cat(dest, dump.rel)
+    try:
+        return restore_test_stream(
+            cat.stdout, dump.manifest, config, label=f"{dest.name}:{dump.rel}", server=dump.server,
+            target=target, on_check=on_check, parallel=parallel, cancel=cancel, finish=cat.close,
+        )  # fmt: skip
+    finally:
+        if cat.proc.poll() is None:
+            cat.close(check=False)

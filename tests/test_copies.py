@@ -389,3 +389,35 @@ def test_rclone_never_sees_a_secret_in_argv(write_config, sample_db, tmp_path, s
     finally:
         subprocess.Popen = real_popen  # type: ignore[misc]
     assert seen
+
+
+def test_restore_test_streams_from_a_remote_copy(write_config, sample_db, tmp_path, sftp):
+    conf = rclone_conf(tmp_path, sftp)
+    path = copy_config(write_config, sample_db, tmp_path, conf)
+    config = load_config(path)
+    assert runner.run_job(config, "nightly").status == "succeeded"
+    [entry] = scan(config.backup.dir).entries
+    rel = copies.rel_path(config, entry)
+    # from a second host that has no local dumps at all
+    second = tmp_path / "second"
+    second.mkdir()
+    other = second / "config.yaml"
+    other.write_text(
+        path.read_text()
+        .replace(str(tmp_path / "backups"), str(second / "backups"))
+        .replace(str(tmp_path / "state"), str(second / "state"))
+    )
+    out = cli(other, "restore-test", "--from", "offsite", "--latest", sample_db, "--target", "same", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    names = {c["name"]: c["outcome"] for c in report["checks"]}
+    assert names["load"] == "passed" and names["sha256"] == "passed", names
+    assert report["sha256"] == sha(entry.path)
+    assert not list(second.rglob("*.sql*"))  # nothing of the dump landed on the second host's disk
+    # a copy with one byte flipped fails (from the local destination, by its path there)
+    target = tmp_path / "nas" / rel
+    data = bytearray(target.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    target.write_bytes(bytes(data))
+    out = cli(other, "restore-test", "--from", "nas", rel, "--target", "same")
+    assert out.returncode == 1, out.stdout + out.stderr
