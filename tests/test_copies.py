@@ -421,3 +421,35 @@ def test_restore_test_streams_from_a_remote_copy(write_config, sample_db, tmp_pa
     target.write_bytes(bytes(data))
     out = cli(other, "restore-test", "--from", "nas", rel, "--target", "same")
     assert out.returncode == 1, out.stdout + out.stderr
+
+
+async def test_console_dumps_browser_shows_where_copies_are(write_config, sample_db, tmp_path):
+    """The dumps browser's details say, per destination, whether the dump's copy verified or is pending."""
+    from dumpdeck.tui.app import Intervals, make_app
+    from dumpdeck.tui.screens.dumps import DumpsScreen
+    from dumpdeck.tui.widgets.table import KeyedTable
+
+    conf = tmp_path / "rclone.conf"
+    conf.write_text(f"[down]\ntype = sftp\nhost = 127.0.0.1\nport = {_free_port()}\nuser = dd\nshell_type = none\n")
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    path.write_text(path.read_text() + f'  down:\n    remote: "down:mysql"\n    rclone_config: {conf}\n')
+    config = load_config(path)
+    assert runner.run_job(config, "nightly").status == "succeeded"
+    [entry] = scan(config.backup.dir).entries
+    app = make_app(config, intervals=Intervals(jobs=0.2, log=0.5, servers=2.0, catalog=0.5, disk=5.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 60
+        while not any(d.key == entry.key for d in app.catalog.dumps) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.press("d")
+        assert isinstance(app.screen, DumpsScreen)
+        table = app.screen.query_one("#dumps", KeyedTable)
+        while table.row_count < 1 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        table.focus()
+        table.move_cursor(row=table.get_row_index(entry.key))
+        await pilot.pause()
+        text = str(app.screen.query_one("#details").render())
+    assert "off-host copies:" in text
+    assert "✓ nas:" in text and "verified" in text, text
+    assert "✗ down:" in text and "unreachable" in text, text
