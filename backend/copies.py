@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -782,3 +782,60 @@ def restore_test_remote(
     finally:
         if cat.proc.poll() is None:
             cat.close(check=False)
+
+
+# --------------------------------------------------------------------------- restore from a destination
+
+
+def remote_source_info(config: Config, dest_name: str, rel: str) -> tuple[dict[str, Any], manifest_mod.Manifest]:
+    """What backend.restore_real's plan shows of a source, for a copy at a destination (its manifest there)."""
+    dump = find_remote(config, dest_name, path=rel)
+    if dump.manifest is None:
+        raise UsageError(f"{rel} at {dest_name}: {dump.manifest_error}; it cannot be restored")
+    m = dump.manifest
+    age = format_duration(max(0.0, (_now() - dump.when).total_seconds()))
+    return (
+        {
+            "path": f"{dest_name}:{rel}",
+            "database": m.database,
+            "server": dump.server,
+            "codec": m.codec,
+            "size": dump.size,
+            "bytes_raw": m.bytes_raw,
+            "sha256": m.sha256,
+            "level": m.verified_level if dump.verified else 0,
+            "when": dump.when.isoformat(timespec="seconds"),
+            "age": f"{age} old",
+            "legacy": False,
+        },
+        m,
+    )
+
+
+def verify_remote_stream(config: Config, dest_name: str, rel: str) -> tuple[manifest_mod.Manifest, Any]:
+    """Levels 1–3 of a copy at a destination, streamed through rclone cat (backend.verify.verify_stream)."""
+    from .verify import verify_stream
+
+    _info, m = remote_source_info(config, dest_name, rel)
+    dest = destination(config, dest_name)
+    cat = rclone.Cat(dest, rel)
+    try:
+        return m, verify_stream(f"{dest_name}:{rel}", cat.stdout, m, finish=cat.close)
+    finally:
+        if cat.proc.poll() is None:
+            cat.close(check=False)
+
+
+def remote_chunks(config: Config, dest_name: str, rel: str, codec: str | None) -> Iterator[bytes]:
+    """The decoded SQL of a copy at a destination, streamed (rclone cat → decoder); CopyError at the end
+    when the stream from the destination broke, StreamError when it did not decode."""
+    from .loader import decoded_chunks
+
+    dest = destination(config, dest_name)
+    cat = rclone.Cat(dest, rel)
+    ok = False
+    try:
+        yield from decoded_chunks(Path(PurePosixPath(rel).name), codec, cat.stdout)
+        ok = True
+    finally:
+        cat.close(check=ok)

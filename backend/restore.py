@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import re
 import secrets
@@ -62,7 +61,16 @@ from .outcome import Outcome
 from .rewrite import Rewriter, database_mapping
 from .sandbox import RESTORE_TEST_PREFIX, Sandbox
 from .sqlstats import SCAN_VERSION, SqlStats
-from .verify import CheckCallback, CheckResult, VerifyReport, _Ladder, record_report, verified_for, verify_file
+from .verify import (
+    CheckCallback,
+    CheckResult,
+    HashedSource,
+    VerifyReport,
+    _Ladder,
+    record_report,
+    verified_for,
+    verify_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -418,21 +426,6 @@ def restore_test(
     return _finish(report, ladder, t0, record, extra)
 
 
-class _Counted:
-    """A RawSource that hashes and counts what passes through it (the stored bytes of a streamed dump)."""
-
-    def __init__(self, raw: RawSource):
-        self.raw = raw
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = 1 << 20, /) -> bytes:
-        chunk = self.raw.read(n)
-        self.sha.update(chunk)
-        self.size += len(chunk)
-        return chunk
-
-
 def restore_test_stream(
     raw: RawSource,
     manifest: manifest_mod.Manifest,
@@ -458,7 +451,7 @@ def restore_test_stream(
     path = Path(label)
     report = VerifyReport(path=path, level_requested=4, level_reached=0, target=target)
     ladder = _Ladder(report, on_check)
-    counted = _Counted(raw)
+    counted = HashedSource(raw)
     dump_flav, dump_version = flavour.dump_flavour(manifest)
     choice = flavour.choose_target(config, target, dump_flav, dump_version)
     if choice.target is None:

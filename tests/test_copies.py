@@ -453,3 +453,37 @@ async def test_console_dumps_browser_shows_where_copies_are(write_config, sample
     assert "off-host copies:" in text
     assert "✓ nas:" in text and "verified" in text, text
     assert "✗ down:" in text and "unreachable" in text, text
+
+
+def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, mariadb, sample_db, tmp_path, sftp):
+    from .helpers import drop_database, table_checksums
+
+    conf = rclone_conf(tmp_path, sftp)
+    path = copy_config(write_config, sample_db, tmp_path, conf)
+    config = load_config(path)
+    assert runner.run_job(config, "nightly").status == "succeeded"
+    second = tmp_path / "second"
+    second.mkdir()
+    other = second / "config.yaml"
+    other.write_text(
+        path.read_text()
+        .replace(str(tmp_path / "backups"), str(second / "backups"))
+        .replace(str(tmp_path / "state"), str(second / "state"))
+    )
+    into = f"{sample_db}_back"
+    try:
+        out = cli(other, "restore", "--from", "offsite", "--latest", sample_db, "--into", into)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert table_checksums(mariadb, into) == table_checksums(mariadb, sample_db)
+        assert not list(second.rglob("*.sql*"))  # streamed: nothing of the dump on the second host's disk
+        # a corrupted copy is refused before anything is loaded
+        [dump] = [p for p in (sftp.root / "mysql").rglob("*.sql.zst")]
+        data = bytearray(dump.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        dump.write_bytes(bytes(data))
+        out = cli(other, "restore", "--from", "offsite", "--latest", sample_db, "--into", into + "2")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "nothing was restored" in out.stderr + out.stdout
+    finally:
+        drop_database(mariadb, into)
+        drop_database(mariadb, into + "2")
