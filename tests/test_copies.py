@@ -487,3 +487,15 @@ def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, maria
     finally:
         drop_database(mariadb, into)
         drop_database(mariadb, into + "2")
+
+
+def test_subsets_partition_the_copies():
+    """`verify --remote DEST --subset N/M`: every copy is in exactly one of the M shares."""
+    paths = [f"main/db{i}/db{i}-20260101T0000{i % 60:02d}Z.sql.zst" for i in range(200)]
+    shares = [[p for p in paths if copies.in_subset(p, (n, 7))] for n in range(1, 8)]
+    assert sorted(p for s in shares for p in s) == sorted(paths)
+    assert all(s for s in shares)  # none empty with 200 copies
+    with pytest.raises(Exception, match="N/M"):
+        copies.parse_subset("8")
+    with pytest.raises(Exception, match="between 1 and M"):
+        copies.parse_subset("8/7")
