@@ -75,6 +75,8 @@ _CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "nosuchbucket",
             "nosuchkey",
             "didn't find section in config file",
+            "doesn't exist",
+            "no such file",
         ),
     ),
 )
@@ -178,6 +180,18 @@ def copyto(dest: CopyDestination, local: Path, rel: str) -> None:
     final = join(dest, rel)
     tmp = final + TMP_SUFFIX
     run(dest, "copyto", str(local), tmp, what=f"upload {rel}")
+    _move(dest, tmp, final, rel)
+
+
+def _move(dest: CopyDestination, tmp: str, final: str, rel: str) -> None:
+    """Move the temporary name onto the final one. An object already there (a copy made again after it
+    failed its verification) is deleted first: SFTP cannot rename onto an existing file, and rclone
+    would then copy the whole object again instead of renaming it."""
+    try:
+        run(dest, "deletefile", final, what=f"replace {rel}")
+    except CopyError as exc:
+        if exc.cause != "not found":
+            raise
     run(dest, "moveto", tmp, final, what=f"move {rel}{TMP_SUFFIX} to its name")
 
 
@@ -196,7 +210,7 @@ def upload_bytes(dest: CopyDestination, data: bytes, rel: str) -> None:
         text = proc.stderr.decode(errors="replace")
         cause = classify(text, proc.returncode)
         raise CopyError(f"copies.{dest.name}: upload {rel}: {cause}: {_summary(text)}", cause)
-    run(dest, "moveto", tmp, final, what=f"move {rel}{TMP_SUFFIX} to its name")
+    _move(dest, tmp, final, rel)
 
 
 @dataclass(frozen=True)
