@@ -261,8 +261,9 @@ def copy_dump(config: Config, store: StateStore, dest: CopyDestination, entry: D
         raise UsageError(f"{entry.path.name}: only dumps with a manifest below backup.dir are copied")
     now = _now()
     res = CopyResult(dest.name, entry.key, rel, Outcome.FAILED, "")
+    tried = bool(store.copies(dest.name, entry.key))  # an earlier try may have left an object at the final name
     try:
-        rclone.copyto(dest, entry.path, rel)
+        rclone.copyto(dest, entry.path, rel, replace=tried)
     except CopyError as exc:
         res.evidence, res.cause = str(exc), exc.cause
     else:

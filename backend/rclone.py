@@ -151,7 +151,7 @@ def run(dest: CopyDestination, *args: str, what: str, timeout: float | None = No
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env=_env(),
-        start_new_session=True,
+        process_group=0,
     )
     try:
         out, err = proc.communicate(timeout=limit)
@@ -175,23 +175,25 @@ def run(dest: CopyDestination, *args: str, what: str, timeout: float | None = No
 # --------------------------------------------------------------------------- the commands
 
 
-def copyto(dest: CopyDestination, local: Path, rel: str) -> None:
-    """Upload one file under its final name, through a temporary name: nothing partial ever has it."""
+def copyto(dest: CopyDestination, local: Path, rel: str, *, replace: bool = True) -> None:
+    """Upload one file under its final name, through a temporary name: nothing partial ever has it.
+    `replace=False` when nothing can be at the final name yet (a first try): saves one rclone call."""
     final = join(dest, rel)
     tmp = final + TMP_SUFFIX
     run(dest, "copyto", str(local), tmp, what=f"upload {rel}")
-    _move(dest, tmp, final, rel)
+    _move(dest, tmp, final, rel, replace)
 
 
-def _move(dest: CopyDestination, tmp: str, final: str, rel: str) -> None:
+def _move(dest: CopyDestination, tmp: str, final: str, rel: str, replace: bool = True) -> None:
     """Move the temporary name onto the final one. An object already there (a copy made again after it
     failed its verification) is deleted first: SFTP cannot rename onto an existing file, and rclone
     would then copy the whole object again instead of renaming it."""
-    try:
-        run(dest, "deletefile", final, what=f"replace {rel}")
-    except CopyError as exc:
-        if exc.cause != "not found":
-            raise
+    if replace:
+        try:
+            run(dest, "deletefile", final, what=f"replace {rel}")
+        except CopyError as exc:
+            if exc.cause != "not found":
+                raise
     run(dest, "moveto", tmp, final, what=f"move {rel}{TMP_SUFFIX} to its name")
 
 
@@ -202,7 +204,7 @@ def upload_bytes(dest: CopyDestination, data: bytes, rel: str) -> None:
     argv = _argv(dest, "rcat", tmp)
     try:
         proc = subprocess.run(
-            argv, check=False, input=data, capture_output=True, env=_env(), timeout=dest.timeout, start_new_session=True
+            argv, check=False, input=data, capture_output=True, env=_env(), timeout=dest.timeout, process_group=0
         )
     except subprocess.TimeoutExpired:
         raise CopyError(f"copies.{dest.name}: upload {rel}: rclone timed out", "timed out") from None
@@ -279,7 +281,7 @@ class Cat:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             env=_env(),
-            start_new_session=True,
+            process_group=0,
         )
         assert self.proc.stdout is not None
         self.stdout: IO[bytes] = self.proc.stdout
