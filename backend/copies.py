@@ -600,6 +600,7 @@ def remote_catalog(config: Config, dest_name: str, *, server: str | None = None)
     dest = destination(config, dest_name)
     files = rclone.lsjson(dest, server or "")
     names = {f.rel for f in files}
+    bulk = _all_manifests(dest, server) if any(n.endswith(manifest_mod.SUFFIX) for n in names) else {}
     out = []
     for f in files:
         if f.rel.endswith(rclone.TMP_SUFFIX) or _suffix(PurePosixPath(f.rel).name) is None:
@@ -615,6 +616,8 @@ def remote_catalog(config: Config, dest_name: str, *, server: str | None = None)
         mrel = f.rel + manifest_mod.SUFFIX
         if mrel not in names:
             err = "no manifest at the destination"
+        elif (srv, name) in bulk:
+            m = bulk[(srv, name)]
         else:
             try:
                 m = manifest_mod.Manifest.from_dict(json.loads(rclone.read_bytes(dest, mrel)))
@@ -624,6 +627,36 @@ def remote_catalog(config: Config, dest_name: str, *, server: str | None = None)
         rec = next((c for c in m.copies if c.get("destination") == dest.name), None) if m is not None else None
         out.append(RemoteDump(dest.name, f.rel, srv, db, when, f.size, m, err, rec))
     out.sort(key=lambda d: d.when, reverse=True)
+    return out
+
+
+def _all_manifests(dest: CopyDestination, server: str | None) -> dict[tuple[str, str], manifest_mod.Manifest]:
+    """Every manifest at a destination in one `rclone cat --include *.manifest.json`, keyed by (server, dump
+    file name). A manifest that does not parse, or a key seen twice, is left out: it is read on its own."""
+    try:
+        data = rclone.read_bytes(dest, server or "", 1 << 30, include="*" + manifest_mod.SUFFIX).decode()
+    except (CopyError, UnicodeDecodeError):
+        return {}
+    out: dict[tuple[str, str], manifest_mod.Manifest] = {}
+    seen: set[tuple[str, str]] = set()
+    decoder = json.JSONDecoder()
+    i = 0
+    while True:
+        while i < len(data) and data[i].isspace():
+            i += 1
+        if i >= len(data):
+            break
+        try:
+            obj, i = decoder.raw_decode(data, i)
+            m = manifest_mod.Manifest.from_dict(obj)
+        except (ValueError, ManifestError):
+            return out  # the stream cannot be split further: the rest is read file by file
+        key = (str((m.server or {}).get("name")), m.file)
+        if key in seen:
+            out.pop(key, None)
+        else:
+            seen.add(key)
+            out[key] = m
     return out
 
 

@@ -272,11 +272,12 @@ class Cat:
     """`rclone cat` of one remote file as a readable byte stream; `close()` raises CopyError when it
     did not end well. Nothing is written to local disk."""
 
-    def __init__(self, dest: CopyDestination, rel: str):
+    def __init__(self, dest: CopyDestination, rel: str, *, include: str | None = None):
         self.dest = dest
         self.rel = rel
+        filters = ["--include", include] if include is not None else []
         self.proc = subprocess.Popen(
-            _argv(dest, "cat", join(dest, rel)),
+            _argv(dest, "cat", *filters, join(dest, rel)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -313,9 +314,10 @@ class Cat:
             raise CopyError(f"copies.{self.dest.name}: read {self.rel}: {cause}: {_summary(text)}", cause)
 
 
-def read_bytes(dest: CopyDestination, rel: str, limit: int = 64 << 20) -> bytes:
-    """A small remote file (a manifest), read whole."""
-    c = Cat(dest, rel)
+def read_bytes(dest: CopyDestination, rel: str, limit: int = 64 << 20, *, include: str | None = None) -> bytes:
+    """A small remote file (a manifest), read whole; with `include`, every file below `rel` matching that
+    rclone filter pattern, concatenated (one rclone call for all the manifests of a destination)."""
+    c = Cat(dest, rel, include=include)
     buf = bytearray()
     try:
         for chunk in c.chunks():
