@@ -499,3 +499,37 @@ def test_subsets_partition_the_copies():
         copies.parse_subset("8")
     with pytest.raises(Exception, match="between 1 and M"):
         copies.parse_subset("8/7")
+
+
+def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_config, mariadb, sample_db, tmp_path):
+    """rclone killed mid-upload (OOM killer, an operator's kill -9): the copy is failed with cause `killed`,
+    only the temporary name is at the destination, and the local dump stays."""
+    import psutil
+
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(path.read_text().split("copies:")[0])
+    assert runner.run_job(load_config(plain), "nightly").status == "succeeded"
+    path.write_text(path.read_text() + "    bwlimit: 256k\n")
+    config = load_config(path)
+    [entry] = scan(config.backup.dir).entries
+    out: list = []
+    with StateStore.open(config.state_db) as store:
+        t = threading.Thread(target=lambda: out.append(copies.copy_dump(config, store, config.copies["nas"], entry)))
+        t.start()
+
+        def uploading():
+            return next((p for p in psutil.Process().children(recursive=True) if "copyto" in (p.cmdline() or [])), None)
+
+        proc = wait_until(uploading, timeout=30, what="rclone copyto running")
+        wait_until(lambda: any((tmp_path / "nas").rglob("*.dumpdeck-partial")), timeout=30, what="partial")
+        proc.kill()
+        t.join(timeout=60)
+        [res] = out
+        assert res.outcome is Outcome.FAILED and res.cause == "killed", res
+        [rec] = store.copies("nas")
+        assert rec.outcome is Outcome.FAILED and "killed" in (rec.error or "")
+    names = [p.name for p in (tmp_path / "nas").rglob("*") if p.is_file()]
+    assert names and all(n.endswith(".dumpdeck-partial") for n in names), names
+    assert entry.path.exists() and sha(entry.path) == entry.manifest.sha256
