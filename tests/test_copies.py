@@ -533,3 +533,29 @@ def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_co
     names = [p.name for p in (tmp_path / "nas").rglob("*") if p.is_file()]
     assert names and all(n.endswith(".dumpdeck-partial") for n in names), names
     assert entry.path.exists() and sha(entry.path) == entry.manifest.sha256
+
+
+def test_two_hosts_write_one_destination_and_each_sees_both(write_config, sample_db, tmp_path):
+    """Two hosts (two state and backup directories, two server names) copy to one destination; `list --remote`
+    from either shows every server's dumps under <server>/<database>/."""
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    a = load_config(path)
+    assert runner.run_job(a, "nightly").status == "succeeded"
+    host_b = tmp_path / "host-b"
+    host_b.mkdir()
+    other = host_b / "config.yaml"
+    other.write_text(
+        path.read_text()
+        .replace("servers:\n  main:", "servers:\n  replica:")
+        .replace("server: main", "server: replica")
+        .replace(str(tmp_path / "backups"), str(host_b / "backups"))
+        .replace(str(tmp_path / "state"), str(host_b / "state"))
+    )
+    assert runner.run_job(load_config(other), "nightly").status == "succeeded"
+    for cfg in (path, other):
+        out = cli(cfg, "list", "--remote", "nas", "--json")
+        assert out.returncode == 0, out.stderr
+        dumps = json.loads(out.stdout)["dumps"]
+        assert sorted(d["server"] for d in dumps) == ["main", "replica"]
+        assert all(d["verified"] and d["database"] == sample_db for d in dumps)
+    assert sorted(p.name for p in (tmp_path / "nas").iterdir()) == ["main", "replica"]
