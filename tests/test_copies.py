@@ -559,3 +559,22 @@ def test_two_hosts_write_one_destination_and_each_sees_both(write_config, sample
         assert sorted(d["server"] for d in dumps) == ["main", "replica"]
         assert all(d["verified"] and d["database"] == sample_db for d in dumps)
     assert sorted(p.name for p in (tmp_path / "nas").iterdir()) == ["main", "replica"]
+
+
+def test_copy_command_retries_a_failed_copy_now(write_config, sample_db, tmp_path, sftp):
+    """`dumpdeck copy --now` after fixing the credentials: the failed copy is made at once, not after its delay."""
+    good = rclone_conf(tmp_path, sftp)
+    text = good.read_text()
+    bad = subprocess.run(["rclone", "obscure", "-"], input="nope", capture_output=True, text=True).stdout.strip()
+    good.write_text(text.replace(text.split("pass = ")[1].splitlines()[0], bad))
+    path = copy_config(write_config, sample_db, tmp_path, good)
+    config = load_config(path)
+    assert runner.run_job(config, "nightly").status == "succeeded"
+    out = cli(path, "copy")
+    assert out.returncode == 0 and "no copies due" in out.stdout, out.stdout  # offsite waits for its delay
+    good.write_text(text)
+    out = cli(path, "copy", "--to", "offsite", "--now")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "offsite" in out.stdout and "matches" in out.stdout
+    [entry] = scan(config.backup.dir).entries
+    assert sha(sftp.root / "mysql" / copies.rel_path(config, entry)) == sha(entry.path)
