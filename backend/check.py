@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import health, notify, trends
@@ -147,6 +148,18 @@ def evaluate(
                     f"disk {d.path}: {d.percent:.0f}% used (warning at {d.warn_percent:.0f}%)",
                 )
             )
+
+    if config.copies and store is not None:
+        try:
+            from .catalog import Catalog
+            from .copies import check_copies
+
+            cat = Catalog(entries=sorted(entries, key=lambda e: e.when, reverse=True))
+            when = datetime.fromtimestamp(now, UTC)
+            for w in check_copies(config, store, cat, now=when):
+                problems.append(Problem(WARNING, f"copy-{w.kind}:{w.destination}:{w.server}/{w.database}", w.message))
+        except Exception as exc:
+            log.warning("dead-man's check: cannot read the copies: %s", exc)
 
     code = max((p.level for p in problems), default=OK)
     oldest_age = max(ages, default=0.0)

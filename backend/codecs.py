@@ -395,9 +395,13 @@ class DecodedStream:
 
     An age-encrypted file is decrypted first (`age -d -i IDENTITY FILE | <decoder>`) with `identity`, else
     the process's identity file (backend.encryption); without one, or with one that is not among its
-    recipients, DecryptKeyError: the file cannot be read here, which proves nothing against it."""
+    recipients, DecryptKeyError: the file cannot be read here, which proves nothing against it.
 
-    def __init__(self, path: Path, codec: str, identity: Path | None = None):
+    With `raw`, the stored bytes come from a stream instead of the file (a remote copy through `rclone
+    cat`: nothing lands on local disk); they are pumped into the first stage (age, or the decoder), and
+    `path` only names the dump (its `.age` suffix says it is encrypted)."""
+
+    def __init__(self, path: Path, codec: str, identity: Path | None = None, raw: RawSource | None = None):
         self.path = Path(path)
         self.codec = codec
         self.proc: subprocess.Popen[bytes] | None = None
@@ -406,36 +410,43 @@ class DecodedStream:
         self._stderr = b""
         self._age_stderr = b""
         self._threads: list[threading.Thread] = []
+        self._pump: threading.Thread | None = None
         if encryption.is_encrypted(self.path):
             self.identity = identity if identity is not None else encryption.require_identity(self.path)
             self.age = subprocess.Popen(
-                encryption.decrypt_argv(self.identity, self.path),
-                stdin=subprocess.DEVNULL,
+                encryption.decrypt_argv(self.identity, None if raw is not None else self.path),
+                stdin=subprocess.PIPE if raw is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 close_fds=True,
             )
             self._reader(self.age, "_age_stderr")
+            if raw is not None:
+                self._start_pump(raw, self.age)
+                raw = None  # consumed by age
         source: IO[bytes] | None = self.age.stdout if self.age is not None else None
-        if codec == "none" and source is None:
-            self._f: io.BufferedReader = open(self.path, "rb")  # noqa: SIM115 -- closed by close()
+        if codec == "none" and source is not None:
+            self._f: io.BufferedReader = cast(io.BufferedReader, source)
         elif codec == "none":
-            self._f = cast(io.BufferedReader, source)
+            # closed by close(); a byte-stream source is read as it is
+            self._f = open(self.path, "rb") if raw is None else _RawReader(raw)  # type: ignore[assignment]  # noqa: SIM115
         else:
             argv = {
                 "zstd": [_require("zstd"), "-dc", "-q", "--no-progress"],
                 "gzip": [_require("gzip"), "-dc"],
                 "xz": [_require("xz"), "-dc", "-T0"],
-            }[codec] + ([] if source is not None else ["--", str(self.path)])
+            }[codec] + ([] if source is not None or raw is not None else ["--", str(self.path)])
             self.proc = subprocess.Popen(
                 argv,
-                stdin=source if source is not None else subprocess.DEVNULL,
+                stdin=source if source is not None else (subprocess.PIPE if raw is not None else subprocess.DEVNULL),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 close_fds=True,
             )
             if source is not None:
                 source.close()  # age's stdout now belongs to the decoder alone
+            if raw is not None:  # the stored bytes come from a stream (a remote copy): pumped into the decoder
+                self._start_pump(raw, self.proc)
             self._f = cast(io.BufferedReader, self.proc.stdout)  # a binary pipe is buffered
             with contextlib.suppress(OSError, AttributeError):  # 1 MiB pipe: reads of 1 MiB, not 64 KiB (Linux)
                 fcntl.fcntl(self._f.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
@@ -450,6 +461,22 @@ class DecodedStream:
         t = threading.Thread(target=read, daemon=True)
         t.start()
         self._threads.append(t)
+
+    def _start_pump(self, raw: RawSource, proc: subprocess.Popen[bytes]) -> None:
+        self._pump = threading.Thread(target=self._feed, args=(raw, proc), daemon=True)
+        self._pump.start()
+
+    @staticmethod
+    def _feed(raw: RawSource, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None
+        try:
+            while chunk := raw.read(1 << 20):
+                proc.stdin.write(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the first stage stopped (closed early, or the stream is corrupt): its exit status says why
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
 
     def read(self, n: int = 1 << 20) -> bytes:
         chunk = self._f.read1(n)
@@ -477,6 +504,8 @@ class DecodedStream:
         rcs = [p.wait() for p in procs]
         for t in self._threads:
             t.join()
+        if self._pump is not None:
+            self._pump.join(timeout=30)
         if not check:
             return
         rc = rcs[-1] if self.proc is not None else 0
@@ -501,9 +530,35 @@ class DecodedStream:
         self.close(check=exc_type is None)
 
 
-def open_decoded(path: Path, codec: str | None = None, identity: Path | None = None) -> DecodedStream:
-    """The decoded SQL of a dump (decrypted first when it is age-encrypted): the one way to read one."""
-    return DecodedStream(Path(path), codec or codec_for_path(path), identity)
+class RawSource(Protocol):
+    """Stored (compressed) bytes from somewhere other than a local file: `read(n)` returns b"" at the end."""
+
+    def read(self, n: int = ..., /) -> bytes: ...
+
+
+class _RawReader:
+    """A RawSource read as the decoded stream itself (codec none)."""
+
+    def __init__(self, raw: RawSource):
+        self._raw = raw
+
+    def read1(self, n: int = 1 << 20) -> bytes:
+        return self._raw.read(n)
+
+    def close(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("a streamed source has no file descriptor")
+
+
+def open_decoded(
+    path: Path, codec: str | None = None, identity: Path | None = None, raw: RawSource | None = None
+) -> DecodedStream:
+    """The decoded SQL of a dump (decrypted first when it is age-encrypted): the one way to read one. With
+    `raw`, of the stored bytes read from it instead (a remote copy streamed through rclone cat: nothing
+    lands on local disk); `path` then only names it."""
+    return DecodedStream(Path(path), codec or codec_for_path(path), identity, raw)
 
 
 def check_decryptable(path: Path) -> None:

@@ -787,6 +787,62 @@ class SystemdConfig:
     )
 
 
+_RCLONE_MANAGED = ("--config", "--password-command")
+
+
+@dataclass(frozen=True)
+class CopyDestination:
+    """copies.<name>: one off-host destination, reached through rclone (dumpdeck has no uploader)."""
+
+    name: str
+    remote: str = required_setting(
+        _str,
+        "rclone remote and path the dumps go to, as <remote>:<path> (s3-backups:bucket/mysql, "
+        "nas-sftp:/srv/mysql) or a local path (/mnt/nas/mysql); dumps land under <server>/<database>/.",
+    )
+    rclone_config: Path | None = setting(
+        None,
+        _path,
+        "rclone config file that defines the remote and holds its credentials (keep it 0600).",
+        relative=True,
+        default_doc="rclone's own (~/.config/rclone/rclone.conf or $RCLONE_CONFIG)",
+    )
+    after: str = setting(
+        "verify", _choice("verify"), "When a dump is copied: once it reached its job's verification level."
+    )
+    bwlimit: str | None = setting(
+        None, _str, "rclone --bwlimit for this destination, e.g. 10M or '08:00,1M 20:00,off'."
+    )
+    options: tuple[str, ...] = setting(
+        (), _str_list, "Extra rclone flags, passed through (e.g. [--transfers, '4', --s3-chunk-size, 64M])."
+    )
+    timeout: float = setting(6 * 3600.0, _positive_duration, "Limit for one rclone command (one upload).")
+    retry_delay: float = setting(
+        600.0,
+        _duration,
+        "A copy that failed is tried again by a later run after this long; doubles each time (max 1d).",
+    )
+    max_age: float = setting(
+        26 * 3600.0,
+        _positive_duration,
+        "`dumpdeck check` warns when the newest dump of a database has no verified copy here this recent.",
+    )
+    retention: RetentionPolicy | None = section(
+        RetentionPolicy,
+        "What this destination keeps (same rules as retention:); the floor is its newest verified copy. "
+        "Absent: nothing is ever deleted there.",
+        optional=True,
+    )
+
+    @classmethod
+    def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
+        if v.get("remote") is not None and not str(v["remote"]).strip():
+            r.error((*kp, "remote"), "must name an rclone remote and path, or a directory")
+        for opt in v["options"]:
+            if opt.startswith(_RCLONE_MANAGED):
+                r.error((*kp, "options"), f"{opt!r} is managed by dumpdeck (use rclone_config) and may not be set here")
+
+
 @dataclass(frozen=True)
 class ConsoleConfig:
     theme: str = setting(
@@ -821,6 +877,9 @@ class Config:
     systemd: SystemdConfig = section(SystemdConfig, "systemd units written by `schedule install --systemd`.")
     console: ConsoleConfig = section(ConsoleConfig, "The console.")
     encryption: EncryptionConfig = section(EncryptionConfig, "Encryption at rest with age (off without recipients).")
+    copies: dict[str, CopyDestination] = named(
+        CopyDestination, "destination", "Off-host copies: each verified dump and its manifest go to every destination."
+    )
 
     @classmethod
     def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
@@ -1110,7 +1169,7 @@ class _Reader:
         out: dict[str, Any] = {}
         has_name = any(f.name == "name" for f in dataclasses.fields(k.section))  # type: ignore[arg-type]
         for raw_name, value in self.mapping(raw, kp, None).items():
-            if k.named in ("server", "job"):
+            if k.named in ("server", "job", "destination"):
                 if not isinstance(raw_name, str):
                     continue
                 if not NAME_RE.match(raw_name):
@@ -1207,6 +1266,9 @@ def secret_files(config: Config) -> list[tuple[str, Path]]:
         out.append(("restore_test.account.password_file", config.restore_test.account.password_file))
     if config.encryption.identity_file is not None:
         out.append(("encryption.identity_file", config.encryption.identity_file))
+    for d in config.copies.values():
+        if d.rclone_config is not None:
+            out.append((f"copies.{d.name}.rclone_config", d.rclone_config))
     return out
 
 

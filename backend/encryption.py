@@ -190,9 +190,10 @@ def encrypt_argv() -> list[str]:
     return [age_binary(), "--encrypt", "-R"]
 
 
-def decrypt_argv(identity: Path, path: Path) -> list[str]:
-    """The identity's path (never its content) and the dump's path."""
-    return [age_binary(), "--decrypt", "-i", str(identity), "--", str(path)]
+def decrypt_argv(identity: Path, path: Path | None) -> list[str]:
+    """The identity's path (never its content) and the dump's path; without a path, age reads its stdin
+    (a remote copy streamed through rclone cat)."""
+    return [age_binary(), "--decrypt", "-i", str(identity), *(["--", str(path)] if path is not None else [])]
 
 
 def decrypt_failure(path: Path, identity: Path | None, rc: int, stderr: str) -> Exception:

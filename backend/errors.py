@@ -146,3 +146,17 @@ class CheckUnknown(DumpdeckError):
 
 class Untranslatable(ValueError):
     """A cron expression with no exact systemd OnCalendar equivalent (`schedule install --systemd` says which)."""
+
+
+# --------------------------------------------------------------------------- off-host copies
+
+
+class CopyError(DumpdeckError):
+    """An rclone command against a copy destination failed.
+
+    `cause` says why in a word or two an operator acts on: unreachable, wrong credentials, full,
+    not found, killed, timed out, failed (see backend.rclone.classify)."""
+
+    def __init__(self, message: str, cause: str = "failed"):
+        super().__init__(message)
+        self.cause = cause

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .codecs import codec_for_path, open_decoded
+from .codecs import RawSource, codec_for_path, open_decoded
 from .config import ServerConfig
 from .credentials import client_credentials
 from .errors import LoadError, ScopeError
@@ -588,9 +588,10 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def decoded_chunks(path: Path, codec: str | None = None) -> Iterator[bytes]:
-    """The decoded SQL of a dump, chunk by chunk; StreamError at the end if it did not decode."""
-    stream = open_decoded(path, codec or codec_for_path(path))
+def decoded_chunks(path: Path, codec: str | None = None, raw: RawSource | None = None) -> Iterator[bytes]:
+    """The decoded SQL of a dump, chunk by chunk; StreamError at the end if it did not decode.
+    `raw`: the stored bytes come from this stream (a remote copy) instead of the file at `path`."""
+    stream = open_decoded(path, codec or codec_for_path(path), raw=raw)
     ok = False
     try:
         yield from stream.chunks()

@@ -132,6 +132,9 @@ class Manifest:
     encryption: dict[str, Any] | None = None
     sha256_sql: str | None = None
     verifications: list[Verification] = field(default_factory=list)
+    # off-host copies, one record per destination (backend.copies): destination, path, size, sha256,
+    # verified_at, outcome, method, error
+    copies: list[dict[str, Any]] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     # ------------------------------------------------------------------ derived

@@ -41,6 +41,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import pymysql.cursors
 
 from . import flavour, mysql
 from . import manifest as manifest_mod
-from .codecs import check_decryptable
+from .codecs import RawSource, check_decryptable
 from .config import Config, ServerConfig
 from .encryption import use_identity
 from .endpoint import with_account
@@ -73,6 +74,7 @@ from .sqlstats import SqlStats
 from .verify import (
     CheckCallback,
     CheckResult,
+    HashedSource,
     VerifyReport,
     _Ladder,
     record_report,
@@ -444,6 +446,86 @@ def restore_test(
     return _finish(report, ladder, t0, record, extra)
 
 
+def restore_test_stream(
+    raw: RawSource,
+    manifest: manifest_mod.Manifest,
+    config: Config,
+    *,
+    label: str,
+    server: str | None = None,
+    target: str | None = None,
+    on_check: CheckCallback | None = None,
+    parallel: int | None = None,
+    cancel: threading.Event | None = None,
+    finish: Callable[[], None] | None = None,
+) -> VerifyReport:
+    """A restore-test of a dump read from a stream (a remote copy through `rclone cat`): nothing lands on
+    local disk. One pass: the stored bytes are hashed on their way to the decoder and the confined load;
+    the load is compared with `manifest`, then the size and sha256 of what came in with it (level 1,
+    checked last: a copy that differs fails whatever the load said). `finish` is called once the stream
+    is read (it raises when the stream did not end well: that is not checked, not failed). Nothing is
+    recorded in a manifest (there is none on this host); the caller records the result."""
+    target = target or config.restore_test.target
+    parallel = parallel or config.restore_test.parallel
+    t0 = time.monotonic()
+    path = Path(label)
+    report = VerifyReport(path=path, level_requested=4, level_reached=0, target=target)
+    ladder = _Ladder(report, on_check)
+    counted = HashedSource(raw)
+    dump_flav, dump_version = flavour.dump_flavour(manifest)
+    choice = flavour.choose_target(config, target, dump_flav, dump_version)
+    if choice.target is None:
+        ladder.add("target", Outcome.NOT_CHECKED, choice.reason or "no target for this dump", 4)
+        return _finish(report, ladder, t0, False, None)
+    target = choice.target
+    try:
+        tgt = _open_target(config, target, manifest, server, None)
+    except (DumpdeckError, OSError) as exc:
+        ladder.add("target", COULD_NOT_RUN, f"could not open the target {target}: {exc}", 4)
+        return _finish(report, ladder, t0, False, None)
+    report.target = tgt.label
+    mismatch = _flavour_mismatch(tgt, dump_flav, dump_version)
+    if mismatch:
+        _close_target(tgt)
+        ladder.add("target", Outcome.NOT_CHECKED, mismatch, 4)
+        return _finish(report, ladder, t0, False, None)
+    token = secrets.token_hex(3)
+    scratch = scratch_name(manifest.database, token)
+    extra: dict[str, Any] = {"source": manifest.database, "mapped": None}
+    made = _Made(owner=tgt.server)
+    try:
+        need_super = len(manifest.functions) + len(manifest.triggers)
+        loading = _confine(tgt, config, scratch, token=token, need_super=need_super, ladder=ladder, made=made)
+        if loading is not None:
+            _restore_into(path, tgt, loading, scratch, manifest, None, ladder, parallel, cancel, extra, counted)
+    finally:
+        _teardown(tgt, scratch, made, ladder)
+        _close_target(tgt)
+    if finish is not None:
+        try:
+            finish()
+        except DumpdeckError as exc:  # the source broke: what the load saw says nothing about the dump
+            for c in report.checks:
+                if c.outcome is Outcome.FAILED:
+                    c.outcome = Outcome.NOT_CHECKED
+            ladder.add("stream", COULD_NOT_RUN, f"the stream did not end well: {exc}", 1)
+            return _finish(report, ladder, t0, False, None)
+    digest = counted.sha.hexdigest()
+    report.sha256 = digest
+    if any(c.outcome is not Outcome.PASSED for c in report.checks):
+        pass  # the load did not run through: the bytes were not all read, their sha256 proves nothing
+    elif counted.size == manifest.bytes_stored and digest == manifest.sha256:
+        ladder.add("sha256", True, f"{counted.size:,} bytes streamed, sha256 {digest[:16]}… matches the manifest", 1)
+    elif counted.size:
+        ladder.add(
+            "sha256", False,
+            f"{counted.size:,} bytes streamed (manifest: {manifest.bytes_stored:,}), sha256 {digest[:16]}… "
+            f"(manifest: {manifest.sha256[:16]}…)",
+            1,
+        )  # fmt: skip
+    return _finish(report, ladder, t0, False, None)
+
+
 def _legacy_mapping(full: VerifyReport, ladder: _Ladder) -> str | None:
     """A legacy `--databases` dump (no manifest: dumpdeck's own dumps never name a database) of one
     database whose only L3 problem is its CREATE DATABASE/USE of that name: the name it maps to the
@@ -717,6 +799,7 @@ def _restore_into(
     parallel: int,
     cancel: threading.Event | None,
     extra: dict[str, Any],
+    raw: RawSource | None = None,
 ) -> None:
     loader = Loader(
         loading.server,
@@ -729,7 +812,7 @@ def _restore_into(
         transform=Rewriter(extra.pop("source", None), mapped_db=extra.pop("mapped", None)),
     )
     try:
-        res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None))
+        res = loader.load(decoded_chunks(path, manifest.codec if manifest is not None else None, raw))
     except ScopeError as exc:
         ladder.add("scope", False, str(exc), 4)
         return

@@ -39,7 +39,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +99,9 @@ class RestoreRequest:
     replace: bool = False
     definer: str = "keep"  # keep | current
     parallel: int = 2
+    # a copy at a destination instead of a local file: {"destination": name, "path": <server>/<db>/<file>};
+    # it is streamed through rclone cat (backend.copies), nothing lands on local disk
+    remote: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -369,10 +372,16 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
     """What a restore would do and whether it may (`refusal`). `sha256`: compute the digest of a dump
     without a manifest (reads the whole file)."""
     path = Path(req.path)
-    if not path.exists():
+    if req.remote is None and not path.exists():
         raise RestoreRefused(f"{path}: no such dump file")
     server = config.server(req.target_server)
-    source, manifest, _src_server = _source_info(config, path)
+    manifest: manifest_mod.Manifest | None
+    if req.remote is not None:
+        from .copies import remote_source_info
+
+        source, manifest = remote_source_info(config, req.remote["destination"], req.remote["path"])
+    else:
+        source, manifest, _src_server = _source_info(config, path)
     exists, tables, objects, rows, fks = _target_state(server, req.target_db)
     if sha256 and not source.get("sha256"):
         from .verify import file_sha256
@@ -453,12 +462,29 @@ class Prepared:
     subset: Subset | None
     source_db: str
     checks: VerifyReport
+    chunks: Callable[[], Iterator[bytes]] | None = None  # the decoded SQL of a remote copy, streamed again
 
 
 def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Callable[[str], None]) -> Prepared:
     """L1–L2 must pass; L3's scope check must find nothing outside the dump's own database (a legacy
     `--databases` dump of one database is mapped). Anything else refuses the restore, nothing loaded."""
     path = Path(req.path)
+    if req.remote is not None:
+        from .copies import remote_chunks, verify_remote_stream
+
+        on_step(f"checking the copy at {req.remote['destination']} as it streams: levels 1–3 (sha256, decode, scope)")
+        rmanifest, report = verify_remote_stream(config, req.remote["destination"], req.remote["path"])
+        if not report.passed:
+            low = [c for c in report.checks if not c.passed]
+            why = f"{low[0].name}: {low[0].evidence}" if low else report.summary
+            raise RestoreRefused(f"{path.name}: the copy did not pass levels 1–3: {why}; nothing was restored")
+        if req.tables:
+            raise RestoreRefused("--tables with --from is not supported yet: restore the whole database")
+        dest, rel = req.remote["destination"], req.remote["path"]
+        return Prepared(
+            rmanifest, report.stats, None, None, rmanifest.database, report,
+            chunks=lambda: remote_chunks(config, dest, rel, rmanifest.codec),
+        )  # fmt: skip
     l1 = verify_file(path, level=1, record=False)
     manifest = None
     with contextlib.suppress(ManifestError):
@@ -685,6 +711,8 @@ def _load(loader: Loader, req: RestoreRequest, prep: Prepared, cancel: threading
     watcher = threading.Thread(target=watch, name="restore-cancel", daemon=True)
     watcher.start()
     try:
+        if prep.chunks is not None:
+            return loader.load(prep.chunks())
         return loader.load(decoded_chunks(Path(req.path), codec))
     except ScopeError as exc:
         raise RestoreError(f"refused while loading: {exc}") from None

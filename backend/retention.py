@@ -36,7 +36,7 @@ whose flock can be taken (no live writer).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,10 +102,16 @@ def _failed_verification(e: DumpEntry) -> bool:
 
 
 def plan(
-    entries: Iterable[DumpEntry], policy: RetentionPolicy, now: datetime | None = None, *, include_legacy: bool = False
+    entries: Iterable[DumpEntry],
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    *,
+    include_legacy: bool = False,
+    pinned: Mapping[str, str] | None = None,
 ) -> list[Decision]:
     """Decide keep/delete for every entry (grouped per server and database), with reasons.
-    Decisions come back in the order of `entries`."""
+    Decisions come back in the order of `entries`. `pinned` (dump key → reason) are kept whatever
+    the policy says (backend.copies: dumps not copied to any destination yet)."""
     now = _utc(now or datetime.now(UTC))
     entries = list(entries)
     decisions: dict[int, Decision] = {}
@@ -114,6 +120,10 @@ def plan(
         groups.setdefault((e.server, e.database), []).append(e)
     for group in groups.values():
         for d in _plan_group(group, policy, now, include_legacy):
+            why = (pinned or {}).get(d.entry.key)
+            if why is not None and not d.entry.legacy:
+                d.keep = True
+                d.reasons.append(why)
             decisions[id(d.entry)] = d
     return [decisions[id(e)] for e in entries]
 
@@ -212,8 +222,9 @@ def plan_for_config(
     now: datetime | None = None,
     *,
     include_legacy: bool = False,
+    pinned: Mapping[str, str] | None = None,
 ) -> list[Decision]:
-    """Plan for every dump in the catalog (or only the job's server and databases)."""
+    """Plan for every dump in the catalog (or only the job's server and databases); `pinned` as in `plan`."""
     entries = list(catalog.entries)
     if job is not None:
         entries = [e for e in entries if e.server is not None and covers(job, e.server, e.database)]
@@ -222,7 +233,9 @@ def plan_for_config(
         groups.setdefault((e.server, e.database), []).append(e)
     out: list[Decision] = []
     for (server, database), group in groups.items():
-        out.extend(plan(group, policy_for(config, server, database, job), now, include_legacy=include_legacy))
+        out.extend(
+            plan(group, policy_for(config, server, database, job), now, include_legacy=include_legacy, pinned=pinned)
+        )
     return out
 
 

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import credentials, encryption, postrun, retention, swap
+from . import copies, credentials, encryption, postrun, retention, swap
 from .catalog import scan
 from .config import Config, JobConfig, ServerConfig, load_config
 from .dump import DumpProgress, DumpResult, dump_database
@@ -357,8 +357,12 @@ def _run_body(
             f"{o.database}: {o.status}: {o.error}" for o in bad
         )
 
+    if config.copies and not cancel.is_set():
+        _copies(config, store, run, cancel)
     if status == RunStatus.SUCCEEDED:
         _retention(config, store, run, job)
+        for name in config.copies:
+            _remote_retention(config, store, run, name)
     else:
         store.add_event(run.id, "info", "retention", f"retention skipped: the run {status}")
     return status, reason, ordered
@@ -664,10 +668,60 @@ def _verify(
 # --------------------------------------------------------------------------- retention, hooks
 
 
+def _copies(config: Config, store: StateStore, run: Run, cancel: threading.Event) -> None:
+    """Off-host copies of this run's databases (and earlier copies of them still due), every
+    destination at once. A destination that fails is an event naming it and why; it never fails the
+    run (the local dump is good), and later runs try again."""
+    try:
+        results = copies.run_copies(
+            config, store, scan(config.backup.dir), run_id=run.id, server=run.server, databases=run.databases,
+            cancel=cancel,
+        )  # fmt: skip
+    except Exception as exc:
+        log.exception("copies failed")
+        store.add_event(run.id, "error", "copy-failed", f"off-host copies failed: {exc}")
+        return
+    for name, results_of in results.items():
+        ok = sum(1 for r in results_of if r.passed)
+        if results_of:
+            store.add_event(
+                run.id,
+                "info" if ok == len(results_of) else "error",
+                "copies",
+                f"copies to {name}: {ok} of {len(results_of)} made and verified",
+                {"destination": name, "verified": ok, "tried": len(results_of)},
+            )
+
+
+def _remote_retention(config: Config, store: StateStore, run: Run, name: str) -> None:
+    dest = config.copies[name]
+    if dest.retention is None or dest.retention.empty:
+        return
+    try:
+        rp = copies.apply_remote(config, store, copies.plan_remote(config, store, name), dry_run=False)
+    except Exception as exc:
+        log.exception("retention at %s failed", name)
+        store.add_event(run.id, "error", "retention", f"retention at {name} failed: {exc}", {"destination": name})
+        return
+    for db in rp.held:
+        store.add_event(
+            run.id, "error", "retention-held",
+            f"retention at {name}: nothing of {db} deleted: no copy of it passed the floor re-check",
+            {"destination": name, "database": db},
+        )  # fmt: skip
+    for err in rp.errors:
+        store.add_event(run.id, "error", "retention", f"retention at {name}: {err}", {"destination": name})
+    store.add_event(
+        run.id, "info", "retention",
+        f"retention at {name}: kept {sum(1 for d in rp.decisions if d.keep)}, deleted {len(rp.deleted)}",
+        {"destination": name, "deleted": rp.deleted},
+    )  # fmt: skip
+
+
 def _retention(config: Config, store: StateStore, run: Run, job: JobConfig) -> None:
     try:
         catalog = scan(config.backup.dir)
-        decisions = retention.plan_for_config(config, catalog, job=job)
+        decisions = retention.plan_for_config(config, catalog, job=job, pinned=copies.unshipped(config, store, catalog))
         decisions = [d for d in decisions if d.entry.server == run.server and d.entry.database in run.databases]
         rechecks = retention.recheck_floors(decisions)
         for rc in rechecks:

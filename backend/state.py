@@ -32,6 +32,7 @@ from typing import Any, cast, overload
 from .catalog import remove_orphan_partial
 from .config import Config
 from .errors import StateError
+from .outcome import Outcome
 from .private import open_private, private_dir, tighten
 from .processes import process_alive
 from .vocabulary import (
@@ -169,6 +170,26 @@ class HistoryRow:
     file: str | None
 
 
+@dataclass
+class CopyRecord:
+    """The state of one dump's copy at one destination (backend.copies writes it)."""
+
+    file: str  # the local dump path
+    destination: str
+    server: str | None
+    database: str
+    remote_path: str  # below the destination root: <server>/<database>/<file>
+    outcome: Outcome  # passed = verified there; failed = not made, or made and did not verify
+    size: int | None = None
+    sha256: str | None = None
+    method: str | None = None  # how it was verified: "hashsum" (the storage's sha256) or "read back"
+    verified_at: datetime | None = None
+    attempts: int = 0  # failed tries since the last success
+    next_try: datetime | None = None  # a failed copy is not tried again before this
+    error: str | None = None
+    removed: datetime | None = None  # deleted at the destination by its retention: never copied again
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -245,6 +266,28 @@ MIGRATIONS: list[str] = [
         sent_at REAL
     );
     CREATE INDEX notifications_pending ON notifications(ok, id);
+    """,
+    # 3: off-host copies (owned by backend/copies): one row per dump and destination
+    """
+    CREATE TABLE copies (
+        file TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        server TEXT,
+        database TEXT NOT NULL,
+        remote_path TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        size INTEGER,
+        sha256 TEXT,
+        method TEXT,
+        verified_at REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try REAL,
+        error TEXT,
+        removed REAL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (file, destination)
+    );
+    CREATE INDEX copies_db ON copies(destination, server, database);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -723,6 +766,67 @@ class StateStore:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ off-host copies
+
+    def set_copy(self, rec: CopyRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO copies (file, destination, server, database, remote_path, outcome, size, "
+                "sha256, method, verified_at, attempts, next_try, error, removed, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.file,
+                    rec.destination,
+                    rec.server,
+                    rec.database,
+                    rec.remote_path,
+                    str(rec.outcome),
+                    rec.size,
+                    rec.sha256,
+                    rec.method,
+                    _ts(rec.verified_at),
+                    rec.attempts,
+                    _ts(rec.next_try),
+                    rec.error,
+                    _ts(rec.removed),
+                    time.time(),
+                ),
+            )
+
+    def copies(self, destination: str | None = None, file: str | None = None) -> list[CopyRecord]:
+        """Copy records (of one destination, of one dump file), newest first."""
+        sql, params = "SELECT * FROM copies WHERE 1=1", []
+        if destination is not None:
+            sql += " AND destination=?"
+            params.append(destination)
+        if file is not None:
+            sql += " AND file=?"
+            params.append(file)
+        rows = self._read(sql + " ORDER BY updated DESC", params)
+        return [
+            CopyRecord(
+                file=r["file"],
+                destination=r["destination"],
+                server=r["server"],
+                database=r["database"],
+                remote_path=r["remote_path"],
+                outcome=Outcome(r["outcome"]),
+                size=r["size"],
+                sha256=r["sha256"],
+                method=r["method"],
+                verified_at=_dt(r["verified_at"]),
+                attempts=r["attempts"],
+                next_try=_dt(r["next_try"]),
+                error=r["error"],
+                removed=_dt(r["removed"]),
+            )
+            for r in rows
+        ]
+
+    def forget_copy(self, file: str, destination: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM copies WHERE file=? AND destination=?", (file, destination))
 
     # ------------------------------------------------------------------ notifications
 

@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
-from .codecs import PlainTap, codec_for_path, open_decoded, sniff_codec
-from .errors import DecryptKeyError, ManifestError, StreamError, VerifyError
+from .codecs import PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
+from .errors import DecryptKeyError, DumpdeckError, ManifestError, StreamError, VerifyError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
 from .vocabulary import VerifyLevel
@@ -352,6 +352,7 @@ def _stream_pass(
     manifest: manifest_mod.Manifest | None,
     *,
     cancel: threading.Event | None = None,
+    source: RawSource | None = None,
 ) -> SqlStats | None:
     collector = StatsCollector() if want_stats else None
     head = bytearray()
@@ -359,7 +360,7 @@ def _stream_pass(
     header_done = False
     raw = 0
     try:
-        stream = open_decoded(path, codec)
+        stream = open_decoded(path, codec, raw=source)
     except DecryptKeyError as exc:
         ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
         return None
@@ -653,6 +654,73 @@ def verify_instream(
     report.duration = time.monotonic() - t0
     if record:
         record_report(report, stats=stats if ladder.ok_through(2) else None)
+    return report
+
+
+class HashedSource:
+    """A RawSource that hashes and counts the stored bytes passing through it."""
+
+    def __init__(self, raw: RawSource):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = 1 << 20, /) -> bytes:
+        chunk = self.raw.read(n)
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+
+def verify_stream(
+    label: str,
+    raw: RawSource,
+    manifest: manifest_mod.Manifest,
+    *,
+    finish: Callable[[], None] | None = None,
+    on_check: CheckCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> VerifyReport:
+    """Levels 1–3 of a dump read from a stream (a remote copy through rclone cat), in one pass: the
+    stored bytes are hashed on their way to the decoder; the size and sha256 (level 1) are checked
+    against `manifest` once the stream ended. `finish` closes the source and raises DumpdeckError when
+    it did not end well: then nothing is proven (not checked). Nothing is recorded."""
+    t0 = time.monotonic()
+    path = Path(label)
+    report = VerifyReport(path=path, level_requested=3, level_reached=0)
+    ladder = _Ladder(report, on_check)
+    hashed = HashedSource(raw)
+    probe = VerifyReport(path=path, level_requested=3, level_reached=0)
+    inner = _Ladder(probe, None)  # levels 2–3 are only reported once level 1 is known
+    stats = _stream_pass(path, manifest.codec, True, inner, manifest, cancel=cancel, source=hashed)
+    if finish is not None:
+        try:
+            finish()
+        except DumpdeckError as exc:
+            ladder.add("stream", Outcome.NOT_CHECKED, f"the stream did not end well: {exc}", 1)
+            ladder.finish()
+            report.duration = time.monotonic() - t0
+            return report
+    digest = hashed.sha.hexdigest()
+    report.sha256 = digest
+    whole = not any(c.name == "header" and c.outcome is Outcome.FAILED for c in probe.checks)
+    if whole and (hashed.size != manifest.bytes_stored or digest != manifest.sha256):
+        ladder.add(
+            "sha256", False,
+            f"{_fmt(hashed.size)} bytes streamed (manifest: {_fmt(manifest.bytes_stored)}), sha256 {digest[:16]}… "
+            f"(manifest: {manifest.sha256[:16]}…)",
+            1,
+        )  # fmt: skip
+    else:
+        if whole:
+            ladder.add("sha256", True, f"{_fmt(hashed.size)} bytes streamed, sha256 matches the manifest", 1)
+        for c in probe.checks:
+            ladder.add(c.name, c.outcome, c.evidence, c.level, **c.data)
+        if stats is not None and ladder.ok_through(2):
+            _level3(stats, manifest, ladder)
+    report.stats = stats
+    ladder.finish()
+    report.duration = time.monotonic() - t0
     return report
 
 

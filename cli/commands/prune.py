@@ -32,19 +32,80 @@ def register(sub) -> None:
     p.add_argument("--job", help="only the dumps of this job's server and databases, with its policy")
     p.add_argument("--include-legacy", action="store_true", help="let policies delete legacy files too")
     p.add_argument("--force", action="store_true", help="prune even databases whose latest dump attempt failed")
+    p.add_argument(
+        "--remote",
+        metavar="DEST",
+        help="apply copies.DEST.retention at that destination instead (floor: its newest verified copy, "
+        "re-checked there before anything of the database is deleted)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def _run_remote(args, ctx) -> int:
+    from dumpdeck.backend import copies
+    from dumpdeck.backend.state import StateStore
+
+    config = ctx.config
+    copies.destination(config, args.remote)
+    with StateStore.open(config.state_db) as store:
+        rp = copies.apply_remote(config, store, copies.plan_remote(config, store, args.remote), dry_run=args.dry_run)
+    if args.json:
+        print_json(
+            {
+                "destination": rp.destination,
+                "dry_run": args.dry_run,
+                "decisions": [
+                    {"path": rp.rels[id(d.entry)], "database": d.entry.database, "keep": d.keep, "reasons": d.reasons}
+                    for d in rp.decisions
+                ],
+                "held": rp.held,
+                "deleted": rp.deleted,
+                "errors": rp.errors,
+            }
+        )
+        return 1 if rp.held or rp.errors else 0
+    rows = [
+        [
+            style("keep", ok=True) if d.keep else style("DELETE", ok=False),
+            printable(rp.rels[id(d.entry)]),
+            d.entry.when.astimezone().strftime("%Y-%m-%d %H:%M"),
+            "; ".join(d.reasons),
+        ]
+        for d in rp.decisions
+    ]
+    if rows:
+        sys.stdout.write(table(["ACTION", "AT " + rp.destination, "WHEN", "WHY"], rows) + "\n")
+    else:
+        sys.stdout.write(f"no dumps at {rp.destination}\n")
+    verb = "would delete" if args.dry_run else "deleted"
+    sys.stdout.write(f"\n{verb} {len(rp.deleted)} dump(s) at {rp.destination}\n")
+    for db in rp.held:
+        sys.stderr.write(
+            f"dumpdeck: {printable(db)}: no copy at {rp.destination} passed the floor re-check; nothing deleted\n"
+        )
+    for err in rp.errors:
+        sys.stderr.write(f"dumpdeck: {printable(err)}\n")
+    return 1 if rp.held or rp.errors else 0
 
 
 def run(args, ctx) -> int:
     from dumpdeck.backend.catalog import scan
     from dumpdeck.backend.state import StateStore
 
+    if args.remote:
+        return _run_remote(args, ctx)
+    from dumpdeck.backend import copies
+
     config = ctx.config
     job = config.job(args.job) if args.job else None
     catalog = scan(config.backup.dir)
     now = datetime.now(UTC)
-    decisions = retention.plan_for_config(config, catalog, job=job, now=now, include_legacy=args.include_legacy)
+    with StateStore.open(config.state_db) as store:
+        pinned = copies.unshipped(config, store, catalog)
+    decisions = retention.plan_for_config(
+        config, catalog, job=job, now=now, include_legacy=args.include_legacy, pinned=pinned
+    )
 
     held: dict[tuple, str] = {}
     if not args.force:

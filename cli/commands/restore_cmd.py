@@ -33,11 +33,59 @@ def register(sub) -> None:
     )
     p.add_argument("--parallel", "-j", type=int, metavar="N", help="load connections (default: restore_test.parallel)")
     p.add_argument("--no-record", action="store_true", help="do not append the result to the manifest")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="DEST",
+        help="test the copy at copy destination DEST instead: FILE is then its path there "
+        "(<server>/<database>/<file>, see list --remote DEST), or --latest DB its newest verified copy. "
+        "It is streamed through rclone cat into the load (nothing lands on local disk) and its sha256 "
+        "is checked against the manifest stored beside it",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=run)
 
 
+def _run_remote(args, ctx) -> int:
+    from dumpdeck.backend import copies
+    from dumpdeck.backend.errors import UsageError
+    from dumpdeck.backend.state import StateStore
+
+    config = ctx.config
+    if (args.file is None) == (args.latest is None):
+        raise UsageError("with --from DEST, name the copy: its path there, or --latest DB")
+    dump = copies.find_remote(
+        config,
+        args.source,
+        latest=args.latest,
+        path=str(args.file) if args.file is not None else None,
+        server=args.server,
+    )
+    log_to_file(ctx)
+    label = f"{args.source}:{dump.rel}"
+    if not args.json:
+        sys.stdout.write(style(label, dim=True) + "\n")
+    report = copies.restore_test_remote(
+        config, dump, target=args.target, parallel=args.parallel, on_check=None if args.json else Checklist()
+    )
+    with StateStore.open(config.state_db) as store:
+        store.add_event(
+            None,
+            "info" if report.passed else "error" if report.failed else "warning",
+            "restore-test",
+            f"restore-test of {label}: {report.outcome.label}: {report.summary}",
+            {"destination": args.source, "remote_path": dump.rel, "outcome": report.outcome.value},
+        )
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print_summary(report)
+    return report.outcome.exit_code
+
+
 def run(args, ctx) -> int:
+    if args.source:
+        return _run_remote(args, ctx)
     path = resolve_file(args, ctx)
     config = ctx.config
     if args.parallel is not None and args.parallel < 1:

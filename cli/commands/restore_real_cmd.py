@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from dumpdeck.backend import catalog
 from dumpdeck.backend.errors import UsageError
@@ -63,6 +64,15 @@ def register(sub) -> None:
         action="store_true",
         help="finish or roll back a --replace swap whose process was killed (the next restore and every "
         "runner start do it too), then exit",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="DEST",
+        help="restore the copy at copy destination DEST: FILE is then its path there (<server>/<database>/<file>, "
+        "see list --remote DEST), or --latest DB its newest verified copy. It is streamed through rclone cat "
+        "(nothing lands on local disk): once to check levels 1-3 (sha256 against the manifest stored beside "
+        "it), once to load",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -122,18 +132,39 @@ def run(args, ctx) -> int:
         return recover(args, ctx)
     if not args.into:
         raise UsageError("restore needs --into NAME: the database to restore into")
-    path = resolve_file(args, ctx).resolve()
+    remote = None
+    if args.source:
+        from dumpdeck.backend import copies
+
+        if (args.file is None) == (args.latest is None):
+            raise UsageError("with --from DEST, name the copy: its path there, or --latest DB")
+        found = copies.find_remote(
+            config, args.source, latest=args.latest, path=str(args.file) if args.file else None, server=args.server
+        )
+        remote = {"destination": args.source, "path": found.rel}
+        path = Path(found.name)
+        server_name = config.server(args.target).name if args.target else None
+        if server_name is None:
+            server_name = found.server if found.server in config.servers else None
+        if server_name is None and len(config.servers) == 1:
+            server_name = next(iter(config.servers))
+        if server_name is None:
+            raise UsageError(f"{found.rel}: its server {found.server} is not configured here; choose one with --target")
+    else:
+        path = resolve_file(args, ctx).resolve()
+        server_name = target_server(config, path, args.target)
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     req = RestoreRequest(
         path=path,
-        target_server=target_server(config, path, args.target),
+        target_server=server_name,
         target_db=args.into,
         tables=tables,
         replace=args.replace,
         definer=args.definer,
         parallel=args.parallel,
+        remote=remote,
     )
     if not args.dry_run:  # a swap a killed restore left half done is finished or rolled back first
         for j, message, ok in recover_swaps(config, req.target_server):

@@ -33,8 +33,64 @@ def register(sub) -> None:
     add_target_args(p)
     p.add_argument("--level", "-l", type=int, choices=[1, 2, 3], default=3, help="highest level to check (default 3)")
     p.add_argument("--no-record", action="store_true", help="do not append the result to the manifest")
+    p.add_argument(
+        "--remote",
+        metavar="DEST",
+        help="instead: re-check this host's copies at copy destination DEST (size and sha256 there, now); "
+        "a copy that fails is recorded failed, stops counting as a retention floor, and is copied again",
+    )
+    p.add_argument(
+        "--subset",
+        metavar="N/M",
+        help="with --remote: only the N-th of M shares of the copies (restic --read-data-subset style); "
+        "e.g. from cron, one seventh a night: --subset $(( $(date +%%u) ))/7",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=run)
+
+
+def _run_remote(args, ctx) -> int:
+    from dumpdeck.backend import copies
+    from dumpdeck.backend.state import StateStore
+
+    config = ctx.config
+    subset = copies.parse_subset(args.subset) if args.subset else None
+    copies.destination(config, args.remote)
+
+    def show(res) -> None:
+        if not args.json:
+            o = res.outcome
+            sys.stdout.write(f"  {outcome_style(o.mark, o)} {printable(res.remote_path)}: {printable(res.evidence)}\n")
+
+    if not args.json:
+        sys.stdout.write(f"copies at {args.remote}" + (f", share {args.subset}" if subset else "") + ":\n")
+    with StateStore.open(config.state_db) as store:
+        results = copies.verify_copies(
+            config, store, catalog.scan(config.backup.dir), args.remote, subset=subset, on_result=show
+        )
+    outcome = Outcome.combine(r.outcome for r in results) if results else Outcome.NOT_CHECKED
+    if args.json:
+        print_json(
+            {
+                "destination": args.remote,
+                "subset": args.subset,
+                "outcome": outcome.value,
+                "copies": [
+                    {"path": r.remote_path, "outcome": r.outcome.value, "evidence": r.evidence, "method": r.method}
+                    for r in results
+                ],
+            }
+        )
+    else:
+        bad = sum(1 for r in results if r.outcome is Outcome.FAILED)
+        unchecked = sum(1 for r in results if r.outcome is Outcome.NOT_CHECKED)
+        sys.stdout.write(
+            f"{len(results)} copies checked: {len(results) - bad - unchecked} passed, {bad} failed, "
+            f"{unchecked} not checked\n"
+            if results
+            else "no verified copies to check (not checked)\n"
+        )
+    return outcome.exit_code
 
 
 def add_target_args(p) -> None:
@@ -95,6 +151,12 @@ def log_to_file(ctx) -> None:
 
 
 def run(args, ctx) -> int:
+    if args.subset and not args.remote:
+        raise UsageError("--subset goes with --remote DEST")
+    if args.remote:
+        if args.file is not None or args.latest:
+            raise UsageError("give either --remote DEST or a dump (FILE / --latest DB), not both")
+        return _run_remote(args, ctx)
     path = resolve_file(args, ctx)
     log_to_file(ctx)
     log_check_start("verify", path)

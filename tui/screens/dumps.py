@@ -46,6 +46,24 @@ def when_text(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M") if epoch else "?"
 
 
+def copies_lines(destinations: list[str], records: list[dict]) -> list[str]:
+    """Where a dump's off-host copies are and whether they verified there (from its manifest's copies list);
+    a configured destination without a record is pending (a later run copies it)."""
+    if not destinations and not records:
+        return []
+    out = ["off-host copies:"]
+    by_dest = {str(r.get("destination")): r for r in records}
+    for name in dict.fromkeys([*destinations, *by_dest]):
+        r = by_dest.get(name)
+        if r is None:
+            out.append(f"  … {name}: pending (not copied yet)")
+        elif r.get("outcome") == Outcome.PASSED.value:
+            out.append(f"  ✓ {name}: {r.get('path')} verified {r.get('verified_at')} ({r.get('method')})")
+        else:
+            out.append(f"  ✗ {name}: {r.get('error') or r.get('outcome')} (retried by a later run)")
+    return out
+
+
 def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
     """`server:main db:shop level:2 free words` → ({server, db, level}, [words])."""
     fields: dict[str, str] = {}
@@ -244,6 +262,7 @@ class DumpsScreen(Screen[None]):
             ver = m.verifications
             if ver:
                 lines.append(f"verifications: {len(ver)}, best level L{d.verified_level}")
+            lines += copies_lines(list(self.app.config.copies), m.copies)
         return "\n".join(lines)
 
     def show_ladder(self) -> None:
