@@ -58,6 +58,10 @@ class DumpError(DumpdeckError):
     """A dump failed; the message carries the reason."""
 
 
+class ParallelUnavailable(DumpError):
+    """A parallel dump could not prove one snapshot (or does not apply); the dump runs as one stream."""
+
+
 class CancelledError(DumpError):
     """A dump was cancelled by the user or a signal."""
 
