@@ -448,10 +448,10 @@ class BackupConfig:
     chunk_rows: int = setting(
         1_000_000, _int(0, None), "Rows per primary-key range when a parallel dump splits a large table (0: never)."
     )
-    # The parallel dump holds FLUSH TABLES WITH READ LOCK until every worker opened its snapshot
-    # (about a second); `true` never takes it and dumps each database as one mariadb-dump stream.
+    # The parallel dump holds commits (BACKUP STAGE BLOCK_COMMIT) until every worker opened its
+    # snapshot (about a second); `true` never does and dumps each database as one mariadb-dump stream.
     single_stream: bool = setting(
-        False, _bool, "Dump each database as one stream, never in parallel (no FLUSH TABLES WITH READ LOCK)."
+        False, _bool, "Dump each database as one stream, never in parallel (never holds commits)."
     )
     timeout: float = setting(
         2 * 3600.0, _positive_duration, "Wall-clock limit for one dump; it is killed and fails past it."

@@ -37,7 +37,7 @@ from . import manifest as manifest_mod
 from .codecs import EXTENSIONS, HashingSink, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
-from .dumptool import BATCH_WAIT, CHUNK, pipe_batch, pipe_pending
+from .dumptool import CHUNK, enlarge_pipe
 from .dumptool import STRUCT_MARK as _STRUCT_MARK
 from .dumptool import TABLE_MARK as _TABLE_MARK
 from .dumptool import child_setup as _child_setup
@@ -401,7 +401,7 @@ def dump_database(
 
                 assert proc.stdout is not None
                 fd = proc.stdout.fileno()
-                batch = pipe_batch(fd)
+                enlarge_pipe(fd)
                 poller = select.poll()
                 poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
                 buf = bytearray(CHUNK)
@@ -434,8 +434,6 @@ def dump_database(
                     if not poller.poll(200):
                         pass
                     else:
-                        if batch and pipe_pending(fd) < batch and proc.poll() is None:
-                            time.sleep(BATCH_WAIT)  # let the pipe fill: one read per ~MiB, not per 4 KiB write
                         n = os.readv(fd, [view])
                         if n == 0:
                             break
@@ -536,7 +534,7 @@ def dump_database(
                 "hostname": info.hostname,
             },
             tool={"path": tool, "version": tool_version(tool)}
-            | ({"workers": par.units, "snapshot": "FLUSH TABLES WITH READ LOCK"} if par is not None else {}),
+            | ({"workers": par.units, "snapshot": pardump.lock_name(info)} if par is not None else {}),
             options=par.options if par is not None else options,
             started=started.isoformat(timespec="seconds"),
             finished=finished.isoformat(timespec="seconds"),

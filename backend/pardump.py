@@ -2,14 +2,15 @@
 
 The approach of mydumper and MySQL Shell, with the server's own dump tool writing the SQL:
 
-1. A control connection takes FLUSH TABLES WITH READ LOCK (with a short `lock_wait_timeout`, and
-   not at all while a long query runs: the lock would queue every writer behind it), and reads the
-   binary-log file, position and GTID position under it.
+1. A control connection stops commits — BACKUP STAGE BLOCK_COMMIT on MariaDB 10.4+, else FLUSH
+   TABLES WITH READ LOCK — with a short `lock_wait_timeout`, and not at all while a long query runs
+   (the lock could queue every writer behind it); it reads the binary-log file, position and GTID
+   position while commits are stopped.
 2. One `mariadb-dump --single-transaction` per unit of work starts: a group of tables, or a
    primary-key range (`--where`) of a table with more than `backup.chunk_rows` rows. Each opens
    START TRANSACTION WITH CONSISTENT SNAPSHOT and only then writes its first section marker
    (`-- Table structure for table` / `-- Dumping data for table`); that marker is the proof that its
-   snapshot opened. The lock is released only when every unit has proven its snapshot, within
+   snapshot opened. Commits go on only when every unit has proven its snapshot, within
    SNAPSHOT_WAIT seconds; otherwise every unit is killed and the caller dumps one stream.
 3. After the data units: a segment with events and routines, then one with the views — the
    order a single stream has. Triggers stay with their table's data (the last range of a split table).
@@ -21,8 +22,9 @@ as all earlier ones are complete. Each segment is a complete dump-tool output (h
 and a table's ranges are adjacent, so `zstd -dc | mariadb`, the verification ladder and the
 restore loader read the file as they read a single stream.
 
-Whatever stands in the way of a proof (no RELOAD privilege, a lock timeout, a long query,
-non-transactional tables) raises ParallelUnavailable before a byte reaches the `.partial` file.
+Whatever stands in the way of a proof (no RELOAD privilege; a lock timeout, when another backup
+holds BACKUP STAGE, say; a long query; non-transactional tables) raises ParallelUnavailable, and
+the first worker's bytes are dropped from the `.partial` file, before the caller dumps one stream.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -47,17 +51,15 @@ from .codecs import HashingSink
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
 from .dumptool import (
-    BATCH_WAIT,
     CHUNK,
     STRUCT_MARK,
     TABLE_MARK,
     child_setup,
     clean_stderr,
     describe_exit,
+    enlarge_pipe,
     fmt_secs,
     kill_group,
-    pipe_batch,
-    pipe_pending,
     unquote_table,
 )
 from .errors import CancelledError, DumpError, ParallelUnavailable, StallError, TimeoutError_
@@ -65,11 +67,12 @@ from .errors import CancelledError, DumpError, ParallelUnavailable, StallError, 
 log = logging.getLogger("dumpdeck.dump")
 
 MIN_BYTES = 64 * 1024**2  # a database smaller than this (estimated) dumps as one stream: workers cost more
-LOCK_WAIT = 10  # seconds FLUSH TABLES WITH READ LOCK may wait for running statements
+LOCK_WAIT = 10  # seconds the lock that stops commits may wait (lock_wait_timeout)
 LONG_QUERY = 60  # seconds: a query running this long makes the lock wait (and every writer queue)
 SNAPSHOT_WAIT = 60.0  # seconds for every unit to prove its snapshot while the lock is held
 HEADER_KEEP = 64 * 1024
 FRAME = 4 * CHUNK  # raw bytes per zstd frame of a segment
+IN_FLIGHT = 3  # frames of one segment being compressed at once
 TAIL_KEEP = 4096
 FOOTER = b"-- Dump completed"
 _PROOFS = (b"-- Table structure for table `", b"-- Dumping data for table `", FOOTER)
@@ -169,14 +172,36 @@ def integer_keys(
 
 # --------------------------------------------------------------------------- one segment
 
+_local = threading.local()
+
+
+def _compress(level: int, data: bytes) -> bytes:
+    """One zstd frame (with its checksum); a compressor per pool thread and level."""
+    import zstandard
+
+    cctx = getattr(_local, "cctx", None)
+    if cctx is None or _local.level != level:
+        cctx = _local.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        _local.level = level
+    data_out: bytes = cctx.compress(data)
+    return data_out
+
 
 class Segment:
     """A dump-tool process whose stdout is compressed, by its own thread, into an unnamed temp file."""
 
     def __init__(
-        self, label: str, argv: list[str], directory: Path, level: int, prove: bool, sink: HashingSink | None = None
+        self,
+        label: str,
+        argv: list[str],
+        directory: Path,
+        level: int,
+        prove: bool,
+        pool: ThreadPoolExecutor,
+        sink: HashingSink | None = None,
     ):
         self.label = label
+        self.pool = pool
         self.argv = argv
         self.level = level
         self.prove = prove  # must show a section marker: its snapshot opened
@@ -226,23 +251,20 @@ class Segment:
         self.written += len(data)
 
     def _pump(self) -> None:
-        """Read the tool's output into FRAME-sized buffers and compress each whole buffer as one zstd
-        frame: one-shot compression of a contiguous buffer costs about 30% less CPU than the
-        streaming compressor (whose wrapping window takes zstd's slower external-dictionary path)."""
-        import zstandard
-
+        """Read the tool's output into FRAME-sized buffers; the pool compresses each whole buffer as
+        one zstd frame while this thread reads on. One-shot compression of a contiguous buffer costs
+        about 30% less CPU than the streaming compressor (whose wrapping window takes zstd's slower
+        external-dictionary path), and compressing off this thread keeps the pipe drained."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        batch = pipe_batch(fd)
-        cctx = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
+        enlarge_pipe(fd)
         buf = bytearray(FRAME)
         view = memoryview(buf)
         fill = 0
         carry = b""
+        frames: deque[Future[bytes]] = deque()
         try:
             while True:
-                if batch and pipe_pending(fd) < batch and self.proc.poll() is None:
-                    time.sleep(BATCH_WAIT)
                 n = os.readv(fd, [view[fill:]])
                 if n == 0:
                     break
@@ -263,10 +285,14 @@ class Segment:
                     self.current = unquote_table(STRUCT_MARK.findall(chunk)[-1])
                 fill += n
                 if fill > FRAME - CHUNK:
-                    self._emit(cctx.compress(view[:fill]))
+                    frames.append(self.pool.submit(_compress, self.level, bytes(view[:fill])))
                     fill = 0
+                    while frames and (len(frames) > IN_FLIGHT or frames[0].done()):
+                        self._emit(frames.popleft().result())
             if fill:
-                self._emit(cctx.compress(view[:fill]))
+                frames.append(self.pool.submit(_compress, self.level, bytes(view[:fill])))
+            while frames:
+                self._emit(frames.popleft().result())
             rc = self.proc.wait()
             self.errfile.seek(0)
             stderr = clean_stderr(self.errfile.read(65536))
@@ -387,6 +413,7 @@ def parallel_dump(
         if len(units) < 2:
             raise ParallelUnavailable("the tables make a single unit of work")
         segments: list[Segment] = []
+        pool = ThreadPoolExecutor(max_workers=max(2, backup.threads), thread_name_prefix="zstd")
         try:
             with client_credentials(server, tool=tool) as cred:
                 coords = _lock(ctl, info, coordinates)
@@ -397,11 +424,12 @@ def parallel_dump(
                     argv += [f"--where={u.where}"] if u.where else []
                     first = sink if not segments else None
                     argv += ["--", database, *u.tables]
-                    segments.append(Segment(u.label, argv, directory, backup.level, True, first))
+                    segments.append(Segment(u.label, argv, directory, backup.level, True, pool, first))
                     segments[-1].start(cred.env, cred.pass_fds)
                 _await_snapshots(segments, cancel)
                 with ctl.cursor() as cur:
-                    cur.execute("UNLOCK TABLES")
+                    for statement in lock_statements(info)[1]:
+                        cur.execute(statement)
                 objects = [tool, cred.argument, *base, "--no-data", "--skip-triggers"]
                 segments.append(
                     Segment(
@@ -410,12 +438,13 @@ def parallel_dump(
                         directory,
                         backup.level,
                         False,
+                        pool,
                     )
                 )
                 segments[-1].start(cred.env, cred.pass_fds)
                 if views:
                     view_argv = [*objects, "--skip-routines", "--skip-events", "--", database, *views]
-                    segments.append(Segment("views", view_argv, directory, backup.level, False))
+                    segments.append(Segment("views", view_argv, directory, backup.level, False, pool))
                     segments[-1].start(cred.env, cred.pass_fds)
             log.info(
                 "parallel dump of %s: %d units in one snapshot (%s)",
@@ -427,6 +456,7 @@ def parallel_dump(
         finally:
             for s in segments:
                 s.close()
+            pool.shutdown(wait=True, cancel_futures=True)
         return ParallelResult(
             bytes_raw=sum(s.raw for s in segments),
             header=bytes(segments[0].header),
@@ -440,8 +470,25 @@ def parallel_dump(
             ctl.close()
 
 
+def lock_statements(info: mysql.ServerInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """How the control connection stops commits, and lets them go again.
+
+    MariaDB 10.4+: BACKUP STAGE BLOCK_COMMIT. It blocks commits (and so the binary log) without
+    flushing tables, so a transaction in the middle of its statements does not hold it up; under
+    FLUSH TABLES WITH READ LOCK, such a transaction's next statement waits for the lock while the
+    lock waits for its tables, until lock_wait_timeout (measured: busy writers made it fail).
+    Elsewhere: FLUSH TABLES WITH READ LOCK."""
+    if info.flavour == "mariadb" and info.version_tuple >= (10, 4, 0):
+        return ("BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"), ("BACKUP STAGE END",)
+    return ("FLUSH TABLES WITH READ LOCK",), ("UNLOCK TABLES",)
+
+
+def lock_name(info: mysql.ServerInfo) -> str:
+    return lock_statements(info)[0][-1]
+
+
 def _lock(ctl: pymysql.connections.Connection, info: mysql.ServerInfo, coordinates: bool) -> dict[str, Any]:
-    """FLUSH TABLES WITH READ LOCK on the control connection; the coordinates read under it."""
+    """Stop commits on the control connection (lock_statements); the coordinates read meanwhile."""
     with ctl.cursor() as cur:
         cur.execute(
             "SELECT ID, TIME, LEFT(COALESCE(INFO, ''), 60) FROM information_schema.PROCESSLIST "
@@ -453,14 +500,15 @@ def _lock(ctl: pymysql.connections.Connection, info: mysql.ServerInfo, coordinat
         if row:
             raise ParallelUnavailable(
                 f"query {row[0]} has been running for {fmt_secs(int(row[1]))} ({row[2]!r}); "
-                "FLUSH TABLES WITH READ LOCK would wait for it while every writer waits behind the lock"
+                "the lock that stops commits could wait for it while every writer waits behind the lock"
             )
         cur.execute(f"SET SESSION lock_wait_timeout = {LOCK_WAIT}")
         try:
-            cur.execute("FLUSH TABLES WITH READ LOCK")
+            for statement in lock_statements(info)[0]:
+                cur.execute(statement)
         except pymysql.MySQLError as exc:
             code, msg = (*exc.args, "")[:2]
-            raise ParallelUnavailable(f"FLUSH TABLES WITH READ LOCK failed ({code}: {msg})") from None
+            raise ParallelUnavailable(f"{lock_name(info)} failed ({code}: {msg})") from None
         out: dict[str, Any] = {}
         if coordinates:
             cur.execute("SHOW MASTER STATUS")
@@ -492,7 +540,7 @@ def _await_snapshots(segments: list[Segment], cancel: threading.Event) -> None:
         if time.monotonic() > deadline:
             raise ParallelUnavailable(
                 f"{len(waiting)} worker(s) did not open their snapshot within {fmt_secs(SNAPSHOT_WAIT)} "
-                f"of FLUSH TABLES WITH READ LOCK ({waiting[0].label})"
+                f"while commits were blocked ({waiting[0].label})"
             )
         waiting[0].opened.wait(0.05)
 

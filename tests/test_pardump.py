@@ -203,14 +203,14 @@ def test_no_reload_privilege_falls_back_to_one_stream_and_says_so(mariadb, write
         assert "workers" not in m.tool  # one stream
         assert any("parallel dump not used" in w and "RELOAD" in w for w in m.warnings), m.warnings
         evs = [e for e in store.events(run.id, limit=1000) if e.kind == "dump-warning"]
-        assert any("FLUSH TABLES WITH READ LOCK failed" in e.message for e in evs), [e.message for e in evs]
+        assert any("BACKUP STAGE BLOCK_COMMIT failed" in e.message for e in evs), [e.message for e in evs]
         assert m.verified_level == 3  # and the one-stream dump is whole
     finally:
         drop_database(mariadb, db)
 
 
 def _busy(mariadb, db: str, seconds: int) -> threading.Thread:
-    """A write that runs for about `seconds` (FLUSH TABLES WITH READ LOCK waits for running writes;
+    """A write that runs for about `seconds` (a query the long-query guard sees;
     the consistent reads of a dump do not wait for its row locks)."""
 
     def run() -> None:
@@ -225,20 +225,27 @@ def _busy(mariadb, db: str, seconds: int) -> threading.Thread:
 
 @pytest.mark.parametrize("why", ["lock wait", "long query"])
 def test_a_busy_server_falls_back_and_holds_no_lock(mariadb, config, make_db, any_size, monkeypatch, why):
-    """A running query makes FLUSH TABLES WITH READ LOCK wait past its timeout, or (running longer than
-    LONG_QUERY) keeps the dump from asking for the lock at all; either way: one stream, and said so."""
+    """Another backup holding BACKUP STAGE (mariabackup, say) makes the lock wait past its timeout;
+    a query running longer than LONG_QUERY keeps the dump from asking for the lock at all. Either
+    way: one stream, and said so."""
     monkeypatch.setattr(pardump, "LOCK_WAIT", 1)
-    if why == "long query":
-        monkeypatch.setattr(pardump, "LONG_QUERY", 0)
     db = make_db(f"busy_{time.monotonic_ns() % 10**8}", rows=300)
-    busy = _busy(mariadb, db, 4)
+    other = mariadb.connect()
     try:
+        if why == "long query":
+            monkeypatch.setattr(pardump, "LONG_QUERY", 0)
+            busy = _busy(mariadb, db, 4)
+        else:
+            with other.cursor() as cur:
+                cur.execute("BACKUP STAGE START")
         result = dump_database(config.server("main"), _parallel(config), db)
+        if why == "long query":
+            busy.join()
     finally:
-        busy.join()
+        other.close()
     m = manifest_mod.load(result.path)
     assert "workers" not in m.tool
-    said = "FLUSH TABLES WITH READ LOCK failed" if why == "lock wait" else "has been running"
+    said = "BACKUP STAGE BLOCK_COMMIT failed (1205" if why == "lock wait" else "has been running"
     assert any("parallel dump not used" in w and said in w for w in result.warnings), result.warnings
     # nothing is left locked: a write goes through at once
     with mariadb.connect(db) as conn, conn.cursor() as cur:
