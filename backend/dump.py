@@ -313,7 +313,11 @@ def dump_database(
         rate = 0.0
         if backup.threads > 1 and not backup.single_stream:
             why = pardump.unavailable_reason(
-                backup, flavour.tool_info(tool).flavour, estimate or 0, inv.non_transactional
+                backup,
+                flavour.tool_info(tool).flavour,
+                estimate or 0,
+                inv.non_transactional,
+                [t.name for t in table_rows if t.kind == "SEQUENCE"],
             )
             if why is not None:
                 log.info("dump of %s as one stream: %s", database, why)

@@ -360,7 +360,11 @@ class ParallelResult:
 
 
 def unavailable_reason(
-    backup: BackupConfig, tool_flavour: str, estimate: int, non_transactional: Sequence[str]
+    backup: BackupConfig,
+    tool_flavour: str,
+    estimate: int,
+    non_transactional: Sequence[str],
+    sequences: Sequence[str] = (),
 ) -> str | None:
     """Why this dump cannot be a parallel one, before anything is tried; None when it can."""
     if backup.compression != "zstd":
@@ -369,6 +373,8 @@ def unavailable_reason(
         return "the dump tool is not mariadb-dump"
     if estimate < MIN_BYTES:
         return "the database is small"
+    if sequences:
+        return f"the database has sequences ({', '.join(sequences[:5])}), which the parallel dump does not place"
     if non_transactional:
         return (
             f"{len(non_transactional)} non-transactional table(s) ({', '.join(non_transactional[:5])}) "

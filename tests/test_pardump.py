@@ -252,3 +252,15 @@ def test_a_busy_server_falls_back_and_holds_no_lock(mariadb, config, make_db, an
         cur.execute("SET SESSION lock_wait_timeout = 2")
         cur.execute("INSERT INTO `odd name` VALUES (999, 'after')")
     assert verify_file(result.path, 3).passed
+
+
+def test_sequences_keep_the_one_stream(mariadb, config, make_db, any_size):
+    """The parallel dump does not place sequences (a table's DEFAULT NEXTVAL needs its sequence
+    first): a database with one is dumped as one stream, sequence included."""
+    db = make_db(f"seq_{time.monotonic_ns() % 10**8}", rows=300)
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE SEQUENCE ticket START WITH 100")
+    result = dump_database(config.server("main"), _parallel(config), db)
+    assert "workers" not in manifest_mod.load(result.path).tool
+    sql = subprocess.run(["zstd", "-dc", str(result.path)], capture_output=True, check=True).stdout
+    assert b"CREATE SEQUENCE `ticket`" in sql
