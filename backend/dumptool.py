@@ -25,6 +25,12 @@ def unquote_table(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").replace("``", "`")
 
 
+def last_mark(mark: re.Pattern[bytes], chunk: bytes | memoryview, current: str | None) -> str | None:
+    """The table named by the last `mark` in `chunk`, else `current`."""
+    found = mark.findall(chunk)
+    return unquote_table(found[-1]) if found else current
+
+
 @functools.lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL | None:
     try:

@@ -60,7 +60,7 @@ from .dumptool import (
     enlarge_pipe,
     fmt_secs,
     kill_group,
-    unquote_table,
+    last_mark,
 )
 from .errors import CancelledError, DumpError, ParallelUnavailable, StallError, TimeoutError_
 
@@ -280,9 +280,9 @@ class Segment:
                         self.opened.set()
                     carry = look[-64:]
                 if buf.find(b"-- Dumping data for table `", fill, fill + n) >= 0:
-                    self.current = unquote_table(TABLE_MARK.findall(chunk)[-1])
+                    self.current = last_mark(TABLE_MARK, chunk, self.current)
                 elif buf.find(b"-- Table structure for table `", fill, fill + n) >= 0:
-                    self.current = unquote_table(STRUCT_MARK.findall(chunk)[-1])
+                    self.current = last_mark(STRUCT_MARK, chunk, self.current)
                 fill += n
                 if fill > FRAME - CHUNK:
                     frames.append(self.pool.submit(_compress, self.level, bytes(view[:fill])))
