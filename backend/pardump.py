@@ -452,13 +452,14 @@ def parallel_dump(
                     view_argv = [*objects, "--skip-routines", "--skip-events", "--", database, *views]
                     segments.append(Segment("views", view_argv, directory, backup.level, False, pool))
                     segments[-1].start(cred.env, cred.pass_fds)
-            log.info(
-                "parallel dump of %s: %d units in one snapshot (%s)",
-                database,
-                len(units),
-                "; ".join(u.label for u in units),
-            )
-            current = _drain(segments, sink, cancel, timeout, stall_timeout, t0, report, database)
+                log.info(
+                    "parallel dump of %s: %d units in one snapshot (%s)",
+                    database,
+                    len(units),
+                    "; ".join(u.label for u in units),
+                )
+                # inside the block: a credentials file (where memfd is missing) outlives every reader
+                current = _drain(segments, sink, cancel, timeout, stall_timeout, t0, report, database)
         finally:
             for s in segments:
                 s.close()
