@@ -373,8 +373,11 @@ def dump_database(
                     f.seek(0)  # the first worker writes straight into the file: start it again
                     f.truncate()
                     sink = HashingSink(f)
-                    log.warning("dump of %s as one stream: %s", database, exc)
-                    warnings.append(f"parallel dump not used, dumped as one stream: {exc}")
+                    if exc.quiet:
+                        log.info("dump of %s as one stream: %s", database, exc)
+                    else:
+                        log.warning("dump of %s as one stream: %s", database, exc)
+                        warnings.append(f"parallel dump not used, dumped as one stream: {exc}")
         if par is None:
             encoder = make_encoder(backup.compression, backup.level, backup.threads, sink, preexec=_child_setup)
             with client_credentials(server, tool=tool) as cred:

@@ -417,7 +417,7 @@ def parallel_dump(
             backup.chunk_rows,
         )
         if len(units) < 2:
-            raise ParallelUnavailable("the tables make a single unit of work")
+            raise ParallelUnavailable("the tables make a single unit of work", quiet=True)
         segments: list[Segment] = []
         pool = ThreadPoolExecutor(max_workers=max(2, backup.threads), thread_name_prefix="zstd")
         try:

@@ -264,3 +264,19 @@ def test_sequences_keep_the_one_stream(mariadb, config, make_db, any_size):
     assert "workers" not in manifest_mod.load(result.path).tool
     sql = subprocess.run(["zstd", "-dc", str(result.path)], capture_output=True, check=True).stdout
     assert b"CREATE SEQUENCE `ticket`" in sql
+
+
+def test_one_table_without_a_key_is_one_stream_without_a_warning(mariadb, config, any_size):
+    """Nothing to split is no failure: one stream, and no warning in the run's events."""
+    db = f"lone_{time.monotonic_ns() % 10**8}"
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"USE {db}")
+        cur.execute("CREATE TABLE only_one (v VARCHAR(20))")
+        cur.execute("INSERT INTO only_one SELECT CONCAT('v', seq) FROM seq_1_to_1000")
+    try:
+        result = dump_database(config.server("main"), _parallel(config), db)
+        assert "workers" not in manifest_mod.load(result.path).tool
+        assert not [w for w in result.warnings if "parallel" in w], result.warnings
+    finally:
+        drop_database(mariadb, db)
