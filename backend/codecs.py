@@ -140,7 +140,8 @@ class ZstdEncoder(Encoder):
         super().__init__(sink)
         import zstandard
 
-        params = zstandard.ZstdCompressor(level=level, threads=threads if threads > 1 else 0, write_checksum=True)
+        # threads=1 is one worker thread: compression runs beside the thread that reads the pipe
+        params = zstandard.ZstdCompressor(level=level, threads=max(1, threads), write_checksum=True)
         # the sink is duck-typed: zstandard calls its write() and flush() only
         self._writer = params.stream_writer(cast(IO[bytes], sink), closefd=False, write_size=1 << 20)
 

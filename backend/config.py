@@ -437,7 +437,23 @@ class BackupConfig:
         "Compression level.",
         default_doc=", ".join(f"{c} {lo}-{hi} (default {d})" for c, (lo, hi, d) in CODEC_LEVELS.items() if hi),
     )
-    threads: int = setting(2, _int(0, 64), "Compressor threads (zstd, pigz, xz).")
+    # One knob for the cores a dump may use: a parallel dump's workers (backend.pardump), or a
+    # single stream's compressor threads (zstd, pigz, xz). 0 and 1 mean one of each.
+    threads: int = setting(
+        min(os.cpu_count() or 1, 4),
+        _int(0, 64),
+        "Workers of a parallel dump (one consistent snapshot), or compressor threads of a single stream.",
+        default_doc="the number of cores, at most 4",
+    )
+    # A parallel dump splits a table with more rows than this into primary-key ranges, one worker each.
+    chunk_rows: int = setting(
+        1_000_000, _int(0, None), "Rows per primary-key range when a parallel dump splits a large table (0: never)."
+    )
+    # The parallel dump holds commits (BACKUP STAGE BLOCK_COMMIT) until every worker opened its
+    # snapshot (about a second); `true` never does and dumps each database as one mariadb-dump stream.
+    single_stream: bool = setting(
+        False, _bool, "Dump each database as one stream, never in parallel (never holds commits)."
+    )
     timeout: float = setting(
         2 * 3600.0, _positive_duration, "Wall-clock limit for one dump; it is killed and fails past it."
     )

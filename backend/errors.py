@@ -58,6 +58,15 @@ class DumpError(DumpdeckError):
     """A dump failed; the message carries the reason."""
 
 
+class ParallelUnavailable(DumpError):
+    """A parallel dump could not prove one snapshot (or does not apply); the dump runs as one stream.
+    `quiet`: nothing went wrong (the tables make one unit of work): the log says it, not a warning."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
+
+
 class CancelledError(DumpError):
     """A dump was cancelled by the user or a signal."""
 
