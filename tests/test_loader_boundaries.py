@@ -11,6 +11,11 @@ a comment, with DROP DATABASE / CREATE USER / a write to another database around
 2. against the real test server, the Loader directly, `dumpdeck restore --into NEW` and a restore-test
    change nothing outside their target: databases, accounts and grants, the victim's CHECKSUM TABLE
    (the state of the world, not the tool's verdict).
+
+Found with them (and fixed in backend/sqlstats.py): with a read ending inside `/* ;` (a plain file whose
+`/* ;` ends at 4 MiB, where both L3's batches and the loader's 1 MiB reads end), the exact scanner took
+that `;` as the end of the statement, so `/* ; ' */; DROP DATABASE victim; SELECT ';` was read as a
+string; L3 and the loader both missed the DROP, and `dumpdeck restore --into NEW` dropped the victim.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ VICTIM = "loadsafe_victim"
 SRC = "loadsafe_src"
 
 HEAD = (
+    b"-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
+    b"-- Host: localhost    Database: " + SRC.encode() + b"\n"
+    b"-- ------------------------------------------------------\n-- Server version\t10.11.6-MariaDB\n\n"
     b"/*!40101 SET NAMES utf8mb4 */;\n"
     b"--\n-- Table structure for table `t`\n--\n\n"
     b"DROP TABLE IF EXISTS `t`;\n"
@@ -182,6 +190,23 @@ def legacy_file(tmp_path: Path, variant: str) -> Path:
     return path
 
 
+def test_the_harness_reaches_the_load(mariadb, write_config, config, tmp_path, capsys):
+    """Without the hostile INSERT the same file restores (so the cases below are refused for what they hold)."""
+    path = tmp_path / f"{SRC}_20261129_230002.sql"
+    path.write_bytes(HEAD + BENIGN + TAIL)
+    target = "loadsafe_control"
+    drop_database(mariadb, target)
+    try:
+        rc = main(["-c", str(write_config()), "restore", str(path), "--into", target])
+        assert rc == 0, capsys.readouterr()
+        with mariadb.connect(target) as conn, conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM t")
+            assert cur.fetchone()[0] == 2
+        assert restore.restore_test(path, config, "same", record=False).passed
+    finally:
+        drop_database(mariadb, target)
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_restore_into_a_new_name_changes_nothing_outside_it(mariadb, write_config, victim, variant, tmp_path):
     cfg = write_config()
@@ -217,3 +242,32 @@ def test_generated_hostile_dumps_cut_alike_at_every_chunking():
             chunks = _cuts(rng, data, pieces)
             for scanner in (SqlScanner(fast_inserts=True), SqlScanner(stats=True)):
                 assert fed(chunks, scanner) == whole
+
+
+def aligned_dump() -> bytes:
+    """block-comment-cut-flip with `/* ;` ending exactly at 4 MiB: where a plain file's decoded reads (1 MiB)
+    end for the loader, and where L3's batches (StatsCollector, 4 MiB) end too."""
+    data = dump("block-comment-cut-flip")
+    k = data.find(CUT) + len(CUT)
+    at = data.find(b"INSERT INTO `t` VALUES (1,'a')")
+    pad = b"-- " + b"x" * ((4 << 20) - k - 4) + b"\n"
+    out = data[:at] + pad + data[at:]
+    assert out.find(CUT) + len(CUT) == 4 << 20
+    return out
+
+
+@pytest.mark.parametrize("how", ["restore", "restore-test"])
+def test_a_read_that_ends_inside_a_comment_changes_nothing(mariadb, write_config, config, victim, how, tmp_path):
+    path = tmp_path / f"{SRC}_20261129_230001.sql"
+    path.write_bytes(aligned_dump())
+    target = "loadsafe_aligned"
+    drop_database(mariadb, target)
+    before = world(mariadb)
+    try:
+        if how == "restore":
+            main(["-c", str(write_config()), "restore", str(path), "--into", target])
+        else:
+            restore.restore_test(path, config, "same", record=False)
+        assert without(world(mariadb), target) == before
+    finally:
+        drop_database(mariadb, target)
