@@ -523,6 +523,30 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
     return e + 1, values, newlines
 
 
+_CUT_REFUSE = (b"\\", b'"', b"`", b"#", b"/*", b"--")
+
+
+def _fast_cut(buf: bytes, cur: int) -> int | None:
+    """The end of the INSERT at `cur` when `_fast_insert` would give the same end, found cheaper; else None.
+
+    The loader's shortcut (it needs no values): between the head and the first `);\n` there is one `;`
+    (the last byte), no backslash, `"`, backquote, `#`, `/*` or `--`, and an even number of `'`. Then
+    every `'` is a string boundary, so the `;` is outside every string and comment: the client ends
+    the statement there and nowhere before. Bounded finds and counts, no copy of the values.
+    """
+    m = _FAST_HEAD.match(buf, cur)
+    if m is None:
+        return None
+    h = m.end()
+    e = buf.find(b");\n", h)
+    if e < 0 or buf.count(b";", h, e + 2) != 1 or buf.count(b"'", h, e) % 2:
+        return None
+    for x in _CUT_REFUSE:
+        if buf.find(x, h, e) >= 0:
+            return None
+    return e + 2
+
+
 # --------------------------------------------------------------------------- the scanner
 
 
@@ -635,6 +659,16 @@ class SqlScanner:
                 # statement where the client and the L3 scope check do not (a raw newline in a string: `'x);\n`)
                 # `searched`: how far an earlier feed looked for this statement's `);\n` (a restart costs a rescan)
                 searched = self._searched - self.offset if self._searched > self.offset + cur else 0
+                cut = None if self.stats else _fast_cut(buf, cur)
+                if cut is not None:
+                    kind, name, schema = classify(buf[cur : min(cut, cur + 2048)])
+                    raw = buf[pos:cut]
+                    yield Statement(
+                        kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur), cur - pos
+                    )
+                    line += raw.count(b"\n")
+                    pos = cur = cut
+                    continue
                 fast = _fast_insert(buf, cur, searched)
                 if fast is None and not final:
                     self._searched = self.offset + max(cur, n - 2)
