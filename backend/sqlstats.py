@@ -526,7 +526,7 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
 _CUT_REFUSE = (b"\\", b'"', b"`", b"#", b"/*", b"--")
 
 
-def _fast_cut(buf: bytes, cur: int) -> int | None:
+def _fast_cut(buf: bytes, cur: int, searched: int = 0) -> int | None:
     """The end of the INSERT at `cur` when `_fast_insert` would give the same end, found cheaper; else None.
 
     The loader's shortcut (it needs no values): between the head and the first `);\n` there is one `;`
@@ -538,7 +538,7 @@ def _fast_cut(buf: bytes, cur: int) -> int | None:
     if m is None:
         return None
     h = m.end()
-    e = buf.find(b");\n", h)
+    e = buf.find(b");\n", max(h, searched))  # `searched`: as in `_fast_insert` (a `;` before it is counted below)
     if e < 0 or buf.count(b";", h, e + 2) != 1 or buf.count(b"'", h, e) % 2:
         return None
     for x in _CUT_REFUSE:
@@ -659,7 +659,7 @@ class SqlScanner:
                 # statement where the client and the L3 scope check do not (a raw newline in a string: `'x);\n`)
                 # `searched`: how far an earlier feed looked for this statement's `);\n` (a restart costs a rescan)
                 searched = self._searched - self.offset if self._searched > self.offset + cur else 0
-                cut = None if self.stats else _fast_cut(buf, cur)
+                cut = None if self.stats else _fast_cut(buf, cur, searched)
                 if cut is not None:
                     kind, name, schema = classify(buf[cur : min(cut, cur + 2048)])
                     raw = buf[pos:cut]
