@@ -7,8 +7,8 @@ the terminator (triggers and routines), and `/*!NNNNN … */` versioned comments
 are treated as the code they are. The heavy lifting is one possessive regular
 expression per delimiter, so a statement of 1 MB is matched in C (~200 MB/s on
 the reference machine); Python runs once per statement, not per row. For L3
-(`SqlScanner(stats=True)`), mysqldump's extended INSERTs take a faster path with
-the same results (`_fast_insert`: bytes.find, one escape regex, a split on quotes;
+(`SqlScanner(stats=True)`) and the loader (`fast_inserts=True`), mysqldump's extended
+INSERTs take a faster path with the same results (`_fast_insert`: bytes.find, one escape regex, a split on quotes;
 tests/test_scan_differential.py holds the old scanner as its reference).
 
 Two consumers share it:
@@ -80,9 +80,14 @@ def _statement_re(delimiter: bytes) -> re.Pattern[bytes]:
         if ch in (b"'", b'"', b"`") or ch in singles:
             continue
         if ch == first:
-            singles.append(b"(?!" + re.escape(delimiter) + b")" + re.escape(ch))
+            guard = rb"(?!\*(?![!M]))" if ch == b"/" else b""  # see the lone `/` below
+            singles.append(b"(?!" + re.escape(delimiter) + b")" + re.escape(ch) + guard)
         elif ch == b";" and first != b";":
             singles.append(b";")
+        elif ch == b"/":
+            # a lone `/` is never the start of a plain comment: a buffer that ends inside `/* …` has no
+            # statement end yet (else the `;` inside the comment would end it, where the client does not)
+            singles.append(rb"/(?!\*(?![!M]))")
         elif ch != b";":
             singles.append(re.escape(ch))
     body = (
@@ -511,10 +516,35 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
         return None  # the `;` is inside a string
     values = b"".join(parts[::2]) if len(parts) > 1 else t
     rest = values.translate(None, _PLAIN)
-    if rest != b";" and (rest.count(b";") != 1 or any(x in values for x in _NOT_PLAIN)):
+    # (`-` is plain, so a `-- ` comment can leave only the `;`: `(1) -- );\n(2);` ends at the second)
+    if (rest != b";" or b"--" in values) and (rest.count(b";") != 1 or any(x in values for x in _NOT_PLAIN)):
         return None
     newlines = span.count(b"\n") if span.find(b"\n") >= 0 else 0  # (memchr first: usually none)
     return e + 1, values, newlines
+
+
+_CUT_REFUSE = (b"\\", b'"', b"`", b"#", b"/*", b"--")
+
+
+def _fast_cut(buf: bytes, cur: int, searched: int = 0) -> int | None:
+    """The end of the INSERT at `cur` when `_fast_insert` would give the same end, found cheaper; else None.
+
+    The loader's shortcut (it needs no values): between the head and the first `);\n` there is one `;`
+    (the last byte), no backslash, `"`, backquote, `#`, `/*` or `--`, and an even number of `'`. Then
+    every `'` is a string boundary, so the `;` is outside every string and comment: the client ends
+    the statement there and nowhere before. Bounded finds and counts, no copy of the values.
+    """
+    m = _FAST_HEAD.match(buf, cur)
+    if m is None:
+        return None
+    h = m.end()
+    e = buf.find(b");\n", max(h, searched))  # `searched`: as in `_fast_insert` (a `;` before it is counted below)
+    if e < 0 or buf.count(b";", h, e + 2) != 1 or buf.count(b"'", h, e) % 2:
+        return None
+    for x in _CUT_REFUSE:
+        if buf.find(x, h, e) >= 0:
+            return None
+    return e + 2
 
 
 # --------------------------------------------------------------------------- the scanner
@@ -528,7 +558,8 @@ class SqlScanner:
     """
 
     def __init__(self, fast_inserts: bool = False, stats: bool = False) -> None:
-        self.fast_inserts = fast_inserts  # loader only: see the INSERT fast path in _scan
+        # the loader: L3's exact INSERT fast path (`_fast_insert`), without Statement.values
+        self.fast_inserts = fast_inserts
         self.stats = stats  # L3: the exact INSERT fast path (`_fast_insert`), which also fills Statement.values
         self.buf = b""
         self.offset = 0  # stream offset of buf[0]
@@ -623,23 +654,21 @@ class SqlScanner:
                     limit = None
                     pos = cur = eol + 1
                     continue
-            if self.fast_inserts and self.delimiter == b";" and buf.startswith(b"INSERT INTO ", cur):
-                # mysqldump/mariadb-dump escape newlines inside values, so `);\n` ends an extended INSERT;
-                # taken only when that is the span's only `;` (the client cannot end the statement earlier).
-                e = buf.find(b");\n", cur)
-                if e >= 0 and buf.count(b";", cur, e + 2) == 1:
-                    end = e + 2
-                    raw = buf[pos:end]
-                    kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
+            if (self.stats or self.fast_inserts) and self.delimiter == b";" and buf.startswith(b"INSERT INTO `", cur):
+                # one fast path for L3 and the loader, exact by construction: the loader must never end a
+                # statement where the client and the L3 scope check do not (a raw newline in a string: `'x);\n`)
+                # `searched`: how far an earlier feed looked for this statement's `);\n` (a restart costs a rescan)
+                searched = self._searched - self.offset if self._searched > self.offset + cur else 0
+                cut = None if self.stats else _fast_cut(buf, cur, searched)
+                if cut is not None:
+                    kind, name, schema = classify(buf[cur : min(cut, cur + 2048)])
+                    raw = buf[pos:cut]
                     yield Statement(
                         kind, name, schema, raw, self.offset + pos, line + buf.count(b"\n", pos, cur), cur - pos
                     )
                     line += raw.count(b"\n")
-                    pos = cur = end
+                    pos = cur = cut
                     continue
-            if self.stats and self.delimiter == b";" and buf.startswith(b"INSERT INTO `", cur):
-                # `searched`: how far an earlier feed looked for this statement's `);\n` (a restart costs a rescan)
-                searched = self._searched - self.offset if self._searched > self.offset + cur else 0
                 fast = _fast_insert(buf, cur, searched)
                 if fast is None and not final:
                     self._searched = self.offset + max(cur, n - 2)
@@ -647,7 +676,16 @@ class SqlScanner:
                     end, values, newlines = fast
                     kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
                     lead = buf.count(b"\n", pos, cur)  # the head's only possible newline is its last byte
-                    yield Statement(kind, name, schema, buf[pos:end], self.offset + pos, line + lead, cur - pos, values)
+                    yield Statement(
+                        kind,
+                        name,
+                        schema,
+                        buf[pos:end],
+                        self.offset + pos,
+                        line + lead,
+                        cur - pos,
+                        values if self.stats else None,
+                    )
                     line += lead + newlines
                     pos = cur = end
                     continue
