@@ -328,12 +328,16 @@ def dump_database(
         par: pardump.ParallelResult | None = None
         rate = 0.0
         if backup.threads > 1 and not backup.single_stream:
-            why = "it is encrypted (age takes one stream)" if encrypted else pardump.unavailable_reason(
-                backup,
-                flavour.tool_info(tool).flavour,
-                estimate or 0,
-                inv.non_transactional,
-                [t.name for t in table_rows if t.kind == "SEQUENCE"],
+            why = (
+                "it is encrypted (age takes one stream)"
+                if encrypted
+                else pardump.unavailable_reason(
+                    backup,
+                    flavour.tool_info(tool).flavour,
+                    estimate or 0,
+                    inv.non_transactional,
+                    [t.name for t in table_rows if t.kind == "SEQUENCE"],
+                )
             )
             if why is not None:
                 log.info("dump of %s as one stream: %s", database, why)
