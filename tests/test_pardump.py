@@ -280,3 +280,30 @@ def test_one_table_without_a_key_is_one_stream_without_a_warning(mariadb, config
         assert not [w for w in result.warnings if "parallel" in w], result.warnings
     finally:
         drop_database(mariadb, db)
+
+
+def test_an_encrypted_dump_stays_one_stream_and_restores(mariadb, config, make_db, any_size, tmp_path):
+    """age takes one stream: with recipients the parallel path is not taken (no plaintext segment ever
+    reaches the disk), and the one encrypted stream decrypts and loads with the identity."""
+    from dumpdeck.backend import encryption
+
+    identity = tmp_path / "id.txt"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    key = subprocess.run(["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True)
+    recipients = encryption.Recipients((key.stdout.strip(),), "test")
+    db = make_db(f"parenc_{time.monotonic_ns() % 10**8}", rows=400)
+    result = dump_database(config.server("main"), _parallel(config), db, recipients=recipients)
+    m = manifest_mod.load(result.path)
+    assert result.path.name.endswith(".sql.zst.age") and "workers" not in m.tool, m.tool
+    assert result.path.read_bytes().startswith(encryption.MAGIC)
+    target = db + "_back"
+    try:
+        sql = subprocess.run(
+            f"age -d -i {identity} {result.path} | zstd -dc", shell=True, capture_output=True, check=True
+        ).stdout
+        with open(tmp_path / "plain.sql", "wb") as f:
+            f.write(sql)
+        restore_into(mariadb, tmp_path / "plain.sql", target)
+        assert table_checksums(mariadb, target) == table_checksums(mariadb, db)
+    finally:
+        drop_database(mariadb, target)
