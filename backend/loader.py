@@ -169,7 +169,9 @@ class Loader:
         on_progress: Callable[[LoadProgress], None] | None = None,
         transform: Callable[[Statement | Marker | Delimiter], Statement | Marker | Delimiter | None] | None = None,
         progress_interval: float = 0.5,
+        defer_keys: bool = True,
     ):
+        self.defer_keys = defer_keys  # split tables: secondary keys added after the data (one ALTER)
         self.on_progress = on_progress
         self.transform = transform
         self.progress_interval = progress_interval
@@ -470,6 +472,8 @@ class Loader:
                     submit(split["chunk"])
                     split["ids"].append(split["chunk"].id)
                 tail = new_job(f"table `{section_name}` (after its data)", [*split["ids"], split["ddl"]])
+                if split["add_keys"] is not None:
+                    tail.add(split["add_keys"])
                 for it in section:
                     tail.add(self._raw(it))
                 if section_name is not None:
@@ -500,14 +504,18 @@ class Loader:
             ddl = new_job(f"table `{section_name}` (structure)")
             chunk = new_job(f"table `{section_name}` (data)", [ddl.id])
             seen_insert = False
+            add_keys: bytes | None = None
             for it in section:
                 if isinstance(it, Statement) and it.kind in ("lock_tables", "alter_keys"):
                     continue
                 if isinstance(it, Statement) and it.kind == "insert":
                     seen_insert = True
-                (chunk if seen_insert else ddl).add(self._raw(it))
+                raw = self._raw(it)
+                if self.defer_keys and isinstance(it, Statement) and it.kind == "create_table" and add_keys is None:
+                    raw, add_keys = defer_secondary_keys(raw)
+                (chunk if seen_insert else ddl).add(raw)
             submit(ddl)
-            split = {"ddl": ddl.id, "ids": [], "chunk": chunk}
+            split = {"ddl": ddl.id, "ids": [], "chunk": chunk, "add_keys": add_keys}
             section = []
 
         item: Item | None = first
@@ -581,6 +589,62 @@ class Loader:
             yield self.tail
 
         self._run_job("load", _prepend(SANDBOX_LINE + b"\n", gen()))
+
+
+_KEY_LINE_RE = re.compile(rb"^\s+KEY `(?:[^`]|``)*` \(")
+_BAIL_LINE_RE = re.compile(rb"^\s+(?:CONSTRAINT|FOREIGN|FULLTEXT|SPATIAL|VECTOR|PERIOD)\b", re.I)
+_FIRST_COL_RE = re.compile(rb"\(`((?:[^`]|``)*)`")
+_COL_RE = re.compile(rb"^\s+`((?:[^`]|``)*)` ")
+
+
+def defer_secondary_keys(create: bytes) -> tuple[bytes, bytes | None]:
+    """A CREATE TABLE (as SHOW CREATE TABLE prints it) without its plain secondary KEYs, and the
+    `ALTER TABLE … ADD KEY …` that adds them back after the data, or (create, None) when in doubt.
+
+    Only InnoDB tables whose indexes are PRIMARY/UNIQUE plus plain KEYs: a table with a FOREIGN
+    KEY, CHECK constraint, FULLTEXT/SPATIAL/VECTOR index or PERIOD is left as it is, and so is one
+    whose AUTO_INCREMENT column leads one of the plain keys (the CREATE would need that key).
+    Added back in their order after the unique keys, the keys show in SHOW CREATE TABLE as before.
+    """
+    start = create.find(b"CREATE TABLE")
+    if start < 0:
+        return create, None
+    head_end = create.find(b"(\n", start)
+    close = create.rfind(b"\n)")
+    if head_end < 0 or close < head_end:
+        return create, None
+    options = create[close:]
+    if not re.search(rb"\bENGINE=InnoDB\b", options):
+        return create, None
+    lines = create[head_end + 2 : close].split(b"\n")
+    kept: list[bytes] = []
+    keys: list[bytes] = []
+    autoinc: set[bytes] = set()
+    for line in lines:
+        if _BAIL_LINE_RE.match(line):
+            return create, None
+        col = _COL_RE.match(line)
+        if col and b" AUTO_INCREMENT" in line:
+            autoinc.add(col.group(1))
+        if _KEY_LINE_RE.match(line):
+            keys.append(line.strip().rstrip(b","))
+        elif keys:
+            return create, None  # something after a plain key: keep the order as it is
+        else:
+            kept.append(line.rstrip().rstrip(b","))
+    if not keys or not kept:
+        return create, None
+    for key in keys:
+        first = _FIRST_COL_RE.search(key)
+        if first is None or first.group(1) in autoinc:
+            return create, None
+    m = re.match(rb"CREATE TABLE (`(?:[^`]|``)*`)", create[start:])
+    if m is None:
+        return create, None
+    body = b",\n".join(kept)
+    new = create[: head_end + 2] + body + create[close:]
+    alter = b"ALTER TABLE " + m.group(1) + b" " + b", ".join(b"ADD " + k for k in keys) + b";\n"
+    return new, alter
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
