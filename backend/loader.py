@@ -5,6 +5,10 @@ section markers (`-- Table structure for table …`). Each table's section loads
 of `parallel` connections (a `mariadb` client process per job, fed over stdin, which
 handles DELIMITER); a large table's INSERTs are split into chunks that load
 concurrently once its CREATE TABLE ran (LOCK TABLES and DISABLE KEYS dropped for those).
+Such a table, when InnoDB, is created without its plain secondary KEYs, which one
+`ALTER TABLE … ADD KEY …` adds after the last chunk (as myloader does; `defer_secondary_keys`):
+an index built by sorting once is far cheaper than random inserts into it from two connections,
+and SHOW CREATE TABLE ends as in the dump.
 The header's session settings (`/*!40101 SET … */`) start every job. View placeholders,
 then after all tables: events, routines, final views and the footer, in one job, in the
 original order. `parallel=1`, or a dump without section markers, loads the stream as is
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 16 * 1024 * 1024  # data per job when a table is split
 BATCH_BYTES = 16 * 1024 * 1024  # small tables batched into one job up to this size
 MEMORY_BYTES = 96 * 1024 * 1024  # decoded SQL held in memory waiting for a connection
+DEFER_KEYS = True  # a split InnoDB table's plain secondary KEYs are added after its data (bench/ turns it off)
 
 
 # --------------------------------------------------------------------------- the loader
@@ -169,9 +174,10 @@ class Loader:
         on_progress: Callable[[LoadProgress], None] | None = None,
         transform: Callable[[Statement | Marker | Delimiter], Statement | Marker | Delimiter | None] | None = None,
         progress_interval: float = 0.5,
-        defer_keys: bool = True,
+        defer_keys: bool | None = None,
     ):
-        self.defer_keys = defer_keys  # split tables: secondary keys added after the data (one ALTER)
+        # a split table's plain secondary KEYs: added after its data in one ALTER (defer_secondary_keys)
+        self.defer_keys = DEFER_KEYS if defer_keys is None else defer_keys
         self.on_progress = on_progress
         self.transform = transform
         self.progress_interval = progress_interval
