@@ -616,11 +616,11 @@ def defer_secondary_keys(create: bytes) -> tuple[bytes, bytes | None]:
     if start < 0:
         return create, None
     head_end = create.find(b"(\n", start)
-    close = create.rfind(b"\n)")
+    close = create.find(b"\n)", head_end)
     if head_end < 0 or close < head_end:
         return create, None
     options = create[close:]
-    if not re.search(rb"\bENGINE=InnoDB\b", options):
+    if not re.search(rb"\bENGINE=InnoDB\b", options) or b"PARTITION" in options:
         return create, None
     lines = create[head_end + 2 : close].split(b"\n")
     kept: list[bytes] = []
@@ -637,9 +637,10 @@ def defer_secondary_keys(create: bytes) -> tuple[bytes, bytes | None]:
         elif keys:
             return create, None  # something after a plain key: keep the order as it is
         else:
-            kept.append(line.rstrip().rstrip(b","))
-    if not keys or not kept:
+            kept.append(line)
+    if not keys or not kept or not kept[-1].endswith(b","):
         return create, None
+    kept[-1] = kept[-1][:-1]  # the line before the first plain key ends the definition now
     for key in keys:
         first = _FIRST_COL_RE.search(key)
         if first is None or first.group(1) in autoinc:
@@ -647,7 +648,7 @@ def defer_secondary_keys(create: bytes) -> tuple[bytes, bytes | None]:
     m = re.match(rb"CREATE TABLE (`(?:[^`]|``)*`)", create[start:])
     if m is None:
         return create, None
-    body = b",\n".join(kept)
+    body = b"\n".join(kept)
     new = create[: head_end + 2] + body + create[close:]
     alter = b"ALTER TABLE " + m.group(1) + b" " + b", ".join(b"ADD " + k for k in keys) + b";\n"
     return new, alter

@@ -277,8 +277,10 @@ WIDE = (
             b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  KEY `id` (`id`)\n"
         ),  # the AUTO_INCREMENT needs it
         WIDE.replace(b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  PRIMARY KEY (`id`)\n"),  # nothing to defer
+        WIDE.replace(b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  KEY `k` (`k`),\n  PRIMARY KEY (`id`)\n"),
+        WIDE.replace(b"utf8mb4;", b"utf8mb4\n PARTITION BY HASH (`id`)\nPARTITIONS 2;"),
     ],
-    ids=["myisam", "fulltext", "foreign-key", "autoinc-key", "no-key"],
+    ids=["myisam", "fulltext", "foreign-key", "autoinc-key", "no-key", "key-not-last", "partitioned"],
 )
 def test_secondary_keys_stay_in_the_create_when_in_doubt(create):
     assert loader_mod.defer_secondary_keys(create) == (create, None)
