@@ -461,6 +461,19 @@ class Loader:
         split: dict[str, Any] | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
         post: _Job | None = None
 
+        deferred: dict[str, int] = {}  # a table whose KEYs come after its data -> the job that adds them
+
+        def referenced(its: Iterable[Item]) -> set[int]:
+            """Jobs adding deferred KEYs that a CREATE TABLE here references (its FOREIGN KEY needs them)."""
+            out: set[int] = set()
+            for it in its:
+                if deferred and isinstance(it, Statement) and it.kind == "create_table":
+                    for m in _REFERENCES_RE.finditer(it.raw):
+                        job_id = deferred.get(m.group(1).replace(b"``", b"`").decode("utf-8", "replace"))
+                        if job_id is not None:
+                            out.add(job_id)
+            return out
+
         def submit(job: _Job) -> None:
             sched.submit(job)
             all_ids.append(job.id)
@@ -484,6 +497,8 @@ class Loader:
                     tail.add(self._raw(it))
                 if section_name is not None:
                     tail.tables.append(section_name)
+                    if split["add_keys"] is not None:
+                        deferred[section_name] = tail.id
                 submit(tail)
                 split = None
             elif section:
@@ -491,6 +506,7 @@ class Loader:
                     batch = new_job(f"`{section_name}`")
                 elif not batch.label.endswith("…"):
                     batch.label += " …"
+                batch.deps = batch.deps | referenced(section)
                 for it in section:
                     batch.add(self._raw(it))
                 first_kind = section[0].kind if isinstance(section[0], Marker) else None
@@ -507,7 +523,7 @@ class Loader:
             """The current table is big: its DDL becomes a job, its INSERTs go out in chunks."""
             nonlocal section, split
             flush_batch()
-            ddl = new_job(f"table `{section_name}` (structure)")
+            ddl = new_job(f"table `{section_name}` (structure)", referenced(section))
             chunk = new_job(f"table `{section_name}` (data)", [ddl.id])
             seen_insert = False
             add_keys: bytes | None = None
@@ -597,6 +613,7 @@ class Loader:
         self._run_job("load", _prepend(SANDBOX_LINE + b"\n", gen()))
 
 
+_REFERENCES_RE = re.compile(rb"\bREFERENCES `((?:[^`]|``)*)` \(")
 _KEY_LINE_RE = re.compile(rb"^\s+KEY `(?:[^`]|``)*` \(")
 _BAIL_LINE_RE = re.compile(rb"^\s+(?:CONSTRAINT|FOREIGN|FULLTEXT|SPATIAL|VECTOR|PERIOD)\b", re.I)
 _FIRST_COL_RE = re.compile(rb"\(`((?:[^`]|``)*)`")

@@ -233,6 +233,15 @@ def test_a_split_table_gets_its_secondary_keys_after_the_data_and_the_same_defin
         cur.execute(
             "INSERT INTO wide (k, c, note) SELECT seq % 97, MD5(seq), IF(seq % 3, seq, NULL) FROM seq_1_to_3000"
         )
+        # another table's foreign key needs `k_1`: it may be created before the ALTER adds it back
+        cur.execute(
+            "CREATE TABLE wide_ref (id INT PRIMARY KEY, k INT NOT NULL, KEY k (k), "
+            "CONSTRAINT wk FOREIGN KEY (k) REFERENCES wide (k)) ENGINE=InnoDB"
+        )
+        cur.execute("INSERT INTO wide_ref SELECT seq, seq % 97 FROM seq_1_to_50")
+        cur.execute("CREATE TABLE aa_ref LIKE wide_ref")  # dumped before `wide`
+        cur.execute("ALTER TABLE aa_ref ADD CONSTRAINT ak FOREIGN KEY (k) REFERENCES wide (k)")
+        cur.execute("INSERT INTO aa_ref SELECT * FROM wide_ref")
     path = dump_of(config, db)
     scanner = loader_mod.SqlScanner()
     items = [it for chunk in loader_mod.decoded_chunks(path) for it in scanner.feed(chunk)] + list(scanner.finish())
@@ -254,6 +263,10 @@ def test_a_split_table_gets_its_secondary_keys_after_the_data_and_the_same_defin
         assert res.mode == "parallel" and res.jobs > 4
         assert show_creates(mariadb, name) == show_creates(mariadb, db)
         assert table_checksums(mariadb, name) == table_checksums(mariadb, db)
+        with mariadb.connect(name) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks=1")
+            with pytest.raises(Exception, match="foreign key constraint fails"):
+                cur.execute("INSERT INTO wide_ref VALUES (1000, 1000)")  # the restored key enforces again
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE {name}")
