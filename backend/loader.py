@@ -5,6 +5,10 @@ section markers (`-- Table structure for table …`). Each table's section loads
 of `parallel` connections (a `mariadb` client process per job, fed over stdin, which
 handles DELIMITER); a large table's INSERTs are split into chunks that load
 concurrently once its CREATE TABLE ran (LOCK TABLES and DISABLE KEYS dropped for those).
+Such a table, when InnoDB, is created without its plain secondary KEYs, which one
+`ALTER TABLE … ADD KEY …` adds after the last chunk (as myloader does; `defer_secondary_keys`):
+an index built by sorting once is far cheaper than random inserts into it from two connections,
+and SHOW CREATE TABLE ends as in the dump.
 The header's session settings (`/*!40101 SET … */`) start every job. View placeholders,
 then after all tables: events, routines, final views and the footer, in one job, in the
 original order. `parallel=1`, or a dump without section markers, loads the stream as is
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 16 * 1024 * 1024  # data per job when a table is split
 BATCH_BYTES = 16 * 1024 * 1024  # small tables batched into one job up to this size
 MEMORY_BYTES = 96 * 1024 * 1024  # decoded SQL held in memory waiting for a connection
+DEFER_KEYS = True  # a split InnoDB table's plain secondary KEYs are added after its data (bench/ turns it off)
 
 
 # --------------------------------------------------------------------------- the loader
@@ -169,7 +174,10 @@ class Loader:
         on_progress: Callable[[LoadProgress], None] | None = None,
         transform: Callable[[Statement | Marker | Delimiter], Statement | Marker | Delimiter | None] | None = None,
         progress_interval: float = 0.5,
+        defer_keys: bool | None = None,
     ):
+        # a split table's plain secondary KEYs: added after its data in one ALTER (defer_secondary_keys)
+        self.defer_keys = DEFER_KEYS if defer_keys is None else defer_keys
         self.on_progress = on_progress
         self.transform = transform
         self.progress_interval = progress_interval
@@ -453,6 +461,19 @@ class Loader:
         split: dict[str, Any] | None = None  # a table being split: its DDL job id, chunk ids, the chunk being filled
         post: _Job | None = None
 
+        deferred: dict[str, int] = {}  # a table whose KEYs come after its data -> the job that adds them
+
+        def referenced(its: Iterable[Item]) -> set[int]:
+            """Jobs adding deferred KEYs that a CREATE TABLE here references (its FOREIGN KEY needs them)."""
+            out: set[int] = set()
+            for it in its:
+                if deferred and isinstance(it, Statement) and it.kind == "create_table":
+                    for m in _REFERENCES_RE.finditer(it.raw):
+                        job_id = deferred.get(m.group(1).replace(b"``", b"`").decode("utf-8", "replace"))
+                        if job_id is not None:
+                            out.add(job_id)
+            return out
+
         def submit(job: _Job) -> None:
             sched.submit(job)
             all_ids.append(job.id)
@@ -470,10 +491,14 @@ class Loader:
                     submit(split["chunk"])
                     split["ids"].append(split["chunk"].id)
                 tail = new_job(f"table `{section_name}` (after its data)", [*split["ids"], split["ddl"]])
+                if split["add_keys"] is not None:
+                    tail.add(split["add_keys"])
                 for it in section:
                     tail.add(self._raw(it))
                 if section_name is not None:
                     tail.tables.append(section_name)
+                    if split["add_keys"] is not None:
+                        deferred[section_name] = tail.id
                 submit(tail)
                 split = None
             elif section:
@@ -481,6 +506,7 @@ class Loader:
                     batch = new_job(f"`{section_name}`")
                 elif not batch.label.endswith("…"):
                     batch.label += " …"
+                batch.deps = batch.deps | referenced(section)
                 for it in section:
                     batch.add(self._raw(it))
                 first_kind = section[0].kind if isinstance(section[0], Marker) else None
@@ -497,17 +523,21 @@ class Loader:
             """The current table is big: its DDL becomes a job, its INSERTs go out in chunks."""
             nonlocal section, split
             flush_batch()
-            ddl = new_job(f"table `{section_name}` (structure)")
+            ddl = new_job(f"table `{section_name}` (structure)", referenced(section))
             chunk = new_job(f"table `{section_name}` (data)", [ddl.id])
             seen_insert = False
+            add_keys: bytes | None = None
             for it in section:
                 if isinstance(it, Statement) and it.kind in ("lock_tables", "alter_keys"):
                     continue
                 if isinstance(it, Statement) and it.kind == "insert":
                     seen_insert = True
-                (chunk if seen_insert else ddl).add(self._raw(it))
+                raw = self._raw(it)
+                if self.defer_keys and isinstance(it, Statement) and it.kind == "create_table" and add_keys is None:
+                    raw, add_keys = defer_secondary_keys(raw)
+                (chunk if seen_insert else ddl).add(raw)
             submit(ddl)
-            split = {"ddl": ddl.id, "ids": [], "chunk": chunk}
+            split = {"ddl": ddl.id, "ids": [], "chunk": chunk, "add_keys": add_keys}
             section = []
 
         item: Item | None = first
@@ -581,6 +611,64 @@ class Loader:
             yield self.tail
 
         self._run_job("load", _prepend(SANDBOX_LINE + b"\n", gen()))
+
+
+_REFERENCES_RE = re.compile(rb"\bREFERENCES `((?:[^`]|``)*)` \(")
+_KEY_LINE_RE = re.compile(rb"^\s+KEY `(?:[^`]|``)*` \(")
+_BAIL_LINE_RE = re.compile(rb"^\s+(?:CONSTRAINT|FOREIGN|FULLTEXT|SPATIAL|VECTOR|PERIOD)\b", re.I)
+_FIRST_COL_RE = re.compile(rb"\(`((?:[^`]|``)*)`")
+_COL_RE = re.compile(rb"^\s+`((?:[^`]|``)*)` ")
+
+
+def defer_secondary_keys(create: bytes) -> tuple[bytes, bytes | None]:
+    """A CREATE TABLE (as SHOW CREATE TABLE prints it) without its plain secondary KEYs, and the
+    `ALTER TABLE … ADD KEY …` that adds them back after the data, or (create, None) when in doubt.
+
+    Only InnoDB tables whose indexes are PRIMARY/UNIQUE plus plain KEYs: a table with a FOREIGN
+    KEY, CHECK constraint, FULLTEXT/SPATIAL/VECTOR index or PERIOD is left as it is, and so is one
+    whose AUTO_INCREMENT column leads one of the plain keys (the CREATE would need that key).
+    Added back in their order after the unique keys, the keys show in SHOW CREATE TABLE as before.
+    """
+    start = create.find(b"CREATE TABLE")
+    if start < 0:
+        return create, None
+    head_end = create.find(b"(\n", start)
+    close = create.find(b"\n)", head_end)
+    if head_end < 0 or close < head_end:
+        return create, None
+    options = create[close:]
+    if not re.search(rb"\bENGINE=InnoDB\b", options) or b"PARTITION" in options:
+        return create, None
+    lines = create[head_end + 2 : close].split(b"\n")
+    kept: list[bytes] = []
+    keys: list[bytes] = []
+    autoinc: set[bytes] = set()
+    for line in lines:
+        if _BAIL_LINE_RE.match(line):
+            return create, None
+        col = _COL_RE.match(line)
+        if col and b" AUTO_INCREMENT" in line:
+            autoinc.add(col.group(1))
+        if _KEY_LINE_RE.match(line):
+            keys.append(line.strip().rstrip(b","))
+        elif keys:
+            return create, None  # something after a plain key: keep the order as it is
+        else:
+            kept.append(line)
+    if not keys or not kept or not kept[-1].endswith(b","):
+        return create, None
+    kept[-1] = kept[-1][:-1]  # the line before the first plain key ends the definition now
+    for key in keys:
+        first = _FIRST_COL_RE.search(key)
+        if first is None or first.group(1) in autoinc:
+            return create, None
+    m = re.match(rb"CREATE TABLE (`(?:[^`]|``)*`)", create[start:])
+    if m is None:
+        return create, None
+    body = b"\n".join(kept)
+    new = create[: head_end + 2] + body + create[close:]
+    alter = b"ALTER TABLE " + m.group(1) + b" " + b", ".join(b"ADD " + k for k in keys) + b";\n"
+    return new, alter
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -115,7 +115,7 @@ def make_big_table(server, database: str, rows: int = 300_000) -> None:
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}")
         cur.execute(f"USE {quote_ident(database)}")
-        cur.execute("CREATE TABLE IF NOT EXISTS big (id INT PRIMARY KEY, k INT, c CHAR(64), pad CHAR(40))")
+        cur.execute("CREATE TABLE IF NOT EXISTS big (id INT PRIMARY KEY, k INT, c CHAR(64), pad CHAR(40), KEY k (k))")
         cur.execute(f"INSERT INTO big SELECT seq, seq * 7 % 10007, MD5(seq), SHA1(seq) FROM seq_1_to_{rows}")
 
 

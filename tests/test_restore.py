@@ -208,3 +208,98 @@ def test_cleanup_scratch_skips_nothing_else(mariadb, config):
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS dumpdeckXrt_keep")
+
+
+def show_creates(mariadb, db: str) -> dict[str, str]:
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db,)
+        )
+        out = {}
+        for (table,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE TABLE `{table}`")
+            out[table] = cur.fetchone()[1]
+        return out
+
+
+def test_a_split_table_gets_its_secondary_keys_after_the_data_and_the_same_definition(mariadb, config, make_db):
+    db = make_db(f"keys_{os.getpid()}", rows=50)
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE wide (id INT UNSIGNED NOT NULL AUTO_INCREMENT, k INT NOT NULL, c CHAR(40) NOT NULL, "
+            "note VARCHAR(20) NULL, PRIMARY KEY (id), UNIQUE KEY uc (c), KEY k_1 (k), "
+            "KEY kc (k, c(8)) COMMENT 'two, columns', KEY n (note) USING BTREE) ENGINE=InnoDB"
+        )
+        cur.execute(
+            "INSERT INTO wide (k, c, note) SELECT seq % 97, MD5(seq), IF(seq % 3, seq, NULL) FROM seq_1_to_3000"
+        )
+        # another table's foreign key needs `k_1`: it may be created before the ALTER adds it back
+        cur.execute(
+            "CREATE TABLE wide_ref (id INT PRIMARY KEY, k INT NOT NULL, KEY k (k), "
+            "CONSTRAINT wk FOREIGN KEY (k) REFERENCES wide (k)) ENGINE=InnoDB"
+        )
+        cur.execute("INSERT INTO wide_ref SELECT seq, seq % 97 FROM seq_1_to_50")
+        cur.execute("CREATE TABLE aa_ref LIKE wide_ref")  # dumped before `wide`
+        cur.execute("ALTER TABLE aa_ref ADD CONSTRAINT ak FOREIGN KEY (k) REFERENCES wide (k)")
+        cur.execute("INSERT INTO aa_ref SELECT * FROM wide_ref")
+    path = dump_of(config, db)
+    scanner = loader_mod.SqlScanner()
+    items = [it for chunk in loader_mod.decoded_chunks(path) for it in scanner.feed(chunk)] + list(scanner.finish())
+    create = next(
+        st.raw
+        for st in items
+        if isinstance(st, loader_mod.Statement) and st.kind == "create_table" and st.name == "wide"
+    )
+    stripped, alter = loader_mod.defer_secondary_keys(create)
+    assert alter is not None and b"KEY `k_1`" not in stripped and b"UNIQUE KEY `uc`" in stripped
+    assert alter.count(b"ADD KEY") == 3
+    name = f"dumpdeck_rt_keys_{os.getpid()}"
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        res = loader_mod.Loader(config.server("main"), name, parallel=2, chunk_bytes=20_000, batch_bytes=4_000).load(
+            loader_mod.decoded_chunks(path)
+        )
+        assert res.mode == "parallel" and res.jobs > 4
+        assert show_creates(mariadb, name) == show_creates(mariadb, db)
+        assert table_checksums(mariadb, name) == table_checksums(mariadb, db)
+        with mariadb.connect(name) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks=1")
+            with pytest.raises(Exception, match="foreign key constraint fails"):
+                cur.execute("INSERT INTO wide_ref VALUES (1000, 1000)")  # the restored key enforces again
+    finally:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {name}")
+
+
+WIDE = (
+    b"CREATE TABLE `t` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  `k` int(11) DEFAULT NULL,\n"
+    b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+)
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        WIDE.replace(b"ENGINE=InnoDB", b"ENGINE=MyISAM"),
+        WIDE.replace(b"  KEY `k` (`k`)\n", b"  KEY `k` (`k`),\n  FULLTEXT KEY `f` (`k`)\n"),
+        WIDE.replace(
+            b"  KEY `k` (`k`)\n", b"  KEY `k` (`k`),\n  CONSTRAINT `fk` FOREIGN KEY (`k`) REFERENCES `p` (`id`)\n"
+        ),
+        WIDE.replace(
+            b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  KEY `id` (`id`)\n"
+        ),  # the AUTO_INCREMENT needs it
+        WIDE.replace(b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  PRIMARY KEY (`id`)\n"),  # nothing to defer
+        WIDE.replace(b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  KEY `k` (`k`),\n  PRIMARY KEY (`id`)\n"),
+        WIDE.replace(b"utf8mb4;", b"utf8mb4\n PARTITION BY HASH (`id`)\nPARTITIONS 2;"),
+    ],
+    ids=["myisam", "fulltext", "foreign-key", "autoinc-key", "no-key", "key-not-last", "partitioned"],
+)
+def test_secondary_keys_stay_in_the_create_when_in_doubt(create):
+    assert loader_mod.defer_secondary_keys(create) == (create, None)
+
+
+def test_deferred_keys_leave_a_valid_create_and_one_alter():
+    stripped, alter = loader_mod.defer_secondary_keys(WIDE)
+    assert stripped == WIDE.replace(b"  PRIMARY KEY (`id`),\n  KEY `k` (`k`)\n", b"  PRIMARY KEY (`id`)\n")
+    assert alter == b"ALTER TABLE `t` ADD KEY `k` (`k`);\n"

@@ -89,6 +89,18 @@ def world(mariadb, db: str) -> dict:
     }
 
 
+def show_creates(mariadb, db: str) -> dict[str, str]:
+    with mariadb.connect(db) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db,)
+        )
+        out = {}
+        for (table,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
+            out[table] = cur.fetchone()[1]
+        return out
+
+
 def databases(mariadb, prefix: str) -> list[str]:
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute(
@@ -329,6 +341,8 @@ def test_a_dump_dominated_by_one_table_loads_it_over_several_connections(mariadb
     assert result.ok
     assert peak >= 2, "the server never ran two INSERTs into `big` at once"
     assert world(mariadb, target) == before  # CHECKSUM TABLE and row counts of every table, objects, keys
+    # `big`'s KEY `k` was added after its data (one ALTER): the definition is the source's
+    assert show_creates(mariadb, target) == show_creates(mariadb, sample_db)
     assert databases(mariadb, "dumpdeck_stage_") == []
 
 
