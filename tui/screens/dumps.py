@@ -8,7 +8,7 @@ per dump and shown here check by check as it arrives.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.manifest import check_outcome
 from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
@@ -62,6 +63,30 @@ def copies_lines(destinations: list[str], records: list[dict]) -> list[str]:
         else:
             out.append(f"  ✗ {name}: {r.get('error') or r.get('outcome')} (retried by a later run)")
     return out
+
+
+def remote_details_text(r: Any) -> str:
+    """A dump at a copy destination (a RemoteDump): where it is, and what its manifest there says."""
+    lines = [
+        f"{r.destination}:{r.rel}",
+        f"server {r.server} · database {r.database}",
+        f"{when_text(r.when.timestamp())} UTC · {format_bytes(r.size)}",
+    ]
+    m = r.manifest
+    if m is None:
+        lines.append(f"incomplete: {r.manifest_error}")
+    else:
+        lines.append(f"sha256 {m.sha256}")
+        lines.append(f"codec {m.codec or 'plain'} · best level L{m.verified_level}")
+    c = r.copy
+    if c is None:
+        lines.append(f"no copy record for {r.destination} in its manifest")
+    elif r.verified:
+        lines.append(f"copy verified at {c.get('verified_at')} ({c.get('method')})")
+    else:
+        lines.append(f"copy {c.get('outcome')}: {c.get('error')}")
+    lines.append(f"restore-test: dumpdeck restore-test --from {r.destination} {r.rel}")
+    return "\n".join(lines)
 
 
 def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
@@ -110,6 +135,10 @@ class DumpsScreen(Screen[None]):
         self.level_index = 0
         self.scope = scope  # (server, database): only that database's dumps (opened from its detail)
         self._shown_key: str | None = None
+        self.source: str | None = None  # None: this host's catalog; else a copy destination's name (`w`)
+        # per destination: its dumps as read (RemoteDump list), or the error naming why they could not be read;
+        # absent while a worker reads it
+        self.remote: dict[str, list[Any] | str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("Dumps", id="statusbar")
@@ -165,6 +194,9 @@ class DumpsScreen(Screen[None]):
     def render_state(self, what: str | None = None) -> None:
         if not self.is_mounted or what not in (None, "catalog"):
             return
+        if self.source is not None:
+            self.render_remote(self.source)
+            return
         app = self.app
         dumps = self.visible_dumps()
         rows = []
@@ -213,18 +245,80 @@ class DumpsScreen(Screen[None]):
         self.query_one("#dumps-list").border_title = "Catalog (newest first)"
         self.show_details(force=True)
 
+    def render_remote(self, dest: str) -> None:
+        """The catalog at copy destination `dest`, as `dumpdeck list --remote` reads it (every server)."""
+        app = self.app
+        got = self.remote.get(dest)
+        fields, words = parse_filter(self.filter_text)
+        rows = []
+        shown = 0
+        for d in got if isinstance(got, list) else []:
+            hay = f"{d.server} {d.database} {d.name}".lower()
+            if ("server" in fields and fields["server"] not in d.server.lower()) or (
+                "db" in fields and fields["db"] not in d.database.lower()
+            ):
+                continue
+            if any(w not in hay for w in words):
+                continue
+            shown += 1
+            tone = "ok" if d.verified else "bad"
+            result = "verified" if d.verified else d.status
+            level = d.manifest.verified_level if d.manifest is not None else 0
+            rows.append(
+                (
+                    f"remote:{dest}:{d.rel}",
+                    (
+                        Cell(when_text(d.when.timestamp()), d.when.timestamp()),
+                        d.server,
+                        d.database,
+                        Cell(format_bytes(d.size), d.size, justify="right"),
+                        Cell(f"L{level}" if level else "-", level),
+                        Cell(result, result, style=tone_style(app, tone)),
+                        (d.manifest.codec if d.manifest is not None else "") or "-",
+                    ),
+                    d,
+                )
+            )
+        self.query_one("#dumps", KeyedTable).sync(rows)
+        if got is None:
+            parts = [f"reading {dest}…"]
+        elif isinstance(got, str):
+            parts = [f"{dest}: {got}"]
+        else:
+            parts = [f"Dumps at {dest} {shown}/{len(got)}"]
+        parts.append("w: next source")
+        if self.filter_text:
+            parts.append(f"filter: {self.filter_text}")
+        self.query_one("#statusbar", Static).update(Text(printable(" · ".join(parts))))
+        self.query_one("#dumps-list").border_title = printable(f"At {dest} (every server, newest first)")
+        self.show_details(force=True)
+
     def current(self) -> DumpView | None:
+        """The selected dump of this host's catalog (None on a destination's row: see current_remote)."""
         table = self.query_one("#dumps", KeyedTable)
         key = table.cursor_key
-        return table.raw(key) if key else None
+        raw = table.raw(key) if key else None
+        return raw if isinstance(raw, DumpView) else None
+
+    def current_remote(self) -> Any:
+        table = self.query_one("#dumps", KeyedTable)
+        key = table.cursor_key
+        raw = table.raw(key) if key and self.source is not None else None
+        return None if raw is None or isinstance(raw, DumpView) else raw
 
     def show_details(self, force: bool = False) -> None:
         d = self.current()
-        key = d.key if d else None
+        r = self.current_remote()
+        key = d.key if d else (f"remote:{r.destination}:{r.rel}" if r is not None else None)
         if not force and key == self._shown_key:
             return
         self._shown_key = key
-        text = printable(self.details_text(d), keep_newlines=True) if d else "No dump selected."
+        if d is not None:
+            text = printable(self.details_text(d), keep_newlines=True)
+        elif r is not None:
+            text = printable(remote_details_text(r), keep_newlines=True)
+        else:
+            text = "No dump selected."
         self.query_one("#details", Static).update(Text(text))
         self.show_ladder()
 
@@ -347,6 +441,33 @@ class DumpsScreen(Screen[None]):
         self.level_index = (self.level_index + 1) % len(LEVEL_FILTERS)
         self.render_state()
 
+    def action_cycle_source(self) -> None:
+        """This host → each copy destination → this host. A destination is read in a worker (never the UI)."""
+        sources: list[str | None] = [None, *self.app.config.copies]
+        self.source = sources[(sources.index(self.source) + 1) % len(sources)] if self.source in sources else None
+        if self.source is not None:
+            self.remote.pop(self.source, None)  # read afresh each time it is chosen
+            self._read_remote(self.source)
+        self.render_state()
+
+    @work(thread=True, group="remote-catalog", exit_on_error=False, description="read a destination's catalog")
+    def _read_remote(self, dest: str) -> None:
+        from dumpdeck.backend import copies
+
+        result: list[Any] | str
+        try:
+            result = copies.remote_catalog(self.app.config, dest)
+        except DumpdeckError as exc:  # shown in the status line, naming the destination
+            result = f"cannot read it: {exc}"
+        except Exception as exc:  # never a crashed worker: shown the same way
+            result = f"cannot read it: {type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._remote_read, dest, result)
+
+    def _remote_read(self, dest: str, result: list[Any] | str) -> None:
+        self.remote[dest] = result
+        if self.source == dest:
+            self.render_state()
+
     def action_sort(self) -> None:
         self.query_one("#dumps", KeyedTable).cycle_sort()
 
@@ -370,6 +491,14 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.choose_restore_target(d)
+            return
+        r = self.current_remote()
+        if r is not None:  # not run from the console yet: the command that streams it
+            self.app.notify(
+                printable(f"from a shell: dumpdeck restore-test --from {r.destination} {r.rel}"),
+                timeout=10,
+                markup=False,
+            )
 
     def action_restore(self) -> None:
         """Restore for real: the plan in a modal, a detached restore run (shown in the Jobs pane)."""
