@@ -73,6 +73,13 @@ async def test_dumps_browser_browses_destinations_with_a_second_hosts_dumps(writ
             f"{copies.rel_path(b, theirs)}": "replica",
         }
 
+        # a server directory whose name is Rich markup: shown as written, never interpreted
+        shutil.copytree(tmp_path / "nas" / "replica", tmp_path / "nas" / "[red]evil")
+        rel_b = copies.rel_path(b, theirs)
+        assert rel_b is not None
+        evil = "[red]evil/" + rel_b.split("/", 1)[1]
+        at = {"offsite": expected, "nas": {**expected, evil: "[red]evil"}}
+
         app = make_app(config, intervals=FAST)
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: any(d.key == mine.key for d in app.catalog.dumps), what="local catalog")
@@ -86,12 +93,11 @@ async def test_dumps_browser_browses_destinations_with_a_second_hosts_dumps(writ
             for dest in ("offsite", "nas"):
                 await pilot.press("w")
                 assert screen.source == dest
-                await until(pilot, lambda dest=dest: f"Dumps at {dest} 2/2" in status(app), what=f"rows of {dest}")
+                n = len(at[dest])
+                await until(pilot, lambda dest=dest, n=n: f"Dumps at {dest} {n}/{n}" in status(app), what=dest)
                 keys = {k.split(":", 2)[2]: table.raw(k) for k in table.row_keys}
-                assert {rel: r.server for rel, r in keys.items()} == expected
+                assert {rel: r.server for rel, r in keys.items()} == at[dest]
                 # a remote row's details: where, size, sha256, verified-at
-                rel_b = copies.rel_path(b, theirs)
-                assert rel_b is not None
                 table.focus()
                 table.move_cursor(row=table.get_row_index(f"remote:{dest}:{rel_b}"))
                 await pilot.pause()
@@ -101,6 +107,11 @@ async def test_dumps_browser_browses_destinations_with_a_second_hosts_dumps(writ
                 assert f"sha256 {manifest.sha256}" in text
                 assert "copy verified at " in text and str(keys[rel_b].copy["verified_at"]) in text
                 assert theirs.path.stat().st_size == keys[rel_b].size
+            server_cell = table.get_row(f"remote:nas:{evil}")[1]
+            assert server_cell.plain == "[red]evil"  # a Text: the brackets are shown, not parsed
+            table.move_cursor(row=table.get_row_index(f"remote:nas:{evil}"))
+            await pilot.pause()
+            assert "server [red]evil" in str(screen.query_one("#details").render())
 
             await pilot.press("w")
             assert screen.source == "down"

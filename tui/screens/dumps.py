@@ -269,12 +269,12 @@ class DumpsScreen(Screen[None]):
                     f"remote:{dest}:{d.rel}",
                     (
                         Cell(when_text(d.when.timestamp()), d.when.timestamp()),
-                        d.server,
-                        d.database,
+                        Cell(d.server, d.server),  # a Text: names read from the destination are never markup
+                        Cell(d.database, d.database),
                         Cell(format_bytes(d.size), d.size, justify="right"),
                         Cell(f"L{level}" if level else "-", level),
                         Cell(result, result, style=tone_style(app, tone)),
-                        (d.manifest.codec if d.manifest is not None else "") or "-",
+                        Cell((d.manifest.codec if d.manifest is not None else "") or "-"),
                     ),
                     d,
                 )
@@ -317,6 +317,10 @@ class DumpsScreen(Screen[None]):
             text = printable(self.details_text(d), keep_newlines=True)
         elif r is not None:
             text = printable(remote_details_text(r), keep_newlines=True)
+        elif self.source is not None and isinstance(self.remote.get(self.source), str):
+            text = printable(f"{self.source}: {self.remote[self.source]}", keep_newlines=True)
+        elif self.source is not None and self.source not in self.remote:
+            text = printable(f"reading {self.source}… (rclone lsjson, then the manifests)")
         else:
             text = "No dump selected."
         self.query_one("#details", Static).update(Text(text))
