@@ -161,3 +161,70 @@ async def test_unreachable_destination_keeps_the_console_responsive(write_config
             await until(pilot, lambda: not isinstance(app.screen, DumpsScreen), what="back to the dashboard")
     finally:
         hole.close()
+
+
+async def test_restore_test_a_remote_row_from_a_second_host(write_config, sample_db, tmp_path, mariadb):
+    """A host with no local dumps restore-tests another host's copy at a destination from the console: it is
+    streamed (nothing lands on its disk), the checks arrive in the ladder, and the scratch database goes."""
+    from dumpdeck.backend.outcome import Outcome
+    from dumpdeck.backend.state import StateStore
+    from dumpdeck.tui.screens.modals import TargetChooser
+
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    a = load_config(path)
+    assert runner.run_job(a, "nightly").status == "succeeded"
+    [entry] = scan(a.backup.dir).entries
+    rel = copies.rel_path(a, entry)
+    second = tmp_path / "second"
+    second.mkdir()
+    other = second / "config.yaml"
+    other.write_text(
+        path.read_text()
+        .replace(str(tmp_path / "backups"), str(second / "backups"))
+        .replace(str(tmp_path / "state"), str(second / "state"))
+    )
+    config = load_config(other)
+
+    def databases() -> set[str]:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            return {r[0] for r in cur.fetchall()}
+
+    before = databases()
+    app = make_app(config, intervals=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, DumpsScreen)
+        assert not app.catalog.dumps  # this host has none of its own
+        await pilot.press("w")  # nas
+        key = f"remote:nas:{rel}"
+        table = screen.query_one("#dumps", KeyedTable)
+        await until(pilot, lambda: key in table.row_keys, what="the copy listed")
+        table.focus()
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.pause()
+        await pilot.press("r")
+        assert isinstance(app.screen, TargetChooser)
+        chooser = app.screen
+        targets = [o.id for o in chooser.query_one("OptionList").options]
+        chooser.query_one("OptionList").highlighted = targets.index("same")
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: app.ladders.get(key) is not None and not app.ladders[key].running,
+            timeout=180,
+            what="the restore-test to finish",
+        )
+        ladder = app.ladders[key]
+        assert ladder.error is None, ladder.error
+        assert ladder.outcome is Outcome.PASSED
+        names = {c.name: c.outcome for c in ladder.checks}
+        assert names.get("sha256") is Outcome.PASSED and names.get("load") is Outcome.PASSED, names
+        await until(
+            pilot, lambda: screen.query_one("#ladder", KeyedTable).row_count == len(ladder.checks), what="ladder"
+        )
+    assert not list(second.rglob("*.sql*"))  # nothing of the dump landed on this host's disk
+    assert databases() == before  # the scratch database is gone
+    with StateStore.open(config.state_db) as store:
+        assert any(f"nas:{rel}" in e.message and e.kind == "restore-test" for e in store.events(None))

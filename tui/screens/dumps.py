@@ -65,6 +65,11 @@ def copies_lines(destinations: list[str], records: list[dict]) -> list[str]:
     return out
 
 
+def remote_key(r: Any) -> str:
+    """The row and ladder key of a dump at a destination (a RemoteDump)."""
+    return f"remote:{r.destination}:{r.rel}"
+
+
 def remote_details_text(r: Any) -> str:
     """A dump at a copy destination (a RemoteDump): where it is, and what its manifest there says."""
     lines = [
@@ -85,7 +90,7 @@ def remote_details_text(r: Any) -> str:
         lines.append(f"copy verified at {c.get('verified_at')} ({c.get('method')})")
     else:
         lines.append(f"copy {c.get('outcome')}: {c.get('error')}")
-    lines.append(f"restore-test: dumpdeck restore-test --from {r.destination} {r.rel}")
+    lines.append(f"r restore-tests it streamed (dumpdeck restore-test --from {r.destination} {r.rel})")
     return "\n".join(lines)
 
 
@@ -266,7 +271,7 @@ class DumpsScreen(Screen[None]):
             level = d.manifest.verified_level if d.manifest is not None else 0
             rows.append(
                 (
-                    f"remote:{dest}:{d.rel}",
+                    remote_key(d),
                     (
                         Cell(when_text(d.when.timestamp()), d.when.timestamp()),
                         Cell(d.server, d.server),  # a Text: names read from the destination are never markup
@@ -300,6 +305,14 @@ class DumpsScreen(Screen[None]):
         raw = table.raw(key) if key else None
         return raw if isinstance(raw, DumpView) else None
 
+    def current_key(self) -> str | None:
+        """The selected row's key: a local dump's, or `remote:<dest>:<path>` (also the key of its ladder)."""
+        d = self.current()
+        if d is not None:
+            return d.key
+        r = self.current_remote()
+        return remote_key(r) if r is not None else None
+
     def current_remote(self) -> Any:
         table = self.query_one("#dumps", KeyedTable)
         key = table.cursor_key
@@ -309,7 +322,7 @@ class DumpsScreen(Screen[None]):
     def show_details(self, force: bool = False) -> None:
         d = self.current()
         r = self.current_remote()
-        key = d.key if d else (f"remote:{r.destination}:{r.rel}" if r is not None else None)
+        key = d.key if d else (remote_key(r) if r is not None else None)
         if not force and key == self._shown_key:
             return
         self._shown_key = key
@@ -365,20 +378,21 @@ class DumpsScreen(Screen[None]):
 
     def show_ladder(self) -> None:
         d = self.current()
+        key = self.current_key()
         table = self.query_one("#ladder", KeyedTable)
         pane = self.query_one("#ladder-pane")
-        if d is None:
+        if key is None:
             table.sync([])
             pane.border_title = "Verification"
             return
-        live = self.app.ladders.get(d.key)
+        live = self.app.ladders.get(key)
         checks: list[CheckView] = []
         title = "Verification"
         if live is not None:
             checks = list(live.checks)
             if live.running:
                 state = "stopping…" if live.cancel.is_set() else "running… (c stops it)"
-                if live.kind == "verify":
+                if live.kind == "verify" or d is None:
                     state = "running…"
             elif live.error and live.outcome is None:
                 state = "error"
@@ -386,7 +400,7 @@ class DumpsScreen(Screen[None]):
                 state = (live.outcome or Outcome.NOT_CHECKED).label.upper()
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
-        elif d.manifest is not None and d.manifest.verifications:
+        elif d is not None and d.manifest is not None and d.manifest.verifications:
             v = d.manifest.verifications[-1]
             checks = [
                 CheckView(
@@ -497,12 +511,82 @@ class DumpsScreen(Screen[None]):
             self.app.choose_restore_target(d)
             return
         r = self.current_remote()
-        if r is not None:  # not run from the console yet: the command that streams it
-            self.app.notify(
-                printable(f"from a shell: dumpdeck restore-test --from {r.destination} {r.rel}"),
-                timeout=10,
-                markup=False,
+        if r is not None:
+            self.choose_remote_target(r)
+
+    def choose_remote_target(self, r: Any) -> None:
+        """Restore-test a copy where it is stored: streamed by `rclone cat` into the load, like
+        `dumpdeck restore-test --from DEST PATH`; its checks arrive in the ladder like a local one's."""
+        app = self.app
+        live = app.ladders.get(remote_key(r))
+        if app.read_only or (live is not None and live.running):
+            return
+        if r.manifest is None:
+            app.notify(printable(f"{r.destination}:{r.rel}: {r.manifest_error}"), severity="error", markup=False)
+            return
+        from .modals import TargetChooser
+
+        def done(target: str | None) -> None:
+            if target:
+                self.start_remote_restore_test(r, target)
+
+        app.push_screen(
+            TargetChooser(
+                printable(f"{r.destination}:{r.rel}"), app.backend.restore_targets(), app.config.restore_test.target
+            ),
+            done,
+        )
+
+    def start_remote_restore_test(self, r: Any, target: str) -> None:
+        from dumpdeck.backend import copies
+        from dumpdeck.backend.state import StateStore
+
+        from ..adapter import check_view
+        from ..base import Ladder
+
+        app = self.app
+        key = remote_key(r)
+        ladder = Ladder(kind="restore-test", target=target, started=app.now())
+        app.ladders[key] = ladder
+        self.show_ladder()
+        label = f"{r.destination}:{r.rel}"
+
+        def call(on_check) -> Outcome:
+            report = copies.restore_test_remote(
+                app.config, r, target=target, on_check=lambda c: on_check(check_view(c)), cancel=ladder.cancel
             )
+            with StateStore.open(app.config.state_db) as store:  # as the CLI's restore-test --from records it
+                store.add_event(
+                    None,
+                    "info" if report.passed else "error" if report.failed else "warning",
+                    "restore-test",
+                    f"restore-test of {label}: {report.outcome.label}: {report.summary} (console)",
+                    {"destination": r.destination, "remote_path": r.rel, "outcome": report.outcome.value},
+                )
+            return report.outcome
+
+        def run() -> None:  # checks and the verdict go to the App as a local restore-test's do
+            from ..messages import STOPPED, CheckArrived, LadderDone
+
+            try:
+                outcome = call(lambda c: app.post_message(CheckArrived(key, c)))
+            except Exception as exc:  # shown in the ladder, never a crashed worker
+                why = str(exc) if isinstance(exc, DumpdeckError) else f"{type(exc).__name__}: {exc}"
+                app.post_message(LadderDone(key, "restore-test", None, STOPPED if ladder.cancel.is_set() else why))
+                return
+            if ladder.cancel.is_set() and outcome is not Outcome.PASSED:
+                app.post_message(LadderDone(key, "restore-test", Outcome.NOT_CHECKED, STOPPED))
+                return
+            app.post_message(LadderDone(key, "restore-test", outcome))
+
+        # the App's worker: leaving this screen never cancels it
+        app.run_worker(
+            run,
+            thread=True,
+            group="restore-test",
+            exit_on_error=False,
+            description=f"restore-test {label}",
+        )
 
     def action_restore(self) -> None:
         """Restore for real: the plan in a modal, a detached restore run (shown in the Jobs pane)."""
