@@ -414,7 +414,7 @@ class DumpsScreen(Screen[None]):
             title = f"last: L{v.level} {v.outcome.label} at {v.at}"
             pane.border_subtitle = ""
         else:
-            pane.border_subtitle = "v verify · r restore-test"
+            pane.border_subtitle = "v verify · r restore-test" if d is not None else "r restore-test (streamed)"
         app = self.app
         rows = []
         for i, c in enumerate(checks):
