@@ -18,6 +18,7 @@ from dumpdeck.tui.app import Intervals, make_app
 from dumpdeck.tui.screens.dumps import DumpsScreen
 from dumpdeck.tui.widgets.table import KeyedTable
 
+from .helpers import wait_until
 from .test_copies import SftpServer, _free_port, copy_config, rclone_conf
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (scripts/bootstrap)")
@@ -228,3 +229,72 @@ async def test_restore_test_a_remote_row_from_a_second_host(write_config, sample
     assert databases() == before  # the scratch database is gone
     with StateStore.open(config.state_db) as store:
         assert any(f"nas:{rel}" in e.message and e.kind == "restore-test" for e in store.events(None))
+
+
+async def test_stop_a_remote_restore_test(write_config, sample_db, tmp_path, mariadb):
+    """`c` stops a restore-test streaming from a destination (slowed by bwlimit): the ladder says stopped,
+    the scratch database is dropped, and no rclone is left running."""
+    import psutil
+
+    from dumpdeck.tui.messages import STOPPED
+    from dumpdeck.tui.screens.modals import ConfirmModal, TargetChooser
+
+    from .helpers import make_big_table
+
+    make_big_table(mariadb, sample_db, rows=30_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    a = load_config(path)
+    assert runner.run_job(a, "nightly").status == "succeeded"
+    [entry] = scan(a.backup.dir).entries
+    assert entry.size > 400_000, entry.size  # several seconds at 64k/s
+    rel = copies.rel_path(a, entry)
+    second = tmp_path / "second"
+    second.mkdir()
+    other = second / "config.yaml"
+    other.write_text(
+        path.read_text()
+        .replace(str(tmp_path / "backups"), str(second / "backups"))
+        .replace(str(tmp_path / "state"), str(second / "state"))
+        + "    bwlimit: 64k\n"
+    )
+    config = load_config(other)
+    assert config.copies["nas"].bwlimit == "64k"
+
+    def databases() -> set[str]:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            return {r[0] for r in cur.fetchall()}
+
+    def rclone_cats() -> list:
+        return [p for p in psutil.Process().children(recursive=True) if "rclone" in p.name() and "cat" in p.cmdline()]
+
+    before = databases()
+    app = make_app(config, intervals=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, DumpsScreen)
+        await pilot.press("w")
+        key = f"remote:nas:{rel}"
+        table = screen.query_one("#dumps", KeyedTable)
+        await until(pilot, lambda: key in table.row_keys, what="the copy listed")
+        table.focus()
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.pause()
+        await pilot.press("r")
+        assert isinstance(app.screen, TargetChooser)
+        chooser = app.screen
+        targets = [o.id for o in chooser.query_one("OptionList").options]
+        chooser.query_one("OptionList").highlighted = targets.index("same")
+        await pilot.press("enter")
+        await until(pilot, rclone_cats, what="rclone cat streaming")
+        assert app.ladders[key].running
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
+        await until(pilot, lambda: not app.ladders[key].running, timeout=120, what="the restore-test to stop")
+        ladder = app.ladders[key]
+        assert ladder.error == STOPPED, ladder  # stopped, not finished: no verdict
+    wait_until(lambda: not rclone_cats(), timeout=30, what="rclone cat gone")
+    assert databases() == before  # the scratch database was dropped
+    assert not list(second.rglob("*.sql*"))

@@ -392,7 +392,7 @@ class DumpsScreen(Screen[None]):
             checks = list(live.checks)
             if live.running:
                 state = "stopping…" if live.cancel.is_set() else "running… (c stops it)"
-                if live.kind == "verify" or d is None:
+                if live.kind == "verify":
                     state = "running…"
             elif live.error and live.outcome is None:
                 state = "error"
@@ -622,3 +622,27 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.confirm_cancel_check(d)
+            return
+        r = self.current_remote()
+        ladder = self.app.ladders.get(remote_key(r)) if r is not None else None
+        if r is None or ladder is None or not ladder.running or self.app.read_only:
+            self.app.notify("No restore-test is running on this dump", severity="warning")
+            return
+        from .modals import ConfirmModal
+
+        def done(ok: bool | None) -> None:
+            if ok and ladder.running:
+                ladder.cancel.set()  # the stream and the load stop; the scratch database is dropped
+                self.app.notify("restore-test: stopping…", timeout=4)
+                self.show_ladder()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Stop the restore-test?",
+                printable(f"{r.destination}:{r.rel} on {ladder.target}")
+                + "\nThe stream and the load stop; the scratch database is dropped and a sandbox is stopped.",
+                confirm_label="Stop restore-test",
+                cancel_label="Keep testing",
+            ),
+            done,
+        )
