@@ -283,6 +283,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("dumps_sort", "s", "sort", "Sort by the next column", "Dumps", "dumps"),
     ActionSpec(
+        "dumps_source",
+        "w",
+        "cycle_source",
+        "Where to browse: this host's catalog, then each copy destination (read with rclone, any host's dumps)",
+        "Dumps",
+        "dumps",
+    ),
+    ActionSpec(
         "dumps_back",
         "escape",
         "back",

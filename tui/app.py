@@ -37,6 +37,7 @@ from .adapter import ConsoleBackend, LiveBackend
 from .base import ConsoleApp, Ladder
 from .commands_palette import ActionsProvider
 from .messages import (
+    STOPPED,
     ActionFailed,
     CatalogPolled,
     CheckArrived,
@@ -65,8 +66,6 @@ OUTCOME_SEVERITY: dict[Outcome, SeverityLevel] = {
     Outcome.FAILED: "error",
     Outcome.NOT_CHECKED: "warning",
 }
-
-STOPPED = "stopped by the operator: the dump was not checked"
 
 
 @dataclass(frozen=True)
@@ -684,10 +683,8 @@ class DumpdeckApp(ConsoleApp):
             screen = self.screen
         except ScreenStackError:  # a worker's message can arrive while the app shuts down
             return
-        if isinstance(screen, DumpsScreen) and screen.is_mounted:
-            current = screen.current()
-            if current is not None and current.key == key:
-                screen.show_ladder()
+        if isinstance(screen, DumpsScreen) and screen.is_mounted and screen.current_key() == key:
+            screen.show_ladder()  # the selected row's: a local dump's, or a destination's
 
     # ------------------------------------------------------------------ deleting
     def confirm_delete(self, dump: DumpView) -> None:

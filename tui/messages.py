@@ -10,6 +10,9 @@ from dumpdeck.backend.outcome import Outcome
 
 from .views import CatalogSnapshot, CheckView, DiskSnapshot, JobsSnapshot, LogChunk, ScheduleView, ServerSnapshot
 
+# a ladder (restore-test) stopped before its verdict: LadderDone's error
+STOPPED = "stopped by the operator: the dump was not checked"
+
 
 @dataclass
 class ServerPolled(Message):

@@ -8,7 +8,7 @@ per dump and shown here check by check as it arrives.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.manifest import check_outcome
 from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
@@ -62,6 +63,35 @@ def copies_lines(destinations: list[str], records: list[dict]) -> list[str]:
         else:
             out.append(f"  ✗ {name}: {r.get('error') or r.get('outcome')} (retried by a later run)")
     return out
+
+
+def remote_key(r: Any) -> str:
+    """The row and ladder key of a dump at a destination (a RemoteDump)."""
+    return f"remote:{r.destination}:{r.rel}"
+
+
+def remote_details_text(r: Any) -> str:
+    """A dump at a copy destination (a RemoteDump): where it is, and what its manifest there says."""
+    lines = [
+        f"{r.destination}:{r.rel}",
+        f"server {r.server} · database {r.database}",
+        f"{when_text(r.when.timestamp())} UTC · {format_bytes(r.size)}",
+    ]
+    m = r.manifest
+    if m is None:
+        lines.append(f"incomplete: {r.manifest_error}")
+    else:
+        lines.append(f"sha256 {m.sha256}")
+        lines.append(f"codec {m.codec or 'plain'} · best level L{m.verified_level}")
+    c = r.copy
+    if c is None:
+        lines.append(f"no copy record for {r.destination} in its manifest")
+    elif r.verified:
+        lines.append(f"copy verified at {c.get('verified_at')} ({c.get('method')})")
+    else:
+        lines.append(f"copy {c.get('outcome')}: {c.get('error')}")
+    lines.append(f"r restore-tests it streamed (dumpdeck restore-test --from {r.destination} {r.rel})")
+    return "\n".join(lines)
 
 
 def parse_filter(text: str) -> tuple[dict[str, str], list[str]]:
@@ -110,6 +140,10 @@ class DumpsScreen(Screen[None]):
         self.level_index = 0
         self.scope = scope  # (server, database): only that database's dumps (opened from its detail)
         self._shown_key: str | None = None
+        self.source: str | None = None  # None: this host's catalog; else a copy destination's name (`w`)
+        # per destination: its dumps as read (RemoteDump list), or the error naming why they could not be read;
+        # absent while a worker reads it
+        self.remote: dict[str, list[Any] | str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("Dumps", id="statusbar")
@@ -165,6 +199,9 @@ class DumpsScreen(Screen[None]):
     def render_state(self, what: str | None = None) -> None:
         if not self.is_mounted or what not in (None, "catalog"):
             return
+        if self.source is not None:
+            self.render_remote(self.source)
+            return
         app = self.app
         dumps = self.visible_dumps()
         rows = []
@@ -213,18 +250,92 @@ class DumpsScreen(Screen[None]):
         self.query_one("#dumps-list").border_title = "Catalog (newest first)"
         self.show_details(force=True)
 
+    def render_remote(self, dest: str) -> None:
+        """The catalog at copy destination `dest`, as `dumpdeck list --remote` reads it (every server)."""
+        app = self.app
+        got = self.remote.get(dest)
+        fields, words = parse_filter(self.filter_text)
+        rows = []
+        shown = 0
+        for d in got if isinstance(got, list) else []:
+            hay = f"{d.server} {d.database} {d.name}".lower()
+            if ("server" in fields and fields["server"] not in d.server.lower()) or (
+                "db" in fields and fields["db"] not in d.database.lower()
+            ):
+                continue
+            if any(w not in hay for w in words):
+                continue
+            shown += 1
+            tone = "ok" if d.verified else "bad"
+            result = "verified" if d.verified else d.status
+            level = d.manifest.verified_level if d.manifest is not None else 0
+            rows.append(
+                (
+                    remote_key(d),
+                    (
+                        Cell(when_text(d.when.timestamp()), d.when.timestamp()),
+                        Cell(d.server, d.server),  # a Text: names read from the destination are never markup
+                        Cell(d.database, d.database),
+                        Cell(format_bytes(d.size), d.size, justify="right"),
+                        Cell(f"L{level}" if level else "-", level),
+                        Cell(result, result, style=tone_style(app, tone)),
+                        Cell((d.manifest.codec if d.manifest is not None else "") or "-"),
+                    ),
+                    d,
+                )
+            )
+        self.query_one("#dumps", KeyedTable).sync(rows)
+        if got is None:
+            parts = [f"reading {dest}…"]
+        elif isinstance(got, str):
+            parts = [f"{dest}: {got}"]
+        else:
+            parts = [f"Dumps at {dest} {shown}/{len(got)}"]
+        parts.append("w: next source")
+        if self.filter_text:
+            parts.append(f"filter: {self.filter_text}")
+        self.query_one("#statusbar", Static).update(Text(printable(" · ".join(parts))))
+        self.query_one("#dumps-list").border_title = printable(f"At {dest} (every server, newest first)")
+        self.show_details(force=True)
+
     def current(self) -> DumpView | None:
+        """The selected dump of this host's catalog (None on a destination's row: see current_remote)."""
         table = self.query_one("#dumps", KeyedTable)
         key = table.cursor_key
-        return table.raw(key) if key else None
+        raw = table.raw(key) if key else None
+        return raw if isinstance(raw, DumpView) else None
+
+    def current_key(self) -> str | None:
+        """The selected row's key: a local dump's, or `remote:<dest>:<path>` (also the key of its ladder)."""
+        d = self.current()
+        if d is not None:
+            return d.key
+        r = self.current_remote()
+        return remote_key(r) if r is not None else None
+
+    def current_remote(self) -> Any:
+        table = self.query_one("#dumps", KeyedTable)
+        key = table.cursor_key
+        raw = table.raw(key) if key and self.source is not None else None
+        return None if raw is None or isinstance(raw, DumpView) else raw
 
     def show_details(self, force: bool = False) -> None:
         d = self.current()
-        key = d.key if d else None
+        r = self.current_remote()
+        key = d.key if d else (remote_key(r) if r is not None else None)
         if not force and key == self._shown_key:
             return
         self._shown_key = key
-        text = printable(self.details_text(d), keep_newlines=True) if d else "No dump selected."
+        if d is not None:
+            text = printable(self.details_text(d), keep_newlines=True)
+        elif r is not None:
+            text = printable(remote_details_text(r), keep_newlines=True)
+        elif self.source is not None and isinstance(self.remote.get(self.source), str):
+            text = printable(f"{self.source}: {self.remote[self.source]}", keep_newlines=True)
+        elif self.source is not None and self.source not in self.remote:
+            text = printable(f"reading {self.source}… (rclone lsjson, then the manifests)")
+        else:
+            text = "No dump selected."
         self.query_one("#details", Static).update(Text(text))
         self.show_ladder()
 
@@ -267,13 +378,14 @@ class DumpsScreen(Screen[None]):
 
     def show_ladder(self) -> None:
         d = self.current()
+        key = self.current_key()
         table = self.query_one("#ladder", KeyedTable)
         pane = self.query_one("#ladder-pane")
-        if d is None:
+        if key is None:
             table.sync([])
             pane.border_title = "Verification"
             return
-        live = self.app.ladders.get(d.key)
+        live = self.app.ladders.get(key)
         checks: list[CheckView] = []
         title = "Verification"
         if live is not None:
@@ -288,7 +400,7 @@ class DumpsScreen(Screen[None]):
                 state = (live.outcome or Outcome.NOT_CHECKED).label.upper()
             title = f"{live.kind} · {live.target or ''} · {state}".replace(" ·  ·", " ·")
             pane.border_subtitle = live.error or ""
-        elif d.manifest is not None and d.manifest.verifications:
+        elif d is not None and d.manifest is not None and d.manifest.verifications:
             v = d.manifest.verifications[-1]
             checks = [
                 CheckView(
@@ -302,7 +414,7 @@ class DumpsScreen(Screen[None]):
             title = f"last: L{v.level} {v.outcome.label} at {v.at}"
             pane.border_subtitle = ""
         else:
-            pane.border_subtitle = "v verify · r restore-test"
+            pane.border_subtitle = "v verify · r restore-test" if d is not None else "r restore-test (streamed)"
         app = self.app
         rows = []
         for i, c in enumerate(checks):
@@ -347,6 +459,33 @@ class DumpsScreen(Screen[None]):
         self.level_index = (self.level_index + 1) % len(LEVEL_FILTERS)
         self.render_state()
 
+    def action_cycle_source(self) -> None:
+        """This host → each copy destination → this host. A destination is read in a worker (never the UI)."""
+        sources: list[str | None] = [None, *self.app.config.copies]
+        self.source = sources[(sources.index(self.source) + 1) % len(sources)] if self.source in sources else None
+        if self.source is not None:
+            self.remote.pop(self.source, None)  # read afresh each time it is chosen
+            self._read_remote(self.source)
+        self.render_state()
+
+    @work(thread=True, group="remote-catalog", exit_on_error=False, description="read a destination's catalog")
+    def _read_remote(self, dest: str) -> None:
+        from dumpdeck.backend import copies
+
+        result: list[Any] | str
+        try:
+            result = copies.remote_catalog(self.app.config, dest)
+        except DumpdeckError as exc:  # shown in the status line, naming the destination
+            result = f"cannot read it: {exc}"
+        except Exception as exc:  # never a crashed worker: shown the same way
+            result = f"cannot read it: {type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._remote_read, dest, result)
+
+    def _remote_read(self, dest: str, result: list[Any] | str) -> None:
+        self.remote[dest] = result
+        if self.source == dest:
+            self.render_state()
+
     def action_sort(self) -> None:
         self.query_one("#dumps", KeyedTable).cycle_sort()
 
@@ -370,6 +509,84 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.choose_restore_target(d)
+            return
+        r = self.current_remote()
+        if r is not None:
+            self.choose_remote_target(r)
+
+    def choose_remote_target(self, r: Any) -> None:
+        """Restore-test a copy where it is stored: streamed by `rclone cat` into the load, like
+        `dumpdeck restore-test --from DEST PATH`; its checks arrive in the ladder like a local one's."""
+        app = self.app
+        live = app.ladders.get(remote_key(r))
+        if app.read_only or (live is not None and live.running):
+            return
+        if r.manifest is None:
+            app.notify(printable(f"{r.destination}:{r.rel}: {r.manifest_error}"), severity="error", markup=False)
+            return
+        from .modals import TargetChooser
+
+        def done(target: str | None) -> None:
+            if target:
+                self.start_remote_restore_test(r, target)
+
+        app.push_screen(
+            TargetChooser(
+                printable(f"{r.destination}:{r.rel}"), app.backend.restore_targets(), app.config.restore_test.target
+            ),
+            done,
+        )
+
+    def start_remote_restore_test(self, r: Any, target: str) -> None:
+        from dumpdeck.backend import copies
+        from dumpdeck.backend.state import StateStore
+
+        from ..adapter import check_view
+        from ..base import Ladder
+
+        app = self.app
+        key = remote_key(r)
+        ladder = Ladder(kind="restore-test", target=target, started=app.now())
+        app.ladders[key] = ladder
+        self.show_ladder()
+        label = f"{r.destination}:{r.rel}"
+
+        def call(on_check) -> Outcome:
+            report = copies.restore_test_remote(
+                app.config, r, target=target, on_check=lambda c: on_check(check_view(c)), cancel=ladder.cancel
+            )
+            with StateStore.open(app.config.state_db) as store:  # as the CLI's restore-test --from records it
+                store.add_event(
+                    None,
+                    "info" if report.passed else "error" if report.failed else "warning",
+                    "restore-test",
+                    f"restore-test of {label}: {report.outcome.label}: {report.summary} (console)",
+                    {"destination": r.destination, "remote_path": r.rel, "outcome": report.outcome.value},
+                )
+            return report.outcome
+
+        def run() -> None:  # checks and the verdict go to the App as a local restore-test's do
+            from ..messages import STOPPED, CheckArrived, LadderDone
+
+            try:
+                outcome = call(lambda c: app.post_message(CheckArrived(key, c)))
+            except Exception as exc:  # shown in the ladder, never a crashed worker
+                why = str(exc) if isinstance(exc, DumpdeckError) else f"{type(exc).__name__}: {exc}"
+                app.post_message(LadderDone(key, "restore-test", None, STOPPED if ladder.cancel.is_set() else why))
+                return
+            if ladder.cancel.is_set() and outcome is not Outcome.PASSED:
+                app.post_message(LadderDone(key, "restore-test", Outcome.NOT_CHECKED, STOPPED))
+                return
+            app.post_message(LadderDone(key, "restore-test", outcome))
+
+        # the App's worker: leaving this screen never cancels it
+        app.run_worker(
+            run,
+            thread=True,
+            group="restore-test",
+            exit_on_error=False,
+            description=f"restore-test {label}",
+        )
 
     def action_restore(self) -> None:
         """Restore for real: the plan in a modal, a detached restore run (shown in the Jobs pane)."""
@@ -405,3 +622,27 @@ class DumpsScreen(Screen[None]):
         d = self.current()
         if d is not None:
             self.app.confirm_cancel_check(d)
+            return
+        r = self.current_remote()
+        ladder = self.app.ladders.get(remote_key(r)) if r is not None else None
+        if r is None or ladder is None or not ladder.running or self.app.read_only:
+            self.app.notify("No restore-test is running on this dump", severity="warning")
+            return
+        from .modals import ConfirmModal
+
+        def done(ok: bool | None) -> None:
+            if ok and ladder.running:
+                ladder.cancel.set()  # the stream and the load stop; the scratch database is dropped
+                self.app.notify("restore-test: stopping…", timeout=4)
+                self.show_ladder()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Stop the restore-test?",
+                printable(f"{r.destination}:{r.rel} on {ladder.target}")
+                + "\nThe stream and the load stop; the scratch database is dropped and a sandbox is stopped.",
+                confirm_label="Stop restore-test",
+                cancel_label="Keep testing",
+            ),
+            done,
+        )
