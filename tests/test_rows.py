@@ -173,3 +173,15 @@ def test_no_final_status_is_painted_as_in_progress():
 
 def test_severity_tones():
     assert [severity_tone(s) for s in Severity] == ["ok", "warn", "bad"]
+
+
+def test_table_cells_show_names_that_look_like_markup_as_written():
+    """DataTable reads a str cell as Rich markup: a database named `[red]evil` would be drawn as a red
+    `evil`, and `[/]x` would raise. The cell DataTable draws keeps the name as written."""
+    from textual.widgets._data_table import default_cell_formatter
+
+    from dumpdeck.tui.widgets.table import safe_cells
+
+    for name in ("[red]evil", "x[/]y", "[bold]b[/bold] and [link=http://x]y[/link]", "plain_db"):
+        [cell] = safe_cells((name,))
+        assert default_cell_formatter(cell).plain == name

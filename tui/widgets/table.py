@@ -253,9 +253,12 @@ def safe_cells(cells: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def safe_cell(value: Any) -> Any:
     """A cell as it may reach the terminal: strings and Texts with control characters (ESC, BEL,
-    newline, …) escaped by the backend's `printable`; other values unchanged."""
+    newline, …) escaped by the backend's `printable`, and a string that could read as Rich markup
+    (`[red]x`, a name a server or a destination holds) made plain Text, shown as written; other values
+    unchanged."""
     if isinstance(value, str):
-        return printable(value)
+        safe = printable(value)
+        return Text(safe) if "[" in safe else safe
     if isinstance(value, Text) and not value.plain.isprintable():
         safe = printable(value.plain)
         if safe != value.plain:
