@@ -49,7 +49,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from . import flavour, mysql
+from . import flavour, mysql, tempaccount
 from . import manifest as manifest_mod
 from .codecs import RawSource, check_decryptable
 from .config import Config, ServerConfig
@@ -99,11 +99,6 @@ COULD_NOT_RUN = Outcome.NOT_CHECKED
 def scratch_name(database: str, token: str | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", database) or "db"
     return (f"{SCRATCH_PREFIX}{token or secrets.token_hex(3)}_{safe}")[:64]
-
-
-def _grant_db(name: str) -> str:
-    """A database name for GRANT: `_` and `%` are wildcards there, so they are escaped."""
-    return mysql.quote_ident(name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%"))
 
 
 def _err(exc: BaseException) -> str:
@@ -622,10 +617,9 @@ def _confine(
             with contextlib.suppress(pymysql.MySQLError):
                 cur.execute("SET SESSION sql_log_bin=0")
                 binlog_off = True
-            cur.execute("SELECT USER()")
-            host = str(mysql.one_row(cur)[0]).rsplit("@", 1)[-1]
+            host = tempaccount.own_host(cur)
             user = SCRATCH_PREFIX + token
-            password = "Rt-" + secrets.token_urlsafe(24) + "-9z"
+            password = tempaccount.new_password()
             try:
                 cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password))
             except pymysql.MySQLError as exc:
@@ -635,7 +629,7 @@ def _confine(
                 try:
                     cur.execute(f"CREATE DATABASE {q} CHARACTER SET utf8mb4")
                     made.database = True
-                    cur.execute(f"GRANT ALL PRIVILEGES ON {_grant_db(scratch)}.* TO %s@%s", (user, host))
+                    cur.execute(f"GRANT ALL PRIVILEGES ON {tempaccount.grant_db(scratch)}.* TO %s@%s", (user, host))
                     init_sql: list[str] = []
                     if log_bin and binlog_off:
                         # runs with the definer's right to turn the binary log off, for the caller's session only
@@ -756,14 +750,7 @@ def _teardown(tgt: _Target, scratch: str, made: _Made, ladder: _Ladder) -> None:
                 with contextlib.suppress(pymysql.MySQLError):
                     cur.execute("SET SESSION sql_log_bin=0")
                 if owner is tgt.server and made.account is not None:
-                    with contextlib.suppress(pymysql.MySQLError):
-                        cur.execute(
-                            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER=%s AND ID <> CONNECTION_ID()",
-                            (made.account[0],),
-                        )
-                        for (pid,) in cur.fetchall():
-                            with contextlib.suppress(pymysql.MySQLError):
-                                cur.execute(f"KILL {int(pid)}")
+                    tempaccount.kill_sessions(cur, made.account[0])
                 if made.database and owner is (made.owner or tgt.server):
                     try:
                         cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(scratch)}")

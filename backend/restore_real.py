@@ -49,11 +49,12 @@ import pymysql
 import pymysql.cursors
 
 from . import manifest as manifest_mod
-from . import mysql
+from . import mysql, tempaccount
 from . import swap as swap_mod
 from .codecs import check_decryptable
 from .config import Config, ServerConfig
 from .encryption import identity_file, use_identity
+from .endpoint import with_account
 from .errors import (
     CancelledError,
     DecryptKeyError,
@@ -82,6 +83,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGE_PREFIX = "dumpdeck_stage_"
+ACCOUNT_PREFIX = "dumpdeck_rs_"  # the temporary account that loads (backend/tempaccount.py)
+_ACCOUNT_RE = re.compile(r"^dumpdeck_rs_[0-9a-f]{12}$")
+_CREATES = ("create_view", "create_trigger", "create_procedure", "create_function", "create_event")
 OLD_PREFIX = "dumpdeck_old_"
 PRE_RESTORE_TAG = "pre-restore"
 _OBJECT_KINDS = ("views", "procedures", "functions", "triggers", "events")
@@ -683,7 +687,11 @@ def _loader(
     progress: Callable[[LoadProgress], None],
     *,
     staging: bool,
+    confined: Confined | None = None,
 ) -> tuple[Loader, ObjectCollector]:
+    """The loader of the restore. `confined`: the load runs as that temporary account, and the views,
+    routines, triggers and events are kept out of it (collected, checked, created afterwards by
+    `_create_objects` as the configured account, so their definers outlive the temporary account)."""
     rw = Rewriter(
         prep.source_db, mapped_db=prep.mapped_db, definer_current=req.definer == "current", subset=prep.subset
     )
@@ -691,11 +699,112 @@ def _loader(
 
     def transform(item: Item) -> Item | None:
         out = collector(item)
+        if (
+            confined is not None
+            and confined.password is not None
+            and isinstance(out, Statement)
+            and out.kind in _CREATES
+            and not (out.kind == "create_view" and collector.section == "view_temp")
+        ):
+            if out.outside_scope:  # these run as the configured account: checked here, with the exact scanner
+                why = f" ({out.hazard})" if out.hazard else ""
+                raise ScopeError(f"refused: {out.describe()} would act outside the target database{why}")
+            return None
         return _disable_events(out) if staging and out is not None else out
 
+    who = confined.server if confined is not None else server
+    password = confined.password if confined is not None else None
     # the loader gets an event of its own: it sets it itself when a connection fails (to stop the others)
-    loader = Loader(server, db, parallel=req.parallel, neutralise=False, on_progress=progress, transform=transform)
+    loader = Loader(
+        who, db, parallel=req.parallel, neutralise=False, on_progress=progress, transform=transform, password=password
+    )
     return loader, collector
+
+
+@dataclass
+class Confined:
+    """Who loads: a temporary account with ALL PRIVILEGES on the target (or staging) database only, or, where
+    the configured account may not create one (`password` None), the configured account, not confined."""
+
+    server: ServerConfig
+    password: str | None
+    label: str
+    account: tuple[str, str] | None = None
+
+
+@contextlib.contextmanager
+def _confined(server: ServerConfig, db: str, step: StepCallback) -> Iterator[Confined]:
+    """A temporary account for the load into `db`, dropped afterwards (its sessions killed first), whatever
+    happens; `cleanup_leftovers` drops those a killed process left."""
+    conn = mysql.connect(server)
+    made: tuple[str, str] | None = None
+    try:
+        with conn.cursor() as cur:
+            host = tempaccount.own_host(cur)
+            user = ACCOUNT_PREFIX + secrets.token_hex(6)
+            password = tempaccount.new_password("Rs-")
+            try:
+                cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password))
+                made = (user, host)
+                cur.execute(f"GRANT ALL PRIVILEGES ON {tempaccount.grant_db(db)}.* TO %s@%s", made)
+            except pymysql.MySQLError as exc:
+                why = exc.args[-1] if exc.args else exc
+                if made is not None:
+                    with contextlib.suppress(pymysql.MySQLError):
+                        cur.execute("DROP USER IF EXISTS %s@%s", made)
+                    made = None
+                step(
+                    f"warning: not confined: the account of {server.name} cannot create a temporary account "
+                    f"({why}); the dump is loaded as the configured account, and only the scope checks stand "
+                    f"between it and the rest of the server (grant CREATE USER and GRANT OPTION to confine it)"
+                )
+    finally:
+        conn.close()
+    if made is None:
+        yield Confined(server, None, f"the configured account of {server.name} (not confined)")
+        return
+    label = f"'{made[0]}'@'{made[1]}'"
+    step(f"loading as the temporary account {label}, with ALL PRIVILEGES on `{db}` only")
+    try:
+        yield Confined(with_account(server, made[0]), password, label, made)
+    finally:
+        _drop_account(server, made, step)
+
+
+def _drop_account(server: ServerConfig, account: tuple[str, str], step: StepCallback) -> None:
+    try:
+        conn = mysql.connect(server)
+        try:
+            with conn.cursor() as cur:
+                tempaccount.kill_sessions(cur, account[0])
+                cur.execute("DROP USER IF EXISTS %s@%s", account)
+        finally:
+            conn.close()
+    except (pymysql.MySQLError, DumpdeckError) as exc:
+        step(
+            f"warning: cannot drop the temporary account '{account[0]}'@'{account[1]}': "
+            f"{exc.args[-1] if exc.args else exc}; `dumpdeck clean` drops it"
+        )
+    else:
+        step(f"temporary account '{account[0]}'@'{account[1]}' dropped")
+
+
+def _create_objects(
+    server: ServerConfig, db: str, confined: Confined, collector: ObjectCollector, *, staging: bool
+) -> None:
+    """The views, routines, triggers and events kept out of a confined load, created in `db` as the configured
+    account (definers as the dump has them, or the configured account with --definer current)."""
+    if confined.password is None or not collector.objects:
+        return
+    objs = collector.objects
+    if staging:
+        objs = [
+            dataclasses.replace(
+                o, text=_EVENT_ENABLE_RE.sub(b"DISABLE", o.text.encode()).decode() if o.kind == "event" else o.text
+            )
+            for o in objs
+        ]
+    swap_mod.replay(server, db, objs)
 
 
 def _load(loader: Loader, req: RestoreRequest, prep: Prepared, cancel: threading.Event) -> LoadResult:
@@ -849,11 +958,13 @@ def _into_new(
     if created:
         _exec(server, [f"CREATE DATABASE {q} CHARACTER SET utf8mb4"])
         step(f"created database `{db}` on {server.name}")
-    loader, _collector = _loader(server, db, req, prep, progress, staging=False)
     ok = False
     try:
-        step(f"loading over {req.parallel} connection(s)")
-        res = _load(loader, req, prep, cancel)
+        with _confined(server, db, step) as confined:
+            loader, collector = _loader(server, db, req, prep, progress, staging=False, confined=confined)
+            step(f"loading over {req.parallel} connection(s) as {confined.label}")
+            res = _load(loader, req, prep, cancel)
+        _create_objects(server, db, confined, collector, staging=False)
         step(
             f"loaded {format_bytes(res.bytes)} of SQL in {format_duration(res.seconds)} "
             f"({format_bytes(res.bytes / res.seconds if res.seconds else 0)}/s, {res.mode})"
@@ -934,8 +1045,10 @@ def _replace(
     try:
         _exec(server, [f"CREATE DATABASE {qs} CHARACTER SET utf8mb4"])
         step(f"staging database `{stage}` created")
-        loader, collector = _loader(server, stage, req, prep, progress, staging=True)
-        res = _load(loader, req, prep, cancel)
+        with _confined(server, stage, step) as confined:
+            loader, collector = _loader(server, stage, req, prep, progress, staging=True, confined=confined)
+            res = _load(loader, req, prep, cancel)
+        _create_objects(server, stage, confined, collector, staging=True)
         step(f"loaded {format_bytes(res.bytes)} of SQL into staging in {format_duration(res.seconds)}")
         checks = _compare(server, stage, prep, plan)
         step("staging compared with the dump: tables, objects and row counts equal")
@@ -1073,7 +1186,8 @@ def recover_swaps(
 
 
 def cleanup_leftovers(config: Config, server_name: str | None, *, dry_run: bool = False) -> list[str]:
-    """Drop `dumpdeck_stage_*` databases left by a restore whose runner was killed: never while a restore
+    """Drop `dumpdeck_stage_*` databases and `dumpdeck_rs_*` temporary accounts left by a restore whose runner
+    was killed: never while a restore
     run is active on that server, never one a session is using. `dumpdeck_old_*` databases are not
     touched: after a swap they hold the replaced tables (the safety dump has them too)."""
     from .state import open_store
@@ -1103,6 +1217,22 @@ def cleanup_leftovers(config: Config, server_name: str | None, *, dry_run: bool 
                 if not dry_run:
                     cur.execute(f"DROP DATABASE IF EXISTS {mysql.quote_ident(name)}")
                 dropped.append(name)
+            # the temporary accounts of killed loads (no restore runs now: see above); one still connected is left
+            acct_like = ACCOUNT_PREFIX.replace("_", "\\_") + "%"
+            try:
+                cur.execute("SELECT User, Host FROM mysql.user WHERE User LIKE %s", (acct_like,))
+                accounts = [(str(u), str(h)) for u, h in cur.fetchall()]
+                cur.execute("SELECT DISTINCT USER FROM information_schema.PROCESSLIST WHERE USER LIKE %s", (acct_like,))
+                connected = {r[0] for r in cur.fetchall()}
+            except pymysql.MySQLError as exc:
+                log.warning("cannot list temporary restore accounts (SELECT on mysql.user): %s", exc)
+                accounts = []
+            for user, host in accounts:
+                if not _ACCOUNT_RE.match(user) or user in connected:
+                    continue
+                if not dry_run:
+                    cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+                dropped.append(f"'{user}'@'{host}'")
     finally:
         conn.close()
     return dropped
