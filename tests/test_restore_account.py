@@ -65,9 +65,10 @@ def write(tmp_path: Path, body: bytes, name: str = "0") -> Path:
     return path
 
 
+@pytest.mark.usefixtures("victim", "blind")
 @pytest.mark.parametrize("variant", sorted(HOSTILE))
 def test_a_hostile_dump_past_a_blind_scanner_changes_nothing_outside_the_target(
-    mariadb, config, victim, blind, target, variant, tmp_path
+    mariadb, config, target, variant, tmp_path
 ):
     before = world(mariadb)
     path = write(tmp_path, HOSTILE[variant])
@@ -80,7 +81,8 @@ def test_a_hostile_dump_past_a_blind_scanner_changes_nothing_outside_the_target(
     assert temp_accounts(mariadb) == []
 
 
-def test_the_blind_scanner_is_what_lets_it_through(mariadb, config, victim, blind, target, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("victim", "blind")
+def test_the_blind_scanner_is_what_lets_it_through(mariadb, config, target, tmp_path, monkeypatch):
     """Control: loaded as the configured account (the account cannot be created), the same dump does drop
     the victim — so the test above passes because of the grants, and the fallback says `not confined`."""
     # the server refuses the CREATE USER (a name longer than it allows), as it would without the privilege
