@@ -25,9 +25,17 @@ the staged tables' keys point at the staged (now target) tables and the old tabl
 with them to the holding database, which is dropped. Keys from *other* databases into the
 target would be left pointing at the holding database: such a replace is refused, naming them.
 
-DEFINER: kept as in the dump (the restoring account needs SET USER / SUPER to create objects for
+DEFINER: kept as in the dump (the configured account needs SET USER / SUPER to create objects for
 another definer), or with `definer="current"` removed, so the restoring account owns them.
 The binary log stays on: a restore is a real change that replicas must see.
+
+Who loads: a temporary `dumpdeck_rs_…` account with ALL PRIVILEGES on the target (or staging) database
+only (backend/tempaccount.py), created before the load and dropped after it whatever happens, so a dump
+the scope checks misread still cannot act outside it: the server refuses. Views, routines, triggers and
+events are kept out of that load and created afterwards as the configured account (re-checked by the
+scope scanner first), so their definers are the dump's (or the configured account's with "current"),
+never the dropped temporary account. Where the configured account may not create accounts, the load
+runs as the configured account, with a "not confined" warning in the run's events and output.
 """
 
 from __future__ import annotations

@@ -66,11 +66,13 @@ def run(args, ctx) -> int:
                 errors[name] = str(exc)
                 continue
             scratch[name] = left.databases
-            try:
-                scratch[name] += cleanup_leftovers(config, name, dry_run=args.dry_run)  # restores' staging
+            found: list[str] = []
+            try:  # restores' staging databases, and their temporary accounts ('user'@'host')
+                found = cleanup_leftovers(config, name, dry_run=args.dry_run)
             except DumpdeckError as exc:
                 errors[name] = str(exc)
-            accounts[name] = left.accounts
+            scratch[name] += [n for n in found if not n.startswith("'")]
+            accounts[name] = left.accounts + [n for n in found if n.startswith("'")]
             if left.warnings:
                 warnings[name] = left.warnings
     verb = "would remove" if args.dry_run else "removed"
