@@ -10,6 +10,7 @@ cancel, and (`dumpdeck clean`) after a killed process.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from dumpdeck.backend.errors import CancelledError, RestoreError
 from dumpdeck.backend.mysql import quote_ident
 from dumpdeck.backend.restore_real import RestoreRequest, cleanup_leftovers, restore
 from dumpdeck.backend.sqlstats import Statement
+from dumpdeck.cli.main import main
 
 from .helpers import drop_database
 from .test_loader_boundaries import HEAD, SRC, TAIL, VICTIM, victim, without, world  # noqa: F401
@@ -121,14 +123,18 @@ def test_no_temporary_account_remains_after_success_or_cancel(mariadb, config, t
     assert temp_accounts(mariadb) == []
 
 
-def test_clean_drops_the_account_a_killed_restore_left(mariadb, config):
+def test_clean_drops_the_account_a_killed_restore_left(mariadb, config, write_config, capsys):
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE USER 'dumpdeck_rs_0123456789ab'@'localhost' IDENTIFIED BY 'Rs-x-9z'")
         cur.execute("CREATE USER 'dumpdeck_rs_keepme'@'localhost'")  # not one of ours: left alone
     try:
         assert cleanup_leftovers(config, "main", dry_run=True) == ["'dumpdeck_rs_0123456789ab'@'localhost'"]
-        assert temp_accounts(mariadb) != []
-        assert cleanup_leftovers(config, "main") == ["'dumpdeck_rs_0123456789ab'@'localhost'"]
+        assert len(temp_accounts(mariadb)) == 2
+        capsys.readouterr()
+        assert main(["-c", str(write_config()), "clean", "--scratch", "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert "'dumpdeck_rs_0123456789ab'@'localhost'" in data["accounts_dropped"]["main"]
+        assert data["scratch_dropped"]["main"] == []
         assert temp_accounts(mariadb) == [("dumpdeck_rs_keepme", "localhost")]
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
