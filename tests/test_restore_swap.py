@@ -312,6 +312,8 @@ def _failing_replay(monkeypatch) -> None:
     real = swap.replay
 
     def replay(server, db, objects, on_created=None):
+        if db.startswith("dumpdeck_stage_"):  # the objects of the confined load, created in staging: not the swap
+            return real(server, db, objects, on_created=on_created)
         real(server, db, objects[:1], on_created=on_created)
         raise RestoreError("cannot create view `v`: refused for the test")
 
