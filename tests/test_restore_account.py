@@ -139,3 +139,52 @@ def test_clean_drops_the_account_a_killed_restore_left(mariadb, config, write_co
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute("DROP USER IF EXISTS 'dumpdeck_rs_0123456789ab'@'localhost', 'dumpdeck_rs_keepme'@'localhost'")
+
+
+def definers(mariadb, db: str) -> dict[str, list[tuple[str, str]]]:
+    """(name, definer) of every view, routine, trigger and event of `db`."""
+    queries = {
+        "views": "SELECT TABLE_NAME, DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA=%s",
+        "routines": "SELECT ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s",
+        "triggers": "SELECT TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s",
+        "events": "SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s",
+    }
+    out = {}
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        for kind, q in queries.items():
+            cur.execute(q + " ORDER BY 1", (db,))
+            out[kind] = [tuple(r) for r in cur.fetchall()]
+    return out
+
+
+@pytest.mark.parametrize("definer", ["keep", "current"])
+def test_objects_keep_their_definers_and_never_the_temporary_account(
+    mariadb, config, sample_db, target, definer, tmp_path
+):
+    """The dump's objects come back with the dump's definers (or the configured account's with --definer
+    current), never the temporary account's, which no longer exists."""
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'rsacct_owner'@'localhost'")
+        cur.execute(f"GRANT ALL ON {quote_ident(sample_db)}.* TO 'rsacct_owner'@'localhost'")
+        cur.execute(
+            f"CREATE DEFINER='rsacct_owner'@'localhost' VIEW {quote_ident(sample_db)}.rsacct_v AS SELECT 1 AS one"
+        )
+    try:
+        from dumpdeck.backend.dump import dump_database
+
+        path = dump_database(config.server("main"), config.backup, sample_db).path
+        before = definers(mariadb, sample_db)
+        assert all(before.values()) and ("rsacct_v", "rsacct_owner@localhost") in before["views"]
+        res = restore(config, RestoreRequest(path, "main", target, definer=definer))
+        assert res.ok
+        after = definers(mariadb, target)
+        if definer == "keep":
+            assert after == before
+        else:
+            assert {k: [n for n, _ in v] for k, v in after.items()} == {k: [n for n, _ in v] for k, v in before.items()}
+            assert {d for v in after.values() for _, d in v} == {"root@localhost"}
+        assert temp_accounts(mariadb) == []
+    finally:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP VIEW IF EXISTS {quote_ident(sample_db)}.rsacct_v")
+            cur.execute("DROP USER IF EXISTS 'rsacct_owner'@'localhost'")
