@@ -818,6 +818,20 @@ def restore_test_remote(
             cat.close(check=False)
 
 
+def record_remote_restore_test(config: Config, dump: RemoteDump, report: Any, *, origin: str = "") -> None:
+    """The event a restore-test of a remote copy leaves (there is no local manifest to record it in):
+    the one place the CLI and the console write it. `origin`: where it ran, added to the message."""
+    label = f"{dump.destination}:{dump.rel}"
+    with StateStore.open(config.state_db) as store:
+        store.add_event(
+            None,
+            "info" if report.passed else "error" if report.failed else "warning",
+            "restore-test",
+            f"restore-test of {label}: {report.outcome.label}: {report.summary}" + (f" ({origin})" if origin else ""),
+            {"destination": dump.destination, "remote_path": dump.rel, "outcome": report.outcome.value},
+        )
+
+
 # --------------------------------------------------------------------------- restore from a destination
 
 

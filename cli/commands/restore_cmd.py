@@ -49,7 +49,6 @@ def register(sub) -> None:
 def _run_remote(args, ctx) -> int:
     from dumpdeck.backend import copies
     from dumpdeck.backend.errors import UsageError
-    from dumpdeck.backend.state import StateStore
 
     config = ctx.config
     if (args.file is None) == (args.latest is None):
@@ -68,14 +67,7 @@ def _run_remote(args, ctx) -> int:
     report = copies.restore_test_remote(
         config, dump, target=args.target, parallel=args.parallel, on_check=None if args.json else Checklist()
     )
-    with StateStore.open(config.state_db) as store:
-        store.add_event(
-            None,
-            "info" if report.passed else "error" if report.failed else "warning",
-            "restore-test",
-            f"restore-test of {label}: {report.outcome.label}: {report.summary}",
-            {"destination": args.source, "remote_path": dump.rel, "outcome": report.outcome.value},
-        )
+    copies.record_remote_restore_test(config, dump, report)
     if args.json:
         print_json(report.to_dict())
     else:

@@ -539,7 +539,6 @@ class DumpsScreen(Screen[None]):
 
     def start_remote_restore_test(self, r: Any, target: str) -> None:
         from dumpdeck.backend import copies
-        from dumpdeck.backend.state import StateStore
 
         from ..adapter import check_view
         from ..base import Ladder
@@ -555,14 +554,7 @@ class DumpsScreen(Screen[None]):
             report = copies.restore_test_remote(
                 app.config, r, target=target, on_check=lambda c: on_check(check_view(c)), cancel=ladder.cancel
             )
-            with StateStore.open(app.config.state_db) as store:  # as the CLI's restore-test --from records it
-                store.add_event(
-                    None,
-                    "info" if report.passed else "error" if report.failed else "warning",
-                    "restore-test",
-                    f"restore-test of {label}: {report.outcome.label}: {report.summary} (console)",
-                    {"destination": r.destination, "remote_path": r.rel, "outcome": report.outcome.value},
-                )
+            copies.record_remote_restore_test(app.config, r, report, origin="console")
             return report.outcome
 
         def run() -> None:  # checks and the verdict go to the App as a local restore-test's do
