@@ -48,7 +48,15 @@ _CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "full",
-        ("no space left", "quota exceeded", "quotaexceeded", "disk full", "insufficient storage", "storage full"),
+        (
+            "no space left",
+            "remaining disk space",  # local/SMB: "preallocate: file too big for remaining disk space"
+            "quota exceeded",
+            "quotaexceeded",
+            "disk full",
+            "insufficient storage",
+            "storage full",
+        ),
     ),
     (
         "unreachable",
