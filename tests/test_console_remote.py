@@ -298,3 +298,19 @@ async def test_stop_a_remote_restore_test(write_config, sample_db, tmp_path, mar
     wait_until(lambda: not rclone_cats(), timeout=30, what="rclone cat gone")
     assert databases() == before  # the scratch database was dropped
     assert not list(second.rglob("*.sql*"))
+
+
+async def test_browse_key_without_destinations_says_so(write_config):
+    """`w` with no `copies:` configured tells the operator why nothing changed."""
+    from dumpdeck.backend.config import load_config
+    from dumpdeck.tui.app import make_app
+
+    from .test_console import FAST
+
+    app = make_app(load_config(write_config()), intervals=FAST)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("w")
+        await pilot.pause()
+        assert any("No copy destinations" in n.message for n in app._notifications)

@@ -462,6 +462,9 @@ class DumpsScreen(Screen[None]):
     def action_cycle_source(self) -> None:
         """This host → each copy destination → this host. A destination is read in a worker (never the UI)."""
         sources: list[str | None] = [None, *self.app.config.copies]
+        if len(sources) == 1:
+            self.app.notify("No copy destinations to browse: add them under `copies:` in the config", timeout=5)
+            return
         self.source = sources[(sources.index(self.source) + 1) % len(sources)] if self.source in sources else None
         if self.source is not None:
             self.remote.pop(self.source, None)  # read afresh each time it is chosen
