@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -19,21 +18,12 @@ from dumpdeck.tui.screens.dumps import DumpsScreen
 from dumpdeck.tui.widgets.table import KeyedTable
 
 from .helpers import wait_until
+from .test_console import until
 from .test_copies import SftpServer, _free_port, copy_config, rclone_conf
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (scripts/bootstrap)")
 
 FAST = Intervals(jobs=0.2, log=0.5, servers=2.0, catalog=0.5, disk=5.0)
-
-
-async def until(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def status(app) -> str:
