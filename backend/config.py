@@ -30,7 +30,7 @@ from . import optionfile
 from .codecs import Codec
 from .cron import cron_problem
 from .encryption import Recipients, parse_recipients, recipients_from
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .secretenv import env_secret
 from .units import parse_duration, parse_size
 
@@ -1267,6 +1267,24 @@ def parse_config(text: str, path: Path | None = None) -> Config:
 
 
 # --------------------------------------------------------------------------- presentation
+
+
+def readable_identity(path: Path, where: str = "--identity") -> Path:
+    """`path` made absolute, once it opens for reading; UsageError naming `where` and the path otherwise."""
+    path = Path(path).expanduser().absolute()
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{where} {path}: {(exc.strerror or str(exc)).lower()}") from None
+    return path
+
+
+def with_identity(config: Config, path: Path, where: str = "--identity") -> Config:
+    """`config` with `encryption.identity_file` set to `path` (the `--identity` option): the age identity that
+    reads encrypted dumps for this command only."""
+    ident = readable_identity(path, where)
+    return dataclasses.replace(config, encryption=dataclasses.replace(config.encryption, identity_file=ident))
 
 
 def secret_files(config: Config) -> list[tuple[str, Path]]:

@@ -40,7 +40,7 @@ from types import FrameType
 
 from . import copies, credentials, encryption, postrun, retention, swap
 from .catalog import scan
-from .config import Config, JobConfig, ServerConfig, load_config
+from .config import Config, JobConfig, ServerConfig, load_config, with_identity
 from .dump import DumpProgress, DumpResult, dump_database
 from .errors import CancelledError, ConfigError, DumpdeckError, LockedError, PrivilegeError, StallError, TimeoutError_
 from .jobs import JobLock
@@ -831,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run", required=True, type=int)
     parser.add_argument("--secrets-fd", type=int, help="read secret variables (JSON) from this descriptor")
+    parser.add_argument("--identity", type=Path, help="the age identity file (instead of encryption.identity_file)")
     args = parser.parse_args(argv)
     restrict_umask()
     if args.secrets_fd is not None:
@@ -841,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
         os.setsid()  # already a session leader when spawned by start_run; harmless otherwise
     try:
         config = load_config(args.config)
+        if args.identity is not None:
+            config = with_identity(config, args.identity)
     except DumpdeckError as exc:
         sys.stderr.write(f"runner: {exc}\n")
         return 2

@@ -10,6 +10,7 @@ from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.logs import log_check_outcome, log_check_start
 from dumpdeck.backend.restore import restore_test
 
+from ..options import add_identity_option
 from ..output import print_json, style
 from .verify_cmd import Checklist, add_target_args, log_to_file, print_summary, resolve_file
 
@@ -43,6 +44,7 @@ def register(sub) -> None:
         "is checked against the manifest stored beside it",
     )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    add_identity_option(p)
     p.set_defaults(func=run)
 
 

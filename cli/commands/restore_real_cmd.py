@@ -21,6 +21,7 @@ from dumpdeck.backend.state import open_store
 from dumpdeck.backend.swap import open_journals
 from dumpdeck.backend.units import format_bytes, format_duration
 
+from ..options import add_identity_option
 from ..output import ProgressLine, print_json, style
 from .verify_cmd import add_target_args, resolve_file
 
@@ -75,6 +76,7 @@ def register(sub) -> None:
         "it), once to load",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_identity_option(p)
     p.set_defaults(func=run)
 
 
