@@ -456,7 +456,7 @@ async def test_console_dumps_browser_shows_where_copies_are(write_config, sample
 
 
 def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, mariadb, sample_db, tmp_path, sftp):
-    from .helpers import drop_database, table_checksums
+    from .helpers import drop_database, object_inventory, table_checksums
 
     conf = rclone_conf(tmp_path, sftp)
     path = copy_config(write_config, sample_db, tmp_path, conf)
@@ -476,6 +476,16 @@ def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, maria
         assert out.returncode == 0, out.stdout + out.stderr
         assert table_checksums(mariadb, into) == table_checksums(mariadb, sample_db)
         assert not list(second.rglob("*.sql*"))  # streamed: nothing of the dump on the second host's disk
+        # --tables from a copy: just those tables, with the view and trigger that need only them
+        out = cli(
+            other, "restore", "--from", "offsite", "--latest", sample_db, "--into", into + "3", "--tables", "orders"
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        src = table_checksums(mariadb, sample_db)
+        assert table_checksums(mariadb, into + "3") == {"orders": src["orders"]}
+        objs = object_inventory(mariadb, into + "3")
+        assert objs["views"] == ["big_orders"] and objs["triggers"] == ["orders_bi"]
+        assert not list(second.rglob("*.sql*"))
         # a corrupted copy is refused before anything is loaded
         [dump] = [p for p in (sftp.root / "mysql").rglob("*.sql.zst")]
         data = bytearray(dump.read_bytes())
@@ -485,8 +495,8 @@ def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, maria
         assert out.returncode == 1, out.stdout + out.stderr
         assert "nothing was restored" in out.stderr + out.stdout
     finally:
-        drop_database(mariadb, into)
-        drop_database(mariadb, into + "2")
+        for name in (into, into + "2", into + "3"):
+            drop_database(mariadb, name)
 
 
 def test_subsets_partition_the_copies():
