@@ -358,7 +358,7 @@ def _run_body(
         )
 
     if config.copies and not cancel.is_set():
-        _copies(config, store, run, cancel)
+        _copies(config, store, run, cancel, deadline)
     if status == RunStatus.SUCCEEDED:
         _retention(config, store, run, job)
         for name in config.copies:
@@ -668,14 +668,15 @@ def _verify(
 # --------------------------------------------------------------------------- retention, hooks
 
 
-def _copies(config: Config, store: StateStore, run: Run, cancel: threading.Event) -> None:
+def _copies(config: Config, store: StateStore, run: Run, cancel: threading.Event, deadline: float) -> None:
     """Off-host copies of this run's databases (and earlier copies of them still due), every
-    destination at once. A destination that fails is an event naming it and why; it never fails the
-    run (the local dump is good), and later runs try again."""
+    destination at once, within the job's max_runtime (`deadline`) and stopped by a cancel mid-upload.
+    A destination that fails is an event naming it and why; it never fails the run (the local dump is
+    good), and later runs try again."""
     try:
         results = copies.run_copies(
             config, store, scan(config.backup.dir), run_id=run.id, server=run.server, databases=run.databases,
-            cancel=cancel,
+            cancel=cancel, deadline=deadline,
         )  # fmt: skip
     except Exception as exc:
         log.exception("copies failed")

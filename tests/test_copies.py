@@ -661,3 +661,79 @@ def test_copy_to_s3_emulator_moto(write_config, sample_db, tmp_path, monkeypatch
     finally:
         server.kill()
         server.wait()
+
+
+def _uploads(root_pid: int) -> list:
+    import psutil
+
+    try:
+        kids = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in kids if "copyto" in (p.cmdline() or [])]
+
+
+def _rclone_copyto_anywhere(config_text: str) -> list:
+    """rclone copyto processes of this test (their argv names its destination), wherever they were reparented."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        argv = p.info["cmdline"] or []
+        if "copyto" in argv and any(config_text in a for a in argv):
+            out.append(p)
+    return out
+
+
+def test_cancel_stops_an_upload_under_way_and_records_no_failure(write_config, mariadb, sample_db, tmp_path):
+    """SIGTERM to `job run` while rclone uploads (a slow link): the rclone process group is killed within
+    seconds, not at the end of the upload; the run is cancelled; no copy record (a later run copies it);
+    nothing under the final name; the local dump stays."""
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    proc = subprocess.Popen(
+        [*DUMPDECK, "--config", str(path), "job", "run", "nightly"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: _uploads(proc.pid), timeout=120, what="rclone copyto running")
+        wait_until(lambda: any((tmp_path / "nas").rglob("*.dumpdeck-partial")), timeout=30, what="partial")
+        t0 = time.monotonic()
+        proc.terminate()
+        proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 10, f"the cancel waited {took:.1f} s for the upload"
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    config = load_config(path)
+    with StateStore.open(config.state_db) as store:
+        assert store.copies("nas") == []
+        [run] = store.list_runs(job="nightly")
+        assert run.status == "cancelled", run
+    names = [p.name for p in (tmp_path / "nas").rglob("*") if p.is_file()]
+    assert all(n.endswith(".dumpdeck-partial") for n in names), names
+    [entry] = scan(config.backup.dir).entries
+    assert sha(entry.path) == entry.manifest.sha256
+
+
+def test_max_runtime_stops_an_upload_under_way(write_config, mariadb, sample_db, tmp_path):
+    """A job's max_runtime bounds its copies too: an upload still running when it is spent is stopped
+    (cause `timed out`, recorded, retried by a later run); the run itself succeeded (the dump is good)."""
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None, job="    max_runtime: 20s\n")
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    config = load_config(path)
+    t0 = time.monotonic()
+    run = runner.run_job(config, "nightly")
+    took = time.monotonic() - t0
+    assert run.status == "succeeded", run.reason
+    assert took < 30, f"the run took {took:.1f} s with a max_runtime of 20 s"
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    with StateStore.open(config.state_db) as store:
+        [rec] = store.copies("nas")
+        assert rec.outcome is Outcome.FAILED and "max_runtime spent" in (rec.error or ""), rec
