@@ -320,7 +320,8 @@ def run_copies(
     names = list(only) if only is not None else list(config.copies)
     dests = [destination(config, n) for n in names]
 
-    stop = rclone.Stop(cancel, deadline)
+    halt = threading.Event()  # this thread interrupted (Ctrl-C on `dumpdeck copy`): the uploads stop too
+    stop = rclone.Stop((halt,) if cancel is None else (cancel, halt), deadline)
 
     def one(dest: CopyDestination) -> list[CopyResult]:
         with rclone.stopping(stop):
@@ -358,6 +359,9 @@ def run_copies(
                     run_id, "error", "copy-failed", f"copies to {name} failed: {exc}", {"destination": name}
                 )
                 results[name] = []
+            except BaseException:  # KeyboardInterrupt, SystemExit: the rclone children stop too
+                halt.set()
+                raise
     return results
 
 

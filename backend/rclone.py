@@ -40,13 +40,13 @@ class Stop:
     """When the rclone commands of a thread give up: a cancel (a run being stopped) or a deadline
     (time.monotonic(): what is left of a job's max_runtime). Set with `stopping`."""
 
-    cancel: threading.Event | None = None
+    cancels: tuple[threading.Event, ...] = ()  # any of them set: stop
     deadline: float | None = None
     limit: str = "max_runtime"  # what the deadline is, in messages
 
     def reason(self) -> str | None:
         """Why to stop now ("cancelled", "<limit> spent"), or None."""
-        if self.cancel is not None and self.cancel.is_set():
+        if any(c.is_set() for c in self.cancels):
             return "cancelled"
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return f"{self.limit} spent"

@@ -737,3 +737,32 @@ def test_max_runtime_stops_an_upload_under_way(write_config, mariadb, sample_db,
     with StateStore.open(config.state_db) as store:
         [rec] = store.copies("nas")
         assert rec.outcome is Outcome.FAILED and "max_runtime spent" in (rec.error or ""), rec
+
+
+def test_ctrl_c_on_copy_stops_the_upload(write_config, mariadb, sample_db, tmp_path):
+    """Ctrl-C (SIGINT) on `dumpdeck copy` while rclone uploads: it exits 130 within seconds and leaves no
+    rclone process behind (they run in their own process groups, out of reach of the terminal's signal)."""
+    import signal as sig
+
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(path.read_text().split("copies:")[0])
+    assert runner.run_job(load_config(plain), "nightly").status == "succeeded"
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    proc = subprocess.Popen(
+        [*DUMPDECK, "--config", str(path), "copy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_until(lambda: _uploads(proc.pid), timeout=60, what="rclone copyto running")
+        t0 = time.monotonic()
+        proc.send_signal(sig.SIGINT)
+        proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and took < 10, (proc.returncode, took)
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    with StateStore.open(load_config(path).state_db) as store:
+        assert store.copies("nas") == []
