@@ -441,6 +441,13 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
                 f"foreign keys cross between the tables to replace and the others: {', '.join(crossing[:5])}; "
                 "add the tables they join to --tables (or replace the whole database)"
             )
+    if req.tables and manifest is not None:  # known before reading the dump (the manifest lists its tables)
+        known = {t.name for t in manifest.tables}
+        missing = [t for t in req.tables if t not in known]
+        if missing:
+            plan.refusal = (
+                "--tables: not in the dump: " + ", ".join(f"`{t}`" for t in missing) + f" (it has {len(known)} tables)"
+            )
     if req.definer not in ("keep", "current"):
         plan.refusal = f"--definer={req.definer}: use keep or current"
     non_empty = exists and (tables or any(objects.values()))
