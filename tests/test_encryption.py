@@ -415,3 +415,27 @@ def test_list_console_and_report_mark_encrypted_dumps(configs, sample_db, capsys
     with open_store(config) as store:
         page = report.render(report.collect(config, store))
     assert page.count(">encrypted</span>") == 1
+
+
+def test_a_job_switches_encryption_off_only_explicitly(write_config, keys, sample_db, capsys):
+    """`jobs.<j>.encryption: {enabled: false}` stores that job's dumps unencrypted whatever the global
+    recipients; an empty recipients list is an error (it would silently do the same), and so is
+    `enabled: false` beside recipients."""
+    glob = f"encryption:\n  recipients: [{keys['recipient']}]\n"
+    with pytest.raises(ConfigError, match=r"jobs\.j\.encryption: names no recipient.*enabled: false"):
+        load_config(write_config(glob + "jobs:\n  j:\n    encryption: {recipients: []}\n"))
+    with pytest.raises(ConfigError, match=r"jobs\.j\.encryption\.enabled: false, yet recipients"):
+        load_config(
+            write_config(glob + f"jobs:\n  j:\n    encryption: {{enabled: false, recipients: [{keys['recipient']}]}}\n")
+        )
+    cfg_path = write_config(
+        glob + f"jobs:\n  plain:\n    databases: [{sample_db}]\n    encryption: {{enabled: false}}\n"
+        f"  sealed:\n    databases: [{sample_db}]\n"
+    )
+    cfg = load_config(cfg_path)
+    assert cfg.recipients(cfg.job("plain")) is None and cfg.recipients(cfg.job("sealed")) is not None
+    rc, out, err = run(capsys, "-c", cfg_path, "job", "run", "plain")
+    assert rc == 0, out + err
+    [path] = [p for p in Path(cfg.backup.dir).rglob("*.sql*") if not p.name.endswith(".json")]
+    assert path.name.endswith(".sql.zst") and not encryption.is_encrypted(path)
+    assert manifest_mod.load(path).encryption is None
