@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import encryption
 from . import manifest as manifest_mod
 from .codecs import Codec
 from .errors import ManifestError
@@ -67,6 +68,17 @@ class DumpEntry:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def encrypted(self) -> bool:
+        """age-encrypted: its manifest says so, or (no manifest) its name does."""
+        if self.manifest is not None:
+            return self.manifest.encryption is not None
+        return self.key.endswith(encryption.EXTENSION)
+
+    @property
+    def codec_label(self) -> str:
+        return encryption.codec_label(self.codec, self.encrypted)
 
     @property
     def problem(self) -> str | None:

@@ -30,7 +30,7 @@ from . import optionfile
 from .codecs import Codec
 from .cron import cron_problem
 from .encryption import Recipients, parse_recipients, recipients_from
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .secretenv import env_secret
 from .units import parse_duration, parse_size
 
@@ -523,8 +523,12 @@ class RetentionConfig:
 
 @dataclass(frozen=True)
 class JobEncryption:
-    """jobs.<job>.encryption: this job's recipients, in place of the global `encryption` ones."""
+    """jobs.<job>.encryption: this job's recipients, in place of the global `encryption` ones, or
+    `enabled: false` for dumps stored unencrypted (say so explicitly: an empty list is an error)."""
 
+    enabled: bool = setting(
+        True, _bool, "false: this job's dumps are stored unencrypted, whatever the global recipients are."
+    )
     recipients: tuple[str, ...] = setting(
         (), _str_list, "age recipients (public keys: age1…, ssh-ed25519 …) this job's dumps are encrypted to."
     )
@@ -535,6 +539,15 @@ class JobEncryption:
     @classmethod
     def _check(cls, v: dict[str, Any], given: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
         _check_recipients(v, r, kp)
+        named = bool(v["recipients"]) or v["recipients_file"] is not None
+        if v["enabled"] and not named:
+            r.error(
+                kp,
+                "names no recipient: give recipients or recipients_file, or `enabled: false` to store this "
+                "job's dumps unencrypted",
+            )
+        elif not v["enabled"] and named:
+            r.error((*kp, "enabled"), "false, yet recipients are given: remove them, or the `enabled: false`")
 
 
 def _check_recipients(v: dict[str, Any], r: _Reader, kp: tuple[str, ...]) -> None:
@@ -952,6 +965,8 @@ class Config:
         """The age recipients a dump of `job` is encrypted to (the job's, else the global ones); None: not
         encrypted. Reads the recipients files now: ConfigError names the one at fault."""
         if job is not None and job.encryption is not None:
+            if not job.encryption.enabled:
+                return None
             e: JobEncryption | EncryptionConfig = job.encryption
             where = f"jobs.{job.name}.encryption"
         else:
@@ -1267,6 +1282,24 @@ def parse_config(text: str, path: Path | None = None) -> Config:
 
 
 # --------------------------------------------------------------------------- presentation
+
+
+def readable_identity(path: Path, where: str = "--identity") -> Path:
+    """`path` made absolute, once it opens for reading; UsageError naming `where` and the path otherwise."""
+    path = Path(path).expanduser().absolute()
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{where} {path}: {(exc.strerror or str(exc)).lower()}") from None
+    return path
+
+
+def with_identity(config: Config, path: Path, where: str = "--identity") -> Config:
+    """`config` with `encryption.identity_file` set to `path` (the `--identity` option): the age identity that
+    reads encrypted dumps for this command only."""
+    ident = readable_identity(path, where)
+    return dataclasses.replace(config, encryption=dataclasses.replace(config.encryption, identity_file=ident))
 
 
 def secret_files(config: Config) -> list[tuple[str, Path]]:

@@ -270,6 +270,9 @@ def copy_dump(config: Config, store: StateStore, dest: CopyDestination, entry: D
         checked = verify_remote(dest, rel, m.bytes_stored, m.sha256)
         res.outcome, res.evidence, res.cause = checked.outcome, checked.evidence, checked.cause
         res.method, res.size, res.sha256 = checked.method, checked.size, checked.sha256
+    if res.cause == "cancelled":  # stopped, not failed: nothing recorded, the next run copies it
+        res.outcome = Outcome.NOT_CHECKED
+        return res
     updated = _record_in_manifest(entry.path, res, now)
     if res.passed:
         try:
@@ -307,17 +310,27 @@ def run_copies(
     only: Iterable[str] | None = None,
     force: bool = False,
     cancel: threading.Event | None = None,
+    deadline: float | None = None,
     on_result: Callable[[CopyResult], None] | None = None,
 ) -> dict[str, list[CopyResult]]:
-    """Copy what is due to every destination (or the `only` ones), a thread per destination."""
+    """Copy what is due to every destination (or the `only` ones), a thread per destination. `cancel`
+    and `deadline` (time.monotonic(): the rest of a job's max_runtime) stop the rclone command under way
+    too, not only the next: a stopped copy is retried by a later run."""
     dbs = list(databases) if databases is not None else None
     names = list(only) if only is not None else list(config.copies)
     dests = [destination(config, n) for n in names]
 
+    halt = threading.Event()  # this thread interrupted (Ctrl-C on `dumpdeck copy`): the uploads stop too
+    stop = rclone.Stop((halt,) if cancel is None else (cancel, halt), deadline)
+
     def one(dest: CopyDestination) -> list[CopyResult]:
+        with rclone.stopping(stop):
+            return each(dest)
+
+    def each(dest: CopyDestination) -> list[CopyResult]:
         out = []
         for entry in due(config, store, catalog, dest, server=server, databases=dbs, force=force):
-            if cancel is not None and cancel.is_set():
+            if stop.reason() is not None:
                 break
             try:
                 res = copy_dump(config, store, dest, entry)
@@ -346,6 +359,9 @@ def run_copies(
                     run_id, "error", "copy-failed", f"copies to {name} failed: {exc}", {"destination": name}
                 )
                 results[name] = []
+            except BaseException:  # KeyboardInterrupt, SystemExit: the rclone children stop too
+                halt.set()
+                raise
     return results
 
 

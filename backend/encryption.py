@@ -125,6 +125,13 @@ def identity_file() -> Path | None:
     return _IDENTITY.get("file")
 
 
+def codec_label(codec: str | None, encrypted: bool) -> str:
+    """What lists show for a dump's format: `zstd`, or `zstd+age` when it is age-encrypted ("" unknown)."""
+    if not encrypted:
+        return codec or ""
+    return f"{codec}+age" if codec else "age"
+
+
 def is_encrypted(path: Path | str) -> bool:
     """The file starts with age's header (a `.age` name alone proves nothing)."""
     try:

@@ -175,6 +175,8 @@ def spawn_runner(config: Config, store: StateStore, run: Run) -> Run:
     argv = [sys.executable, "-m", "dumpdeck.backend.runner", "--config", str(config_path), "--run", str(run.id)]
     if secrets_fd is not None:
         argv += ["--secrets-fd", str(secrets_fd)]
+    if config.encryption.identity_file is not None:  # `--identity` reaches the runner (a path, not the key)
+        argv += ["--identity", str(config.encryption.identity_file)]
     with os.fdopen(open_private(log_path), "ab") as log:
         try:
             proc = subprocess.Popen(

@@ -10,12 +10,14 @@ full, not found, killed, timed out). Credentials live in rclone's config file (o
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,49 @@ from .errors import CopyError
 DEFAULT_FLAGS = ("--retries", "1", "--low-level-retries", "3", "--contimeout", "15s", "--stats", "0")
 
 TMP_SUFFIX = ".dumpdeck-partial"  # uploads land under this name, then are moved to their final name
+
+POLL = 0.2  # seconds between looks at a Stop while an rclone command runs
+
+
+@dataclass(frozen=True)
+class Stop:
+    """When the rclone commands of a thread give up: a cancel (a run being stopped) or a deadline
+    (time.monotonic(): what is left of a job's max_runtime). Set with `stopping`."""
+
+    cancels: tuple[threading.Event, ...] = ()  # any of them set: stop
+    deadline: float | None = None
+    limit: str = "max_runtime"  # what the deadline is, in messages
+
+    def reason(self) -> str | None:
+        """Why to stop now ("cancelled", "<limit> spent"), or None."""
+        if any(c.is_set() for c in self.cancels):
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return f"{self.limit} spent"
+        return None
+
+
+_STOP: contextvars.ContextVar[Stop | None] = contextvars.ContextVar("rclone_stop", default=None)
+
+
+@contextlib.contextmanager
+def stopping(stop: Stop) -> Iterator[None]:
+    """Every rclone command this thread runs inside stops (its process group killed, CopyError with cause
+    "cancelled" or "timed out") when `stop` says so, within POLL seconds."""
+    token = _STOP.set(stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def check_stop(dest: CopyDestination, what: str) -> None:
+    """CopyError now if this thread's Stop says to stop (before an rclone command starts)."""
+    stop = _STOP.get()
+    why = stop.reason() if stop is not None else None
+    if why is not None:
+        raise CopyError(f"copies.{dest.name}: {what}: {why}", "cancelled" if why == "cancelled" else "timed out")
+
 
 _CAUSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -150,9 +195,13 @@ def _env() -> dict[str, str]:
 
 
 def run(dest: CopyDestination, *args: str, what: str, timeout: float | None = None) -> str:
-    """Run one rclone command; its stdout, or CopyError naming the destination and the cause."""
+    """Run one rclone command; its stdout, or CopyError naming the destination and the cause. The
+    thread's Stop (`stopping`) ends it early."""
+    check_stop(dest, what)
     argv = _argv(dest, *args)
     limit = timeout if timeout is not None else dest.timeout
+    stop = _STOP.get()
+    end = time.monotonic() + limit
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -162,16 +211,29 @@ def run(dest: CopyDestination, *args: str, what: str, timeout: float | None = No
         process_group=0,
     )
     try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise CopyError(f"copies.{dest.name}: {what}: rclone timed out after {limit:g} s", "timed out") from None
+        while True:
+            left = end - time.monotonic()
+            try:
+                out, err = proc.communicate(timeout=max(0.0, min(left, POLL) if stop is not None else left))
+                break
+            except subprocess.TimeoutExpired:
+                why = stop.reason() if stop is not None else None
+                if why is None and time.monotonic() < end:
+                    continue
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                if why is not None:
+                    cause = "cancelled" if why == "cancelled" else "timed out"
+                    raise CopyError(f"copies.{dest.name}: {what}: {why}", cause) from None
+                raise CopyError(
+                    f"copies.{dest.name}: {what}: rclone timed out after {limit:g} s", "timed out"
+                ) from None
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
         raise
     if proc.returncode != 0:
         text = err.decode(errors="replace")
@@ -207,6 +269,7 @@ def _move(dest: CopyDestination, tmp: str, final: str, rel: str, replace: bool =
 
 def upload_bytes(dest: CopyDestination, data: bytes, rel: str) -> None:
     """Upload small contents (a manifest) through a temporary name (`rclone rcat`, then `moveto`)."""
+    check_stop(dest, f"upload {rel}")
     final = join(dest, rel)
     tmp = final + TMP_SUFFIX
     argv = _argv(dest, "rcat", tmp)
@@ -283,6 +346,7 @@ class Cat:
     def __init__(self, dest: CopyDestination, rel: str, *, include: str | None = None):
         self.dest = dest
         self.rel = rel
+        check_stop(dest, f"read {rel}")
         filters = ["--include", include] if include is not None else []
         self.proc = subprocess.Popen(
             _argv(dest, "cat", *filters, join(dest, rel)),
@@ -297,6 +361,20 @@ class Cat:
         self._err = b""
         self._t = threading.Thread(target=self._drain, daemon=True)
         self._t.start()
+        self._why: str | None = None  # the thread's Stop ended the read
+        stop = _STOP.get()
+        if stop is not None:
+            threading.Thread(target=self._watch, args=(stop,), daemon=True).start()
+
+    def _watch(self, stop: Stop) -> None:
+        while self.proc.poll() is None:
+            why = stop.reason()
+            if why is not None:
+                self._why = why
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                return
+            time.sleep(POLL)
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -316,6 +394,9 @@ class Cat:
         self.stdout.close()
         rc = self.proc.wait()
         self._t.join()
+        if check and self._why is not None:
+            cause = "cancelled" if self._why == "cancelled" else "timed out"
+            raise CopyError(f"copies.{self.dest.name}: read {self.rel}: {self._why}", cause)
         if check and rc != 0:
             text = self._err.decode(errors="replace")
             cause = classify(text, rc)

@@ -56,6 +56,7 @@ class DbRow:
     oldest: datetime | None = None
     retention: str = ""
     flags: tuple[str, ...] = ()
+    encrypted: bool = False  # the newest dump is age-encrypted
     last_failure: str | None = None  # reason of a failure newer than the last success
     last_failure_at: datetime | None = None
     max_age: float | None = None
@@ -176,6 +177,7 @@ def collect(
                 oldest=es[-1].when if es else None,
                 retention=retention_text,
                 flags=tuple(m.flags) if m is not None else (),
+                encrypted=last.encrypted if last else False,
                 last_failure=(fail.reason or fail.status) if fail else None,
                 last_failure_at=fail.finished if fail else None,
                 max_age=verdict.max_age,
@@ -352,6 +354,8 @@ def render(data: ReportData) -> str:
         size = format_bytes(d.size_stored) if d.size_stored is not None else "—"
         raw = f'<div class="muted">{e(format_bytes(d.size_raw))} SQL</div>' if d.size_raw is not None else ""
         flags = "".join(f' <span class="badge warning">{e(f)}</span>' for f in d.flags)
+        if d.encrypted:
+            flags += ' <span class="badge ok" title="the newest dump is encrypted with age">encrypted</span>'
         w(f'<td class="num">{e(size)}{raw}{flags}</td>')
         w(f"<td>{sparkline(d.sizes, label='size')}</td>")
         last_dur = f'<div class="muted">last {e(format_duration(d.durations[-1]))}</div>' if d.durations else ""

@@ -441,6 +441,13 @@ def make_plan(config: Config, req: RestoreRequest, *, sha256: bool = False) -> R
                 f"foreign keys cross between the tables to replace and the others: {', '.join(crossing[:5])}; "
                 "add the tables they join to --tables (or replace the whole database)"
             )
+    if req.tables and manifest is not None:  # known before reading the dump (the manifest lists its tables)
+        known = {t.name for t in manifest.tables}
+        missing = [t for t in req.tables if t not in known]
+        if missing:
+            plan.refusal = (
+                "--tables: not in the dump: " + ", ".join(f"`{t}`" for t in missing) + f" (it has {len(known)} tables)"
+            )
     if req.definer not in ("keep", "current"):
         plan.refusal = f"--definer={req.definer}: use keep or current"
     non_empty = exists and (tables or any(objects.values()))
@@ -490,13 +497,13 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
             low = [c for c in report.checks if not c.passed]
             why = f"{low[0].name}: {low[0].evidence}" if low else report.summary
             raise RestoreRefused(f"{path.name}: the copy did not pass levels 1–3: {why}; nothing was restored")
-        if req.tables:
-            raise RestoreRefused("--tables with --from is not supported yet: restore the whole database")
         dest, rel = req.remote["destination"], req.remote["path"]
-        return Prepared(
-            rmanifest, report.stats, None, None, rmanifest.database, report,
-            chunks=lambda: remote_chunks(config, dest, rel, rmanifest.codec),
-        )  # fmt: skip
+
+        def streamed() -> Iterator[bytes]:
+            return remote_chunks(config, dest, rel, rmanifest.codec)
+
+        subset = _subset(req, plan, streamed, on_step) if req.tables else None
+        return Prepared(rmanifest, report.stats, None, subset, rmanifest.database, report, chunks=streamed)
     l1 = verify_file(path, level=1, record=False)
     manifest = None
     with contextlib.suppress(ManifestError):
@@ -548,20 +555,28 @@ def prepare(config: Config, req: RestoreRequest, plan: RestorePlan, on_step: Cal
             plan.tables = [t for t in stats.tables if not req.tables or t in req.tables]
             plan.sequences = list(stats.sequences)
             plan.objects = {k: list(getattr(stats, k)) for k in _OBJECT_KINDS}
-    subset = None
-    if req.tables:
-        on_step("reading the dump's views, routines and triggers for --tables")
-        sv = survey(decoded_chunks(path, manifest.codec if manifest is not None else None))
-        try:
-            subset = plan_subset(sv, list(req.tables))
-        except MappingError as exc:
-            raise RestoreRefused(str(exc)) from None
-        plan.warnings += subset.warnings
-        plan.tables = [t for t in req.tables if t not in sv.views]
-        plan.sequences = [s for s in plan.sequences if s in subset.tables]
-        plan.objects = {k: [n for n in v if subset.objects.get((k[:-1], n), False)] for k, v in plan.objects.items()}
+    codec = manifest.codec if manifest is not None else None
+    subset = _subset(req, plan, lambda: decoded_chunks(path, codec), on_step) if req.tables else None
     source_db = mapped or (manifest.database if manifest is not None else plan.source["database"])
     return Prepared(manifest, stats, mapped, subset, source_db, report)
+
+
+def _subset(
+    req: RestoreRequest, plan: RestorePlan, chunks: Callable[[], Iterator[bytes]], on_step: Callable[[str], None]
+) -> Subset:
+    """--tables: which views, routines and triggers come along (a pass over the dump's SQL); narrows `plan`."""
+    assert req.tables
+    on_step("reading the dump's views, routines and triggers for --tables")
+    sv = survey(chunks())
+    try:
+        subset = plan_subset(sv, list(req.tables))
+    except MappingError as exc:
+        raise RestoreRefused(str(exc)) from None
+    plan.warnings += subset.warnings
+    plan.tables = [t for t in req.tables if t not in sv.views]
+    plan.sequences = [s for s in plan.sequences if s in subset.tables]
+    plan.objects = {k: [n for n in v if subset.objects.get((k[:-1], n), False)] for k, v in plan.objects.items()}
+    return subset
 
 
 # --------------------------------------------------------------------------- objects for the swap

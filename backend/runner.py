@@ -40,7 +40,7 @@ from types import FrameType
 
 from . import copies, credentials, encryption, postrun, retention, swap
 from .catalog import scan
-from .config import Config, JobConfig, ServerConfig, load_config
+from .config import Config, JobConfig, ServerConfig, load_config, with_identity
 from .dump import DumpProgress, DumpResult, dump_database
 from .errors import CancelledError, ConfigError, DumpdeckError, LockedError, PrivilegeError, StallError, TimeoutError_
 from .jobs import JobLock
@@ -358,7 +358,7 @@ def _run_body(
         )
 
     if config.copies and not cancel.is_set():
-        _copies(config, store, run, cancel)
+        _copies(config, store, run, cancel, deadline)
     if status == RunStatus.SUCCEEDED:
         _retention(config, store, run, job)
         for name in config.copies:
@@ -668,14 +668,15 @@ def _verify(
 # --------------------------------------------------------------------------- retention, hooks
 
 
-def _copies(config: Config, store: StateStore, run: Run, cancel: threading.Event) -> None:
+def _copies(config: Config, store: StateStore, run: Run, cancel: threading.Event, deadline: float) -> None:
     """Off-host copies of this run's databases (and earlier copies of them still due), every
-    destination at once. A destination that fails is an event naming it and why; it never fails the
-    run (the local dump is good), and later runs try again."""
+    destination at once, within the job's max_runtime (`deadline`) and stopped by a cancel mid-upload.
+    A destination that fails is an event naming it and why; it never fails the run (the local dump is
+    good), and later runs try again."""
     try:
         results = copies.run_copies(
             config, store, scan(config.backup.dir), run_id=run.id, server=run.server, databases=run.databases,
-            cancel=cancel,
+            cancel=cancel, deadline=deadline,
         )  # fmt: skip
     except Exception as exc:
         log.exception("copies failed")
@@ -831,6 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run", required=True, type=int)
     parser.add_argument("--secrets-fd", type=int, help="read secret variables (JSON) from this descriptor")
+    parser.add_argument("--identity", type=Path, help="the age identity file (instead of encryption.identity_file)")
     args = parser.parse_args(argv)
     restrict_umask()
     if args.secrets_fd is not None:
@@ -841,6 +843,8 @@ def main(argv: list[str] | None = None) -> int:
         os.setsid()  # already a session leader when spawned by start_run; harmless otherwise
     try:
         config = load_config(args.config)
+        if args.identity is not None:
+            config = with_identity(config, args.identity)
     except DumpdeckError as exc:
         sys.stderr.write(f"runner: {exc}\n")
         return 2

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from dumpdeck import __version__
-from dumpdeck.backend.config import Config, load_config
+from dumpdeck.backend.config import Config, load_config, readable_identity, with_identity
 from dumpdeck.backend.credentials import capture_env_secrets
 from dumpdeck.backend.encryption import use_identity
 from dumpdeck.backend.errors import DumpdeckError
@@ -24,6 +24,7 @@ from dumpdeck.backend.private import restrict_umask
 
 from . import commands
 from .commands import console as console_cmd
+from .options import add_identity_option
 
 EPILOG = """\
 configuration: --config PATH, else $DUMPDECK_CONFIG, else the first of ~/.config/dumpdeck/config.yaml,
@@ -39,8 +40,11 @@ run `dumpdeck COMMAND --help` for the options of a command.
 class Context:
     """What every command gets: the parsed arguments and a lazily loaded configuration."""
 
-    def __init__(self, config_path: Path | None, parser: argparse.ArgumentParser | None = None):
+    def __init__(
+        self, config_path: Path | None, parser: argparse.ArgumentParser | None = None, identity: Path | None = None
+    ):
         self.config_path = config_path
+        self.identity = identity  # --identity: encryption.identity_file for this command
         self.parser = parser  # the whole command tree (completion and the man page are made from it)
         self._config: Config | None = None
 
@@ -48,6 +52,8 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            if self.identity is not None:
+                self._config = with_identity(self._config, self.identity)
             capture_env_secrets(self._config)  # no child process inherits a secret variable
             use_identity(self._config.encryption.identity_file)  # every reader of an encrypted dump uses it
         return self._config
@@ -69,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $DUMPDECK_CONFIG, else ~/.config/dumpdeck/config.yaml, "
         "$XDG_CONFIG_DIRS/dumpdeck/config.yaml, /etc/dumpdeck/config.yaml: the first that exists)",
     )
+    add_identity_option(parser, top_level=True)
     parser.add_argument("--version", action="version", version=f"dumpdeck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -87,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     restrict_umask()  # state, logs, locks, the report: never readable by others, whatever the umask
     parser = build_parser()
     args = parser.parse_args(argv)
-    ctx = Context(args.config, parser)
+    ctx = Context(args.config, parser, args.identity)
     # a subcommand sets `func`; `dumpdeck` alone opens the console
     func = getattr(args, "func", None) or console_cmd.run_default
     try:
+        if args.identity is not None:  # checked now: some commands (verify FILE) run without a configuration
+            use_identity(readable_identity(args.identity))
         return int(func(args, ctx) or 0)
     except DumpdeckError as exc:
         _print_error(str(exc))

@@ -70,3 +70,58 @@ async def test_restore_from_the_dumps_browser_with_typed_confirmation(write_conf
                 what="the restore run to succeed",
             )
     assert table_checksums(mariadb, sample_db) == at_dump
+
+
+async def test_restore_dialog_takes_tables_and_definer(write_config, mariadb, sample_db):
+    """The dialog's `only tables` and `Definers: mine` reach the plan (a name not in the dump is refused
+    before anything runs) and the run: just those tables with the objects that need only them."""
+    from dumpdeck.backend.restore_real import request_of
+
+    from .helpers import drop_database, object_inventory
+
+    config = load_config(write_config())
+    path = dump_database(config.server("main"), config.backup, sample_db).path
+    target = f"{sample_db}_sub"
+    drop_database(mariadb, target)
+    app = make_app(config, intervals=FAST)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("d")
+            browser = app.screen
+            table = browser.query_one("#dumps", KeyedTable)
+            await until(pilot, lambda: table.row_count == 1, what="the dump listed")
+            await cursor_to(pilot, table, next(d.key for d in app.catalog.dumps if d.path == path))
+            await pilot.press("o")
+            modal = app.screen
+            assert isinstance(modal, RestoreModal)
+            plan = modal.query_one("#restore-plan")
+            go = modal.query_one("#restore-go")
+            modal.query_one("#restore-into").value = target
+            modal.query_one("#restore-tables").value = "orders, nope"
+            await until(pilot, lambda: "`nope`" in str(plan.render()), what="the refusal of a table not in the dump")
+            assert "not in the dump" in str(plan.render()) and go.disabled
+            modal.query_one("#restore-tables").value = "orders"
+            modal.query_one("#restore-definer").value = True
+            await until(pilot, lambda: "subset of 1 asked for" in str(plan.render()), what="the subset plan")
+            assert "objects belong to the restoring account" in str(plan.render())
+            await until(pilot, lambda: not go.disabled, what="the button to enable")
+            req = modal.request()
+            assert req.tables == ["orders"] and req.definer == "current" and not req.replace
+            go.press()
+            await until(pilot, lambda: app.screen is browser, what="the modal to close")
+            seen = await until(pilot, lambda: next((r for r in app.jobs.runs if r.job == "restore"), None), what="run")
+            with open_store(config) as store:
+                final = await until(
+                    pilot,
+                    lambda: (r := store.get_run(seen.id)) is not None and not r.active and r,
+                    timeout=120,
+                    what="the restore run to end",
+                )
+                assert final.status == "succeeded", final.reason
+                ran = request_of(store, seen.id)  # what the runner executed
+                assert ran is not None and ran.tables == ["orders"] and ran.definer == "current"
+        assert table_checksums(mariadb, target) == {"orders": table_checksums(mariadb, sample_db)["orders"]}
+        objs = object_inventory(mariadb, target)
+        assert objs["views"] == ["big_orders"] and objs["triggers"] == ["orders_bi"]
+    finally:
+        drop_database(mariadb, target)

@@ -147,7 +147,7 @@ def test_restore_replace_flow_and_jobs_pane_in_tmux(write_config, mariadb, sampl
         assert "refused" not in screen and "replace in place" in screen, screen
         replaces = next((ln for ln in screen.splitlines() if "replaces " in ln), "")
         assert "table(s) with about" in replaces, screen
-        con.keys("Tab", "Tab")
+        con.keys("Tab", "Tab", "Tab", "Tab")  # past the tables, the definer choice and the plan to the name
         for ch in sample_db:
             con.keys(ch)
         clean(

@@ -456,7 +456,7 @@ async def test_console_dumps_browser_shows_where_copies_are(write_config, sample
 
 
 def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, mariadb, sample_db, tmp_path, sftp):
-    from .helpers import drop_database, table_checksums
+    from .helpers import drop_database, object_inventory, table_checksums
 
     conf = rclone_conf(tmp_path, sftp)
     path = copy_config(write_config, sample_db, tmp_path, conf)
@@ -476,6 +476,16 @@ def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, maria
         assert out.returncode == 0, out.stdout + out.stderr
         assert table_checksums(mariadb, into) == table_checksums(mariadb, sample_db)
         assert not list(second.rglob("*.sql*"))  # streamed: nothing of the dump on the second host's disk
+        # --tables from a copy: just those tables, with the view and trigger that need only them
+        out = cli(
+            other, "restore", "--from", "offsite", "--latest", sample_db, "--into", into + "3", "--tables", "orders"
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        src = table_checksums(mariadb, sample_db)
+        assert table_checksums(mariadb, into + "3") == {"orders": src["orders"]}
+        objs = object_inventory(mariadb, into + "3")
+        assert objs["views"] == ["big_orders"] and objs["triggers"] == ["orders_bi"]
+        assert not list(second.rglob("*.sql*"))
         # a corrupted copy is refused before anything is loaded
         [dump] = [p for p in (sftp.root / "mysql").rglob("*.sql.zst")]
         data = bytearray(dump.read_bytes())
@@ -485,8 +495,8 @@ def test_restore_streams_from_a_remote_copy_on_a_second_host(write_config, maria
         assert out.returncode == 1, out.stdout + out.stderr
         assert "nothing was restored" in out.stderr + out.stdout
     finally:
-        drop_database(mariadb, into)
-        drop_database(mariadb, into + "2")
+        for name in (into, into + "2", into + "3"):
+            drop_database(mariadb, name)
 
 
 def test_subsets_partition_the_copies():
@@ -651,3 +661,108 @@ def test_copy_to_s3_emulator_moto(write_config, sample_db, tmp_path, monkeypatch
     finally:
         server.kill()
         server.wait()
+
+
+def _uploads(root_pid: int) -> list:
+    import psutil
+
+    try:
+        kids = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in kids if "copyto" in (p.cmdline() or [])]
+
+
+def _rclone_copyto_anywhere(config_text: str) -> list:
+    """rclone copyto processes of this test (their argv names its destination), wherever they were reparented."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        argv = p.info["cmdline"] or []
+        if "copyto" in argv and any(config_text in a for a in argv):
+            out.append(p)
+    return out
+
+
+def test_cancel_stops_an_upload_under_way_and_records_no_failure(write_config, mariadb, sample_db, tmp_path):
+    """SIGTERM to `job run` while rclone uploads (a slow link): the rclone process group is killed within
+    seconds, not at the end of the upload; the run is cancelled; no copy record (a later run copies it);
+    nothing under the final name; the local dump stays."""
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    proc = subprocess.Popen(
+        [*DUMPDECK, "--config", str(path), "job", "run", "nightly"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: _uploads(proc.pid), timeout=120, what="rclone copyto running")
+        wait_until(lambda: any((tmp_path / "nas").rglob("*.dumpdeck-partial")), timeout=30, what="partial")
+        t0 = time.monotonic()
+        proc.terminate()
+        proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 10, f"the cancel waited {took:.1f} s for the upload"
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    config = load_config(path)
+    with StateStore.open(config.state_db) as store:
+        assert store.copies("nas") == []
+        [run] = store.list_runs(job="nightly")
+        assert run.status == "cancelled", run
+    names = [p.name for p in (tmp_path / "nas").rglob("*") if p.is_file()]
+    assert all(n.endswith(".dumpdeck-partial") for n in names), names
+    [entry] = scan(config.backup.dir).entries
+    assert sha(entry.path) == entry.manifest.sha256
+
+
+def test_max_runtime_stops_an_upload_under_way(write_config, mariadb, sample_db, tmp_path):
+    """A job's max_runtime bounds its copies too: an upload still running when it is spent is stopped
+    (cause `timed out`, recorded, retried by a later run); the run itself succeeded (the dump is good)."""
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None, job="    max_runtime: 20s\n")
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    config = load_config(path)
+    t0 = time.monotonic()
+    run = runner.run_job(config, "nightly")
+    took = time.monotonic() - t0
+    assert run.status == "succeeded", run.reason
+    assert took < 30, f"the run took {took:.1f} s with a max_runtime of 20 s"
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    with StateStore.open(config.state_db) as store:
+        [rec] = store.copies("nas")
+        assert rec.outcome is Outcome.FAILED and "max_runtime spent" in (rec.error or ""), rec
+
+
+def test_ctrl_c_on_copy_stops_the_upload(write_config, mariadb, sample_db, tmp_path):
+    """Ctrl-C (SIGINT) on `dumpdeck copy` while rclone uploads: it exits 130 within seconds and leaves no
+    rclone process behind (they run in their own process groups, out of reach of the terminal's signal)."""
+    import signal as sig
+
+    make_big_table(mariadb, sample_db, rows=200_000)
+    path = copy_config(write_config, sample_db, tmp_path, None)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(path.read_text().split("copies:")[0])
+    assert runner.run_job(load_config(plain), "nightly").status == "succeeded"
+    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    proc = subprocess.Popen(
+        [*DUMPDECK, "--config", str(path), "copy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_until(lambda: _uploads(proc.pid), timeout=60, what="rclone copyto running")
+        t0 = time.monotonic()
+        proc.send_signal(sig.SIGINT)
+        proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and took < 10, (proc.returncode, took)
+    assert not _rclone_copyto_anywhere(str(tmp_path / "nas"))
+    with StateStore.open(load_config(path).state_db) as store:
+        assert store.copies("nas") == []

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ from dumpdeck.backend.codecs import codec_for_path, open_decoded, sniff_codec
 from dumpdeck.backend.config import load_config
 from dumpdeck.backend.errors import ConfigError, DecryptKeyError
 from dumpdeck.backend.restore_real import RestoreRefused, RestoreRequest, restore
+from dumpdeck.backend.state import open_store
 from dumpdeck.cli.main import main
 
-from .helpers import drop_database, make_big_table, object_inventory, table_checksums
+from .helpers import drop_database, make_big_table, object_inventory, table_checksums, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(
@@ -338,3 +340,102 @@ def test_age_killed_mid_dump_fails_the_dump_and_leaves_nothing(mariadb, configs,
     (exc,) = outcome
     assert isinstance(exc, DumpError) and "age" in str(exc), exc
     assert [p for p in Path(config.backup.dir).rglob("*") if p.is_file()] == []
+
+
+def test_identity_option_reads_encrypted_dumps_for_one_command(mariadb, configs, keys, sample_db, capsys, new_db):
+    """`--identity FILE` (before or after the command) stands in for encryption.identity_file: on the dump
+    host, whose config has none, verify reaches L3, and a detached restore (a runner that reads the config
+    again) decrypts with it too; an unreadable path is a usage error naming it."""
+    dump_host, _ = configs
+    backup(capsys, dump_host, sample_db)
+    path = the_dump(dump_host)
+    encryption.use_identity(None)
+    rc, out, _ = run(capsys, "-c", dump_host, "verify", path, "--json")
+    assert rc == 4 and json.loads(out)["level_reached"] == 1  # no identity: not checked
+
+    for argv in (
+        ("-c", dump_host, "--identity", keys["identity"], "verify", path, "--json"),
+        ("-c", dump_host, "verify", path, "--json", "--identity", keys["identity"]),
+    ):
+        encryption.use_identity(None)
+        rc, out, err = run(capsys, *argv)
+        data = json.loads(out)
+        assert rc == 0 and data["level_reached"] == 3, err
+        decodes = next(c for c in data["checks"] if c["name"] == "stream decodes")
+        assert "sha256 of the SQL matches" in decodes["evidence"]
+
+    encryption.use_identity(None)
+    rc, out, err = run(capsys, "-c", dump_host, "verify", path, "--identity", keys["wrong"])
+    assert rc == 4 and "no identity matched" in out + err  # the wrong key: not checked, never failed
+
+    missing = keys["identity"].parent / "nope.txt"
+    rc, out, err = run(capsys, "-c", dump_host, "verify", path, "--identity", missing)
+    assert rc == 2 and f"--identity {missing}" in err and "no such file" in err
+
+    target = new_db(sample_db + "_idopt")
+    encryption.use_identity(None)
+    rc, out, err = run(
+        capsys, "-c", dump_host, "restore", path, "--into", target, "--detach", "--identity", keys["identity"]
+    )
+    assert rc == 0 and "started" in out, err
+    config = load_config(dump_host)
+    with open_store(config) as store:
+        r = store.list_runs(job="restore")[0]
+        final = wait_until(lambda: (x := store.get_run(r.id)) and not x.active and x, timeout=120, what="the run")
+        assert final.status == "succeeded", final.reason
+    assert table_checksums(mariadb, target) == table_checksums(mariadb, sample_db)
+
+
+def test_list_console_and_report_mark_encrypted_dumps(configs, sample_db, capsys, write_config):
+    """`list` (CODEC zstd+age, JSON `encrypted`), the console's dumps browser and the status page say which
+    dumps are encrypted; a plain dump beside it is not marked."""
+    from dumpdeck.backend import catalog, report
+    from dumpdeck.tui.adapter import dump_view
+
+    dump_host, _ = configs
+    plain = write_config(f"jobs:\n  deep:\n    databases: [{sample_db}]\n", name="plain.yaml")
+    backup(capsys, plain, sample_db)
+    time.sleep(1.1)  # a newer stamp: the encrypted dump is the newest
+    backup(capsys, dump_host, sample_db)
+
+    rc, out, _ = run(capsys, "-c", dump_host, "list", "--json")
+    dumps = json.loads(out)["dumps"]
+    assert rc == 0 and [(d["codec"], d["encrypted"], d["path"].endswith(".age")) for d in dumps] == [
+        ("zstd", True, True),
+        ("zstd", False, False),
+    ]
+    rc, out, _ = run(capsys, "-c", dump_host, "list")
+    rows = [ln for ln in out.splitlines() if sample_db in ln]
+    assert len(rows) == 2 and "zstd+age" in rows[0] and "zstd+age" not in rows[1] and " zstd " in rows[1]
+
+    cat = catalog.scan(load_config(dump_host).backup.dir)
+    assert [dump_view(e).codec for e in cat.entries] == ["zstd+age", "zstd"]
+
+    config = load_config(dump_host)
+    with open_store(config) as store:
+        page = report.render(report.collect(config, store))
+    assert page.count(">encrypted</span>") == 1
+
+
+def test_a_job_switches_encryption_off_only_explicitly(write_config, keys, sample_db, capsys):
+    """`jobs.<j>.encryption: {enabled: false}` stores that job's dumps unencrypted whatever the global
+    recipients; an empty recipients list is an error (it would silently do the same), and so is
+    `enabled: false` beside recipients."""
+    glob = f"encryption:\n  recipients: [{keys['recipient']}]\n"
+    with pytest.raises(ConfigError, match=r"jobs\.j\.encryption: names no recipient.*enabled: false"):
+        load_config(write_config(glob + "jobs:\n  j:\n    encryption: {recipients: []}\n"))
+    with pytest.raises(ConfigError, match=r"jobs\.j\.encryption\.enabled: false, yet recipients"):
+        load_config(
+            write_config(glob + f"jobs:\n  j:\n    encryption: {{enabled: false, recipients: [{keys['recipient']}]}}\n")
+        )
+    cfg_path = write_config(
+        glob + f"jobs:\n  plain:\n    databases: [{sample_db}]\n    encryption: {{enabled: false}}\n"
+        f"  sealed:\n    databases: [{sample_db}]\n"
+    )
+    cfg = load_config(cfg_path)
+    assert cfg.recipients(cfg.job("plain")) is None and cfg.recipients(cfg.job("sealed")) is not None
+    rc, out, err = run(capsys, "-c", cfg_path, "job", "run", "plain")
+    assert rc == 0, out + err
+    [path] = [p for p in Path(cfg.backup.dir).rglob("*.sql*") if not p.name.endswith(".json")]
+    assert path.name.endswith(".sql.zst") and not encryption.is_encrypted(path)
+    assert manifest_mod.load(path).encryption is None

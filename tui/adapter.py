@@ -71,7 +71,7 @@ def dump_view(entry: DumpEntry) -> DumpView:
         database=entry.database,
         when=entry.when.timestamp(),
         size=entry.size,
-        codec=entry.codec or "",
+        codec=entry.codec_label,
         verified_level=entry.verified_level,
         verified_at=entry.verified_at,
         last_result=None if last is None else Outcome.of(last).value,

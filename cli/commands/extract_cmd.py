@@ -20,6 +20,7 @@ from dumpdeck.backend.loader import decoded_chunks
 from dumpdeck.backend.rewrite import extract_table
 from dumpdeck.backend.units import format_bytes
 
+from ..options import add_identity_option
 from ..output import print_json
 from .verify_cmd import add_target_args, resolve_file
 
@@ -38,6 +39,7 @@ def register(sub) -> None:
         "--output", "-o", type=Path, metavar="FILE", help="write here (.zst/.gz/.xz compress); default stdout"
     )
     p.add_argument("--json", action="store_true", help="with -o: a machine-readable summary on stdout")
+    add_identity_option(p)
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ from dumpdeck.backend.naming import printable
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.verify import LEVEL_NAMES, CheckResult, VerifyReport, verify_file
 
+from ..options import add_identity_option
 from ..output import outcome_style, print_json, style
 
 
@@ -46,6 +47,7 @@ def register(sub) -> None:
         "e.g. from cron, one seventh a night: --subset $(( $(date +%%u) ))/7",
     )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    add_identity_option(p)
     p.set_defaults(func=run)
 
 

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from dumpdeck.backend.encryption import codec_label
 from dumpdeck.backend.errors import DumpdeckError
 from dumpdeck.backend.manifest import check_outcome
 from dumpdeck.backend.naming import printable
@@ -82,7 +83,9 @@ def remote_details_text(r: Any) -> str:
         lines.append(f"incomplete: {r.manifest_error}")
     else:
         lines.append(f"sha256 {m.sha256}")
-        lines.append(f"codec {m.codec or 'plain'} · best level L{m.verified_level}")
+        lines.append(
+            f"codec {codec_label(m.codec, m.encryption is not None) or 'plain'} · best level L{m.verified_level}"
+        )
     c = r.copy
     if c is None:
         lines.append(f"no copy record for {r.destination} in its manifest")
@@ -279,7 +282,10 @@ class DumpsScreen(Screen[None]):
                         Cell(format_bytes(d.size), d.size, justify="right"),
                         Cell(f"L{level}" if level else "-", level),
                         Cell(result, result, style=tone_style(app, tone)),
-                        Cell((d.manifest.codec if d.manifest is not None else "") or "-"),
+                        Cell(
+                            (codec_label(d.manifest.codec, d.manifest.encryption is not None) if d.manifest else "")
+                            or "-"
+                        ),
                     ),
                     d,
                 )

@@ -144,6 +144,9 @@ class RestoreModal(ModalScreen["object | None"]):
     RestoreModal #restore-plan-box { height: auto; max-height: 10; margin-bottom: 1; }
     RestoreModal #restore-plan { margin-bottom: 0; }
     RestoreModal #restore-go { width: auto; min-width: 16; }
+    RestoreModal .restore-row { height: auto; }
+    RestoreModal .restore-row Input { width: 1fr; }
+    RestoreModal .restore-row Checkbox { width: auto; }
     """
 
     class PlanReady(Message):
@@ -168,8 +171,12 @@ class RestoreModal(ModalScreen["object | None"]):
             yield Static("Restore", classes="dialog-title")
             yield Static(Text(printable(self.label, keep_newlines=True)), classes="dialog-body")
             yield Label("Into database:")
-            yield Input(value=f"{self.database}_restored", id="restore-into")
-            yield Checkbox("Replace it if it is not empty (safety dump first)", id="restore-replace")
+            with Horizontal(classes="restore-row"):
+                yield Input(value=f"{self.database}_restored", id="restore-into")
+                yield Checkbox("Replace it (safety dump first)", id="restore-replace")
+            with Horizontal(classes="restore-row"):
+                yield Input(placeholder="only tables: t1, t2 (empty: all)", id="restore-tables")
+                yield Checkbox("Definers: mine", id="restore-definer")
             with VerticalScroll(id="restore-plan-box"):
                 yield Static("planning…", id="restore-plan", classes="dialog-body")
             yield Label("", id="restore-confirm-label")
@@ -187,16 +194,19 @@ class RestoreModal(ModalScreen["object | None"]):
     def request(self):
         from dumpdeck.backend.restore_real import RestoreRequest
 
+        tables = [t.strip() for t in self.query_one("#restore-tables", Input).value.split(",") if t.strip()]
         return RestoreRequest(
             path=self.dump_path,
             target_server=self.server,
             target_db=self.query_one("#restore-into", Input).value.strip(),
+            tables=tables or None,
             replace=self.query_one("#restore-replace", Checkbox).value,
+            definer="current" if self.query_one("#restore-definer", Checkbox).value else "keep",
         )
 
     def _replan(self) -> None:
         req = self.request()
-        self.plan_key = (req.target_db, req.replace)
+        self.plan_key = (req.target_db, req.replace, tuple(req.tables or ()), req.definer)
         self.refusal = "planning…"
         replace = req.replace
         confirm = self.query_one("#restore-confirm", Input)
@@ -236,7 +246,9 @@ class RestoreModal(ModalScreen["object | None"]):
         go.label = Text(f"Replace {name}" if req.replace else f"Restore into {name}")
 
     @on(Input.Changed, "#restore-into")
+    @on(Input.Changed, "#restore-tables")
     @on(Checkbox.Changed, "#restore-replace")
+    @on(Checkbox.Changed, "#restore-definer")
     def _changed(self) -> None:
         self._replan()
 
