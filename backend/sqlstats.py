@@ -524,8 +524,9 @@ def _plain_rows(span: bytes) -> tuple[int, int] | None:
 
     Why it is exact (the same answer as `_strip_values` and `_count_body`): the translate drops only
     plain bytes other than `(`, `)`, newline and `-`, so every quote and backslash of `span` is in `u`,
-    in order. When no backslash of `span` is followed by a dropped byte, each backslash has the same
-    successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the left neutralises the same escapes as
+    in order, and two bytes adjacent in `span` are adjacent in `u` (with no `\\\\` or `\\'` in `u` there is
+    no escape pair to neutralise in `span` either). When no backslash of `span` is followed by a dropped
+    byte, each backslash has the same successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the left neutralises the same escapes as
     `_ESCAPE_PAIR` does, and every quote left in `u` is the string boundary it is in `span` (a pair taken
     outside a string leaves NUL bytes outside every string, which the grammar refuses). Dropping `''`
     removes an empty string or joins two adjacent strings: no byte moves in or out of a string. The grammar
@@ -535,7 +536,7 @@ def _plain_rows(span: bytes) -> tuple[int, int] | None:
     parentheses are `()()…()`, and `_count_body` counts every `(`.
     """
     u = span.translate(None, _QUICK_DROP)
-    if b"\\" in u:
+    if b"\\\\" in u or b"\\'" in u:  # (no such pair in `u`: none in `span` either, nothing to neutralise)
         if _ESCAPES_DROPPED.search(span) is not None:
             return None
         u = u.replace(b"\\\\", b"\x00\x00").replace(b"\\'", b"\x00\x00")
