@@ -515,26 +515,33 @@ _NOT_PLAIN = (b'"', b"`", b"#", b"\\", b"\x00", b"/*", b"--")
 _QUICK_DROP = bytes(sorted(set(_PLAIN) - set(b"()\n-")))
 _ESCAPES_DROPPED = re.compile(rb"\\[" + re.escape(_QUICK_DROP) + rb"]")  # an escape whose 2nd byte is dropped
 _DASH_STRINGS_DASH = re.compile(rb"-(?:'[^']*+')++-")  # `-'…'-`: `--` once the strings are removed
-_QUICK_ROWS = re.compile(rb"(?:\((?:'[^'()]*+'|\n)*+\)|\n)*+;")
+_QUICK_ROWS = re.compile(rb"(?:\((?:'[^']*+'|\n)*+\)|\n)*+;")
+_NOT_QUOTE_OR_PAREN = bytes(c for c in range(256) if c not in b"'()")
+_QUICK_SAMPLE = 4096  # the quick proof pays per byte kept: text-heavy values go the way of `_strip_values`
 
 
 def _plain_rows(span: bytes) -> tuple[int, int] | None:
     """(tuples, newlines) of the values `span` (from the blank after VALUES to the `;`) when, outside their
-    '…' strings, they hold only plain values and `(…)` groups that nest nowhere; else None.
+    '…' strings, they hold only plain values and `(…)` groups that nest nowhere; else None (also for
+    values that are mostly text: the proof pays per byte it keeps, `_strip_values` per string).
 
     Why it is exact (the same answer as `_strip_values` and `_count_body`): the translate drops only
     plain bytes other than `(`, `)`, newline and `-`, so every quote and backslash of `span` is in `u`,
     in order, and two bytes adjacent in `span` are adjacent in `u` (with no `\\\\` or `\\'` in `u` there is
     no escape pair to neutralise in `span` either). When no backslash of `span` is followed by a dropped
-    byte, each backslash has the same successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the left neutralises the same escapes as
-    `_ESCAPE_PAIR` does, and every quote left in `u` is the string boundary it is in `span` (a pair taken
-    outside a string leaves NUL bytes outside every string, which the grammar refuses). Dropping `''`
-    removes an empty string or joins two adjacent strings: no byte moves in or out of a string. The grammar
-    then proves that outside the strings there is nothing but `(`…`)` groups, newlines, the dropped plain
-    bytes (and dashes, never two adjacent once the strings are removed) and the final `;`, and that no
-    string holds a parenthesis: so the stripped values are plain (`_strip_values` accepts them), their
-    parentheses are `()()…()`, and `_count_body` counts every `(`.
+    byte, each backslash has the same successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the
+    left neutralises the same escapes as `_ESCAPE_PAIR` does, and every quote left in `u` is the string
+    boundary it is in `span` (a pair taken outside a string leaves NUL bytes outside every string, which
+    the grammar refuses). The grammar then
+    proves that outside the strings there is nothing but `(`…`)` groups, newlines, the dropped plain bytes
+    (and dashes, never two adjacent once the strings are removed) and the final `;`: so the stripped values
+    are plain (`_strip_values` accepts them) and their parentheses outside strings are `()()…()`. In `w`
+    (quotes and parentheses only), dropping `''` removes an empty string or joins two adjacent strings (no
+    byte moves in or out of a string): when no quote is left, no string holds a parenthesis, and
+    `_count_body` counts every `(`.
     """
+    if len(span) > 2 * _QUICK_SAMPLE and len(span[:_QUICK_SAMPLE].translate(None, _QUICK_DROP)) > _QUICK_SAMPLE // 4:
+        return None
     u = span.translate(None, _QUICK_DROP)
     if b"\\\\" in u or b"\\'" in u:  # (no such pair in `u`: none in `span` either, nothing to neutralise)
         if _ESCAPES_DROPPED.search(span) is not None:
@@ -544,11 +551,14 @@ def _plain_rows(span: bytes) -> tuple[int, int] | None:
         if b"--" in span or _DASH_STRINGS_DASH.search(u) is not None:
             return None
         u = u.translate(None, b"-")
-    if b"''" in u:
-        u = u.replace(b"''", b"")
     if _QUICK_ROWS.fullmatch(u) is None:
         return None
-    return u.count(b"("), u.count(b"\n")
+    w = u.translate(None, _NOT_QUOTE_OR_PAREN)
+    if b"''" in w:
+        w = w.replace(b"''", b"")
+    if b"'" in w:
+        return None  # a string holds a parenthesis
+    return w.count(b"("), u.count(b"\n")
 
 
 def _strip_values(span: bytes) -> bytes | None:

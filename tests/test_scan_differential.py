@@ -342,3 +342,31 @@ def test_the_pool_with_tiny_parts_gives_the_stats_of_one_pass():
     assert b"".join(pieces) == data
     assert got == want
     assert pool.parts_adopted > 10 and pool.parts_rescanned > 0, (pool.parts_adopted, pool.parts_rescanned)
+
+
+def test_the_quick_proof_agrees_with_stripping_the_strings():
+    """`_plain_rows` (no strings removed) against `_strip_values` + `_count_body` (the stripped text) on
+    the values of generated INSERTs, hostile ones included, small and over the text-density sample."""
+    rng = random.Random("quick")
+    quick = 0
+    for i in range(4000):
+        hostile = (0.0, 0.2, 0.6, 1.0)[i % 4]
+        stmt = an_insert(rng, b"t", hostile)
+        if i % 50 == 0:  # a long one: the sample decides between the two ways
+            rows = [
+                re.split(rb"\sVALUES\s", an_insert(rng, b"t", hostile), maxsplit=1, flags=re.I)[-1].rstrip(b"; \r\n")
+                for _ in range(80)
+            ]
+            stmt = b"INSERT INTO `t` VALUES " + b",".join(rows) + b";\n"
+        found = sqlstats._insert_end(stmt, 0)
+        if found is None:
+            continue
+        span = stmt[found[0] - 1 : found[1] + 1]
+        got = sqlstats._plain_rows(span)
+        values = sqlstats._strip_values(span)
+        if got is not None:
+            quick += 1
+            assert values is not None, span
+            assert got == (sqlstats._count_body(values), span.count(b"\n")), span
+            assert sqlstats.values_problem(values) is None
+    assert quick > 1000
