@@ -36,6 +36,7 @@ PART = 8 << 20  # bytes of SQL per part
 MIN_PARALLEL = 96 << 20  # smaller streams are scanned in-process (starting workers costs ~0.1 s)
 READ = 4 << 20  # at most this much per read from the decoder
 CANDIDATE = b"\nINSERT INTO "  # a part ends after this newline: usually a statement boundary
+START_IN_PARENT = True  # while no worker is up yet, the parent scans the parts that fill the slots
 
 
 class Readable(Protocol):
@@ -76,6 +77,7 @@ class _Worker:
         self.send = Connection(self._to_child_w, readable=False)
         self.recv = Connection(self._from_child_r, writable=False)
         self.seq: int | None = None  # the part it is scanning
+        self.ready = False  # it said hello (a Python process takes a while to start)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -90,12 +92,15 @@ class _Worker:
 class ScanPool:
     """`pieces(stream)` reads a decoded stream into shared memory, yielding each piece read (a view,
     valid until the next one) while workers scan; then `finish()` gives the SqlStats of the whole
-    stream, exactly as `StatsCollector` would. Always `close()` (also after an error or a cancel)."""
+    stream, exactly as `StatsCollector` would. Always `close()` (also after an error or a cancel).
+    `parts_adopted` counts the parts whose worker's scan was used, `parts_rescanned` those the parent
+    scanned (a part that did not start between statements, a dead worker's, or while none was up yet)."""
 
     def __init__(self, workers: int, part: int | None = None):
         self.part = part or PART
         self.slot = 2 * self.part
         self.collector = StatsCollector(batch=0)
+        self._start_in_parent = START_IN_PARENT
         self.parts_adopted = 0
         self.parts_rescanned = 0
         nslots = 2 * workers + 2
@@ -177,7 +182,12 @@ class ScanPool:
 
     def _take_slot(self) -> int:
         while not self._free:
-            self._wait()
+            if self._start_in_parent and self._queue and not any(w.ready for w in self._workers):
+                # the workers are still starting: rather than wait, the parent scans the oldest part
+                self._done[self._queue.popleft()] = None
+                self._take_in_order()
+            else:
+                self._wait()
         return self._free.pop()
 
     def _submit(self, slot: int, length: int) -> None:
@@ -189,7 +199,7 @@ class ScanPool:
 
     def _dispatch(self) -> None:
         for w in self._workers:
-            if w.seq is None and self._queue:
+            if w.ready and w.seq is None and self._queue:
                 seq = self._queue.popleft()
                 slot, length = self._parts[seq]
                 try:
@@ -208,7 +218,7 @@ class ScanPool:
         self._workers.remove(w)
 
     def _wait(self) -> None:
-        busy = [w for w in self._workers if w.seq is not None]
+        busy = [w for w in self._workers if w.seq is not None or not w.ready]
         if not busy:
             while self._queue:  # no worker left: the parent scans what is queued
                 self._done[self._queue.popleft()] = None
@@ -222,10 +232,16 @@ class ScanPool:
                 except (EOFError, OSError):
                     self._lose(w)
                     continue
+                if not w.ready:
+                    w.ready = True  # its hello
+                    continue
                 assert w.seq is not None
                 self._done[w.seq] = part
                 w.seq = None
             self._dispatch()
+        self._take_in_order()
+
+    def _take_in_order(self) -> None:
         while self._next in self._done:
             seq = self._next
             part = self._done.pop(seq)
@@ -245,6 +261,7 @@ def _serve(fd: int) -> None:
     mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     requests = Connection(0, writable=False)
     results = Connection(1, readable=False)
+    results.send(None)  # hello: ready for parts
     while True:
         try:
             offset, length = requests.recv()

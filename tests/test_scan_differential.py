@@ -324,7 +324,7 @@ def test_problems_lines_and_order_survive_the_merge():
     assert got == want and adopted > 50
 
 
-def test_the_pool_with_tiny_parts_gives_the_stats_of_one_pass():
+def test_the_pool_with_tiny_parts_gives_the_stats_of_one_pass(monkeypatch):
     """Real worker processes over shared memory, parts of 300 bytes: every kind of cut, hostile dumps."""
     import io
 
@@ -336,6 +336,7 @@ def test_the_pool_with_tiny_parts_gives_the_stats_of_one_pass():
     data = b"".join(d for d in dumps if _reference_stats(d)["unterminated"] is None) + dumps[3][:-200]
     want = _reference_stats(data)
     assert want["unterminated"] and want["scope_problems"]
+    monkeypatch.setattr(scanpool, "START_IN_PARENT", False)  # the workers scan (else the parent may, all of it)
     with scanpool.ScanPool(2, part=300) as pool:
         pieces = [bytes(p) for p in pool.pieces(io.BytesIO(data))]
         got = dataclasses.asdict(pool.finish())

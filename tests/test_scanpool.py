@@ -77,6 +77,7 @@ def forced_pool(monkeypatch):
     monkeypatch.setattr(scanpool, "MIN_PARALLEL", 0)
     monkeypatch.setattr(scanpool, "PART", 1024)
     monkeypatch.setattr(scanpool, "usable_cores", lambda: 2)
+    monkeypatch.setattr(scanpool, "START_IN_PARENT", False)  # the workers scan (else the parent may, all of it)
 
 
 @pytest.mark.parametrize("codec", ["none", "zstd"])
@@ -107,7 +108,19 @@ def test_verify_over_the_pool_gives_the_stats_of_one_pass(tmp_path, forced_pool,
     assert scanners(os.getpid()) == []
 
 
-def test_workers_end_with_the_pool_and_a_dead_worker_costs_time_not_the_result():
+def test_the_parent_scans_while_the_workers_start(monkeypatch):
+    data = a_big_dump(random.Random("start"), parts=80)
+    monkeypatch.setattr(scanpool, "START_IN_PARENT", True)
+    with scanpool.ScanPool(2, part=1024) as pool:
+        for _ in pool.pieces(io.BytesIO(data)):
+            pass
+        got = dataclasses.asdict(pool.finish())
+    assert got == reference(data)
+    assert pool.parts_rescanned > 0
+
+
+def test_workers_end_with_the_pool_and_a_dead_worker_costs_time_not_the_result(monkeypatch):
+    monkeypatch.setattr(scanpool, "START_IN_PARENT", False)
     data = a_big_dump(random.Random("dead-worker"))
     pool = scanpool.ScanPool(2, part=2048)
     try:
