@@ -182,13 +182,30 @@ class ScanPool:
 
     def _take_slot(self) -> int:
         while not self._free:
-            if self._start_in_parent and self._queue and not any(w.ready for w in self._workers):
+            if self._start_in_parent and self._queue and not self._any_ready():
                 # the workers are still starting: rather than wait, the parent scans the oldest part
                 self._done[self._queue.popleft()] = None
                 self._take_in_order()
             else:
                 self._wait()
         return self._free.pop()
+
+    def _any_ready(self) -> bool:
+        """Whether a worker is up (its hello is read here, without waiting)."""
+        for w in list(self._workers):
+            if not w.ready:
+                try:
+                    if not w.recv.poll(0):
+                        continue
+                    w.recv.recv()
+                except (EOFError, OSError):
+                    self._lose(w)
+                    continue
+                w.ready = True
+        if any(w.ready for w in self._workers):
+            self._dispatch()
+            return True
+        return False
 
     def _submit(self, slot: int, length: int) -> None:
         seq = self._seq
