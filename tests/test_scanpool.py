@@ -108,15 +108,24 @@ def test_verify_over_the_pool_gives_the_stats_of_one_pass(tmp_path, forced_pool,
     assert scanners(os.getpid()) == []
 
 
-def test_the_parent_scans_while_the_workers_start(monkeypatch):
+class SlowReader(io.BytesIO):
+    """A decoder that takes its time (a slow disk): the workers come up while it is being read."""
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def,override]
+        time.sleep(0.01)
+        return super().readinto(b)
+
+
+def test_the_parent_scans_while_the_workers_start_then_they_take_over(monkeypatch):
     data = a_big_dump(random.Random("start"), parts=80)
     monkeypatch.setattr(scanpool, "START_IN_PARENT", True)
+    monkeypatch.setattr(scanpool, "READ", 512)
     with scanpool.ScanPool(2, part=1024) as pool:
-        for _ in pool.pieces(io.BytesIO(data)):
+        for _ in pool.pieces(SlowReader(data)):
             pass
         got = dataclasses.asdict(pool.finish())
     assert got == reference(data)
-    assert pool.parts_rescanned > 0
+    assert pool.parts_rescanned > 0 and pool.parts_adopted > 20, (pool.parts_rescanned, pool.parts_adopted)
 
 
 def test_workers_end_with_the_pool_and_a_dead_worker_costs_time_not_the_result(monkeypatch):
