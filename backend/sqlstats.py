@@ -520,8 +520,9 @@ _NOT_QUOTE_OR_PAREN = bytes(c for c in range(256) if c not in b"'()")
 _QUICK_SAMPLE = 4096  # the quick proof pays per byte kept: text-heavy values go the way of `_strip_values`
 
 
-def _plain_rows(span: bytes) -> tuple[int, int] | None:
-    """(tuples, newlines) of the values `span` (from the blank after VALUES to the `;`) when, outside their
+def _plain_rows(text: bytes, start: int = 0) -> tuple[int, int] | None:
+    """(tuples, newlines) of the values `span` = `text[start:]` (from the blank after VALUES to the `;`;
+    `text` may hold the statement's head before, read without a copy) when, outside their
     '…' strings, they hold only plain values and `(…)` groups that nest nowhere; else None (also for
     values that are mostly text: the proof pays per byte it keeps, `_strip_values` per string).
 
@@ -540,15 +541,19 @@ def _plain_rows(span: bytes) -> tuple[int, int] | None:
     byte moves in or out of a string): when no quote is left, no string holds a parenthesis, and
     `_count_body` counts every `(`.
     """
-    if len(span) > 2 * _QUICK_SAMPLE and len(span[:_QUICK_SAMPLE].translate(None, _QUICK_DROP)) > _QUICK_SAMPLE // 4:
+    size = len(text) - start
+    sample = text[start : start + _QUICK_SAMPLE]
+    if size > 2 * _QUICK_SAMPLE and len(sample.translate(None, _QUICK_DROP)) > _QUICK_SAMPLE // 4:
         return None
-    u = span.translate(None, _QUICK_DROP)
+    u = text.translate(None, _QUICK_DROP)
+    if start:
+        u = u[len(text[:start].translate(None, _QUICK_DROP)) :]  # (a byte's fate does not depend on its neighbours)
     if b"\\\\" in u or b"\\'" in u:  # (no such pair in `u`: none in `span` either, nothing to neutralise)
-        if _ESCAPES_DROPPED.search(span) is not None:
+        if _ESCAPES_DROPPED.search(text, start) is not None:
             return None
         u = u.replace(b"\\\\", b"\x00\x00").replace(b"\\'", b"\x00\x00")
     if b"-" in u:
-        if b"--" in span or _DASH_STRINGS_DASH.search(u) is not None:
+        if text.find(b"--", start) >= 0 or _DASH_STRINGS_DASH.search(u) is not None:
             return None
         u = u.translate(None, b"-")
     if _QUICK_ROWS.fullmatch(u) is None:
@@ -602,9 +607,12 @@ def _insert_end(buf: bytes, cur: int, searched: int = 0) -> tuple[int, int] | No
     return head_end, e
 
 
-def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, int, int, str | None] | None:
-    """(end, tuples, newlines, scope problem in the values) of the INSERT at `cur`, found with C-speed bytes
-    operations, or None (the caller then runs the statement regex): no `);\n` in the buffer yet, or the
+def _fast_insert(
+    buf: bytes, cur: int, searched: int = 0, pos: int | None = None
+) -> tuple[int, int, int, str | None, bytes] | None:
+    """(end, tuples, newlines, scope problem in the values, `buf[pos:end]`) of the INSERT at `cur` (`pos`: where
+    its leading blanks and comments start, default `cur`), found with C-speed bytes operations, or None (the
+    caller then runs the statement regex): no `);\n` in the buffer yet, or the
     shortcut could disagree with it (`_strip_values`). `_plain_rows` answers plain values without
     removing the strings; anything else goes through `_strip_values`, `_count_body` and `values_problem`.
     """
@@ -612,16 +620,18 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, int, int
     if found is None:
         return None
     head_end, e = found
-    span = buf[head_end - 1 : e + 1]  # from the blank after VALUES (a newline there counts with the values)
-    quick = _plain_rows(span)
+    pos = cur if pos is None else pos
+    raw = buf[pos : e + 1]  # the statement's bytes: the one copy of them
+    start = head_end - 1 - pos  # the values, from the blank after VALUES (a newline there counts with them)
+    quick = _plain_rows(raw, start)
     if quick is not None:
-        return e + 1, quick[0], quick[1], None
-    values = _strip_values(span)
+        return e + 1, quick[0], quick[1], None, raw
+    values = _strip_values(raw[start:])
     if values is None:
         return None
-    newlines = span.count(b"\n") if span.find(b"\n") >= 0 else 0  # (memchr first: usually none)
+    newlines = raw.count(b"\n", start)
     # no backslash in `values` (refused above): only LOAD_FILE can be a problem there
-    return e + 1, _count_body(values), newlines, values_problem(values) if b"_" in values else None
+    return e + 1, _count_body(values), newlines, values_problem(values) if b"_" in values else None, raw
 
 
 _CUT_REFUSE = (b"\\", b'"', b"`", b"#", b"/*", b"--")
@@ -779,18 +789,18 @@ class SqlScanner:
                     line += raw.count(b"\n")
                     pos = cur = cut
                     continue
-                fast = _fast_insert(buf, cur, searched)
+                fast = _fast_insert(buf, cur, searched, pos)
                 if fast is None and not final:
                     self._searched = self.offset + max(cur, n - 2)
                 if fast is not None:
-                    end, tuples, newlines, problem = fast
+                    end, tuples, newlines, problem, raw = fast
                     kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
                     lead = buf.count(b"\n", pos, cur)  # the head's only possible newline is its last byte
                     yield Statement(
                         kind,
                         name,
                         schema,
-                        buf[pos:end],
+                        raw,
                         self.offset + pos,
                         line + lead,
                         cur - pos,
