@@ -14,7 +14,9 @@
   the dump fails); INSERT statements and rows per table; no USE, CREATE DATABASE
   or writes qualified with another schema.
 
-L2 and L3 share one decode pass. An age-encrypted dump (backend.encryption) is decrypted
+L2 and L3 share one decode pass. For a large dump (about 96 MiB of SQL and more, on a machine
+with several cores) the L3 scan runs in several processes (backend.scanpool), with the same
+statistics as one pass. An age-encrypted dump (backend.encryption) is decrypted
 in that pass with the configured identity, and its plaintext sha256 is compared with the
 manifest's; without an identity L2 and L3 are *not checked*, never failed (L1 needs no key).
 At dump time they ran in-stream, on the SQL before it was encrypted (`verify_instream`),
