@@ -484,6 +484,12 @@ class DecodedStream:
         self.raw_bytes += len(chunk)
         return chunk
 
+    def readinto(self, b: memoryview, /) -> int:
+        """Read what is there (at most len(b) bytes, one read) straight into `b`; 0 at the end."""
+        n = self._f.readinto1(b)
+        self.raw_bytes += n
+        return n
+
     def fileno(self) -> int:
         return self._f.fileno()
 
@@ -545,6 +551,11 @@ class _RawReader:
 
     def read1(self, n: int = 1 << 20) -> bytes:
         return self._raw.read(n)
+
+    def readinto1(self, b: memoryview) -> int:
+        data = self._raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         pass

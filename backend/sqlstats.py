@@ -8,8 +8,10 @@ are treated as the code they are. The heavy lifting is one possessive regular
 expression per delimiter, so a statement of 1 MB is matched in C (~200 MB/s on
 the reference machine); Python runs once per statement, not per row. For L3
 (`SqlScanner(stats=True)`) and the loader (`fast_inserts=True`), mysqldump's extended
-INSERTs take a faster path with the same results (`_fast_insert`: bytes.find, one escape regex, a split on quotes;
-tests/test_scan_differential.py holds the old scanner as its reference).
+INSERTs take a faster path with the same results (`_fast_insert`: bytes.find, then `_plain_rows`: one translate
+and a small grammar over what it keeps, no Python object per string; tests/test_scan_differential.py holds the
+old scanner as its reference). `scan_part` and `StatsCollector.take_part` let other processes scan later
+stretches of the stream speculatively (backend.scanpool), with the same statistics as one pass.
 
 Two consumers share it:
 - L3 verification (`SqlStats`): CREATE TABLE/VIEW/PROCEDURE/FUNCTION/TRIGGER/EVENT
@@ -37,8 +39,8 @@ NO_BACKSLASH_ESCAPES can hide a statement inside what it takes for a string.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 
 # --------------------------------------------------------------------------- lexical pieces
@@ -385,6 +387,16 @@ def hazard(kind: str, text: bytes) -> str | None:
 _INSERT_VALUES_HAZARD = re.compile(rb"\\[^N]|(?i:load_file)\s*\(")
 
 
+def values_problem(stripped: bytes) -> str | None:
+    """A scope problem in an INSERT's values with their strings removed: a client command, LOAD_FILE."""
+    m = _INSERT_VALUES_HAZARD.search(stripped)
+    if m is None:
+        return None
+    if m.group(0).startswith(b"\\"):
+        return f"client command {m.group(0).decode('latin-1')}"
+    return "file access (LOAD_FILE)"
+
+
 def unquote(ident: bytes | None) -> str | None:
     if ident is None:
         return None
@@ -409,9 +421,22 @@ class Statement:
     start: int  # offset of `raw` in the decoded stream
     line: int  # line number (1-based) where the statement text starts
     text_offset: int = 0  # where the statement text starts inside `raw`
-    # an INSERT taken by the scanner's fast path (SqlScanner(stats=True)): the text after `VALUES`
-    # with its string literals removed, exactly what `_STRINGS.sub` leaves of it; else None
-    values: bytes | None = None
+    # an INSERT taken by the scanner's fast path (SqlScanner(stats=True)): (value tuples, the scope problem
+    # of its values or None), exactly what `count_tuples` and `values_problem` give; else None
+    found: InitVar[tuple[int, str | None] | None] = None
+
+    def __post_init__(self, found: tuple[int, str | None] | None) -> None:
+        self.fast = found
+
+    @cached_property
+    def values(self) -> bytes | None:
+        """For a fast-path INSERT, the text after `VALUES` with its string literals removed (what
+        `_STRINGS.sub` leaves of it); else None. The scan itself no longer builds it (tests compare it)."""
+        if self.fast is None:
+            return None
+        m = _FAST_HEAD.match(self.raw, self.text_offset)
+        assert m is not None
+        return _strip_values(self.raw[m.end() - 1 :])  # the statement ends with its `;`
 
     @property
     def text(self) -> bytes:
@@ -429,8 +454,10 @@ class Statement:
         return self.kind in _SCOPE_KINDS or self.schema is not None or self.hazard is not None
 
     def describe(self) -> str:
-        snippet = _head(self.text)[:80].decode("utf-8", errors="replace").replace("\n", " ")
-        return f"line {self.line}: {snippet}"
+        return f"line {self.line}: {self.snippet()}"
+
+    def snippet(self) -> str:
+        return _head(self.text)[:80].decode("utf-8", errors="replace").replace("\n", " ")
 
 
 @dataclass
@@ -482,14 +509,68 @@ _PLAIN = b"0123456789abcdefABCDEFxX+-.,()NUL \t\r\n"
 _NOT_PLAIN = (b'"', b"`", b"#", b"\\", b"\x00", b"/*", b"--")
 
 
-def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, int] | None:
-    """(end, values, newlines in the values) of the INSERT at `cur`, found with C-speed bytes operations, or None.
+# The quick proof (`_plain_rows`): a translate keeps, of the values, only what is not a plain value byte
+# (quotes, backslashes, parentheses, newlines, dashes and whatever a string holds); a small grammar over
+# that residue then says where every string is, without a Python object per string.
+_QUICK_DROP = bytes(sorted(set(_PLAIN) - set(b"()\n-")))
+_ESCAPES_DROPPED = re.compile(rb"\\[" + re.escape(_QUICK_DROP) + rb"]")  # an escape whose 2nd byte is dropped
+_DASH_STRINGS_DASH = re.compile(rb"-(?:'[^']*+')++-")  # `-'…'-`: `--` once the strings are removed
+_QUICK_ROWS = re.compile(rb"(?:\((?:'[^']*+'|\n)*+\)|\n)*+;")
+_NOT_QUOTE_OR_PAREN = bytes(c for c in range(256) if c not in b"'()")
+_QUICK_SAMPLE = 4096  # the quick proof pays per byte kept: text-heavy values go the way of `_strip_values`
 
-    `values` is the text after `VALUES` (from the blank that follows it) with every '…' string
-    removed. None (the caller then runs the statement regex) whenever the shortcut could disagree
-    with it: no `);\n` in the buffer yet, a `;` inside a string before it, or outside the strings
-    anything but plain values
-    (another quote, a comment, a backslash).
+
+def _plain_rows(text: bytes, start: int = 0) -> tuple[int, int] | None:
+    """(tuples, newlines) of the values `span` = `text[start:]` (from the blank after VALUES to the `;`;
+    `text` may hold the statement's head before, read without a copy) when, outside their
+    '…' strings, they hold only plain values and `(…)` groups that nest nowhere; else None (also for
+    values that are mostly text: the proof pays per byte it keeps, `_strip_values` per string).
+
+    Why it is exact (the same answer as `_strip_values` and `_count_body`): the translate drops only
+    plain bytes other than `(`, `)`, newline and `-`, so every quote and backslash of `span` is in `u`,
+    in order, and two bytes adjacent in `span` are adjacent in `u` (with no `\\\\` or `\\'` in `u` there is
+    no escape pair to neutralise in `span` either). When no backslash of `span` is followed by a dropped
+    byte, each backslash has the same successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the
+    left neutralises the same escapes as `_ESCAPE_PAIR` does, and every quote left in `u` is the string
+    boundary it is in `span` (a pair taken outside a string leaves NUL bytes outside every string, which
+    the grammar refuses). The grammar then
+    proves that outside the strings there is nothing but `(`…`)` groups, newlines, the dropped plain bytes
+    (and dashes, never two adjacent once the strings are removed) and the final `;`: so the stripped values
+    are plain (`_strip_values` accepts them) and their parentheses outside strings are `()()…()`. In `w`
+    (quotes and parentheses only), dropping `''` removes an empty string or joins two adjacent strings (no
+    byte moves in or out of a string): when no quote is left, no string holds a parenthesis, and
+    `_count_body` counts every `(`.
+    """
+    size = len(text) - start
+    sample = text[start : start + _QUICK_SAMPLE]
+    if size > 2 * _QUICK_SAMPLE and len(sample.translate(None, _QUICK_DROP)) > _QUICK_SAMPLE // 4:
+        return None
+    u = text.translate(None, _QUICK_DROP)
+    if start:
+        u = u[len(text[:start].translate(None, _QUICK_DROP)) :]  # (a byte's fate does not depend on its neighbours)
+    if b"\\\\" in u or b"\\'" in u:  # (no such pair in `u`: none in `span` either, nothing to neutralise)
+        if _ESCAPES_DROPPED.search(text, start) is not None:
+            return None
+        u = u.replace(b"\\\\", b"\x00\x00").replace(b"\\'", b"\x00\x00")
+    if b"-" in u:
+        if text.find(b"--", start) >= 0 or _DASH_STRINGS_DASH.search(u) is not None:
+            return None
+        u = u.translate(None, b"-")
+    if _QUICK_ROWS.fullmatch(u) is None:
+        return None
+    w = u.translate(None, _NOT_QUOTE_OR_PAREN)
+    if b"''" in w:
+        w = w.replace(b"''", b"")
+    if b"'" in w:
+        return None  # a string holds a parenthesis
+    return w.count(b"("), u.count(b"\n")
+
+
+def _strip_values(span: bytes) -> bytes | None:
+    """The values `span` (from the blank after VALUES to the `;`) with every '…' string removed, or None.
+
+    None whenever the shortcut could disagree with the statement regex: a `;` inside a string at the
+    end, or outside the strings anything but plain values (another quote, a comment, a backslash).
 
     Why it is exact: `\\[\\']` pairs backslashes from the left as the client does inside a
     string, so in `t` every `'` left is a string boundary, unless a pair was taken outside a
@@ -497,6 +578,20 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
     of `t`, and that refuses the shortcut. With only plain values outside the strings, the first
     `;` outside them (the end) is the last byte, and `_STRINGS.sub` removes exactly these strings.
     """
+    t = _ESCAPE_PAIR.sub(b"\x00\x00", span) if b"\\" in span else span
+    parts = t.split(b"'")
+    if len(parts) % 2 == 0:
+        return None  # the `;` is inside a string
+    values = b"".join(parts[::2]) if len(parts) > 1 else t
+    rest = values.translate(None, _PLAIN)
+    # (`-` is plain, so a `-- ` comment can leave only the `;`: `(1) -- );\n(2);` ends at the second)
+    if (rest != b";" or b"--" in values) and (rest.count(b";") != 1 or any(x in values for x in _NOT_PLAIN)):
+        return None
+    return values
+
+
+def _insert_end(buf: bytes, cur: int, searched: int = 0) -> tuple[int, int] | None:
+    """(end of the head, the `;` of the `);\n` that may end it) of the extended INSERT at `cur`, or None."""
     m = _FAST_HEAD.match(buf, cur)
     if m is None:
         return None
@@ -509,18 +604,34 @@ def _fast_insert(buf: bytes, cur: int, searched: int = 0) -> tuple[int, bytes, i
         if e < 0:
             return None
         e += 1
-    span = buf[head_end - 1 : e + 1]  # from the blank after VALUES (a newline there counts with the values)
-    t = _ESCAPE_PAIR.sub(b"\x00\x00", span) if b"\\" in span else span
-    parts = t.split(b"'")
-    if len(parts) % 2 == 0:
-        return None  # the `;` is inside a string
-    values = b"".join(parts[::2]) if len(parts) > 1 else t
-    rest = values.translate(None, _PLAIN)
-    # (`-` is plain, so a `-- ` comment can leave only the `;`: `(1) -- );\n(2);` ends at the second)
-    if (rest != b";" or b"--" in values) and (rest.count(b";") != 1 or any(x in values for x in _NOT_PLAIN)):
+    return head_end, e
+
+
+def _fast_insert(
+    buf: bytes, cur: int, searched: int = 0, pos: int | None = None
+) -> tuple[int, int, int, str | None, bytes] | None:
+    """(end, tuples, newlines, scope problem in the values, `buf[pos:end]`) of the INSERT at `cur` (`pos`: where
+    its leading blanks and comments start, default `cur`), found with C-speed bytes operations, or None (the
+    caller then runs the statement regex): no `);\n` in the buffer yet, or the
+    shortcut could disagree with it (`_strip_values`). `_plain_rows` answers plain values without
+    removing the strings; anything else goes through `_strip_values`, `_count_body` and `values_problem`.
+    """
+    found = _insert_end(buf, cur, searched)
+    if found is None:
         return None
-    newlines = span.count(b"\n") if span.find(b"\n") >= 0 else 0  # (memchr first: usually none)
-    return e + 1, values, newlines
+    head_end, e = found
+    pos = cur if pos is None else pos
+    raw = buf[pos : e + 1]  # the statement's bytes: the one copy of them
+    start = head_end - 1 - pos  # the values, from the blank after VALUES (a newline there counts with them)
+    quick = _plain_rows(raw, start)
+    if quick is not None:
+        return e + 1, quick[0], quick[1], None, raw
+    values = _strip_values(raw[start:])
+    if values is None:
+        return None
+    newlines = raw.count(b"\n", start)
+    # no backslash in `values` (refused above): only LOAD_FILE can be a problem there
+    return e + 1, _count_body(values), newlines, values_problem(values) if b"_" in values else None, raw
 
 
 _CUT_REFUSE = (b"\\", b'"', b"`", b"#", b"/*", b"--")
@@ -581,6 +692,15 @@ class SqlScanner:
 
     def finish(self) -> Iterator[Statement | Marker | Delimiter]:
         return self._scan(final=True)
+
+    def resume(self, rest: bytes, delimiter: bytes) -> None:
+        """Go on from another scanner's end: `rest` unconsumed, `delimiter` in force (offset, line and
+        bytes are the caller's to set)."""
+        self.buf = rest
+        self.delimiter = delimiter
+        self._stmt = statement_re(delimiter)
+        self._retry_len = max(2 * len(rest), 1 << 16) if rest else 0
+        self._searched = 0
 
     def _scan(self, final: bool) -> Iterator[Statement | Marker | Delimiter]:
         buf = self.buf
@@ -669,22 +789,22 @@ class SqlScanner:
                     line += raw.count(b"\n")
                     pos = cur = cut
                     continue
-                fast = _fast_insert(buf, cur, searched)
+                fast = _fast_insert(buf, cur, searched, pos)
                 if fast is None and not final:
                     self._searched = self.offset + max(cur, n - 2)
                 if fast is not None:
-                    end, values, newlines = fast
+                    end, tuples, newlines, problem, raw = fast
                     kind, name, schema = classify(buf[cur : min(end, cur + 2048)])
                     lead = buf.count(b"\n", pos, cur)  # the head's only possible newline is its last byte
                     yield Statement(
                         kind,
                         name,
                         schema,
-                        buf[pos:end],
+                        raw,
                         self.offset + pos,
                         line + lead,
                         cur - pos,
-                        values if self.stats else None,
+                        (tuples, problem) if self.stats else None,
                     )
                     line += lead + newlines
                     pos = cur = end
@@ -858,66 +978,159 @@ class StatsCollector:
         return s
 
     def _take(self, item: Statement | Marker | Delimiter) -> None:
+        seen = see(item)
+        if seen is not None:
+            self.apply(seen)
+
+    def apply(self, seen: Seen, line_offset: int = 0) -> None:
+        """Count one item (or a run of INSERTs) in stream order; `line_offset` is added to its line."""
         s = self.stats
-        if isinstance(item, Marker):
+        kind = seen.kind
+        if kind == "marker":
             s.markers += 1
-            self._section = item.kind
+            self._section = seen.name
             return
-        if not isinstance(item, Statement):
-            return
-        s.statements += 1
-        kind = item.kind
-        problem: str | None = None
+        s.statements += seen.statements
         if kind == "insert":
-            name = item.name or "?"
-            s.inserts[name] = s.inserts.get(name, 0) + 1
-            if item.values is not None:  # the fast path: the head holds no string, VALUES is its last word
-                stripped = item.values
-                s.tables[name] = s.tables.get(name, 0) + _count_body(stripped)
-                m = _INSERT_VALUES_HAZARD.search(stripped) if b"_" in stripped else None  # no backslash there
-            else:
-                stripped = _STRINGS.sub(b"", item.text)
-                s.tables[name] = s.tables.get(name, 0) + count_tuples(item.text, stripped)
-                m = _INSERT_VALUES_HAZARD.search(stripped)  # past the head that `hazard()` reads
-            if m:
-                problem = (
-                    f"client command {m.group(0).decode('latin-1')}"
-                    if m.group(0).startswith(b"\\")
-                    else "file access (LOAD_FILE)"
-                )
-        elif kind == "setval" and item.name is not None:
-            sm = _SETVAL_VALUE.search(item.text)
-            if sm:
-                s.setvals[item.name] = int(sm.group(1))
+            name = seen.name or "?"
+            s.inserts[name] = s.inserts.get(name, 0) + seen.statements
+            s.tables[name] = s.tables.get(name, 0) + seen.tuples
+        elif kind == "setval" and seen.name is not None:
+            if seen.setval is not None:
+                s.setvals[seen.name] = seen.setval
         elif kind.startswith("create_"):
             s.create_counts[kind] = s.create_counts.get(kind, 0) + 1
             if kind == "create_table":
-                if self._section != "view_temp" and item.name is not None:
-                    s.tables.setdefault(item.name, 0)
-            elif kind[7:] in self._objs and item.name is not None:
-                self._objs[kind[7:]][item.name] = None
+                if self._section != "view_temp" and seen.name is not None:
+                    s.tables.setdefault(seen.name, 0)
+            elif kind[7:] in self._objs and seen.name is not None:
+                self._objs[kind[7:]][seen.name] = None
         if kind in ("use", "create_database", "drop_database"):
-            if item.name is not None and item.name not in s.databases:
-                s.databases.append(item.name)
-            if kind == "use" and not s.markers and item.name is not None:
-                s.header_use.append(item.name)
+            if seen.name is not None and seen.name not in s.databases:
+                s.databases.append(seen.name)
+            if kind == "use" and not s.markers and seen.name is not None:
+                s.header_use.append(seen.name)
             if kind == "drop_database" and s.markers:
                 s.late_drop_database = True
-        elif item.outside_scope or problem:
+        elif seen.problem is not None:
             s.other_scope += 1
-        if (item.outside_scope or problem) and len(s.scope_problems) < self.MAX_PROBLEMS:
-            if kind in ("use", "create_database", "drop_database", "server"):
-                what = {
-                    "use": "USE switches to another database",
-                    "create_database": "CREATE DATABASE",
-                    "drop_database": "DROP DATABASE",
-                    "server": "server-wide statement",
-                }[kind]
-            elif item.schema is not None:
-                what = f"writes to database `{item.schema}`"
-            else:
-                what = item.hazard or problem or "outside the database"
-            s.scope_problems.append(f"{item.describe()} ({what})")
+        if seen.problem is not None and len(s.scope_problems) < self.MAX_PROBLEMS:
+            s.scope_problems.append(f"line {seen.line + line_offset}: {seen.problem}")
+
+    def between_statements(self) -> bool:
+        """The scanner stands where a fresh one would start: nothing but blanks pending, delimiter `;`.
+        (A part scanned from its first byte by `scan_part` then yields what this scanner would.)"""
+        sc = self.scanner
+        return not self._pending and sc.delimiter == b";" and not sc.buf.strip(b" \t\r\n")
+
+    def take_part(self, data: Callable[[], bytes], part: Part | None) -> bool:
+        """The next stretch of the stream, scanned elsewhere by `scan_part` as if it began the stream:
+        used when this scanner stands where a fresh one would start (`between_statements`), else the bytes
+        (`data()`) are scanned here. The statistics come out as a scan of the whole stream would give
+        them. True when `part` was used. (The collector must have been made with `batch=0`.)"""
+        if part is not None and self.between_statements():
+            self.adopt(part)
+            return True
+        self.feed(data())
+        return False
+
+    def adopt(self, part: Part) -> None:
+        """Take `part` (the bytes that follow, scanned from their first byte by `scan_part`) as if this
+        collector had scanned it; only when `between_statements()`."""
+        sc = self.scanner
+        line_offset = sc.line + sc.buf.count(b"\n") - 1  # the part's line 1 is this line + 1
+        for seen in part.seen:
+            self.apply(seen, line_offset)
+        sc.offset += len(sc.buf) + part.size - len(part.rest)
+        sc.line = part.line + line_offset
+        sc.bytes += part.size
+        sc.resume(part.rest, part.delimiter)
+
+
+@dataclass(slots=True)
+class Seen:
+    """What StatsCollector keeps of one item (`see`), or of a run of INSERTs into one table with no
+    scope problem: the order-free work done, the order-dependent part left to `StatsCollector.apply`."""
+
+    kind: str  # a statement kind, or "marker" (then `name` is the marker's kind)
+    name: str | None
+    line: int = 0
+    statements: int = 1
+    tuples: int = 0
+    setval: int | None = None
+    problem: str | None = None  # the scope problem, without its "line N: "
+
+
+_SCOPE_WHAT = {
+    "use": "USE switches to another database",
+    "create_database": "CREATE DATABASE",
+    "drop_database": "DROP DATABASE",
+    "server": "server-wide statement",
+}
+
+
+def see(item: Statement | Marker | Delimiter) -> Seen | None:
+    """The order-free part of counting one item (None for a DELIMITER line)."""
+    if isinstance(item, Marker):
+        return Seen("marker", item.kind)
+    if not isinstance(item, Statement):
+        return None
+    kind = item.kind
+    problem: str | None = None
+    seen = Seen(kind, item.name, item.line)
+    if kind == "insert":
+        if item.fast is not None:  # the fast path counted them
+            seen.tuples, problem = item.fast
+        else:
+            stripped = _STRINGS.sub(b"", item.text)
+            seen.tuples = count_tuples(item.text, stripped)
+            problem = values_problem(stripped)  # past the head that `hazard()` reads
+    elif kind == "setval" and item.name is not None:
+        sm = _SETVAL_VALUE.search(item.text)
+        if sm:
+            seen.setval = int(sm.group(1))
+    if item.outside_scope or problem:
+        if kind in _SCOPE_WHAT:
+            what = _SCOPE_WHAT[kind]
+        elif item.schema is not None:
+            what = f"writes to database `{item.schema}`"
+        else:
+            what = item.hazard or problem or "outside the database"
+        seen.problem = f"{item.snippet()} ({what})"
+    return seen
+
+
+@dataclass
+class Part:
+    """A stretch of SQL scanned from its first byte by a fresh scanner (`scan_part`): what it saw, in order
+    (runs of plain INSERTs into one table merged), and where the scanner stopped."""
+
+    seen: list[Seen]
+    rest: bytes  # the bytes not consumed at the end (a statement that goes on, blanks, comments)
+    delimiter: bytes
+    line: int  # the scanner's line at `rest` (line 1: the part's first)
+    size: int
+
+
+def scan_part(data: bytes) -> Part:
+    """Scan `data` as if it began the stream (see `StatsCollector.between_statements`)."""
+    sc = SqlScanner(stats=True)
+    out: list[Seen] = []
+    last: Seen | None = None
+    for item in sc.feed(data):
+        seen = see(item)
+        if seen is None:
+            continue
+        if seen.kind == "insert" and seen.problem is None:
+            if last is not None and last.name == seen.name:
+                last.statements += 1
+                last.tuples += seen.tuples
+                continue
+            last = seen
+        else:
+            last = None
+        out.append(seen)
+    return Part(out, sc.buf, sc.delimiter, sc.line, len(data))
 
 
 def scan_bytes(data: bytes, chunk: int = 1 << 20) -> SqlStats:

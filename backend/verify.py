@@ -14,7 +14,9 @@
   the dump fails); INSERT statements and rows per table; no USE, CREATE DATABASE
   or writes qualified with another schema.
 
-L2 and L3 share one decode pass. An age-encrypted dump (backend.encryption) is decrypted
+L2 and L3 share one decode pass. For a large dump (about 96 MiB of SQL and more, on a machine
+with several cores) the L3 scan runs in several processes (backend.scanpool), with the same
+statistics as one pass. An age-encrypted dump (backend.encryption) is decrypted
 in that pass with the configured identity, and its plaintext sha256 is compared with the
 manifest's; without an identity L2 and L3 are *not checked*, never failed (L1 needs no key).
 At dump time they ran in-stream, on the SQL before it was encrypted (`verify_instream`),
@@ -35,6 +37,7 @@ per-table row counts (`TableEntry.exact_rows`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -45,9 +48,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import manifest as manifest_mod
+from . import scanpool
 from .codecs import PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
 from .errors import DecryptKeyError, DumpdeckError, ManifestError, StreamError, VerifyError
 from .outcome import Outcome
@@ -354,7 +358,34 @@ def _stream_pass(
     cancel: threading.Event | None = None,
     source: RawSource | None = None,
 ) -> SqlStats | None:
+    """Decode once: levels 2 (header, stream, size, footer) and, with `want_stats`, the level-3 scan: in
+    this process, or for a large dump over several (backend.scanpool, closed whatever happens)."""
+    with contextlib.ExitStack() as stack:
+        return _one_pass(path, codec, want_stats, ladder, manifest, stack, cancel, source)
+
+
+def _size_hint(path: Path, manifest: manifest_mod.Manifest | None, source: RawSource | None) -> int:
+    """About how many bytes of SQL a dump holds (its stored size when nothing better is known)."""
+    if manifest is not None and manifest.bytes_raw:
+        return manifest.bytes_raw
+    if source is None:
+        with contextlib.suppress(OSError):
+            return path.stat().st_size
+    return 0
+
+
+def _one_pass(
+    path: Path,
+    codec: str,
+    want_stats: bool,
+    ladder: _Ladder,
+    manifest: manifest_mod.Manifest | None,
+    stack: contextlib.ExitStack,
+    cancel: threading.Event | None,
+    source: RawSource | None,
+) -> SqlStats | None:
     collector = StatsCollector() if want_stats else None
+    pool: scanpool.ScanPool | None = None
     head = bytearray()
     tail = b""
     header_done = False
@@ -366,8 +397,18 @@ def _stream_pass(
         return None
     plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
     failed_early = False
+    chunks: Iterable[bytes | memoryview] = stream.chunks()
+    if collector is not None:
+        workers = scanpool.workers_for(_size_hint(path, manifest, source))
+        if workers:
+            try:
+                pool = stack.enter_context(scanpool.ScanPool(workers))
+            except OSError:
+                pool = None  # no shared memory or no process to start: one pass in-process
+            else:
+                chunks, collector = pool.pieces(stream), None
     try:
-        for chunk in stream.chunks():
+        for chunk in chunks:
             if cancel is not None and cancel.is_set():
                 stream.close(check=False)
                 raise VerifyError(f"verification of {path.name} cancelled after {_fmt(raw)} bytes of SQL")
@@ -385,7 +426,7 @@ def _stream_pass(
                         break
             tail = (tail + chunk[-TAIL_KEEP:])[-TAIL_KEEP:]
             if collector is not None:
-                collector.feed(chunk)
+                collector.feed(cast(bytes, chunk))  # (the pool's pieces are views: no collector then)
     except OSError as exc:
         stream.close(check=False)
         ladder.add("stream decodes", False, f"read error: {exc.strerror or exc}", 2)
@@ -436,9 +477,9 @@ def _stream_pass(
     )
     ok, ev = _check_footer(tail)
     ladder.add("footer", ok, ev, 2)
-    if not ok or collector is None:
+    if not ok or not want_stats:
         return None
-    return collector.finish()
+    return pool.finish() if pool is not None else collector.finish() if collector is not None else None
 
 
 def _in_stream_note(manifest: manifest_mod.Manifest | None) -> str:

@@ -247,3 +247,127 @@ def test_real_dumps_of_the_sample_database_give_identical_stats(mariadb, config,
     assert_same(data, _cuts(random.Random("sample"), data, 30))
     stats = sqlstats.scan_bytes(data)
     assert stats.tables["customers"] == 3000 and stats.tables["big"] == 20_000 and not stats.scope_problems
+
+
+# --------------------------------------------------------------------------- parts scanned apart (backend.scanpool)
+
+
+def _reference_stats(data: bytes) -> dict:
+    col = ref.StatsCollector()
+    col.feed(data)
+    return dataclasses.asdict(col.finish())
+
+
+def _via_parts(data: bytes, cuts: list[int]) -> tuple[dict, int]:
+    """What the pool's parent does with its workers' parts, in-process: (stats, parts adopted)."""
+    col = sqlstats.StatsCollector(batch=0)
+    adopted = 0
+    for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        chunk = data[a:b]
+        adopted += col.take_part(lambda chunk=chunk: chunk, sqlstats.scan_part(chunk))
+    return dataclasses.asdict(col.finish()), adopted
+
+
+@pytest.mark.parametrize("hostile", [0.0, 0.1, 0.4, 0.9])
+def test_parts_scanned_apart_give_the_stats_of_one_pass(hostile):
+    """Cuts anywhere (inside strings, comments, DELIMITER blocks, hostile statements) and at every
+    `\\nINSERT INTO ` (where the pool cuts): the ordered merge gives the old scanner's statistics."""
+    rng = random.Random(f"parts-{hostile}")
+    adopted = rescanned = 0
+    for _ in range(60):
+        data = a_dump(rng, tables=rng.randrange(1, 4), inserts=rng.randrange(1, 6), hostile=hostile)
+        want = _reference_stats(data)
+        candidates = [i + 1 for i in range(len(data)) if data.startswith(b"\nINSERT INTO ", i)]
+        for cuts in (
+            sorted(rng.randrange(len(data) + 1) for _ in range(rng.choice((1, 4, 30, 200)))),
+            candidates,
+            list(range(7, len(data), 7)),  # tiny parts: most cut statements
+        ):
+            got, used = _via_parts(data, cuts)
+            assert got == want
+            adopted += used
+            rescanned += len(cuts) + 1 - used
+    assert adopted > 100 and rescanned > 100, (adopted, rescanned)  # both ways were taken
+
+
+def test_every_two_part_cut_of_a_small_hostile_input():
+    rng = random.Random("parts-every-offset")
+    for _ in range(6):
+        data = a_dump(rng, tables=2, inserts=3, hostile=0.6)
+        want = _reference_stats(data)
+        for k in range(len(data) + 1):
+            assert _via_parts(data, [k])[0] == want, k
+
+
+def test_problems_lines_and_order_survive_the_merge():
+    """Order-dependent state: USE before the first table (header) vs after, a late DROP DATABASE, a
+    CREATE TABLE inside a view's temporary section, more scope problems than are kept, line numbers,
+    a DELIMITER block, and a last statement cut short."""
+    head = b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19\nUSE `a`;\n"
+    body = b""
+    for i in range(30):
+        body += b"\n--\n-- Table structure for table `t%d`\n--\n\nCREATE TABLE `t%d` (a int);\n" % (i, i)
+        body += b"INSERT INTO `t%d` VALUES (1),(2);\nINSERT INTO `t%d` VALUES (3);\n" % (i, i)
+        body += b"INSERT INTO `other`.`t%d` VALUES (4);\nUSE `b%d`;\n" % (i, i)
+    body += b"\n--\n-- Temporary table structure for view `v`\n--\n\nCREATE TABLE `v` (a int);\n"
+    body += b"DELIMITER ;;\nCREATE PROCEDURE `p`() BEGIN SELECT 1; END ;;\nDELIMITER ;\n"
+    body += b"INSERT INTO `t1` VALUES (5),(6);\nDROP DATABASE `a`;\nINSERT INTO `t2` VALUES ('cut"
+    data = head + body
+    want = _reference_stats(data)
+    assert len(want["scope_problems"]) == 20 and want["late_drop_database"] and want["unterminated"]
+    rng = random.Random("order")
+    for pieces in (2, 10, 100, 1000):
+        cuts = sorted(rng.randrange(len(data) + 1) for _ in range(pieces - 1))
+        assert _via_parts(data, cuts)[0] == want
+    cuts = [i + 1 for i in range(len(data)) if data.startswith(b"\nINSERT INTO ", i)]
+    got, adopted = _via_parts(data, cuts)
+    assert got == want and adopted > 50
+
+
+def test_the_pool_with_tiny_parts_gives_the_stats_of_one_pass(monkeypatch):
+    """Real worker processes over shared memory, parts of 300 bytes: every kind of cut, hostile dumps."""
+    import io
+
+    from dumpdeck.backend import scanpool
+
+    rng = random.Random("pool")
+    dumps = [a_dump(rng, tables=3, inserts=5, hostile=h) for h in (0.0, 0.2, 0.5, 0.9, 0.0, 0.3) * 3]
+    # whole dumps one after the other (one cut short would swallow the rest), then one cut short
+    data = b"".join(d for d in dumps if _reference_stats(d)["unterminated"] is None) + dumps[3][:-200]
+    want = _reference_stats(data)
+    assert want["unterminated"] and want["scope_problems"]
+    monkeypatch.setattr(scanpool, "START_IN_PARENT", False)  # the workers scan (else the parent may, all of it)
+    with scanpool.ScanPool(2, part=300) as pool:
+        pieces = [bytes(p) for p in pool.pieces(io.BytesIO(data))]
+        got = dataclasses.asdict(pool.finish())
+    assert b"".join(pieces) == data
+    assert got == want
+    assert pool.parts_adopted > 10 and pool.parts_rescanned > 0, (pool.parts_adopted, pool.parts_rescanned)
+
+
+def test_the_quick_proof_agrees_with_stripping_the_strings():
+    """`_plain_rows` (no strings removed) against `_strip_values` + `_count_body` (the stripped text) on
+    the values of generated INSERTs, hostile ones included, small and over the text-density sample."""
+    rng = random.Random("quick")
+    quick = 0
+    for i in range(4000):
+        hostile = (0.0, 0.2, 0.6, 1.0)[i % 4]
+        stmt = an_insert(rng, b"t", hostile)
+        if i % 50 == 0:  # a long one: the sample decides between the two ways
+            rows = [
+                re.split(rb"\sVALUES\s", an_insert(rng, b"t", hostile), maxsplit=1, flags=re.I)[-1].rstrip(b"; \r\n")
+                for _ in range(80)
+            ]
+            stmt = b"INSERT INTO `t` VALUES " + b",".join(rows) + b";\n"
+        found = sqlstats._insert_end(stmt, 0)
+        if found is None:
+            continue
+        span = stmt[found[0] - 1 : found[1] + 1]
+        got = sqlstats._plain_rows(span)
+        values = sqlstats._strip_values(span)
+        if got is not None:
+            quick += 1
+            assert values is not None, span
+            assert got == (sqlstats._count_body(values), span.count(b"\n")), span
+            assert sqlstats.values_problem(values) is None
+    assert quick > 1000
