@@ -37,7 +37,7 @@ from . import manifest as manifest_mod
 from .codecs import EXTENSIONS, HashingSink, PlainTap, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
-from .dumptool import CHUNK, enlarge_pipe
+from .dumptool import CHUNK, buffered_env, enlarge_pipe
 from .dumptool import STRUCT_MARK as _STRUCT_MARK
 from .dumptool import TABLE_MARK as _TABLE_MARK
 from .dumptool import child_setup as _child_setup
@@ -417,7 +417,7 @@ def dump_database(
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         stdin=subprocess.DEVNULL,
-                        env=cred.env,
+                        env=buffered_env(cred.env, CHUNK // 4),
                         pass_fds=cred.pass_fds,
                         process_group=0,
                         preexec_fn=_child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock

@@ -53,6 +53,7 @@ from .dumptool import (
     CHUNK,
     STRUCT_MARK,
     TABLE_MARK,
+    buffered_env,
     child_setup,
     clean_stderr,
     describe_exit,
@@ -72,6 +73,7 @@ SNAPSHOT_WAIT = 60.0  # seconds for every unit to prove its snapshot while the l
 # FLUSH TABLES WITH READ LOCK even where BACKUP STAGE exists: the path of MySQL and MariaDB < 10.4,
 # run by the tests on the MariaDB they have. Not a setting: BACKUP STAGE is the better lock where it exists.
 FORCE_FTWRL = False
+PROOF_BUFFER = 64 * 1024  # a worker's stdout block: its first marker is out after at most this much SQL
 HEADER_KEEP = 64 * 1024
 TAIL_KEEP = 4096
 FOOTER = b"-- Dump completed"
@@ -216,7 +218,8 @@ class Segment:
                 stdout=subprocess.PIPE,
                 stderr=self.errfile,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                # small blocks: the marker that proves the snapshot must come out while commits wait
+                env=buffered_env(env, PROOF_BUFFER),
                 pass_fds=pass_fds,
                 process_group=0,
                 preexec_fn=child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock
