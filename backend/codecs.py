@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import os
@@ -29,7 +30,9 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -93,18 +96,50 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
 
+WRITEBACK = 16 << 20  # bytes between two requests to start writing the file back to disk
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL("libc.so.6", use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return cast(Callable[..., int], fn)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range of a file to disk, without waiting for it
+    (sync_file_range SYNC_FILE_RANGE_WRITE): the dump's final fsync then finds little left to do."""
+    fn = _sync_file_range()
+    if fn is not None:
+        fn(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE; a failure only leaves it to the fsync
+
+
 class HashingSink:
-    """Counts and hashes the bytes written to a file."""
+    """Counts and hashes the bytes written to a file, and starts their writeback every WRITEBACK
+    bytes (the fsync at the end of a 300 MB dump took 0.5 s of its wall time; now the disk writes
+    while the dump runs)."""
 
     def __init__(self, f: IO[bytes]):
         self.f = f
         self.sha = hashlib.sha256()
         self.bytes = 0
+        self._base = f.tell() if f.seekable() else 0  # the file offset of the first byte written here
+        self._synced = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self.sha.update(data)
         self.bytes += len(data)
         self.f.write(data)
+        if self.bytes - self._synced >= WRITEBACK:
+            self.f.flush()
+            start_writeback(self.f.fileno(), self._base + self._synced, self.bytes - self._synced)
+            self._synced = self.bytes
         return len(data)
 
     def flush(self) -> None:
@@ -133,36 +168,99 @@ class Encoder:
         return []
 
 
+FRAME = 1 << 20  # raw bytes per zstd frame (1 MiB frames took 10% less CPU than 4 MiB, and no more bytes)
+
+_frame_ctx = threading.local()
+
+
+def compress_frame(level: int, data: bytes | bytearray | memoryview) -> bytes:
+    """`data` as one zstd frame (with its checksum); one compressor per thread and level.
+
+    One-shot compression of a contiguous buffer costs 10-30% less CPU than the streaming
+    compressor (whose wrapping window takes zstd's slower external-dictionary path), for the same
+    size within 1% at level 3 (whose window, 2 MiB, is smaller than a frame)."""
+    import zstandard
+
+    cctx = getattr(_frame_ctx, "cctx", None)
+    if cctx is None or _frame_ctx.level != level:
+        cctx = _frame_ctx.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        _frame_ctx.level = level
+    try:
+        out: bytes = cctx.compress(data)
+    except zstandard.ZstdError as exc:
+        raise DumpError(f"zstd compression failed: {exc}") from None
+    return out
+
+
+class FrameWriter:
+    """Raw bytes cut into FRAME-sized zstd frames, compressed one-shot by a pool of `threads`
+    threads (they release the GIL) while the caller reads on, and written to the sink in order.
+    zstd frames concatenate into one valid stream: `zstd -dc` reads the file as any other."""
+
+    def __init__(
+        self, sink: Sink, level: int, threads: int, frame: int = FRAME, pool: ThreadPoolExecutor | None = None
+    ):
+        self.sink = sink
+        self.level = level
+        self.frame = frame
+        # a pool shared with other writers (the parallel dump's segments) is its owner's to shut down
+        self.own_pool = pool is None
+        self.pool = pool or ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="zstd")
+        self.in_flight = max(1, threads) + 1  # one frame queued behind the busy threads
+        self.frames: deque[Future[bytes]] = deque()
+        self.buf = bytearray()
+        self.written = 0  # frames written
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.buf += data
+        if len(self.buf) >= self.frame:
+            self.submit(self.buf)
+            self.buf = bytearray()
+
+    def submit(self, data: bytes | bytearray) -> None:
+        """Compress `data` (no longer touched by the caller) as the next frame."""
+        self.frames.append(self.pool.submit(compress_frame, self.level, data))
+        while self.frames and (len(self.frames) > self.in_flight or self.frames[0].done()):
+            self.sink.write(self.frames.popleft().result())
+            self.written += 1
+
+    def finish(self) -> None:
+        """The last frame in, every frame written (an empty input still makes one valid frame)."""
+        if self.buf or not (self.written or self.frames):
+            self.frames.append(self.pool.submit(compress_frame, self.level, self.buf))
+            self.buf = bytearray()
+        while self.frames:
+            self.sink.write(self.frames.popleft().result())
+            self.written += 1
+        if self.own_pool:
+            self.pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        for f in self.frames:
+            f.cancel()
+        self.frames.clear()
+        if self.own_pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ZstdEncoder(Encoder):
+    """zstd in-process: FRAME-sized frames compressed one-shot by `threads` pool threads (FrameWriter)."""
+
     codec = Codec.ZSTD
 
     def __init__(self, sink: Sink, level: int, threads: int):
         super().__init__(sink)
-        import zstandard
-
-        # threads=1 is one worker thread: compression runs beside the thread that reads the pipe
-        params = zstandard.ZstdCompressor(level=level, threads=max(1, threads), write_checksum=True)
-        # the sink is duck-typed: zstandard calls its write() and flush() only
-        self._writer = params.stream_writer(cast(IO[bytes], sink), closefd=False, write_size=1 << 20)
+        self._frames = FrameWriter(sink, level, threads)
 
     def write(self, data: bytes | memoryview) -> None:
-        self._writer.write(data)
+        self._frames.write(data)
 
     def close(self) -> None:
-        import zstandard
-
-        try:
-            self._writer.flush(zstandard.FLUSH_FRAME)
-            self._writer.close()  # type: ignore[no-untyped-call]  # unannotated in zstandard's stub
-        except zstandard.ZstdError as exc:
-            raise DumpError(f"zstd compression failed: {exc}") from None
+        self._frames.finish()
         self.sink.flush()
 
     def abort(self) -> None:
-        try:
-            self._writer.close()  # type: ignore[no-untyped-call]  # unannotated in zstandard's stub
-        except Exception:
-            pass
+        self._frames.abort()
 
 
 class ProcessEncoder(Encoder):

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import encryption, flavour, mysql, pardump
 from . import manifest as manifest_mod
 from .codecs import EXTENSIONS, HashingSink, PlainTap, make_encoder
 from .config import BackupConfig, ServerConfig
 from .credentials import client_credentials
-from .dumptool import CHUNK, enlarge_pipe
+from .dumptool import CHUNK, buffered_env, enlarge_pipe
 from .dumptool import STRUCT_MARK as _STRUCT_MARK
 from .dumptool import TABLE_MARK as _TABLE_MARK
 from .dumptool import child_setup as _child_setup
@@ -56,7 +56,9 @@ from .errors import (
     TimeoutError_,
 )
 from .naming import dump_basename, safe_name
-from .sqlstats import StatsCollector
+
+if TYPE_CHECKING:
+    from .sqlstats import StatsCollector
 
 FOOTER = b"-- Dump completed"
 HEADER_KEEP = 64 * 1024
@@ -399,7 +401,10 @@ def dump_database(
                         log.warning("dump of %s as one stream: %s", database, exc)
                         warnings.append(f"parallel dump not used, dumped as one stream: {exc}")
         if par is None:
-            scan = StatsCollector() if encrypted and scan_content else None
+            if encrypted and scan_content:
+                from .sqlstats import StatsCollector  # 40 ms of imports, for this case only
+
+                scan = StatsCollector()
             tap = PlainTap(scan.feed if scan is not None else None) if encrypted else None
             encoder = make_encoder(
                 backup.compression, backup.level, backup.threads, sink, _child_setup, recipients=recipients, tap=tap
@@ -412,7 +417,7 @@ def dump_database(
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         stdin=subprocess.DEVNULL,
-                        env=cred.env,
+                        env=buffered_env(cred.env, CHUNK // 4),
                         pass_fds=cred.pass_fds,
                         process_group=0,
                         preexec_fn=_child_setup,  # noqa: PLW1509 -- prctl(PR_SET_PDEATHSIG) only; takes no lock
