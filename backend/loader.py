@@ -207,6 +207,16 @@ class Loader:
     # ---------------------------------------------------------------- public
 
     def load(self, chunks: Iterable[bytes]) -> LoadResult:
+        try:
+            return self._load(chunks)
+        finally:
+            # a decoder generator left mid-stream (a cancel, a failed load) ends now, its process with it,
+            # not whenever the garbage collector gets to it (a traceback kept for the report holds it)
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _load(self, chunks: Iterable[bytes]) -> LoadResult:
         t0 = self._t0 = time.monotonic()
         with client_credentials(self.server, self.password, tool=self.client) as cred:
             self._pass_fds = cred.pass_fds

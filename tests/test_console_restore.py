@@ -15,6 +15,20 @@ from .helpers import table_checksums
 from .test_console import FAST, cursor_to, until
 
 
+async def open_restore_dialog(pilot, app, path) -> tuple[DumpsScreen, RestoreModal]:
+    """`d`, the cursor on the dump at `path`, `o`: (the dumps browser, the Restore dialog)."""
+    await pilot.press("d")
+    browser = app.screen
+    assert isinstance(browser, DumpsScreen)
+    table = browser.query_one("#dumps", KeyedTable)
+    await until(pilot, lambda: table.row_count == 1, what="the dump listed")
+    await cursor_to(pilot, table, next(d.key for d in app.catalog.dumps if d.path == path))
+    await pilot.press("o")
+    modal = app.screen
+    assert isinstance(modal, RestoreModal)
+    return browser, modal
+
+
 async def test_restore_from_the_dumps_browser_with_typed_confirmation(write_config, mariadb, sample_db):
     config = load_config(write_config())
     path = dump_database(config.server("main"), config.backup, sample_db).path
@@ -25,15 +39,7 @@ async def test_restore_from_the_dumps_browser_with_typed_confirmation(write_conf
 
     app = make_app(config, intervals=FAST)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("d")
-        assert isinstance(app.screen, DumpsScreen)
-        browser = app.screen
-        table = browser.query_one("#dumps", KeyedTable)
-        await until(pilot, lambda: table.row_count == 1, what="the dump listed")
-        await cursor_to(pilot, table, next(d.key for d in app.catalog.dumps if d.path == path))
-        await pilot.press("o")
-        modal = app.screen
-        assert isinstance(modal, RestoreModal)
+        browser, modal = await open_restore_dialog(pilot, app, path)
         plan = modal.query_one("#restore-plan")
         go = modal.query_one("#restore-go")
         # the default is a new name: the plan says nothing is replaced
@@ -86,14 +92,7 @@ async def test_restore_dialog_takes_tables_and_definer(write_config, mariadb, sa
     app = make_app(config, intervals=FAST)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("d")
-            browser = app.screen
-            table = browser.query_one("#dumps", KeyedTable)
-            await until(pilot, lambda: table.row_count == 1, what="the dump listed")
-            await cursor_to(pilot, table, next(d.key for d in app.catalog.dumps if d.path == path))
-            await pilot.press("o")
-            modal = app.screen
-            assert isinstance(modal, RestoreModal)
+            browser, modal = await open_restore_dialog(pilot, app, path)
             plan = modal.query_one("#restore-plan")
             go = modal.query_one("#restore-go")
             modal.query_one("#restore-into").value = target

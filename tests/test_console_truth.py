@@ -320,7 +320,7 @@ def _zombies() -> list[int]:
 async def test_a_restore_test_stopped_from_the_console_leaves_no_sandbox_nor_zombie(config, mariadb):
     """A restore-test into a sandbox, stopped from the dumps browser once the load runs: the
     ladder says it was not checked, nothing is held against the dump (it keeps its level), no
-    mariadbd of it is left and no child of the console is <defunct>."""
+    mariadbd of it is left, no child of the console is <defunct> and no decoder still reads the dump."""
     from dumpdeck.backend import manifest as manifest_mod
     from dumpdeck.backend.dump import dump_database
     from dumpdeck.backend.verify import verify_file
@@ -371,6 +371,19 @@ async def test_a_restore_test_stopped_from_the_console_leaves_no_sandbox_nor_zom
     assert scan(config.backup.dir).get(dumped.path).verified_level == 3  # it keeps the level it had
     wait_until(lambda: _mariadbds() <= mariadbds_before, 30, what="the sandbox mariadbd to be gone")
     wait_until(lambda: not _zombies(), 30, what="no <defunct> child")
+    wait_until(lambda: not _decoders_of(dumped.path), 30, what="no decoder of the dump left reading it")
+
+
+def _decoders_of(path: Path) -> list[int]:
+    """Child processes (zstd -dc …) still holding the dump open."""
+    out = []
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if any(f.path == str(path) for f in c.open_files()):
+                out.append(c.pid)
+        except psutil.Error:
+            continue
+    return out
 
 
 def _mariadbds() -> set[int]:

@@ -511,17 +511,24 @@ def test_subsets_partition_the_copies():
         copies.parse_subset("8/7")
 
 
-def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_config, mariadb, sample_db, tmp_path):
-    """rclone killed mid-upload (OOM killer, an operator's kill -9): the copy is failed with cause `killed`,
-    only the temporary name is at the destination, and the local dump stays."""
-    import psutil
-
+def dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, bwlimit: str) -> Path:
+    """A config whose job's dump (of a 200,000-row table) is made without copies, then the same config with
+    a `nas` destination slowed to `bwlimit`: its copy is due and takes a while."""
     make_big_table(mariadb, sample_db, rows=200_000)
     path = copy_config(write_config, sample_db, tmp_path, None)
     plain = tmp_path / "plain.yaml"
     plain.write_text(path.read_text().split("copies:")[0])
     assert runner.run_job(load_config(plain), "nightly").status == "succeeded"
-    path.write_text(path.read_text() + "    bwlimit: 256k\n")
+    path.write_text(path.read_text() + f"    bwlimit: {bwlimit}\n")
+    return path
+
+
+def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_config, mariadb, sample_db, tmp_path):
+    """rclone killed mid-upload (OOM killer, an operator's kill -9): the copy is failed with cause `killed`,
+    only the temporary name is at the destination, and the local dump stays."""
+    import psutil
+
+    path = dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, "256k")
     config = load_config(path)
     [entry] = scan(config.backup.dir).entries
     out: list = []
@@ -744,12 +751,7 @@ def test_ctrl_c_on_copy_stops_the_upload(write_config, mariadb, sample_db, tmp_p
     rclone process behind (they run in their own process groups, out of reach of the terminal's signal)."""
     import signal as sig
 
-    make_big_table(mariadb, sample_db, rows=200_000)
-    path = copy_config(write_config, sample_db, tmp_path, None)
-    plain = tmp_path / "plain.yaml"
-    plain.write_text(path.read_text().split("copies:")[0])
-    assert runner.run_job(load_config(plain), "nightly").status == "succeeded"
-    path.write_text(path.read_text() + "    bwlimit: 64k\n")
+    path = dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, "64k")
     proc = subprocess.Popen(
         [*DUMPDECK, "--config", str(path), "copy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
