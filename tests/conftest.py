@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import subprocess
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -22,19 +20,6 @@ from dumpdeck.backend.sandbox import Sandbox, free_port
 from .helpers import create_sample_database, drop_database
 
 _counter = itertools.count(1)
-
-# tmux: a server of this test process's own. scripts/test runs two processes (pytest-xdist); on one shared
-# server the sessions of one process met the other's options and window sizes (a 200x50 console opened at 80x24).
-_TMUX_TMPDIR = tempfile.mkdtemp(prefix="dumpdeck-tests-tmux-")
-os.environ["TMUX_TMPDIR"] = _TMUX_TMPDIR
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _own_tmux_server():
-    yield
-    if shutil.which("tmux"):
-        subprocess.run(["tmux", "kill-server"], capture_output=True, timeout=20, check=False)
-    shutil.rmtree(_TMUX_TMPDIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
