@@ -55,6 +55,20 @@ def drop_database(server, name: str) -> None:
         pass
 
 
+def show_creates(server, database: str) -> dict[str, str]:
+    """{table: SHOW CREATE TABLE} for every base table."""
+    out = {}
+    with server.connect(database) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
+            (database,),
+        )
+        for (table,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
+            out[table] = cur.fetchone()[1]
+    return out
+
+
 def table_checksums(server, database: str) -> dict[str, tuple[int, int]]:
     """{table: (row count, CHECKSUM TABLE)} for every base table."""
     out = {}

@@ -32,7 +32,7 @@ from dumpdeck.backend.mysql import quote_ident
 from dumpdeck.backend.sqlstats import SqlScanner, Statement
 from dumpdeck.cli.main import main
 
-from .helpers import drop_database
+from .helpers import drop_database, table_checksums
 
 VICTIM = "loadsafe_victim"
 SRC = "loadsafe_src"
@@ -133,16 +133,7 @@ def world(mariadb) -> dict[str, object]:
         db_grants = cur.fetchall()
         cur.execute("SELECT * FROM mysql.tables_priv ORDER BY User, Host, Db, Table_name")
         table_grants = cur.fetchall()
-        victim = None
-        if VICTIM in dbs:
-            cur.execute(f"USE {quote_ident(VICTIM)}")
-            cur.execute("SHOW TABLES")
-            tables = sorted(r[0] for r in cur.fetchall())
-            sums = {}
-            for t in tables:
-                cur.execute(f"CHECKSUM TABLE {quote_ident(t)}")
-                sums[t] = cur.fetchone()[1]
-            victim = sums
+        victim = table_checksums(mariadb, VICTIM) if VICTIM in dbs else None
     # the scratch databases of a restore-test are dropped at its end; the restored target is expected
     return {"dbs": dbs, "users": users, "db_grants": db_grants, "table_grants": table_grants, "victim": victim}
 

@@ -14,7 +14,7 @@ from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import restore
 from dumpdeck.backend.dump import dump_database
 
-from .helpers import table_checksums
+from .helpers import show_creates, table_checksums
 from .test_verify import copy_dump, refit_manifest
 
 
@@ -208,18 +208,6 @@ def test_cleanup_scratch_skips_nothing_else(mariadb, config):
     finally:
         with mariadb.connect() as conn, conn.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS dumpdeckXrt_keep")
-
-
-def show_creates(mariadb, db: str) -> dict[str, str]:
-    with mariadb.connect(db) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db,)
-        )
-        out = {}
-        for (table,) in cur.fetchall():
-            cur.execute(f"SHOW CREATE TABLE `{table}`")
-            out[table] = cur.fetchone()[1]
-        return out
 
 
 def test_a_split_table_gets_its_secondary_keys_after_the_data_and_the_same_definition(mariadb, config, make_db):

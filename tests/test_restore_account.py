@@ -23,7 +23,7 @@ from dumpdeck.backend.restore_real import RestoreRequest, cleanup_leftovers, res
 from dumpdeck.backend.sqlstats import Statement
 from dumpdeck.cli.main import main
 
-from .helpers import drop_database
+from .helpers import drop_database, table_checksums
 from .test_loader_boundaries import HEAD, SRC, TAIL, VICTIM, victim, without, world  # noqa: F401
 
 V = VICTIM.encode()
@@ -194,21 +194,10 @@ def test_objects_keep_their_definers_and_never_the_temporary_account(
 def test_replace_loads_staging_confined_too(mariadb, config, sample_db, tmp_path):
     """--replace: the load into staging is confined the same way; the target stays as it was."""
     before = world(mariadb)
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"USE {quote_ident(sample_db)}")
-        cur.execute("SHOW TABLES")
-        tables = sorted(r[0] for r in cur.fetchall())
-        sums_before = {}
-        for t in tables:
-            cur.execute(f"CHECKSUM TABLE {quote_ident(t)}")
-            sums_before[t] = cur.fetchone()[1]
+    sums_before = table_checksums(mariadb, sample_db)
     path = write(tmp_path, HOSTILE["drop-database"])
     with pytest.raises(RestoreError, match="denied"):
         restore(config, RestoreRequest(path, "main", sample_db, replace=True, parallel=1))
     assert world(mariadb) == before
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"USE {quote_ident(sample_db)}")
-        for t in tables:
-            cur.execute(f"CHECKSUM TABLE {quote_ident(t)}")
-            assert cur.fetchone()[1] == sums_before[t], t
+    assert table_checksums(mariadb, sample_db) == sums_before
     assert temp_accounts(mariadb) == []

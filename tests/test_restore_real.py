@@ -36,7 +36,15 @@ from dumpdeck.backend.state import open_store
 from dumpdeck.backend.verify import verify_file
 from dumpdeck.cli.main import main
 
-from .helpers import drop_database, make_big_table, object_inventory, restore_into, table_checksums, wait_until
+from .helpers import (
+    drop_database,
+    make_big_table,
+    object_inventory,
+    restore_into,
+    show_creates,
+    table_checksums,
+    wait_until,
+)
 
 
 def run(capsys, *argv):
@@ -87,18 +95,6 @@ def world(mariadb, db: str) -> dict:
         "sequences": seqs,
         "defaults": defaults,
     }
-
-
-def show_creates(mariadb, db: str) -> dict[str, str]:
-    with mariadb.connect(db) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db,)
-        )
-        out = {}
-        for (table,) in cur.fetchall():
-            cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
-            out[table] = cur.fetchone()[1]
-        return out
 
 
 def databases(mariadb, prefix: str) -> list[str]:
