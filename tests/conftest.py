@@ -6,9 +6,11 @@ No test reads the developer's real home, config, state or servers: the autouse
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -20,6 +22,17 @@ from dumpdeck.backend.sandbox import Sandbox, free_port
 from .helpers import create_sample_database, drop_database
 
 _counter = itertools.count(1)
+
+# scripts/test runs the suite in several processes (pytest-xdist). Each gets a temporary directory of
+# its own, inherited by every dumpdeck it starts: one process's `dumpdeck clean` never sees (and
+# removes) another's credentials, runtime directory or sockets. (tmux: a server per session, see
+# helpers.tmux; pytest's tmp_path: a directory per process already.)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _own_tmp = tempfile.mkdtemp(prefix=f"ddt-{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp")
+    os.chmod(_own_tmp, 0o1777)  # like /tmp: the sandbox's unprivileged server user works in it too
+    os.environ["TMPDIR"] = _own_tmp
+    tempfile.tempdir = None
+    atexit.register(shutil.rmtree, _own_tmp, True)
 
 
 @pytest.fixture(scope="session")

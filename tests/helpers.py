@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -142,3 +143,11 @@ def object_inventory(server, database: str) -> dict[str, list[str]]:
         return object_names(conn, database)
     finally:
         conn.close()
+
+
+def tmux(session: str, *args: str, check: bool = True) -> str:
+    """tmux on a server of the session's own (`-L session`, no config file): sessions of tests
+    running side by side (pytest-xdist) never share a server's options, environment or sizes."""
+    return subprocess.run(
+        ["tmux", "-L", session, "-f", "/dev/null", *args], capture_output=True, text=True, check=check, timeout=20
+    ).stdout

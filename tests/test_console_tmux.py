@@ -2,7 +2,7 @@
 
 Fails if an expected pane title is missing, if the screen is garbled (raw escape
 sequences, lines wider than the terminal, a traceback), or if quitting hangs.
-Also runnable by hand: `python tests/test_console_tmux.py CONFIG` prints each capture.
+Also runnable by hand: `python -m tests.test_console_tmux CONFIG` prints each capture.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import tmux
+
 ROOT = Path(__file__).resolve().parent.parent
 DUMPDECK = ROOT / ".venv" / "bin" / "dumpdeck"
 WIDTH, HEIGHT = 80, 24
 
 
-def _tmux(*args: str, check: bool = True) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check, timeout=20).stdout
-
-
 def capture(session: str) -> str:
-    return _tmux("capture-pane", "-p", "-t", session)
+    return tmux(session, "capture-pane", "-p", "-t", session)
 
 
 def wait_for(session: str, predicate, timeout: float = 30.0, what: str = "") -> str:
@@ -77,6 +75,10 @@ class Console:
         subprocess.run(
             [
                 "tmux",
+                "-L",
+                self.session,
+                "-f",
+                "/dev/null",
                 "new-session",
                 "-d",
                 "-s",
@@ -92,18 +94,18 @@ class Console:
             env=env,
             timeout=20,
         )
-        _tmux("set-option", "-t", self.session, "escape-time", "10", check=False)
+        tmux(self.session, "set-option", "-t", self.session, "escape-time", "10", check=False)
 
     def keys(self, *keys: str) -> None:
         for k in keys:
-            _tmux("send-keys", "-t", self.session, k)
+            tmux(self.session, "send-keys", "-t", self.session, k)
             time.sleep(0.05)
 
     def resize(self, width: int, height: int) -> None:
-        _tmux("resize-window", "-t", self.session, "-x", str(width), "-y", str(height))
+        tmux(self.session, "resize-window", "-t", self.session, "-x", str(width), "-y", str(height))
 
     def close(self) -> None:
-        _tmux("kill-session", "-t", self.session, check=False)
+        tmux(self.session, "kill-session", "-t", self.session, check=False)
 
 
 def check_console(

@@ -14,15 +14,15 @@ from dumpdeck.backend.config import load_config
 from dumpdeck.backend.dump import dump_database
 from dumpdeck.backend.verify import verify_file
 
-from .helpers import drop_database, make_big_table, table_checksums, wait_until
-from .test_console_tmux import Console, _tmux, garbled, wait_for
+from .helpers import drop_database, make_big_table, table_checksums, tmux, wait_until
+from .test_console_tmux import Console, garbled, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)")
 
 
 def console_process(con: Console) -> psutil.Process:
     """The dumpdeck process running in the tmux pane."""
-    pane = psutil.Process(int(_tmux("display-message", "-p", "-t", con.session, "#{pane_pid}").strip()))
+    pane = psutil.Process(int(tmux(con.session, "display-message", "-p", "-t", con.session, "#{pane_pid}").strip()))
 
     def find():
         for p in [pane, *pane.children(recursive=True)]:

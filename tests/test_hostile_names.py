@@ -21,6 +21,8 @@ import pytest
 from dumpdeck.backend.mysql import quote_ident
 from dumpdeck.backend.naming import printable
 
+from .helpers import tmux
+
 ROOT = Path(__file__).resolve().parent.parent
 DUMPDECK = ROOT / ".venv" / "bin" / "dumpdeck"
 CLEAR_AND_RETITLE = "esc\x1b[2J\x1b]0;TITLE\x07"
@@ -90,25 +92,21 @@ def test_backup_list_databases_and_logs_escape_control_characters(write_config, 
 # --------------------------------------------------------------------------- a real terminal
 
 
-def _tmux(*args: str, check: bool = True) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check, timeout=20).stdout
-
-
 class Pane:
     """A tmux session at 100x30 running a shell command; its pane title starts as KNOWN-TITLE."""
 
     def __init__(self, command: str):
         self.session = f"ddhn-{uuid.uuid4().hex[:8]}"
-        _tmux("new-session", "-d", "-s", self.session, "-x", "100", "-y", "30", "sleep 600", check=True)
-        _tmux("set-option", "-t", self.session, "escape-time", "10", check=False)
-        _tmux("select-pane", "-t", self.session, "-T", "KNOWN-TITLE")
-        _tmux("respawn-pane", "-k", "-t", self.session, f"{command}; echo EXITED $?; sleep 600")
+        tmux(self.session, "new-session", "-d", "-s", self.session, "-x", "100", "-y", "30", "sleep 600", check=True)
+        tmux(self.session, "set-option", "-t", self.session, "escape-time", "10", check=False)
+        tmux(self.session, "select-pane", "-t", self.session, "-T", "KNOWN-TITLE")
+        tmux(self.session, "respawn-pane", "-k", "-t", self.session, f"{command}; echo EXITED $?; sleep 600")
 
     def screen(self) -> str:
-        return _tmux("capture-pane", "-p", "-t", self.session)
+        return tmux(self.session, "capture-pane", "-p", "-t", self.session)
 
     def title(self) -> str:
-        return _tmux("display-message", "-p", "-t", self.session, "#{pane_title}").strip()
+        return tmux(self.session, "display-message", "-p", "-t", self.session, "#{pane_title}").strip()
 
     def wait(self, predicate, timeout: float = 60, what: str = "") -> str:
         deadline = time.monotonic() + timeout
@@ -122,10 +120,10 @@ class Pane:
 
     def keys(self, *keys: str) -> None:
         for k in keys:
-            _tmux("send-keys", "-t", self.session, k)
+            tmux(self.session, "send-keys", "-t", self.session, k)
 
     def close(self) -> None:
-        _tmux("kill-session", "-t", self.session, check=False)
+        tmux(self.session, "kill-session", "-t", self.session, check=False)
 
 
 @needs_tmux
