@@ -33,6 +33,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["TMPDIR"] = _own_tmp
     tempfile.tempdir = None
     atexit.register(shutil.rmtree, _own_tmp, True)
+    # xdist's workers get COLUMNS=80 LINES=24: a console started from a test (tmux, inheriting them) took
+    # them for its terminal's size, and the CLI for its output's width.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 @pytest.fixture(scope="session")

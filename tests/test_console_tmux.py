@@ -36,7 +36,8 @@ def wait_for(session: str, predicate, timeout: float = 30.0, what: str = "") -> 
         if predicate(screen):
             return screen
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
+    size = tmux(session, "display-message", "-p", "-t", session, "#{pane_width}x#{pane_height}", check=False).strip()
+    raise AssertionError(f"timed out waiting for {what}; screen ({size}) was:\n{screen}")
 
 
 def garbled(screen: str, width: int = WIDTH, height: int = HEIGHT) -> list[str]:
@@ -74,20 +75,8 @@ class Console:
         # keep the pane after exit so a crash can be read
         subprocess.run(
             [
-                "tmux",
-                "-L",
-                self.session,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                self.session,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                *(["-c", str(cwd)] if cwd is not None else []),
+                *("tmux", "-L", self.session, "-f", "/dev/null", "new-session", "-d", "-s", self.session),
+                *("-x", str(width), "-y", str(height), *(["-c", str(cwd)] if cwd is not None else [])),
                 f"{cmd}; echo EXITED $?; sleep 30",
             ],
             check=True,
