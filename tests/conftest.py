@@ -166,3 +166,20 @@ def slow_tool(tmp_path) -> Path:
     )
     tool.chmod(0o755)
     return tool
+
+
+@pytest.fixture(autouse=True)
+def _signals_as_found():
+    """A test leaves this process's signal dispositions and mask as it found them: every child started
+    later inherits them (an ignored or blocked SIGINT makes Ctrl-C tests of other files hang)."""
+    import signal
+
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+
+    def state():
+        return {s.name: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+    before = state()
+    yield
+    after = state()
+    assert after == before, f"the test changed this process's signal state: {before} -> {after}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -151,3 +152,21 @@ def tmux(session: str, *args: str, check: bool = True) -> str:
     return subprocess.run(
         ["tmux", "-L", session, "-f", "/dev/null", *args], capture_output=True, text=True, check=check, timeout=20
     ).stdout
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Ctrl-C (SIGINT) to `proc`, then its output once it exits. If it does not exit in time: SIGABRT,
+    which a Python started with PYTHONFAULTHANDLER=1 answers with every thread's stack on stderr, and
+    the failure shows where it hung."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise AssertionError(f"no exit {timeout}s after SIGINT; stdout:\n{out!s}\nstderr:\n{err!s}") from None
+    return out, err

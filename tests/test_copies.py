@@ -25,7 +25,7 @@ from dumpdeck.backend.config import load_config
 from dumpdeck.backend.outcome import Outcome
 from dumpdeck.backend.state import StateStore
 
-from .helpers import make_big_table, wait_until
+from .helpers import interrupt, make_big_table, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DUMPDECK = [sys.executable, "-m", "dumpdeck"]
@@ -749,17 +749,18 @@ def test_max_runtime_stops_an_upload_under_way(write_config, mariadb, sample_db,
 def test_ctrl_c_on_copy_stops_the_upload(write_config, mariadb, sample_db, tmp_path):
     """Ctrl-C (SIGINT) on `dumpdeck copy` while rclone uploads: it exits 130 within seconds and leaves no
     rclone process behind (they run in their own process groups, out of reach of the terminal's signal)."""
-    import signal as sig
-
     path = dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, "64k")
     proc = subprocess.Popen(
-        [*DUMPDECK, "--config", str(path), "copy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*DUMPDECK, "--config", str(path), "copy"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONFAULTHANDLER="1"),
     )
     try:
         wait_until(lambda: _uploads(proc.pid), timeout=60, what="rclone copyto running")
         t0 = time.monotonic()
-        proc.send_signal(sig.SIGINT)
-        proc.communicate(timeout=30)
+        interrupt(proc, 30)
         took = time.monotonic() - t0
     finally:
         if proc.poll() is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -28,7 +27,7 @@ from dumpdeck.backend.processes import process_alive
 from dumpdeck.backend.sandbox import Sandbox, find_binary, free_port
 from dumpdeck.demo import sample_data
 
-from .helpers import table_checksums, wait_until
+from .helpers import interrupt, table_checksums, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -391,7 +390,7 @@ def _start_standin(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Po
     script = tmp_path / "console_standin.py"
     script.write_text(CONSOLE_STANDIN)
     marker = tmp_path / f"{name}.marker"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # as `python -m dumpdeck` from the checkout would see it
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")  # as `python -m dumpdeck` would see it
     proc = subprocess.Popen(
         [PYTHON, str(script), str(marker), *args],
         cwd=ROOT,
@@ -445,8 +444,7 @@ def test_second_demo_shares_the_running_one_and_ctrl_c_stops_it(tmp_path):
         assert process_alive(pid) and _sandbox_pid(directory) == pid
 
         # Ctrl-C in the first one: the sandbox stops and its files go.
-        first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=60)
+        out, err = interrupt(first, 60)
     finally:
         if first.poll() is None:
             first.kill()
