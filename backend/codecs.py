@@ -198,11 +198,11 @@ class FrameWriter:
     zstd frames concatenate into one valid stream: `zstd -dc` reads the file as any other."""
 
     def __init__(
-        self, sink: Sink, level: int, threads: int, frame: int = FRAME, pool: ThreadPoolExecutor | None = None
+        self, sink: Sink, level: int, threads: int, frame: int | None = None, pool: ThreadPoolExecutor | None = None
     ):
         self.sink = sink
         self.level = level
-        self.frame = frame
+        self.frame = frame or FRAME  # read now, not at import: bench/dump_throughput --alt-frame sets it
         # a pool shared with other writers (the parallel dump's segments) is its owner's to shut down
         self.own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="zstd")
