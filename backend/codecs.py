@@ -168,7 +168,10 @@ class Encoder:
         return []
 
 
-FRAME = 1 << 20  # raw bytes per zstd frame (1 MiB frames took 10% less CPU than 4 MiB, and no more bytes)
+# Raw bytes per zstd frame. bench/zstd_frames (issue-shape SQL, level 3): 1 MiB frames cost 0.70-0.76x the CPU
+# of `zstd -3 -T1` for 0.99x its bytes; 4 MiB frames 3-5% more CPU, 0.3-0.9% fewer bytes; 512 KiB 4% less CPU
+# alone but no faster in bench/dump_throughput --alt-frame 512K (and 1.6% more bytes there).
+FRAME = 1 << 20
 
 _frame_ctx = threading.local()
 
