@@ -168,7 +168,10 @@ class Encoder:
         return []
 
 
-FRAME = 1 << 20  # raw bytes per zstd frame (1 MiB frames took 10% less CPU than 4 MiB, and no more bytes)
+# Raw bytes per zstd frame. bench/zstd_frames (issue-shape SQL, level 3): 1 MiB frames cost 0.70-0.76x the CPU
+# of `zstd -3 -T1` for 0.99x its bytes; 4 MiB frames 3-5% more CPU, 0.3-0.9% fewer bytes; 512 KiB 4% less CPU
+# alone but no faster in bench/dump_throughput --alt-frame 512K (and 1.6% more bytes there).
+FRAME = 1 << 20
 
 _frame_ctx = threading.local()
 
@@ -198,11 +201,11 @@ class FrameWriter:
     zstd frames concatenate into one valid stream: `zstd -dc` reads the file as any other."""
 
     def __init__(
-        self, sink: Sink, level: int, threads: int, frame: int = FRAME, pool: ThreadPoolExecutor | None = None
+        self, sink: Sink, level: int, threads: int, frame: int | None = None, pool: ThreadPoolExecutor | None = None
     ):
         self.sink = sink
         self.level = level
-        self.frame = frame
+        self.frame = frame or FRAME  # read now, not at import: bench/dump_throughput --alt-frame sets it
         # a pool shared with other writers (the parallel dump's segments) is its owner's to shut down
         self.own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="zstd")
