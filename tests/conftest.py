@@ -177,7 +177,11 @@ def _signals_as_found():
     watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
     def state():
-        return {s.name: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        # the kernel's view too: C code can ignore a signal behind the signal module's back
+        kernel = [
+            ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith(("SigIgn", "SigBlk"))
+        ]
+        return {s.name: signal.getsignal(s) for s in watched}, signal.pthread_sigmask(signal.SIG_BLOCK, []), kernel
 
     before = state()
     yield

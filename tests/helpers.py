@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from dumpdeck.backend.mysql import quote_ident
 
@@ -162,11 +164,23 @@ def interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # the kernel's view of its signals, per thread (pending, blocked, ignored, caught)
+        kernel = []
+        for task in sorted(Path(f"/proc/{proc.pid}/task").glob("*")):
+            with contextlib.suppress(OSError):
+                lines = (task / "status").read_text().splitlines()
+                kernel.append(
+                    f"{task.name}: "
+                    + " ".join(ln for ln in lines if ln.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")))
+                )
         proc.send_signal(signal.SIGABRT)
         try:
             out, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-        raise AssertionError(f"no exit {timeout}s after SIGINT; stdout:\n{out!s}\nstderr:\n{err!s}") from None
+        signals = "\n".join(kernel)
+        raise AssertionError(
+            f"no exit {timeout}s after SIGINT; signals:\n{signals}\nstdout:\n{out!s}\nstderr:\n{err!s}"
+        ) from None
     return out, err

@@ -242,7 +242,9 @@ def test_console_tells_the_truth_in_tmux(write_config, sample_db, slow_tool, tmp
         assert "Keep running" in modal
         con.keys("y")
         wait_for(con.session, lambda s: "cancell" in s, 10, "the cancel feedback")
-        wait_for(con.session, lambda s: "cancelled" in s, 60, "the run cancelled")
+        wait_for(
+            con.session, lambda s: "cancelled" in s and "no runs active" in s.splitlines()[0], 60, "the run cancelled"
+        )
         con.keys("q")
         wait_for(con.session, lambda s: "EXITED 0" in s, 10, "the console to quit")
     finally:
