@@ -52,7 +52,8 @@ from typing import Any, cast
 
 from . import manifest as manifest_mod
 from . import scanpool
-from .codecs import PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
+from .codecs import DecodedStream, PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
+from .encryption import is_encrypted
 from .errors import DecryptKeyError, DumpdeckError, ManifestError, StreamError, VerifyError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
@@ -390,23 +391,30 @@ def _one_pass(
     tail = b""
     header_done = False
     raw = 0
-    try:
-        stream = open_decoded(path, codec, raw=source)
-    except DecryptKeyError as exc:
-        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
-        return None
-    plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
-    failed_early = False
-    chunks: Iterable[bytes | memoryview] = stream.chunks()
     if collector is not None:
         workers = scanpool.workers_for(_size_hint(path, manifest, source))
         if workers:
+            # a dump of zstd frames (as dumpdeck writes them) is decoded by the workers too
+            frames = codec == "zstd" and source is None and not is_encrypted(path)
             try:
-                pool = stack.enter_context(scanpool.ScanPool(workers))
+                pool = stack.enter_context(scanpool.ScanPool(workers, dump=path if frames else None))
             except OSError:
                 pool = None  # no shared memory or no process to start: one pass in-process
             else:
-                chunks, collector = pool.pieces(stream), None
+                collector = None
+    stream: DecodedStream | scanpool.FrameStream
+    if pool is not None and pool.frames is not None:
+        stream = pool.frame_stream(lambda: open_decoded(path, codec))
+        chunks: Iterable[bytes | memoryview] = stream.chunks()
+    else:
+        try:
+            stream = open_decoded(path, codec, raw=source)
+        except DecryptKeyError as exc:
+            ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
+            return None
+        chunks = pool.pieces(stream) if pool is not None else stream.chunks()
+    plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
+    failed_early = False
     try:
         for chunk in chunks:
             if cancel is not None and cancel.is_set():
