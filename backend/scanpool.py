@@ -11,6 +11,16 @@ cost time, never change a statistic: order-dependent state (markers and sections
 table, a late DROP DATABASE, line numbers, the first `MAX_PROBLEMS` problems, the delimiter, a cut-off
 last statement) comes out of the same ordered `apply` as in one pass.
 
+A zstd dump as dumpdeck writes it (frames of 1 MiB that state their size, backend.codecs.FrameWriter) is
+not piped through `zstd -dc`: each worker decodes a piece of about `PART` bytes of frames itself (libzstd
+through python-zstandard, which checks every frame's checksum and size) into its slot, and scans the part
+from the piece's first likely statement start to the first one after its end, decoding the next frames
+as far as it needs (`decode_part`). The parent takes the pieces in stream order as above. So the decoding
+is spread over the cores too, and the SQL crosses no pipe. A file that is not a clean run of such frames
+(`zstd_frames`: a truncated or foreign one, trailing bytes, a skippable frame) is read by `zstd -dc` as
+before; a frame that does not decode in a worker hands the rest of the stream to `zstd -dc`, whose exit
+status and message are the verdict's, as they were.
+
 Memory is bounded: `2 * workers + 2` slots of `2 * PART` bytes, whatever the dump's size. Workers die
 with the thread that started them (PR_SET_PDEATHSIG, backend.lifeline) and `close()` kills them, so a
 cancelled, failed or killed verification leaves no process behind. A worker that dies is replaced by

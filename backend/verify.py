@@ -8,6 +8,9 @@
 - L2 stream: the file decodes completely with its codec's own binary (zstd and
   xz frame checksums, gzip CRC), the decoded size matches the manifest, the
   header is a MySQL/MariaDB dump header and the `-- Dump completed` footer is there.
+  (At level 3 a large dump made of zstd frames, as dumpdeck writes them, is decoded by
+  libzstd in the scanner processes instead, with the same frame checksums; any frame
+  that does not decode there sends it back to the zstd binary: backend.scanpool.)
 - L3 content: one statistics pass (backend.sqlstats) over the same decoded stream:
   every statement terminated; tables, views, routines, triggers and events
   compared with the manifest's inventory (a table of the manifest missing from
