@@ -90,18 +90,18 @@ class Decoded(Protocol):
     def close(self, check: bool = True) -> None: ...
 
 
-def zstd_frames(data: mmap.mmap, max_frame: int) -> list[Frame] | None:
-    """The frames of a zstd file that is a sequence of at least two whole standard frames, each stating
-    its decoded size (at most `max_frame`) and needing no dictionary, as the dump writes them
-    (backend.codecs.FrameWriter); else None, and the file is read by `zstd -dc`, which says what is
+def zstd_frames(fd: int, max_frame: int) -> list[Frame] | None:
+    """The frames of a zstd file (open at `fd`) that is a sequence of at least two whole standard frames,
+    each stating its decoded size (at most `max_frame`) and needing no dictionary, as the dump writes
+    them (backend.codecs.FrameWriter); else None, and the file is read by `zstd -dc`, which says what is
     wrong with it (trailing bytes, a truncated frame, a skippable frame, a foreign single-frame file).
-    Only headers are read: ~10 block headers per MiB of SQL."""
+    Only headers are read (~10 block headers per MiB of SQL), with pread."""
     frames: list[Frame] = []
-    pos, end = 0, len(data)
+    pos, end = 0, os.fstat(fd).st_size
     while pos < end:
-        if end - pos < 6 or int.from_bytes(data[pos : pos + 4], "little") != ZSTD_MAGIC or data[pos + 4] & 3:
+        head = os.pread(fd, 18, pos)
+        if len(head) < 6 or int.from_bytes(head[:4], "little") != ZSTD_MAGIC or head[4] & 3:
             return None
-        head = data[pos : pos + 18]
         try:
             q = pos + zstandard.frame_header_size(head)
             size = zstandard.frame_content_size(head)
@@ -110,16 +110,17 @@ def zstd_frames(data: mmap.mmap, max_frame: int) -> list[Frame] | None:
         if not 0 <= size <= max_frame:
             return None
         while True:
-            if q + 3 > end:
+            header = os.pread(fd, 3, q)
+            if len(header) < 3:
                 return None
-            block = int.from_bytes(data[q : q + 3], "little")
+            block = int.from_bytes(header, "little")
             kind = (block >> 1) & 3
             if kind == 3:
                 return None
             q += 3 + (1 if kind == 1 else block >> 3)  # an RLE block holds one byte
             if block & 1:
                 break
-        if data[pos + 4] & 4:
+        if head[4] & 4:
             q += 4  # the frame's checksum
         if q > end:
             return None
@@ -129,20 +130,26 @@ def zstd_frames(data: mmap.mmap, max_frame: int) -> list[Frame] | None:
 
 
 def decode_part(
-    dctx: zstandard.ZstdDecompressor, src: mmap.mmap, mm: mmap.mmap, base: int, request: FrameRequest, scan: bool
+    dctx: zstandard.ZstdDecompressor, fd: int, mm: mmap.mmap, base: int, request: FrameRequest, scan: bool
 ) -> FrameResult:
-    """Decode a piece of frames into `mm[base:]` and, with `scan`, scan its part: from the first likely
-    statement start (`\n` of CANDIDATE) in the piece to the first one at or after the piece's end, decoding
-    the following frames of the request until it shows (else the part ends with the piece). ZstdError
-    when a frame does not decode (libzstd checks the frame's checksum) or not to its stated size."""
+    """Decode a piece of frames of the file at `fd` into `mm[base:]` and, with `scan`, scan its part: from
+    the first likely statement start (the newline of CANDIDATE) in the piece to the first one at or after
+    the piece's end, decoding the following frames of the request until it shows (else the part ends with
+    the piece). ZstdError when a frame does not decode (libzstd checks the frame's checksum), not to its
+    stated size, or the file no longer holds it. The file is read with pread, not mapped: a file cut short
+    meanwhile is an error here, not a SIGBUS."""
     frames, own = request
-    view = memoryview(src)
+    first = frames[0][0]
+    data = memoryview(os.pread(fd, frames[own - 1][0] + frames[own - 1][1] - first, first))  # the piece's own
     fill = size = 0
     cut = -1
     for i, (offset, csize, dsize) in enumerate(frames):
         if i >= own and cut >= 0:
             break
-        out = dctx.decompress(view[offset : offset + csize])
+        frame = data[offset - first : offset - first + csize] if i < own else memoryview(os.pread(fd, csize, offset))
+        if len(frame) != csize:
+            raise zstandard.ZstdError(f"the file ends within the frame at byte {offset}")
+        out = dctx.decompress(frame)
         if len(out) != dsize:
             raise zstandard.ZstdError(f"a frame decodes to {len(out)} bytes, its header says {dsize}")
         mm[base + fill : base + fill + dsize] = out
@@ -151,7 +158,6 @@ def decode_part(
             size = fill
         if i + 1 >= own:
             cut = mm.find(CANDIDATE, base + max(size, fill - dsize - len(CANDIDATE) + 1), base + fill)
-    view.release()
     end = cut + 1 - base if cut >= 0 else size
     first = mm.find(CANDIDATE, base, base + fill)
     start = first + 1 - base if 0 <= first - base < size else None
@@ -208,7 +214,6 @@ class ScanPool:
         self._fd = os.memfd_create("dumpdeck-l3", os.MFD_CLOEXEC)
         self._workers: list[_Worker] = []
         self._dump_fd = -1
-        self._src: mmap.mmap | None = None
         self.frames: list[Frame] | None = None  # the dump's zstd frames, when the workers decode them
         try:
             os.ftruncate(self._fd, self.slot * nslots)
@@ -268,10 +273,6 @@ class ScanPool:
         for w in self._workers:
             w.close()
         self._workers = []
-        src = getattr(self, "_src", None)
-        if src is not None:
-            src.close()
-            self._src = None
         if getattr(self, "_dump_fd", -1) >= 0:
             os.close(self._dump_fd)
             self._dump_fd = -1
@@ -295,11 +296,9 @@ class ScanPool:
     # ------------------------------------------------------------------ decoding the frames here
 
     def _open_dump(self, dump: Path) -> None:
-        """Map the dump and list its frames: with them, the workers decode as well as scan."""
+        """Open the dump and list its frames: with them, the workers decode as well as scan."""
         self._dump_fd = os.open(dump, os.O_RDONLY | os.O_CLOEXEC)
-        if os.fstat(self._dump_fd).st_size:
-            self._src = mmap.mmap(self._dump_fd, 0, prot=mmap.PROT_READ)
-            self.frames = zstd_frames(self._src, self.part)
+        self.frames = zstd_frames(self._dump_fd, self.part)
 
     def frame_stream(self, fallback: Callable[[], Decoded]) -> FrameStream:
         """The decoded SQL of the dump's frames, decoded and scanned in the workers (`self.frames`)."""
@@ -311,8 +310,8 @@ class ScanPool:
         where the exact scan stands between statements at its start; around it, and for any piece a worker
         could not take, the exact scan reads the bytes itself. A frame that does not decode hands the rest
         to `zstd -dc` (`_fall_back`): its verdict and message are today's."""
-        frames, src = self.frames, self._src
-        assert frames is not None and src is not None
+        frames = self.frames
+        assert frames is not None
         plan: list[tuple[int, int, int]] = []  # (first frame, end frame, stream offset) of each piece
         first, at, fill = 0, 0, 0
         for i, (_, _, dsize) in enumerate(frames):
@@ -335,7 +334,7 @@ class ScanPool:
             if result is None:  # no worker took it (none up, or it died): decoded here
                 assert not isinstance(request, int)
                 try:
-                    result = decode_part(dctx, src, self._mm, base, request, scan=False)
+                    result = decode_part(dctx, self._dump_fd, self._mm, base, request, scan=False)
                 except zstandard.ZstdError as exc:
                     result = str(exc)
             if isinstance(result, str):
@@ -514,7 +513,6 @@ def _serve(fd: int, dump_fd: int) -> None:
     the dump's frames into it and scan its part (offset, FrameRequest), until EOF."""
     size = os.fstat(fd).st_size
     mm = mmap.mmap(fd, size)
-    src = mmap.mmap(dump_fd, 0, prot=mmap.PROT_READ) if dump_fd >= 0 and os.fstat(dump_fd).st_size else None
     dctx = zstandard.ZstdDecompressor()
     requests = Connection(0, writable=False)
     results = Connection(1, readable=False)
@@ -527,9 +525,8 @@ def _serve(fd: int, dump_fd: int) -> None:
         if isinstance(request, int):
             results.send(scan_part(mm[offset : offset + request]))
             continue
-        assert src is not None
         try:
-            results.send(decode_part(dctx, src, mm, offset, request, scan=True))
+            results.send(decode_part(dctx, dump_fd, mm, offset, request, scan=True))
         except zstandard.ZstdError as exc:
             results.send(f"zstd: {exc}")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import mmap
 import os
 import random
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dumpdeck.backend import codecs, scanpool, sqlstats
-from dumpdeck.backend.errors import VerifyError
+from dumpdeck.backend.errors import StreamError, VerifyError
 from dumpdeck.backend.verify import VerifyReport, verify_file
 
 from . import sqlstats_reference as ref
@@ -259,8 +258,8 @@ def test_a_damaged_framed_dump_fails_as_zstd_says(tmp_path, forced_pool, monkeyp
     data = a_big_dump(random.Random(f"damaged-{damage}"))
     path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
     z = bytearray(path.read_bytes())
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
-        frames = scanpool.zstd_frames(mm, 1 << 20)
+    with open(path, "rb") as f:
+        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
     assert frames is not None and len(frames) > 40
     offset, csize, _ = frames[len(frames) // 2]
     if damage == "block":
@@ -309,3 +308,40 @@ def test_a_dead_worker_costs_time_not_the_result_when_the_workers_decode(tmp_pat
     assert got == reference(data)
     assert pool.parts_rescanned > 0 and pool.parts_adopted > 0
     assert not any(alive(p) for p in pids) and scanners(os.getpid()) == []
+
+
+def test_a_cancelled_verify_leaves_no_scanner_when_the_workers_decode(tmp_path, forced_pool, monkeypatch):
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", a_big_dump(random.Random("cancel-frames")))
+    cancel = threading.Event()
+    seen: list[int] = []
+    real = scanpool.ScanPool._send_piece
+
+    def send_piece(self: scanpool.ScanPool, *args: object) -> None:
+        real(self, *args)  # type: ignore[arg-type]
+        seen.extend(scanners(os.getpid()))
+        cancel.set()  # cancelled once the first piece went out
+
+    monkeypatch.setattr(scanpool.ScanPool, "_send_piece", send_piece)
+    with pytest.raises(VerifyError, match="cancelled"):
+        verify_file(path, level=3, record=False, cancel=cancel)
+    assert len(set(seen)) == 2
+    assert not any(alive(p) for p in seen) and scanners(os.getpid()) == []
+
+
+def test_a_dump_cut_short_under_the_workers_fails_as_zstd_says(tmp_path):
+    """The file shrinks after its frames were listed: the workers read it (pread, no mapping: no SIGBUS), a
+    frame is missing, and `zstd -dc` reads the rest and says why the stream does not decode."""
+    data = a_big_dump(random.Random("cut-short"), parts=60)
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data, frame=1024)
+    pool = scanpool.ScanPool(2, part=2048, dump=path)
+    try:
+        assert pool.frames is not None
+        os.truncate(path, path.stat().st_size // 2)
+        stream = pool.frame_stream(lambda: codecs.open_decoded(path))
+        got = b"".join(bytes(piece) for piece in stream.chunks())
+        with pytest.raises(StreamError, match="zstd stream does not decode"):
+            stream.close()
+    finally:
+        pool.close()
+    assert 0 < len(got) < len(data) and data.startswith(got)
+    assert scanners(os.getpid()) == []
