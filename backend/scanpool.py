@@ -183,7 +183,7 @@ class _Worker:
             os.close(from_child)
         self.send = Connection(self._to_child_w, readable=False)
         self.recv = Connection(self._from_child_r, writable=False)
-        self.seq: int | None = None  # the part it is scanning
+        self.seqs: deque[int] = deque()  # the parts sent to it, in order (one, but for `prefetch`)
         self.ready = False  # it said hello (a Python process takes a while to start)
 
     def close(self) -> None:
@@ -215,6 +215,8 @@ class ScanPool:
         self._workers: list[_Worker] = []
         self._dump_fd = -1
         self.frames: list[Frame] | None = None  # the dump's zstd frames, when the workers decode them
+        self._pieces: list[tuple[int, int, int]] | None = None  # (see `_plan`)
+        self._sent = 0  # pieces of frames sent so far
         try:
             os.ftruncate(self._fd, self.slot * nslots)
             self._mm = mmap.mmap(self._fd, self.slot * nslots)
@@ -310,22 +312,13 @@ class ScanPool:
         where the exact scan stands between statements at its start; around it, and for any piece a worker
         could not take, the exact scan reads the bytes itself. A frame that does not decode hands the rest
         to `zstd -dc` (`_fall_back`): its verdict and message are today's."""
-        frames = self.frames
-        assert frames is not None
-        plan: list[tuple[int, int, int]] = []  # (first frame, end frame, stream offset) of each piece
-        first, at, fill = 0, 0, 0
-        for i, (_, _, dsize) in enumerate(frames):
-            fill += dsize
-            if fill >= self.part or i + 1 == len(frames):
-                plan.append((first, i + 1, at))
-                first, at, fill = i + 1, at + fill, 0
+        plan = self._plan()
         dctx = zstandard.ZstdDecompressor()
         p = 0  # the exact scan has every byte before p
-        sent = 0
         for j, (_, _, s) in enumerate(plan):
-            while sent < len(plan) and self._free:
-                self._send_piece(sent, plan[sent], frames)
-                sent += 1
+            while self._sent < len(plan) and self._free:
+                self._queue.append(self._piece(self._sent))
+                self._dispatch()
             while j not in self._done:
                 self._wait()
             result = self._done.pop(j)
@@ -361,16 +354,52 @@ class ScanPool:
             yield self._view[base : base + size]
             self._free.append(slot)
 
-    def _send_piece(self, seq: int, piece: tuple[int, int, int], frames: list[Frame]) -> None:
-        first, stop, _ = piece
+    def prefetch(self, per_worker: int = 3) -> None:
+        """Send each worker its first pieces of frames now, before it is even up (its requests wait in its
+        pipe): they decode and scan while the caller does something else (verify's level 1 hashes the file)."""
+        if self.frames is None:
+            return
+        plan = self._plan()
+        for _ in range(per_worker):
+            for w in list(self._workers):
+                if self._sent >= len(plan) or not self._free:
+                    return
+                seq = self._piece(self._sent)
+                slot, request = self._parts[seq]
+                try:
+                    w.send.send((slot * self.slot, request))
+                except OSError:
+                    self._queue.append(seq)
+                    self._lose(w)
+                    continue
+                w.seqs.append(seq)
+
+    def _plan(self) -> list[tuple[int, int, int]]:
+        """(first frame, end frame, stream offset) of each piece: frames of at least `part` bytes together."""
+        if self._pieces is None:
+            assert self.frames is not None
+            self._pieces = []
+            first, at, fill = 0, 0, 0
+            for i, (_, _, dsize) in enumerate(self.frames):
+                fill += dsize
+                if fill >= self.part or i + 1 == len(self.frames):
+                    self._pieces.append((first, i + 1, at))
+                    first, at, fill = i + 1, at + fill, 0
+        return self._pieces
+
+    def _piece(self, seq: int) -> int:
+        """Give piece `seq` a slot and its request (its frames, and those that may follow in the slot)."""
+        assert self.frames is not None and seq == self._sent
+        frames = self.frames
+        first, stop, _ = self._plan()[seq]
         room = self.slot - sum(f[2] for f in frames[first:stop])
         more = stop
         while more < len(frames) and frames[more][2] <= room:
             room -= frames[more][2]
             more += 1
         self._parts[seq] = (self._free.pop(), (frames[first:more], stop - first))
-        self._queue.append(seq)
-        self._dispatch()
+        self._sent += 1
+        return seq
 
     def _fall_back(self, stream: FrameStream, s: int, p: int) -> Iterator[memoryview]:
         """A frame did not decode here: the workers stop, `zstd -dc` reads the dump from the start, the bytes
@@ -429,7 +458,7 @@ class ScanPool:
 
     def _dispatch(self) -> None:
         for w in self._workers:
-            if w.ready and w.seq is None and self._queue:
+            if w.ready and not w.seqs and self._queue:
                 seq = self._queue.popleft()
                 slot, request = self._parts[seq]
                 try:
@@ -438,17 +467,17 @@ class ScanPool:
                     self._queue.appendleft(seq)
                     self._lose(w)
                     return self._dispatch()
-                w.seq = seq
+                w.seqs.append(seq)
 
     def _lose(self, w: _Worker) -> None:
         """A worker died (or could not be reached): its part, and any other, is scanned here."""
-        if w.seq is not None:
-            self._done[w.seq] = None
+        for seq in w.seqs:
+            self._done[seq] = None
         w.close()
         self._workers.remove(w)
 
     def _wait(self) -> None:
-        busy = [w for w in self._workers if w.seq is not None or not w.ready]
+        busy = [w for w in self._workers if w.seqs or not w.ready]
         if not busy:
             while self._queue:  # no worker left: the parent scans what is queued
                 self._done[self._queue.popleft()] = None
@@ -465,9 +494,7 @@ class ScanPool:
                 if not w.ready:
                     w.ready = True  # its hello
                     continue
-                assert w.seq is not None
-                self._done[w.seq] = part
-                w.seq = None
+                self._done[w.seqs.popleft()] = part
             self._dispatch()
         self._take_in_order()
 

@@ -383,9 +383,11 @@ def _early_pool(path: Path, level: int) -> scanpool.ScanPool | None:
     if not workers:
         return None
     try:
-        return scanpool.ScanPool(workers, dump=None if is_encrypted(path) else path)
+        pool = scanpool.ScanPool(workers, dump=None if is_encrypted(path) else path)
     except OSError:
         return None  # no shared memory or no process to start (or no file): as if it were not asked
+    pool.prefetch()  # a dump of frames: its first pieces decode and scan meanwhile (wasted if level 1 fails)
+    return pool
 
 
 def _size_hint(path: Path, manifest: manifest_mod.Manifest | None, source: RawSource | None) -> int:

@@ -314,14 +314,14 @@ def test_a_cancelled_verify_leaves_no_scanner_when_the_workers_decode(tmp_path, 
     path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", a_big_dump(random.Random("cancel-frames")))
     cancel = threading.Event()
     seen: list[int] = []
-    real = scanpool.ScanPool._send_piece
+    real = scanpool.ScanPool._piece
 
-    def send_piece(self: scanpool.ScanPool, *args: object) -> None:
-        real(self, *args)  # type: ignore[arg-type]
+    def piece(self: scanpool.ScanPool, seq: int) -> int:
         seen.extend(scanners(os.getpid()))
-        cancel.set()  # cancelled once the first piece went out
+        cancel.set()  # cancelled once the first piece is on its way
+        return real(self, seq)
 
-    monkeypatch.setattr(scanpool.ScanPool, "_send_piece", send_piece)
+    monkeypatch.setattr(scanpool.ScanPool, "_piece", piece)
     with pytest.raises(VerifyError, match="cancelled"):
         verify_file(path, level=3, record=False, cancel=cancel)
     assert len(set(seen)) == 2
@@ -345,3 +345,26 @@ def test_a_dump_cut_short_under_the_workers_fails_as_zstd_says(tmp_path):
         pool.close()
     assert 0 < len(got) < len(data) and data.startswith(got)
     assert scanners(os.getpid()) == []
+
+
+def test_a_level_1_failure_ends_the_scanners_started_before_it(tmp_path, forced_pool, monkeypatch):
+    """The scanners start (and take their first pieces) before level 1 hashes the file; when level 1
+    fails, the ladder stops there and they end with it."""
+    from dumpdeck.backend import verify
+
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", a_big_dump(random.Random("l1-fails")))
+    seen: list[int] = []
+    real = verify._level1
+
+    def level1(p: Path, ladder: verify._Ladder) -> tuple[None, str | None]:
+        seen.extend(scanners(os.getpid()))
+        real(p, ladder)
+        ladder.add("sha256", False, "mismatch (as if the manifest said otherwise)", 1)
+        return None, None
+
+    monkeypatch.setattr(verify, "_level1", level1)
+    report = verify_file(path, level=3, record=False)
+    assert report.failed and report.level_reached == 0
+    assert [c.level for c in report.checks if c.level > 1] == []
+    assert len(set(seen)) == 2
+    assert not any(alive(p) for p in seen) and scanners(os.getpid()) == []
