@@ -8,6 +8,9 @@
 - L2 stream: the file decodes completely with its codec's own binary (zstd and
   xz frame checksums, gzip CRC), the decoded size matches the manifest, the
   header is a MySQL/MariaDB dump header and the `-- Dump completed` footer is there.
+  (At level 3 a large dump made of zstd frames, as dumpdeck writes them, is decoded by
+  libzstd in the scanner processes instead, with the same frame checksums; any frame
+  that does not decode there sends it back to the zstd binary: backend.scanpool.)
 - L3 content: one statistics pass (backend.sqlstats) over the same decoded stream:
   every statement terminated; tables, views, routines, triggers and events
   compared with the manifest's inventory (a table of the manifest missing from
@@ -52,7 +55,8 @@ from typing import Any, cast
 
 from . import manifest as manifest_mod
 from . import scanpool
-from .codecs import PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
+from .codecs import DecodedStream, PlainTap, RawSource, codec_for_path, open_decoded, sniff_codec
+from .encryption import is_encrypted
 from .errors import DecryptKeyError, DumpdeckError, ManifestError, StreamError, VerifyError
 from .outcome import Outcome
 from .sqlstats import SANDBOX_LINE, SCAN_VERSION, SqlStats, StatsCollector
@@ -357,11 +361,33 @@ def _stream_pass(
     *,
     cancel: threading.Event | None = None,
     source: RawSource | None = None,
+    pool: scanpool.ScanPool | None = None,
 ) -> SqlStats | None:
     """Decode once: levels 2 (header, stream, size, footer) and, with `want_stats`, the level-3 scan: in
-    this process, or for a large dump over several (backend.scanpool, closed whatever happens)."""
+    this process, or for a large dump over several (backend.scanpool, closed whatever happens; `pool`:
+    the caller's, started earlier, see `_early_pool`)."""
     with contextlib.ExitStack() as stack:
-        return _one_pass(path, codec, want_stats, ladder, manifest, stack, cancel, source)
+        return _one_pass(path, codec, want_stats, ladder, manifest, stack, cancel, source, pool)
+
+
+def _early_pool(path: Path, level: int) -> scanpool.ScanPool | None:
+    """For level 3 of a large dump: the scanner processes, started before level 1 reads the file so that
+    they come up (a Python process takes ~0.1 s) while it is hashed. The caller closes it."""
+    if level < 3:
+        return None
+    try:
+        manifest = manifest_mod.load(path) if manifest_mod.manifest_path(path).exists() else None
+    except ManifestError:
+        return None  # (level 1 says why)
+    workers = scanpool.workers_for(_size_hint(path, manifest, None))
+    if not workers:
+        return None
+    try:
+        pool = scanpool.ScanPool(workers, dump=None if is_encrypted(path) else path)
+    except OSError:
+        return None  # no shared memory or no process to start (or no file): as if it were not asked
+    pool.prefetch()  # a dump of frames: its first pieces decode and scan meanwhile (wasted if level 1 fails)
+    return pool
 
 
 def _size_hint(path: Path, manifest: manifest_mod.Manifest | None, source: RawSource | None) -> int:
@@ -383,30 +409,41 @@ def _one_pass(
     stack: contextlib.ExitStack,
     cancel: threading.Event | None,
     source: RawSource | None,
+    pool: scanpool.ScanPool | None,
 ) -> SqlStats | None:
     collector = StatsCollector() if want_stats else None
-    pool: scanpool.ScanPool | None = None
     head = bytearray()
     tail = b""
     header_done = False
     raw = 0
-    try:
-        stream = open_decoded(path, codec, raw=source)
-    except DecryptKeyError as exc:
-        ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
-        return None
-    plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
-    failed_early = False
-    chunks: Iterable[bytes | memoryview] = stream.chunks()
-    if collector is not None:
+    if collector is None:
+        pool = None  # (a level-2 pass; the caller closes it)
+    elif pool is not None:
+        collector = None
+    else:
         workers = scanpool.workers_for(_size_hint(path, manifest, source))
         if workers:
+            # a dump of zstd frames (as dumpdeck writes them) is decoded by the workers too
+            frames = codec == "zstd" and source is None and not is_encrypted(path)
             try:
-                pool = stack.enter_context(scanpool.ScanPool(workers))
+                pool = stack.enter_context(scanpool.ScanPool(workers, dump=path if frames else None))
             except OSError:
                 pool = None  # no shared memory or no process to start: one pass in-process
             else:
-                chunks, collector = pool.pieces(stream), None
+                collector = None
+    stream: DecodedStream | scanpool.FrameStream
+    if pool is not None and pool.frames is not None and codec == "zstd" and source is None:
+        stream = pool.frame_stream(lambda: open_decoded(path, codec))
+        chunks: Iterable[bytes | memoryview] = stream.chunks()
+    else:
+        try:
+            stream = open_decoded(path, codec, raw=source)
+        except DecryptKeyError as exc:
+            ladder.add("stream decodes", Outcome.NOT_CHECKED, str(exc) + _in_stream_note(manifest), 2)
+            return None
+        chunks = pool.pieces(stream) if pool is not None else stream.chunks()
+    plain_sha = hashlib.sha256() if manifest is not None and manifest.sha256_sql else None
+    failed_early = False
     try:
         for chunk in chunks:
             if cancel is not None and cancel.is_set():
@@ -623,20 +660,24 @@ def verify_file(
     report = VerifyReport(path=path, level_requested=level, level_reached=0)
     ladder = _Ladder(report, on_check)
 
-    manifest, digest = _level1(path, ladder)
-    report.sha256 = digest
     stats = None
-    if ladder.ok_through(1) and level >= 2:
-        codec: str = codec_for_path(path)
-        sniffed = sniff_codec(path)
-        if manifest is not None and manifest.codec and manifest.codec != codec:
-            codec = manifest.codec
-        if sniffed and sniffed != codec and not (codec == "none" and sniffed == "none"):
-            ladder.add("stream decodes", False, f"the file name says {codec} but the content is {sniffed}", 2)
-        else:
-            stats = _stream_pass(path, codec, level >= 3, ladder, manifest, cancel=cancel)
-            if stats is not None and ladder.ok_through(2):
-                _level3(stats, manifest, ladder)
+    with contextlib.ExitStack() as stack:
+        pool = _early_pool(path, level)
+        if pool is not None:
+            stack.enter_context(pool)
+        manifest, digest = _level1(path, ladder)
+        report.sha256 = digest
+        if ladder.ok_through(1) and level >= 2:
+            codec: str = codec_for_path(path)
+            sniffed = sniff_codec(path)
+            if manifest is not None and manifest.codec and manifest.codec != codec:
+                codec = manifest.codec
+            if sniffed and sniffed != codec and not (codec == "none" and sniffed == "none"):
+                ladder.add("stream decodes", False, f"the file name says {codec} but the content is {sniffed}", 2)
+            else:
+                stats = _stream_pass(path, codec, level >= 3, ladder, manifest, cancel=cancel, pool=pool)
+                if stats is not None and ladder.ok_through(2):
+                    _level3(stats, manifest, ladder)
     report.stats = stats
 
     ladder.finish()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from dumpdeck.backend import scanpool, sqlstats
-from dumpdeck.backend.errors import VerifyError
-from dumpdeck.backend.verify import verify_file
+from dumpdeck.backend import codecs, scanpool, sqlstats
+from dumpdeck.backend.errors import StreamError, VerifyError
+from dumpdeck.backend.verify import VerifyReport, verify_file
 
 from . import sqlstats_reference as ref
 from .test_scan_differential import a_dump
@@ -206,3 +206,165 @@ def test_a_killed_verify_leaves_no_scanner(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def a_framed_dump(path: Path, data: bytes, frame: int = 700) -> Path:
+    """`data` as the dump writes it: many zstd frames (backend.codecs.FrameWriter), here of `frame` bytes."""
+    with open(path, "wb") as f:
+        writer = codecs.FrameWriter(f, level=3, threads=1, frame=frame)
+        for i in range(0, len(data), frame):
+            writer.write(data[i : i + frame])
+        writer.finish()
+    return path
+
+
+def verify_both_ways(path: Path, monkeypatch) -> tuple[VerifyReport, VerifyReport, list[scanpool.ScanPool]]:
+    """The verification with the workers decoding the frames, and the one-process one (`zstd -dc`)."""
+    used: list[scanpool.ScanPool] = []
+    real_exit = scanpool.ScanPool.__exit__
+
+    def exit(self: scanpool.ScanPool, *exc: object) -> None:
+        used.append(self)
+        real_exit(self, *exc)
+
+    monkeypatch.setattr(scanpool.ScanPool, "__exit__", exit)
+    pooled = verify_file(path, level=3, record=False)
+    monkeypatch.setattr(scanpool, "MIN_PARALLEL", 1 << 60)
+    alone = verify_file(path, level=3, record=False)
+    monkeypatch.setattr(scanpool, "MIN_PARALLEL", 0)
+    assert len(used) == 1 and scanners(os.getpid()) == []
+    return pooled, alone, used
+
+
+def checks(report: VerifyReport) -> list[tuple[str, str, str]]:
+    return [(c.name, c.outcome.value, c.evidence) for c in report.checks]
+
+
+def test_the_workers_decode_the_frames_with_the_stats_of_one_pass(tmp_path, forced_pool, monkeypatch):
+    data = a_big_dump(random.Random("frames"))
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
+    pooled, alone, used = verify_both_ways(path, monkeypatch)
+    assert used and used[0].frames is not None and len(used[0].frames) > 40, "the workers decoded the frames"
+    assert used[0].parts_adopted > 10
+    assert pooled.level_reached >= 2 and pooled.outcome is alone.outcome  # (hostile parts fail the scope check)
+    assert dataclasses.asdict(pooled.stats) == dataclasses.asdict(alone.stats) == reference(data)
+    assert checks(pooled) == checks(alone)
+
+
+@pytest.mark.parametrize("damage", ["block", "checksum", "truncated", "trailing", "skippable"])
+def test_a_damaged_framed_dump_fails_as_zstd_says(tmp_path, forced_pool, monkeypatch, damage):
+    """A frame that does not decode in a worker hands the dump to `zstd -dc`; a file that is not a clean run
+    of frames never leaves it: the same checks, evidence and byte counts as the one-process verification."""
+    data = a_big_dump(random.Random(f"damaged-{damage}"))
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
+    z = bytearray(path.read_bytes())
+    with open(path, "rb") as f:
+        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
+    assert frames is not None and len(frames) > 40
+    offset, csize, _ = frames[len(frames) // 2]
+    if damage == "block":
+        z[offset + csize // 2] ^= 0x55
+    elif damage == "checksum":
+        z[offset + csize - 1] ^= 0x01
+    elif damage == "truncated":
+        del z[offset + csize // 2 :]
+    elif damage == "trailing":
+        z += b"garbage\n"
+    else:
+        z[offset:offset] = (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc"
+    path.write_bytes(bytes(z))
+    pooled, alone, used = verify_both_ways(path, monkeypatch)
+    if damage == "skippable":  # zstd skips it: a whole dump, read by zstd -dc
+        assert pooled.level_reached >= 2 and pooled.outcome is alone.outcome
+        assert dataclasses.asdict(pooled.stats) == dataclasses.asdict(alone.stats) == reference(data)
+    else:
+        assert pooled.failed and alone.failed
+        bad = pooled.failed_checks[0]
+        assert bad.name == "stream decodes" and "truncated or corrupt" in bad.evidence
+    assert checks(pooled) == checks(alone)
+    if damage in ("block", "checksum"):
+        assert used and used[0].frames is not None, "the workers met the bad frame"
+    else:
+        assert used and used[0].frames is None, "not a clean run of frames: zstd -dc read it"
+
+
+def test_a_dead_worker_costs_time_not_the_result_when_the_workers_decode(tmp_path, monkeypatch):
+    data = a_big_dump(random.Random("dead-frames"), parts=60)
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data, frame=1024)
+    pool = scanpool.ScanPool(2, part=2048, dump=path)
+    try:
+        assert pool.frames is not None
+        pids = scanners(os.getpid())
+        assert len(pids) == 2
+        pieces = pool.frame_stream(lambda: codecs.open_decoded(path)).chunks()
+        got_bytes = bytes(next(pieces))
+        os.kill(pids[0], signal.SIGKILL)  # a worker dies mid-way: the parent decodes and scans its pieces
+        for piece in pieces:
+            got_bytes += bytes(piece)
+        got = dataclasses.asdict(pool.finish())
+    finally:
+        pool.close()
+    assert got_bytes == data
+    assert got == reference(data)
+    assert pool.parts_rescanned > 0 and pool.parts_adopted > 0
+    assert not any(alive(p) for p in pids) and scanners(os.getpid()) == []
+
+
+def test_a_cancelled_verify_leaves_no_scanner_when_the_workers_decode(tmp_path, forced_pool, monkeypatch):
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", a_big_dump(random.Random("cancel-frames")))
+    cancel = threading.Event()
+    seen: list[int] = []
+    real = scanpool.ScanPool._piece
+
+    def piece(self: scanpool.ScanPool, seq: int) -> int:
+        seen.extend(scanners(os.getpid()))
+        cancel.set()  # cancelled once the first piece is on its way
+        return real(self, seq)
+
+    monkeypatch.setattr(scanpool.ScanPool, "_piece", piece)
+    with pytest.raises(VerifyError, match="cancelled"):
+        verify_file(path, level=3, record=False, cancel=cancel)
+    assert len(set(seen)) == 2
+    assert not any(alive(p) for p in seen) and scanners(os.getpid()) == []
+
+
+def test_a_dump_cut_short_under_the_workers_fails_as_zstd_says(tmp_path):
+    """The file shrinks after its frames were listed: the workers read it (pread, no mapping: no SIGBUS), a
+    frame is missing, and `zstd -dc` reads the rest and says why the stream does not decode."""
+    data = a_big_dump(random.Random("cut-short"), parts=60)
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data, frame=1024)
+    pool = scanpool.ScanPool(2, part=2048, dump=path)
+    try:
+        assert pool.frames is not None
+        os.truncate(path, path.stat().st_size // 2)
+        stream = pool.frame_stream(lambda: codecs.open_decoded(path))
+        got = b"".join(bytes(piece) for piece in stream.chunks())
+        with pytest.raises(StreamError, match="zstd stream does not decode"):
+            stream.close()
+    finally:
+        pool.close()
+    assert 0 < len(got) < len(data) and data.startswith(got)
+    assert scanners(os.getpid()) == []
+
+
+def test_a_level_1_failure_ends_the_scanners_started_before_it(tmp_path, forced_pool, monkeypatch):
+    """The scanners start (and take their first pieces) before level 1 hashes the file; when level 1
+    fails, the ladder stops there and they end with it."""
+    from dumpdeck.backend import verify
+
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", a_big_dump(random.Random("l1-fails")))
+    seen: list[int] = []
+    real = verify._level1
+
+    def level1(p: Path, ladder: verify._Ladder) -> tuple[None, str | None]:
+        seen.extend(scanners(os.getpid()))
+        real(p, ladder)
+        ladder.add("sha256", False, "mismatch (as if the manifest said otherwise)", 1)
+        return None, None
+
+    monkeypatch.setattr(verify, "_level1", level1)
+    report = verify_file(path, level=3, record=False)
+    assert report.failed and report.level_reached == 0
+    assert [c.level for c in report.checks if c.level > 1] == []
+    assert len(set(seen)) == 2
+    assert not any(alive(p) for p in seen) and scanners(os.getpid()) == []
