@@ -10,6 +10,7 @@ import atexit
 import itertools
 import os
 import shutil
+import signal
 import tempfile
 import textwrap
 from pathlib import Path
@@ -22,6 +23,12 @@ from dumpdeck.backend.sandbox import Sandbox, free_port
 from .helpers import create_sample_database, drop_database
 
 _counter = itertools.count(1)
+
+# A suite started in the background (`scripts/test &`, nohup, some CI runners) inherits SIGINT ignored, as
+# would every dumpdeck a test starts (exec keeps an ignored signal ignored): the Ctrl-C tests then waited
+# for nothing. The tests press Ctrl-C as a terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # scripts/test runs the suite in several processes (pytest-xdist). Each gets a temporary directory of
 # its own, inherited by every dumpdeck it starts: one process's `dumpdeck clean` never sees (and
@@ -172,8 +179,6 @@ def slow_tool(tmp_path) -> Path:
 def _signals_as_found():
     """A test leaves this process's signal dispositions and mask as it found them: every child started
     later inherits them (an ignored or blocked SIGINT makes Ctrl-C tests of other files hang)."""
-    import signal
-
     watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
     def state():
