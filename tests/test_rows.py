@@ -120,8 +120,11 @@ def test_a_database_being_dumped_shows_its_progress():
 
 def test_unreachable_and_not_yet_polled_servers():
     down = ServerSnapshot("main", "/nonexistent/mysqld.sock", False, error="refused")
-    [row] = database_rows({"main": down}, CatalogSnapshot(), JobsSnapshot(), CONFIG, NOW)
+    [row] = database_rows({"main": down}, CatalogSnapshot(scanned_at=NOW), JobsSnapshot(), CONFIG, NOW)
     assert (row.database, row.status, row.tone) == ("(none known)", "unreachable", "bad")
+    # before the catalog is read, its databases are not known yet: not "none known"
+    [row] = database_rows({"main": down}, CatalogSnapshot(), JobsSnapshot(), CONFIG, NOW)
+    assert (row.database, row.status, row.tone) == ("…", "unreachable", "bad")
     [row] = database_rows({"main": None}, CatalogSnapshot(), JobsSnapshot(), CONFIG, NOW)
     assert (row.status, row.tone) == ("connecting", "muted")
 

@@ -178,11 +178,12 @@ def database_rows(
             inventory = {db.name: db for db in snap.databases}
             names = sorted(set(inventory) | set(known.get(name, ())))
             if not names:
+                # "none known" only once the catalog has been read: before that, its databases are not known yet
                 rows.append(
                     DbRow(
                         key=db_key(name, ""),
                         server=name,
-                        database="(none known)",
+                        database="(none known)" if catalog.scanned_at else "…",
                         bytes=None,
                         tables=None,
                         last_good=None,
