@@ -365,14 +365,8 @@ class ScanPool:
                 if self._sent >= len(plan) or not self._free:
                     return
                 seq = self._piece(self._sent)
-                slot, request = self._parts[seq]
-                try:
-                    w.send.send((slot * self.slot, request))
-                except OSError:
+                if not self._send(w, seq):
                     self._queue.append(seq)
-                    self._lose(w)
-                    continue
-                w.seqs.append(seq)
 
     def _plan(self) -> list[tuple[int, int, int]]:
         """(first frame, end frame, stream offset) of each piece: frames of at least `part` bytes together."""
@@ -460,14 +454,21 @@ class ScanPool:
         for w in self._workers:
             if w.ready and not w.seqs and self._queue:
                 seq = self._queue.popleft()
-                slot, request = self._parts[seq]
-                try:
-                    w.send.send((slot * self.slot, request))
-                except OSError:
+                if not self._send(w, seq):
                     self._queue.appendleft(seq)
-                    self._lose(w)
                     return self._dispatch()
-                w.seqs.append(seq)
+
+    def _send(self, w: _Worker, seq: int) -> bool:
+        """Ask worker `w` for part `seq`; False if it cannot be reached (it is then lost, and the part is
+        the caller's to queue again)."""
+        slot, request = self._parts[seq]
+        try:
+            w.send.send((slot * self.slot, request))
+        except OSError:
+            self._lose(w)
+            return False
+        w.seqs.append(seq)
+        return True
 
     def _lose(self, w: _Worker) -> None:
         """A worker died (or could not be reached): its part, and any other, is scanned here."""

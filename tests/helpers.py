@@ -59,15 +59,19 @@ def drop_database(server, name: str) -> None:
         pass
 
 
+def _base_tables(cur, database: str) -> list[str]:
+    cur.execute(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
+        (database,),
+    )
+    return [table for (table,) in cur.fetchall()]
+
+
 def show_creates(server, database: str) -> dict[str, str]:
     """{table: SHOW CREATE TABLE} for every base table."""
     out = {}
     with server.connect(database) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
-            (database,),
-        )
-        for (table,) in cur.fetchall():
+        for table in _base_tables(cur, database):
             cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
             out[table] = cur.fetchone()[1]
     return out
@@ -77,11 +81,7 @@ def table_checksums(server, database: str) -> dict[str, tuple[int, int]]:
     """{table: (row count, CHECKSUM TABLE)} for every base table."""
     out = {}
     with server.connect(database) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
-            (database,),
-        )
-        for (table,) in cur.fetchall():
+        for table in _base_tables(cur, database):
             cur.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}")
             count = cur.fetchone()[0]
             cur.execute(f"CHECKSUM TABLE {quote_ident(table)}")

@@ -3,6 +3,7 @@ verify path, and no scanner process outlives its verification (finished, failed,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from dumpdeck.backend import codecs, scanpool, sqlstats
@@ -29,27 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def scanners(parent: int) -> list[int]:
     """Live (not zombie) scanner workers whose parent is `parent`, from the process table."""
+    try:
+        kids = psutil.Process(parent).children()
+    except psutil.NoSuchProcess:
+        return []
     found = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if b"dumpdeck.backend.scanpool" in cmd and int(fields[1]) == parent and fields[0] != "Z":
-            found.append(int(d.name))
+    for kid in kids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            if kid.status() != psutil.STATUS_ZOMBIE and "dumpdeck.backend.scanpool" in kid.cmdline():
+                found.append(kid.pid)
     return found
 
 
 def alive(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def a_big_dump(rng: random.Random, parts: int = 40) -> bytes:
