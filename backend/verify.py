@@ -135,8 +135,12 @@ class VerifyReport:
             kept = f"level {self.level_reached} proven" if self.level_reached else "nothing proven"
             return f"not checked at {where}: {why} ({kept}; the dump is not marked bad)"
         bad = self.failed_checks
-        first = f"{bad[0].name}: {bad[0].evidence}" if bad else "failed"
-        return f"failed at {where}: {first}"
+        if not bad:
+            return f"failed at {where}"
+        # the failing check's own level: with L1's sha256 not checked (no manifest), a stream that does not
+        # decode failed at L2, not at "level 1"
+        level = int(bad[0].level) or nxt
+        return f"failed at level {level} ({LEVEL_NAMES.get(level, '?')}): {bad[0].name}: {bad[0].evidence}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

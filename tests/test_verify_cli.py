@@ -39,6 +39,12 @@ def test_verify_cli(write_config, sample_db, capsys):
     assert rc == 1 and "✗ sha256" in out and "failed at level 1" in out
     rc, out, _ = run(capsys, "-c", str(cfg), "verify", str(path), "--json")
     assert rc == 1 and json.loads(out)["outcome"] == "failed"
+    # without its manifest the sha256 is not checked: the stream that does not decode fails at level 2
+    stray = path.parent / "stray" / path.name
+    stray.parent.mkdir()
+    stray.write_bytes(path.read_bytes())
+    rc, out, _ = run(capsys, "-c", str(cfg), "verify", str(stray), "--no-record")
+    assert rc == 1 and "? sha256" in out and "failed at level 2 (stream): stream decodes" in out, out
     # usage errors → 2
     assert run(capsys, "-c", str(cfg), "verify")[0] == 2
     rc, _, err = run(capsys, "-c", str(cfg), "verify", str(path.parent / "nope.sql.zst"))
