@@ -4,6 +4,7 @@ on disk (the state of the world), not only what dumpdeck recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -526,7 +527,6 @@ def dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, bwlimit:
 def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_config, mariadb, sample_db, tmp_path):
     """rclone killed mid-upload (OOM killer, an operator's kill -9): the copy is failed with cause `killed`,
     only the temporary name is at the destination, and the local dump stays."""
-    import psutil
 
     path = dumped_then_slow_copies(write_config, mariadb, sample_db, tmp_path, "256k")
     config = load_config(path)
@@ -536,10 +536,7 @@ def test_killed_upload_is_named_and_leaves_nothing_under_the_final_name(write_co
         t = threading.Thread(target=lambda: out.append(copies.copy_dump(config, store, config.copies["nas"], entry)))
         t.start()
 
-        def uploading():
-            return next((p for p in psutil.Process().children(recursive=True) if "copyto" in (p.cmdline() or [])), None)
-
-        proc = wait_until(uploading, timeout=30, what="rclone copyto running")
+        [proc] = wait_until(lambda: _uploads(os.getpid()), timeout=30, what="rclone copyto running")
         wait_until(lambda: any((tmp_path / "nas").rglob("*.dumpdeck-partial")), timeout=30, what="partial")
         proc.kill()
         t.join(timeout=60)
@@ -677,7 +674,13 @@ def _uploads(root_pid: int) -> list:
         kids = psutil.Process(root_pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in kids if "copyto" in (p.cmdline() or [])]
+    found = []
+    for p in kids:
+        # a child may end between the listing and the look at its argv (a zombie has none)
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            if "copyto" in (p.cmdline() or []):
+                found.append(p)
+    return found
 
 
 def _rclone_copyto_anywhere(config_text: str) -> list:
