@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol, cast
+from typing import IO, Any, Protocol, cast
 
 from . import encryption
 from .errors import DecryptKeyError, DumpError, StreamError
@@ -167,6 +167,11 @@ class Encoder:
     def pids(self) -> list[int]:
         return []
 
+    @property
+    def frame_levels(self) -> dict[int, int]:
+        """zstd frames written per compression level (FrameWriter); empty for the other codecs."""
+        return {}
+
 
 # Raw bytes per zstd frame. bench/zstd_frames (issue-shape SQL, level 3): 1 MiB frames cost 0.70-0.76x the CPU
 # of `zstd -3 -T1` for 0.99x its bytes; 4 MiB frames 3-5% more CPU, 0.3-0.9% fewer bytes; 512 KiB 4% less CPU
@@ -195,24 +200,52 @@ def compress_frame(level: int, data: bytes | bytearray | memoryview) -> bytes:
     return out
 
 
+# backup.adaptive_level: every PROBE_EVERY-th frame is compressed at both the configured level and level
+# 1 and the smaller kept; the frames up to the next probe take level 1 when it was no larger. zstd's
+# levels 2-15 take any match they find; in digits, hex and other high-entropy text (sysbench's rows,
+# hashes, UUIDs) short chance matches cost more bits than the literals they replace, and level 3's
+# output is larger than level 1's at three times the CPU (bench/zstd_frames --levels). In prose and
+# markup level 3 wins and keeps every frame but the probes.
+PROBE_EVERY = 16
+CHEAP_LEVEL = 1
+
+
+def probe_frame(level: int, data: bytes | bytearray | memoryview) -> tuple[bytes, bool]:
+    """`data` at `level` and at CHEAP_LEVEL: the smaller frame, and whether CHEAP_LEVEL's was no larger."""
+    full = compress_frame(level, data)
+    cheap = compress_frame(CHEAP_LEVEL, data)
+    return (cheap, True) if len(cheap) <= len(full) else (full, False)
+
+
 class FrameWriter:
     """Raw bytes cut into FRAME-sized zstd frames, compressed one-shot by a pool of `threads`
     threads (they release the GIL) while the caller reads on, and written to the sink in order.
-    zstd frames concatenate into one valid stream: `zstd -dc` reads the file as any other."""
+    zstd frames concatenate into one valid stream: `zstd -dc` reads the file as any other.
+    `adaptive`: level 1 between probes that found it no larger than `level` (PROBE_EVERY)."""
 
     def __init__(
-        self, sink: Sink, level: int, threads: int, frame: int | None = None, pool: ThreadPoolExecutor | None = None
+        self,
+        sink: Sink,
+        level: int,
+        threads: int,
+        frame: int | None = None,
+        pool: ThreadPoolExecutor | None = None,
+        adaptive: bool = False,
     ):
         self.sink = sink
         self.level = level
+        self.adaptive = adaptive and level > CHEAP_LEVEL
+        self.cheap = False  # the last probe found level 1 no larger: the frames up to the next probe take it
+        self.levels: dict[int, int] = {}  # frames written per level
         self.frame = frame or FRAME  # read now, not at import: bench/dump_throughput --alt-frame sets it
         # a pool shared with other writers (the parallel dump's segments) is its owner's to shut down
         self.own_pool = pool is None
         self.pool = pool or ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="zstd")
         self.in_flight = max(1, threads) + 1  # one frame queued behind the busy threads
-        self.frames: deque[Future[bytes]] = deque()
+        self.frames: deque[tuple[Future[Any], int | None]] = deque()  # (frame, its level; None: a probe)
         self.buf = bytearray()
         self.written = 0  # frames written
+        self.submitted = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.buf += data
@@ -220,26 +253,43 @@ class FrameWriter:
             self.submit(self.buf)
             self.buf = bytearray()
 
+    def _queue(self, data: bytes | bytearray) -> None:
+        if self.adaptive and self.submitted % PROBE_EVERY == 0:
+            self.frames.append((self.pool.submit(probe_frame, self.level, data), None))
+        else:
+            level = CHEAP_LEVEL if self.cheap else self.level
+            self.frames.append((self.pool.submit(compress_frame, level, data), level))
+        self.submitted += 1
+
+    def _write_next(self) -> None:
+        future, level = self.frames.popleft()
+        if level is None:
+            out, self.cheap = future.result()
+            level = CHEAP_LEVEL if self.cheap else self.level
+        else:
+            out = future.result()
+        self.sink.write(out)
+        self.levels[level] = self.levels.get(level, 0) + 1
+        self.written += 1
+
     def submit(self, data: bytes | bytearray) -> None:
         """Compress `data` (no longer touched by the caller) as the next frame."""
-        self.frames.append(self.pool.submit(compress_frame, self.level, data))
-        while self.frames and (len(self.frames) > self.in_flight or self.frames[0].done()):
-            self.sink.write(self.frames.popleft().result())
-            self.written += 1
+        self._queue(data)
+        while self.frames and (len(self.frames) > self.in_flight or self.frames[0][0].done()):
+            self._write_next()
 
     def finish(self) -> None:
         """The last frame in, every frame written (an empty input still makes one valid frame)."""
         if self.buf or not (self.written or self.frames):
-            self.frames.append(self.pool.submit(compress_frame, self.level, self.buf))
+            self._queue(self.buf)
             self.buf = bytearray()
         while self.frames:
-            self.sink.write(self.frames.popleft().result())
-            self.written += 1
+            self._write_next()
         if self.own_pool:
             self.pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        for f in self.frames:
+        for f, _ in self.frames:
             f.cancel()
         self.frames.clear()
         if self.own_pool:
@@ -251,9 +301,13 @@ class ZstdEncoder(Encoder):
 
     codec = Codec.ZSTD
 
-    def __init__(self, sink: Sink, level: int, threads: int):
+    def __init__(self, sink: Sink, level: int, threads: int, adaptive: bool = False):
         super().__init__(sink)
-        self._frames = FrameWriter(sink, level, threads)
+        self._frames = FrameWriter(sink, level, threads, adaptive=adaptive)
+
+    @property
+    def frame_levels(self) -> dict[int, int]:
+        return dict(self._frames.levels)
 
     def write(self, data: bytes | memoryview) -> None:
         self._frames.write(data)
@@ -433,6 +487,10 @@ class ChainEncoder(Encoder):
     def pids(self) -> list[int]:
         return self.first.pids + self.stage.pids
 
+    @property
+    def frame_levels(self) -> dict[int, int]:
+        return self.first.frame_levels
+
 
 def make_encoder(
     codec: str,
@@ -443,11 +501,12 @@ def make_encoder(
     *,
     recipients: encryption.Recipients | None = None,
     tap: PlainTap | None = None,
+    adaptive: bool = False,
 ) -> Encoder:
     """The encoder chain: the compressor, then (with `recipients`) age encrypting its output; `tap`
     sees the raw bytes before either."""
     if recipients is None and tap is None:
-        return _compressor(codec, level, threads, sink, preexec)
+        return _compressor(codec, level, threads, sink, preexec, adaptive)
     if recipients is None:
         raise DumpError("a plaintext tap is only used for encrypted dumps")
     argv = encryption.encrypt_argv()  # before the pipe: a missing binary leaks no descriptor
@@ -457,16 +516,23 @@ def make_encoder(
         except OSError as exc:
             raise DumpError(f"cannot start age: {exc.strerror}") from None
     try:
-        first = _compressor(codec, level, threads, _StageSink(stage), preexec)
+        first = _compressor(codec, level, threads, _StageSink(stage), preexec, adaptive)
     except BaseException:
         stage.abort()
         raise
     return ChainEncoder(first, stage, tap)
 
 
-def _compressor(codec: str, level: int, threads: int, sink: Sink, preexec: Callable[[], None] | None = None) -> Encoder:
+def _compressor(
+    codec: str,
+    level: int,
+    threads: int,
+    sink: Sink,
+    preexec: Callable[[], None] | None = None,
+    adaptive: bool = False,
+) -> Encoder:
     if codec == "zstd":
-        return ZstdEncoder(sink, level, threads)
+        return ZstdEncoder(sink, level, threads, adaptive)
     if codec == "gzip":
         pigz = shutil.which("pigz")
         if pigz and threads > 1:

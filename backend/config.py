@@ -437,6 +437,13 @@ class BackupConfig:
         "Compression level.",
         default_doc=", ".join(f"{c} {lo}-{hi} (default {d})" for c, (lo, hi, d) in CODEC_LEVELS.items() if hi),
     )
+    # zstd: level 1 between sampled frames where level 1 came out no larger than `level` (codecs.FrameWriter).
+    adaptive_level: bool = setting(
+        True,
+        _bool,
+        "zstd: compress at level 1 where sampled frames show it no larger than `level` (digits, hashes: "
+        "smaller and 3x faster); false: every frame at `level`.",
+    )
     # One knob for the cores a dump may use: a parallel dump's workers (backend.pardump), or a
     # single stream's compressor threads (zstd, pigz, xz). 0 and 1 mean one of each.
     threads: int = setting(

@@ -154,22 +154,51 @@ BASE_OPTIONS = (
     "--routines",
     "--triggers",
     "--events",
-    "--hex-blob",
-    "--default-character-set=utf8mb4",
     "--no-tablespaces",
     "--max-allowed-packet=1G",
 )
 
 
-def dump_options(info: mysql.ServerInfo, tool: str, coordinates: bool, warnings: list[str] | None = None) -> list[str]:
-    """The dump tool's options: the fixed ones, plus coordinates and GTID flags in the tool's dialect
-    (backend.flavour); a reason why coordinates cannot be recorded is appended to `warnings`."""
+def dump_charset(conn: mysql.Connection, database: str) -> str:
+    """The character set the dump tool talks in: `binary` where it is safe, else `utf8mb4`.
+
+    binary: every value leaves the server as stored and the tool escapes it byte by byte, which costs
+    half the tool's CPU of utf8mb4 (whose escaping checks every multibyte character); the dump's
+    `SET NAMES binary` puts the same bytes back whatever each column's character set (mydumper's
+    way; a latin1 column's bytes are not converted twice). BLOBs then need no --hex-blob either: no
+    character set reads them on the way back. Not where a table definition holds a literal outside
+    ASCII (a latin1 column's DEFAULT 'déjà', ENUM values): mariadb-dump and mysqldump wrap CREATE
+    TABLE in character_set_client=utf8mb4 but leave the connection binary, so such a literal would
+    come back as its UTF-8 bytes ('dÃ©jÃ '). Such a database is dumped in utf8mb4, with --hex-blob."""
+    where = mysql.non_ascii_definition(conn, database)
+    if where:
+        log.info(
+            "dump of %s in utf8mb4, not binary: the definition of %s holds a literal outside ASCII", database, where
+        )
+        return "utf8mb4"
+    return "binary"
+
+
+def charset_options(charset: str) -> list[str]:
+    return [f"--default-character-set={charset}"] + ([] if charset == "binary" else ["--hex-blob"])
+
+
+def dump_options(
+    info: mysql.ServerInfo,
+    tool: str,
+    coordinates: bool,
+    warnings: list[str] | None = None,
+    charset: str = "binary",
+) -> list[str]:
+    """The dump tool's options: the fixed ones, the character set's (dump_charset), plus coordinates
+    and GTID flags in the tool's dialect (backend.flavour); a reason why coordinates cannot be recorded
+    is appended to `warnings`."""
     flags = flavour.coordinate_flags(
         flavour.tool_info(tool), info.flavour, info.version_tuple, info.gtid_mode, coordinates
     )
     if warnings is not None:
         warnings.extend(flags.warnings)
-    return [*BASE_OPTIONS, *flags.options]
+    return [*BASE_OPTIONS, *charset_options(charset), *flags.options]
 
 
 def excluded_tables(names: list[str], include: tuple[str, ...] | None, exclude: tuple[str, ...]) -> list[str]:
@@ -272,6 +301,7 @@ def dump_database(
         privs = mysql.require_dump_privileges(conn, info, database, inv)
         table_rows = mysql.tables(conn, database)
         objects = mysql.object_names(conn, database)
+        charset = dump_charset(conn, database)
     finally:
         conn.close()
     warnings = list(privs.warnings)
@@ -285,7 +315,7 @@ def dump_database(
         estimate = int(inv.bytes * 0.85) or None
 
     tool = dump_tool or choose_tool(info, backup)
-    options = dump_options(info, tool, privs.coordinates, warnings)
+    options = dump_options(info, tool, privs.coordinates, warnings, charset)
     for opt in backup.extra_options:
         if opt.split("=")[0] in _RESERVED_OPTIONS:
             raise DumpError(f"backup.extra_options: {opt} would remove the completeness footer or change the scope")
@@ -376,7 +406,7 @@ def dump_database(
                         backup,
                         database,
                         tool=tool,
-                        base_options=BASE_OPTIONS,
+                        base_options=(*BASE_OPTIONS, *charset_options(charset)),
                         info=info,
                         tables=table_rows,
                         excluded=excluded,
@@ -407,7 +437,14 @@ def dump_database(
                 scan = StatsCollector()
             tap = PlainTap(scan.feed if scan is not None else None) if encrypted else None
             encoder = make_encoder(
-                backup.compression, backup.level, backup.threads, sink, _child_setup, recipients=recipients, tap=tap
+                backup.compression,
+                backup.level,
+                backup.threads,
+                sink,
+                _child_setup,
+                recipients=recipients,
+                tap=tap,
+                adaptive=backup.adaptive_level,
             )
             with client_credentials(server, tool=tool) as cred:
                 argv = [tool, cred.argument, *options, *ignore, "--", database]
@@ -579,6 +616,12 @@ def dump_database(
             bytes_stored=sink.bytes,
             codec=backup.compression,
             level=backup.level if backup.compression != "none" else 0,
+            frame_levels={
+                str(k): v
+                for k, v in sorted(
+                    (par.frame_levels if par is not None else encoder.frame_levels if encoder else {}).items()
+                )
+            },
             sha256=sink.sha.hexdigest(),
             file=final.name,
             tables=[

@@ -135,6 +135,9 @@ class Manifest:
     # off-host copies, one record per destination (backend.copies): destination, path, size, sha256,
     # verified_at, outcome, method, error
     copies: list[dict[str, Any]] = field(default_factory=list)
+    # zstd frames per compression level ("1": 310, "3": 20): backup.adaptive_level takes level 1 where it
+    # is no larger; empty for the other codecs and for dumps from before it
+    frame_levels: dict[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     # ------------------------------------------------------------------ derived

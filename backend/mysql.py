@@ -379,6 +379,34 @@ def object_names(conn: Connection, database: str) -> dict[str, list[str]]:
 _GRANT_RE = re.compile(r"^GRANT (.+?) ON (.+?) TO ", re.IGNORECASE)
 
 
+def non_ascii_definition(conn: Connection, database: str) -> str | None:
+    """The first place where a table definition of `database` holds a character outside ASCII in a
+    literal the server parses in the connection's character set (a DEFAULT, ENUM or SET values, a
+    generated column, a CHECK, a partition's values), as "table.column"; None when there is none.
+    Comments and names are not counted: they are stored as UTF-8 whatever the connection says.
+    (information_schema holds these as UTF-8: a character outside ASCII is more than one byte.)"""
+    queries = [
+        "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND (LENGTH(COLUMN_DEFAULT) <> CHAR_LENGTH(COLUMN_DEFAULT) OR LENGTH(COLUMN_TYPE) <> CHAR_LENGTH(COLUMN_TYPE) "
+        "OR LENGTH(GENERATION_EXPRESSION) <> CHAR_LENGTH(GENERATION_EXPRESSION)) LIMIT 1",
+        "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.CHECK_CONSTRAINTS "
+        "WHERE CONSTRAINT_SCHEMA = %s AND LENGTH(CHECK_CLAUSE) <> CHAR_LENGTH(CHECK_CLAUSE) LIMIT 1",
+        "SELECT CONCAT(TABLE_NAME, '.', PARTITION_NAME) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s "
+        "AND (LENGTH(PARTITION_DESCRIPTION) <> CHAR_LENGTH(PARTITION_DESCRIPTION) "
+        "OR LENGTH(PARTITION_EXPRESSION) <> CHAR_LENGTH(PARTITION_EXPRESSION)) LIMIT 1",
+    ]
+    with conn.cursor() as cur:
+        for query in queries:
+            try:
+                cur.execute(query, (database,))
+            except pymysql.MySQLError:  # CHECK_CONSTRAINTS: MariaDB 10.2+, MySQL 8.0.16+
+                continue
+            row = cur.fetchone()
+            if row:
+                return str(row[0])
+    return None
+
+
 def grants(conn: Connection) -> Grants:
     with conn.cursor() as cur:
         cur.execute("SHOW GRANTS")

@@ -37,7 +37,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +187,7 @@ class Segment:
         prove: bool,
         pool: ThreadPoolExecutor,
         sink: HashingSink | None = None,
+        adaptive: bool = False,
     ):
         self.label = label
         self.pool = pool
@@ -209,7 +210,7 @@ class Segment:
         self.appended = 0  # stored bytes already copied into the dump file
         self._thread: threading.Thread | None = None
         self.abandoned = False  # closed: write nothing more
-        self.frames = FrameWriter(self, level, 2, pool=pool)  # three frames of a segment in flight
+        self.frames = FrameWriter(self, level, 2, pool=pool, adaptive=adaptive)  # three frames in flight
 
     def start(self, env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
         try:
@@ -340,6 +341,15 @@ class ParallelResult:
     options: list[str]  # the options every unit shares
     coordinates: dict[str, Any] = field(default_factory=dict)
     current: str | None = None
+    frame_levels: dict[int, int] = field(default_factory=dict)  # zstd frames per level, every segment
+
+
+def _sum_levels(counts: Iterable[dict[int, int]]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for c in counts:
+        for level, n in c.items():
+            out[level] = out.get(level, 0) + n
+    return out
 
 
 def unavailable_reason(
@@ -413,7 +423,9 @@ def parallel_dump(
                     argv += [f"--where={u.where}"] if u.where else []
                     first = sink if not segments else None
                     argv += ["--", database, *u.tables]
-                    segments.append(Segment(u.label, argv, directory, backup.level, True, pool, first))
+                    segments.append(
+                        Segment(u.label, argv, directory, backup.level, True, pool, first, backup.adaptive_level)
+                    )
                     segments[-1].start(cred.env, cred.pass_fds)
                 _await_snapshots(segments, cancel)
                 with ctl.cursor() as cur:
@@ -428,12 +440,17 @@ def parallel_dump(
                         backup.level,
                         False,
                         pool,
+                        adaptive=backup.adaptive_level,
                     )
                 )
                 segments[-1].start(cred.env, cred.pass_fds)
                 if views:
                     view_argv = [*objects, "--skip-routines", "--skip-events", "--", database, *views]
-                    segments.append(Segment("views", view_argv, directory, backup.level, False, pool))
+                    segments.append(
+                        Segment(
+                            "views", view_argv, directory, backup.level, False, pool, adaptive=backup.adaptive_level
+                        )
+                    )
                     segments[-1].start(cred.env, cred.pass_fds)
                 log.info(
                     "parallel dump of %s: %d units in one snapshot (%s)",
@@ -454,6 +471,7 @@ def parallel_dump(
             options=base,
             coordinates=coords,
             current=current,
+            frame_levels=_sum_levels(s.frames.levels for s in segments),
         )
     finally:
         with contextlib.suppress(Exception):
