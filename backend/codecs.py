@@ -189,10 +189,12 @@ def compress_frame(level: int, data: bytes | bytearray | memoryview) -> bytes:
     size within 1% at level 3 (whose window, 2 MiB, is smaller than a frame)."""
     import zstandard
 
-    cctx = getattr(_frame_ctx, "cctx", None)
-    if cctx is None or _frame_ctx.level != level:
-        cctx = _frame_ctx.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
-        _frame_ctx.level = level
+    cctxs: dict[int, zstandard.ZstdCompressor] | None = getattr(_frame_ctx, "cctxs", None)
+    if cctxs is None:
+        cctxs = _frame_ctx.cctxs = {}
+    cctx = cctxs.get(level)
+    if cctx is None:  # kept per level: backup.adaptive_level's probes take two levels in turn
+        cctx = cctxs[level] = zstandard.ZstdCompressor(level=level, write_checksum=True)
     try:
         out: bytes = cctx.compress(data)
     except zstandard.ZstdError as exc:
