@@ -385,22 +385,39 @@ def non_ascii_definition(conn: Connection, database: str) -> str | None:
     generated column, a CHECK, a partition's values), as "table.column"; None when there is none.
     Comments and names are not counted: they are stored as UTF-8 whatever the connection says.
     (information_schema holds these as UTF-8: a character outside ASCII is more than one byte.)"""
+    # (query, whether the server may lack what it reads: then there is nothing of that kind to find)
     queries = [
-        "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-        "AND (LENGTH(COLUMN_DEFAULT) <> CHAR_LENGTH(COLUMN_DEFAULT) OR LENGTH(COLUMN_TYPE) <> CHAR_LENGTH(COLUMN_TYPE) "
-        "OR LENGTH(GENERATION_EXPRESSION) <> CHAR_LENGTH(GENERATION_EXPRESSION)) LIMIT 1",
-        "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.CHECK_CONSTRAINTS "
-        "WHERE CONSTRAINT_SCHEMA = %s AND LENGTH(CHECK_CLAUSE) <> CHAR_LENGTH(CHECK_CLAUSE) LIMIT 1",
-        "SELECT CONCAT(TABLE_NAME, '.', PARTITION_NAME) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s "
-        "AND (LENGTH(PARTITION_DESCRIPTION) <> CHAR_LENGTH(PARTITION_DESCRIPTION) "
-        "OR LENGTH(PARTITION_EXPRESSION) <> CHAR_LENGTH(PARTITION_EXPRESSION)) LIMIT 1",
+        (
+            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+            "AND (LENGTH(COLUMN_DEFAULT) <> CHAR_LENGTH(COLUMN_DEFAULT) "
+            "OR LENGTH(COLUMN_TYPE) <> CHAR_LENGTH(COLUMN_TYPE)) LIMIT 1",
+            False,
+        ),
+        (  # generated columns: MariaDB 10.2+, MySQL 5.7+
+            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+            "AND LENGTH(GENERATION_EXPRESSION) <> CHAR_LENGTH(GENERATION_EXPRESSION) LIMIT 1",
+            True,
+        ),
+        (  # MariaDB 10.2+, MySQL 8.0.16+ (older servers do not enforce CHECK)
+            "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = %s AND LENGTH(CHECK_CLAUSE) <> CHAR_LENGTH(CHECK_CLAUSE) LIMIT 1",
+            True,
+        ),
+        (
+            "SELECT CONCAT(TABLE_NAME, '.', PARTITION_NAME) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s "
+            "AND (LENGTH(PARTITION_DESCRIPTION) <> CHAR_LENGTH(PARTITION_DESCRIPTION) "
+            "OR LENGTH(PARTITION_EXPRESSION) <> CHAR_LENGTH(PARTITION_EXPRESSION)) LIMIT 1",
+            True,
+        ),
     ]
     with conn.cursor() as cur:
-        for query in queries:
+        for query, optional in queries:
             try:
                 cur.execute(query, (database,))
-            except pymysql.MySQLError:  # CHECK_CONSTRAINTS: MariaDB 10.2+, MySQL 8.0.16+
-                continue
+            except pymysql.MySQLError as exc:
+                if optional:
+                    continue
+                return f"(information_schema.COLUMNS could not be read: {exc.args[-1]})"
             row = cur.fetchone()
             if row:
                 return str(row[0])

@@ -10,15 +10,15 @@ HEX() of every value, the table definitions and what the view and trigger return
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
 
 import pytest
 
 from dumpdeck.backend import manifest as manifest_mod
 from dumpdeck.backend import pardump
-from dumpdeck.backend.codecs import open_decoded
-from dumpdeck.backend.dump import dump_database
-from dumpdeck.backend.mysql import quote_ident
+from dumpdeck.backend.dump import dump_charset, dump_database
+from dumpdeck.backend.mysql import non_ascii_definition, quote_ident
 from dumpdeck.backend.restore import restore_test
 from dumpdeck.backend.restore_real import RestoreRequest, restore
 from dumpdeck.backend.verify import verify_file
@@ -94,6 +94,16 @@ def stored_bytes(mariadb, db: str) -> dict:
     return {"rows": rows, "view": view, "trigger": fired, "default": default, "creates": show_creates(mariadb, db)}
 
 
+def loads_back(mariadb, path, db: str, suffix: str) -> dict:
+    """What `zstd -dc | mariadb` of `path` into a new database stores (the database then dropped)."""
+    target = db + suffix
+    try:
+        restore_into(mariadb, path, target)
+        return stored_bytes(mariadb, target)
+    finally:
+        drop_database(mariadb, target)
+
+
 def _expected_first_row():
     return tuple(values[0].hex().upper() for _, _, values in COLUMNS)
 
@@ -103,9 +113,8 @@ def test_the_dump_is_binary_and_every_byte_comes_back_through_the_mariadb_client
     assert before["rows"][0][1 : 1 + len(COLUMNS)] == _expected_first_row()  # the fixture stored what it meant to
     assert before["trigger"] == ["ñandú".encode("latin1").hex().upper()]
     result = dump_database(config.server("main"), config.backup, charsets_db)
-    with open_decoded(result.path) as stream:
-        head = next(iter(stream.chunks()))[:4096]
-    assert b"SET NAMES binary" in head
+    sql = subprocess.run(["zstd", "-dc", str(result.path)], capture_output=True, check=True).stdout
+    assert b"/*!40101 SET NAMES binary */;" in sql[:4096]
     assert "--default-character-set=binary" in manifest_mod.load(result.path).options
     target = charsets_db + "_cli"
     try:
@@ -135,12 +144,7 @@ def test_dumpdeck_restore_and_the_parallel_dump_keep_every_byte(mariadb, config,
         config.server("main"), dataclasses.replace(config.backup, threads=3, chunk_rows=1), charsets_db
     ).path
     assert "workers" in manifest_mod.load(par).tool
-    target = charsets_db + "_p"
-    try:
-        restore_into(mariadb, par, target)
-        assert stored_bytes(mariadb, target) == before
-    finally:
-        drop_database(mariadb, target)
+    assert loads_back(mariadb, par, charsets_db, "_p") == before
 
 
 def test_a_definition_with_a_literal_outside_ascii_is_dumped_in_utf8mb4(mariadb, config, charsets_db, monkeypatch):
@@ -165,9 +169,28 @@ def test_a_definition_with_a_literal_outside_ascii_is_dumped_in_utf8mb4(mariadb,
         path = dump_database(config.server("main"), backup, charsets_db).path
         options = manifest_mod.load(path).options
         assert "--default-character-set=utf8mb4" in options and "--hex-blob" in options
-        target = charsets_db + "_u"
-        try:
-            restore_into(mariadb, path, target)
-            assert stored_bytes(mariadb, target) == before
-        finally:
-            drop_database(mariadb, target)
+        assert loads_back(mariadb, path, charsets_db, "_u") == before
+
+
+def test_every_kind_of_literal_outside_ascii_in_a_definition_is_found(mariadb):
+    db = f"defs_{time.monotonic_ns() % 10**8}"
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {quote_ident(db)}")
+    try:
+        cases = [
+            ("c", "CREATE TABLE c (a VARCHAR(9) CHARACTER SET latin1, CHECK (a <> 'é'))", "c."),
+            ("g", "CREATE TABLE g (a INT, b VARCHAR(9) AS (CONCAT(a, 'ü')) VIRTUAL)", "g.b"),
+            ("p", "CREATE TABLE p (a VARCHAR(9)) PARTITION BY LIST COLUMNS (a) (PARTITION p0 VALUES IN ('ñ'))", "p.p0"),
+            ("s", "CREATE TABLE s (a SET('ø', 'x') CHARACTER SET latin1)", "s.a"),
+        ]
+        with mariadb.connect(db) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE plain (id INT PRIMARY KEY, t TEXT COMMENT 'ça va') COMMENT 'naïve'")
+            assert dump_charset(conn, db) == "binary"  # comments are stored as UTF-8: not counted
+            for table, ddl, where in cases:
+                cur.execute(ddl)
+                assert (non_ascii_definition(conn, db) or "").startswith(where), (table, non_ascii_definition(conn, db))
+                assert dump_charset(conn, db) == "utf8mb4"
+                cur.execute(f"DROP TABLE {table}")
+            assert dump_charset(conn, db) == "binary"
+    finally:
+        drop_database(mariadb, db)
