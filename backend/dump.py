@@ -159,7 +159,7 @@ BASE_OPTIONS = (
 )
 
 
-def dump_charset(conn: mysql.Connection, database: str) -> str:
+def dump_charset(conn: mysql.Connection, database: str, tool: str) -> str:
     """The character set the dump tool talks in: `binary` where it is safe, else `utf8mb4`.
 
     binary: every value leaves the server as stored and the tool escapes it byte by byte, which costs
@@ -167,9 +167,13 @@ def dump_charset(conn: mysql.Connection, database: str) -> str:
     `SET NAMES binary` puts the same bytes back whatever each column's character set (mydumper's
     way; a latin1 column's bytes are not converted twice). BLOBs then need no --hex-blob either: no
     character set reads them on the way back. Not where a table definition holds a literal outside
-    ASCII (a latin1 column's DEFAULT 'déjà', ENUM values): mariadb-dump and mysqldump wrap CREATE
-    TABLE in character_set_client=utf8mb4 but leave the connection binary, so such a literal would
-    come back as its UTF-8 bytes ('dÃ©jÃ '). Such a database is dumped in utf8mb4, with --hex-blob."""
+    ASCII (a latin1 column's DEFAULT 'déjà', ENUM values): mariadb-dump wraps CREATE TABLE in
+    character_set_client=utf8mb4 but leaves the connection binary, so such a literal would come back
+    as its UTF-8 bytes ('dÃ©jÃ '). Such a database is dumped in utf8mb4, with --hex-blob. So is every
+    database dumped by MySQL's mysqldump: its binary output was never run here (tests/test_charsets.py
+    runs MariaDB's)."""
+    if flavour.tool_info(tool).flavour != flavour.MARIADB:
+        return "utf8mb4"
     where = mysql.non_ascii_definition(conn, database)
     if where:
         log.info(
@@ -301,7 +305,8 @@ def dump_database(
         privs = mysql.require_dump_privileges(conn, info, database, inv)
         table_rows = mysql.tables(conn, database)
         objects = mysql.object_names(conn, database)
-        charset = dump_charset(conn, database)
+        tool = dump_tool or choose_tool(info, backup)
+        charset = dump_charset(conn, database, tool)
     finally:
         conn.close()
     warnings = list(privs.warnings)
@@ -314,7 +319,6 @@ def dump_database(
     if estimate is None:
         estimate = int(inv.bytes * 0.85) or None
 
-    tool = dump_tool or choose_tool(info, backup)
     options = dump_options(info, tool, privs.coordinates, warnings, charset)
     for opt in backup.extra_options:
         if opt.split("=")[0] in _RESERVED_OPTIONS:

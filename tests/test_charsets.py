@@ -10,6 +10,7 @@ HEX() of every value, the table definitions and what the view and trigger return
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import time
 
@@ -172,6 +173,9 @@ def test_a_definition_with_a_literal_outside_ascii_is_dumped_in_utf8mb4(mariadb,
         assert loads_back(mariadb, path, charsets_db, "_u") == before
 
 
+TOOL = shutil.which("mariadb-dump") or "mariadb-dump"
+
+
 def test_every_kind_of_literal_outside_ascii_in_a_definition_is_found(mariadb):
     db = f"defs_{time.monotonic_ns() % 10**8}"
     with mariadb.connect() as conn, conn.cursor() as cur:
@@ -185,12 +189,22 @@ def test_every_kind_of_literal_outside_ascii_in_a_definition_is_found(mariadb):
         ]
         with mariadb.connect(db) as conn, conn.cursor() as cur:
             cur.execute("CREATE TABLE plain (id INT PRIMARY KEY, t TEXT COMMENT 'ça va') COMMENT 'naïve'")
-            assert dump_charset(conn, db) == "binary"  # comments are stored as UTF-8: not counted
+            assert dump_charset(conn, db, TOOL) == "binary"  # comments are stored as UTF-8: not counted
             for table, ddl, where in cases:
                 cur.execute(ddl)
                 assert (non_ascii_definition(conn, db) or "").startswith(where), (table, non_ascii_definition(conn, db))
-                assert dump_charset(conn, db) == "utf8mb4"
+                assert dump_charset(conn, db, TOOL) == "utf8mb4"
                 cur.execute(f"DROP TABLE {table}")
-            assert dump_charset(conn, db) == "binary"
+            assert dump_charset(conn, db, TOOL) == "binary"
     finally:
         drop_database(mariadb, db)
+
+
+def test_mysqls_dump_tool_dumps_in_utf8mb4(mariadb, charsets_db, tmp_path):
+    """Binary output was run with MariaDB's tool only: a tool that says it is MySQL's keeps utf8mb4."""
+    fake = tmp_path / "mysqldump"
+    fake.write_text("#!/bin/sh\necho 'mysqldump  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)'\n")
+    fake.chmod(0o755)
+    with mariadb.connect(charsets_db) as conn:
+        assert dump_charset(conn, charsets_db, TOOL) == "binary"
+        assert dump_charset(conn, charsets_db, str(fake)) == "utf8mb4"
