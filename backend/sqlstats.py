@@ -313,6 +313,8 @@ def _normalise(text: bytes) -> tuple[bytes, str | None]:
 
 def _qualified_write(norm: bytes) -> bool:
     """A table named with a database in a position a statement writes to (also inside bodies)."""
+    if b"." not in norm:
+        return False  # (a `.` token, which every such name needs, is a `.` byte of `norm`)
     toks = [t.upper() for t in _TOKEN.findall(norm)]
     verb: bytes | None = None  # the write statement whose target list we are in
     at_start = True
