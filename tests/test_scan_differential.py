@@ -403,3 +403,28 @@ def test_dropping_empty_strings_keeps_the_quick_proof_exact(values, quick):
     data = b"CREATE TABLE `t` (a int);\nINSERT INTO `t` VALUES" + span + b"\nINSERT INTO `t` VALUES (9);\n"
     for k in range(len(data) + 1):
         assert_same(data, [data[:k], data[k:]])
+
+
+_NORM_PER_BYTE = re.compile(  # sqlstats._NORM as it was, with a step per byte of a string
+    rb"'(?:[^'\\]|\\.)*+(?:'|\\?\Z)"
+    rb'|"(?:[^"\\]|\\.)*+(?:"|\\?\Z)'
+    rb"|`(?:[^`]|``)*+(?:`|\Z)"
+    rb"|/\*M?!\d*"
+    rb"|/\*.*?(?:\*/|\Z)"
+    rb"|\*/"
+    rb"|--(?=[ \t\r\n]|\Z)[^\n]*+"
+    rb"|#[^\n]*+"
+    rb"|\\(.)",
+    re.S,
+)
+
+
+def test_the_scope_scans_strings_are_the_ones_of_the_per_byte_pattern():
+    """`_NORM` reads '…' and "…" unrolled: the same tokens as the pattern with a step per byte that it
+    replaces, on short texts dense in quotes, backslashes and comments (cut anywhere: they end anyhow)."""
+    rng = random.Random("norm")
+    alphabet = [b"'", b'"', b"\\", b"\\\\", b"\\'", b"a", b"\n", b"`", b"/*", b"/*!", b"*/", b"-- ", b"#", b";"]
+    for _ in range(30000):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
+        got = [(m.span(), m.groups()) for m in sqlstats._NORM.finditer(text)]
+        assert got == [(m.span(), m.groups()) for m in _NORM_PER_BYTE.finditer(text)], text
