@@ -13,7 +13,7 @@ last statement) comes out of the same ordered `apply` as in one pass.
 
 A zstd dump as dumpdeck writes it (frames of 1 MiB that state their size, backend.codecs.FrameWriter) is
 not piped through `zstd -dc`: each worker decodes a piece of about `PART` bytes of frames itself (libzstd
-through python-zstandard, which checks every frame's checksum and size) into its slot, and scans the part
+through python-zstandard, which checks every frame's checksum and size) straight into its slot, and scans the part
 from the piece's first likely statement start to the first one after its end, decoding the next frames
 as far as it needs (`decode_part`). The parent takes the pieces in stream order as above. So the decoding
 is spread over the cores too, and the SQL crosses no pipe. A file that is not a clean run of such frames
@@ -129,6 +129,21 @@ def zstd_frames(fd: int, max_frame: int) -> list[Frame] | None:
     return frames if len(frames) > 1 else None
 
 
+def decode_frame(dctx: zstandard.ZstdDecompressor, frame: memoryview, out: memoryview) -> None:
+    """Decode one zstd frame straight into `out` (the shared memory: no copy of the SQL), which is as long as
+    the frame's header says it decodes to. ZstdError when it does not decode (libzstd checks the frame's
+    checksum when it reads the frame's end, which the last read here reaches), or not to that size."""
+    with dctx.stream_reader(frame, read_size=len(frame), read_across_frames=False) as reader:
+        n = 0
+        while n < len(out):
+            got = reader.readinto(out[n:])
+            if not got:
+                raise zstandard.ZstdError(f"a frame decodes to {n} bytes, its header says {len(out)}")
+            n += got
+        if reader.readinto(bytearray(1)):
+            raise zstandard.ZstdError(f"a frame decodes to more than the {len(out)} bytes its header says")
+
+
 def decode_part(
     dctx: zstandard.ZstdDecompressor, fd: int, mm: mmap.mmap, base: int, request: FrameRequest, scan: bool
 ) -> FrameResult:
@@ -143,21 +158,22 @@ def decode_part(
     data = memoryview(os.pread(fd, frames[own - 1][0] + frames[own - 1][1] - first, first))  # the piece's own
     fill = size = 0
     cut = -1
-    for i, (offset, csize, dsize) in enumerate(frames):
-        if i >= own and cut >= 0:
-            break
-        frame = data[offset - first : offset - first + csize] if i < own else memoryview(os.pread(fd, csize, offset))
-        if len(frame) != csize:
-            raise zstandard.ZstdError(f"the file ends within the frame at byte {offset}")
-        out = dctx.decompress(frame)
-        if len(out) != dsize:
-            raise zstandard.ZstdError(f"a frame decodes to {len(out)} bytes, its header says {dsize}")
-        mm[base + fill : base + fill + dsize] = out
-        fill += dsize
-        if i + 1 == own:
-            size = fill
-        if i + 1 >= own:
-            cut = mm.find(CANDIDATE, base + max(size, fill - dsize - len(CANDIDATE) + 1), base + fill)
+    with memoryview(mm) as view:
+        for i, (offset, csize, dsize) in enumerate(frames):
+            if i >= own and cut >= 0:
+                break
+            if i < own:
+                frame = data[offset - first : offset - first + csize]
+            else:
+                frame = memoryview(os.pread(fd, csize, offset))
+            if len(frame) != csize:
+                raise zstandard.ZstdError(f"the file ends within the frame at byte {offset}")
+            decode_frame(dctx, frame, view[base + fill : base + fill + dsize])
+            fill += dsize
+            if i + 1 == own:
+                size = fill
+            if i + 1 >= own:
+                cut = mm.find(CANDIDATE, base + max(size, fill - dsize - len(CANDIDATE) + 1), base + fill)
     end = cut + 1 - base if cut >= 0 else size
     first = mm.find(CANDIDATE, base, base + fill)
     start = first + 1 - base if 0 <= first - base < size else None

@@ -202,8 +202,9 @@ _SCOPE_KINDS = {"use", "create_database", "drop_database", "server"}
 SCAN_VERSION = 2  # bumped when the scan learns new hazards: older level-3 results are not reused before a load
 
 _NORM = re.compile(
-    rb"'(?:[^'\\]|\\.)*+(?:'|\\?\Z)"  # a string: its content cannot act (it may be cut inside an escape)
-    rb'|"(?:[^"\\]|\\.)*+(?:"|\\?\Z)'  # a string, or an identifier under ANSI_QUOTES
+    # (`[^'\\]*+(?:\\.[^'\\]*+)*+` is `(?:[^'\\]|\\.)*+` unrolled: the same bytes, without a step per byte)
+    rb"'[^'\\]*+(?:\\.[^'\\]*+)*+(?:'|\\?\Z)"  # a string: its content cannot act (it may be cut inside an escape)
+    rb'|"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)'  # a string, or an identifier under ANSI_QUOTES
     rb"|`(?:[^`]|``)*+(?:`|\Z)"  # an identifier
     rb"|/\*M?!\d*"  # an executable comment opens: its content is code
     rb"|/\*.*?(?:\*/|\Z)"  # a comment
@@ -313,6 +314,8 @@ def _normalise(text: bytes) -> tuple[bytes, str | None]:
 
 def _qualified_write(norm: bytes) -> bool:
     """A table named with a database in a position a statement writes to (also inside bodies)."""
+    if b"." not in norm:
+        return False  # (a `.` token, which every such name needs, is a `.` byte of `norm`)
     toks = [t.upper() for t in _TOKEN.findall(norm)]
     verb: bytes | None = None  # the write statement whose target list we are in
     at_start = True
@@ -533,13 +536,16 @@ def _plain_rows(text: bytes, start: int = 0) -> tuple[int, int] | None:
     byte, each backslash has the same successor in `u` as in `span`, so pairing `\\\\` and `\\'` from the
     left neutralises the same escapes as `_ESCAPE_PAIR` does, and every quote left in `u` is the string
     boundary it is in `span` (a pair taken outside a string leaves NUL bytes outside every string, which
-    the grammar refuses). The grammar then
-    proves that outside the strings there is nothing but `(`…`)` groups, newlines, the dropped plain bytes
-    (and dashes, never two adjacent once the strings are removed) and the final `;`: so the stripped values
-    are plain (`_strip_values` accepts them) and their parentheses outside strings are `()()…()`. In `w`
-    (quotes and parentheses only), dropping `''` removes an empty string or joins two adjacent strings (no
-    byte moves in or out of a string): when no quote is left, no string holds a parenthesis, and
-    `_count_body` counts every `(`.
+    the grammar refuses). Dropping `''` removes an empty string or joins two adjacent strings: no byte
+    moves in or out of a string, so the bytes outside the strings of `q` are those of `u`, in order (and
+    the strings of `q` hold the bytes of those of `u`). The grammar then proves that outside the strings
+    of `q` there is nothing but `(`…`)` groups, newlines, the dropped plain bytes (and dashes, never two
+    adjacent once the strings are removed) and the final `;`: so the stripped values are plain
+    (`_strip_values` accepts them) and their parentheses outside strings are `()()…()`. (It refuses a
+    string outside the groups; an empty one there, which `q` no longer holds, removes to nothing, as
+    `_strip_values` removes it.) In `w` (quotes and parentheses only), dropping `''` again joins or removes
+    strings as above: when no quote is left, no string holds a parenthesis, and `_count_body` counts
+    every `(`.
     """
     size = len(text) - start
     sample = text[start : start + _QUICK_SAMPLE]
@@ -556,9 +562,10 @@ def _plain_rows(text: bytes, start: int = 0) -> tuple[int, int] | None:
         if text.find(b"--", start) >= 0 or _DASH_STRINGS_DASH.search(u) is not None:
             return None
         u = u.translate(None, b"-")
-    if _QUICK_ROWS.fullmatch(u) is None:
+    q = u.replace(b"''", b"")  # (fewer strings for the grammar to step over: most values hold empty ones)
+    if _QUICK_ROWS.fullmatch(q) is None:
         return None
-    w = u.translate(None, _NOT_QUOTE_OR_PAREN)
+    w = q.translate(None, _NOT_QUOTE_OR_PAREN)
     if b"''" in w:
         w = w.replace(b"''", b"")
     if b"'" in w:

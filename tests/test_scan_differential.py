@@ -371,3 +371,60 @@ def test_the_quick_proof_agrees_with_stripping_the_strings():
             assert got == (sqlstats._count_body(values), span.count(b"\n")), span
             assert sqlstats.values_problem(values) is None
     assert quick > 1000
+
+
+@pytest.mark.parametrize(
+    ("values", "quick"),
+    [
+        (b"(1,'',''),(2,'','x'),(3,'''')", True),  # empty strings, an escaped quote as `''`
+        (b"(1,'a''b'),(2,'''')", True),  # two adjacent strings: one once `''` is dropped
+        (b"(1)'',(2)", True),  # an empty string outside the groups removes to nothing either way
+        (b"'' (1),(2)''", True),
+        (b"(1)'s',(2)", False),  # a string outside the groups: refused, the slow way answers
+        (b"(1)'0x',(2)", True),  # (its bytes are dropped plain ones: `''` once translated, then nothing)
+        (b"(1,'a''('),(2,'b')", False),  # a string holds a parenthesis
+        (b"(1,'(''')'),(2)", False),
+        (b"(1,''''''),(2,''')''')", False),
+        (b"(1,'it\\'s'''),(2,'a\\\\')", True),  # escapes, then an empty string joined to the one before
+        (b"(1,'\\'''),(2,'\\\\''')", False),  # `'\''`, `'),(2,'`, `''`, then `')` and `;` in a string
+        (b"(1,'')'')'',(2)", False),  # `)` outside the groups
+    ],
+)
+def test_dropping_empty_strings_keeps_the_quick_proof_exact(values, quick):
+    """The quick proof drops `''` (empty or adjacent strings) before its grammar: the same answer as
+    stripping the strings, and the scanner's items and statistics those of the statement regex."""
+    span = b" " + values + b";"
+    got = sqlstats._plain_rows(span)
+    assert (got is not None) is quick
+    stripped = sqlstats._strip_values(span)
+    if got is not None:
+        assert stripped is not None
+        assert got == (sqlstats._count_body(stripped), span.count(b"\n"))
+    data = b"CREATE TABLE `t` (a int);\nINSERT INTO `t` VALUES" + span + b"\nINSERT INTO `t` VALUES (9);\n"
+    for k in range(len(data) + 1):
+        assert_same(data, [data[:k], data[k:]])
+
+
+_NORM_PER_BYTE = re.compile(  # sqlstats._NORM as it was, with a step per byte of a string
+    rb"'(?:[^'\\]|\\.)*+(?:'|\\?\Z)"
+    rb'|"(?:[^"\\]|\\.)*+(?:"|\\?\Z)'
+    rb"|`(?:[^`]|``)*+(?:`|\Z)"
+    rb"|/\*M?!\d*"
+    rb"|/\*.*?(?:\*/|\Z)"
+    rb"|\*/"
+    rb"|--(?=[ \t\r\n]|\Z)[^\n]*+"
+    rb"|#[^\n]*+"
+    rb"|\\(.)",
+    re.S,
+)
+
+
+def test_the_scope_scans_strings_are_the_ones_of_the_per_byte_pattern():
+    """`_NORM` reads '…' and "…" unrolled: the same tokens as the pattern with a step per byte that it
+    replaces, on short texts dense in quotes, backslashes and comments (cut anywhere: they end anyhow)."""
+    rng = random.Random("norm")
+    alphabet = [b"'", b'"', b"\\", b"\\\\", b"\\'", b"a", b"\n", b"`", b"/*", b"/*!", b"*/", b"-- ", b"#", b";"]
+    for _ in range(30000):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 16)))
+        got = [(m.span(), m.groups()) for m in sqlstats._NORM.finditer(text)]
+        assert got == [(m.span(), m.groups()) for m in _NORM_PER_BYTE.finditer(text)], text

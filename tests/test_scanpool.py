@@ -286,6 +286,33 @@ def test_a_damaged_framed_dump_fails_as_zstd_says(tmp_path, forced_pool, monkeyp
         assert used and used[0].frames is None, "not a clean run of frames: zstd -dc read it"
 
 
+@pytest.mark.parametrize("lie", [-1, 1])
+def test_a_frame_whose_header_lies_about_its_size_fails_as_zstd_says(tmp_path, forced_pool, monkeypatch, lie):
+    """The workers decode each frame straight into the shared memory, as long as its header says: a frame
+    that decodes to one byte more or less than that hands the dump to `zstd -dc`, as any bad frame does."""
+    data = a_big_dump(random.Random(f"lying-size-{lie}"))
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
+    z = bytearray(path.read_bytes())
+    with open(path, "rb") as f:
+        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
+    assert frames is not None and len(frames) > 40
+    offset, _, dsize = frames[len(frames) // 2]
+    fhd = z[offset + 4]
+    assert fhd & 3 == 0, "no dictionary id"
+    at = offset + 5 + (0 if fhd & 0x20 else 1)  # the content size follows the window descriptor, if any
+    width = {0: 1 if fhd & 0x20 else 0, 1: 2, 2: 4, 3: 8}[fhd >> 6]
+    bias = 256 if width == 2 else 0
+    assert width and int.from_bytes(z[at : at + width], "little") + bias == dsize
+    z[at : at + width] = (dsize + lie - bias).to_bytes(width, "little")
+    path.write_bytes(bytes(z))
+    pooled, alone, used = verify_both_ways(path, monkeypatch)
+    assert used and used[0].frames is not None and used[0].frames[len(frames) // 2][2] == dsize + lie
+    assert pooled.failed and alone.failed
+    bad = pooled.failed_checks[0]
+    assert bad.name == "stream decodes" and "truncated or corrupt" in bad.evidence
+    assert checks(pooled) == checks(alone)
+
+
 def test_a_dead_worker_costs_time_not_the_result_when_the_workers_decode(tmp_path, monkeypatch):
     data = a_big_dump(random.Random("dead-frames"), parts=60)
     path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data, frame=1024)
