@@ -249,16 +249,21 @@ def test_the_workers_decode_the_frames_with_the_stats_of_one_pass(tmp_path, forc
     assert checks(pooled) == checks(alone)
 
 
+def framed_for_damage(tmp_path, seed: str):
+    """(the SQL, a framed dump of it, its bytes to damage, its frames)."""
+    data = a_big_dump(random.Random(seed))
+    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
+    with open(path, "rb") as f:
+        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
+    assert frames is not None and len(frames) > 40
+    return data, path, bytearray(path.read_bytes()), frames
+
+
 @pytest.mark.parametrize("damage", ["block", "checksum", "truncated", "trailing", "skippable"])
 def test_a_damaged_framed_dump_fails_as_zstd_says(tmp_path, forced_pool, monkeypatch, damage):
     """A frame that does not decode in a worker hands the dump to `zstd -dc`; a file that is not a clean run
     of frames never leaves it: the same checks, evidence and byte counts as the one-process verification."""
-    data = a_big_dump(random.Random(f"damaged-{damage}"))
-    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
-    z = bytearray(path.read_bytes())
-    with open(path, "rb") as f:
-        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
-    assert frames is not None and len(frames) > 40
+    data, path, z, frames = framed_for_damage(tmp_path, f"damaged-{damage}")
     offset, csize, _ = frames[len(frames) // 2]
     if damage == "block":
         z[offset + csize // 2] ^= 0x55
@@ -290,12 +295,7 @@ def test_a_damaged_framed_dump_fails_as_zstd_says(tmp_path, forced_pool, monkeyp
 def test_a_frame_whose_header_lies_about_its_size_fails_as_zstd_says(tmp_path, forced_pool, monkeypatch, lie):
     """The workers decode each frame straight into the shared memory, as long as its header says: a frame
     that decodes to one byte more or less than that hands the dump to `zstd -dc`, as any bad frame does."""
-    data = a_big_dump(random.Random(f"lying-size-{lie}"))
-    path = a_framed_dump(tmp_path / "db_20261130_010000.sql.zst", data)
-    z = bytearray(path.read_bytes())
-    with open(path, "rb") as f:
-        frames = scanpool.zstd_frames(f.fileno(), 1 << 20)
-    assert frames is not None and len(frames) > 40
+    _, path, z, frames = framed_for_damage(tmp_path, f"lying-size-{lie}")
     offset, _, dsize = frames[len(frames) // 2]
     fhd = z[offset + 4]
     assert fhd & 3 == 0, "no dictionary id"
