@@ -351,9 +351,16 @@ class DumpdeckApp(ConsoleApp):
         self._done("log", self.intervals.log)
         dash = self._dashboard()
         if dash is not None:
-            if message.chunk.lines or message.chunk.reset:
-                dash.add_log_lines(message.chunk.lines, message.chunk.reset)
-            dash.set_log_error(message.chunk.error)
+            from textual.css.query import NoMatches
+
+            try:
+                if message.chunk.lines or message.chunk.reset:
+                    dash.add_log_lines(message.chunk.lines, message.chunk.reset)
+                dash.set_log_error(message.chunk.error)
+            except NoMatches:
+                # as in _render: the log pane is not composed yet, or is being removed while the app
+                # quits (a CI run met a poll answering during the teardown of a test's console)
+                pass
 
     @on(SchedulesPolled)
     def _schedules_polled(self, message: SchedulesPolled) -> None:

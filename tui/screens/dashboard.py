@@ -507,15 +507,13 @@ class DashboardScreen(Screen[None]):
     # ------------------------------------------------------------------ log
     def add_log_lines(self, lines, reset: bool = False) -> None:
         lines = [printable(compact_log_line(ln)) for ln in lines]
-        if not self.is_mounted:
-            if reset:
-                self.log_lines.clear()
-            self.log_lines.extend(lines)
-            return
         if reset:
             self.log_lines.clear()
+        self.log_lines.extend(lines)  # kept first: the widget may not be there yet (or any more)
+        if not self.is_mounted:
+            return
+        if reset:
             self.query_one("#log", Log).clear()
-        self.log_lines.extend(lines)
         if not self.follow:
             self._log_backlog += len(lines)
             self._log_title()
