@@ -30,7 +30,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
@@ -238,7 +238,7 @@ class FrameWriter:
         self.level = level
         self.adaptive = adaptive and level > CHEAP_LEVEL
         self.cheap = False  # the last probe found level 1 no larger: the frames up to the next probe take it
-        self.levels: dict[int, int] = {}  # frames written per level
+        self.levels: Counter[int] = Counter()  # frames written per level
         self.frame = frame or FRAME  # read now, not at import: bench/dump_throughput --alt-frame sets it
         # a pool shared with other writers (the parallel dump's segments) is its owner's to shut down
         self.own_pool = pool is None
@@ -271,7 +271,7 @@ class FrameWriter:
         else:
             out = future.result()
         self.sink.write(out)
-        self.levels[level] = self.levels.get(level, 0) + 1
+        self.levels[level] += 1
         self.written += 1
 
     def submit(self, data: bytes | bytearray) -> None:

@@ -174,11 +174,9 @@ def dump_charset(conn: mysql.Connection, database: str, tool: str) -> str:
     runs MariaDB's)."""
     if flavour.tool_info(tool).flavour != flavour.MARIADB:
         return "utf8mb4"
-    where = mysql.non_ascii_definition(conn, database)
-    if where:
-        log.info(
-            "dump of %s in utf8mb4, not binary: the definition of %s holds a literal outside ASCII", database, where
-        )
+    why = mysql.non_ascii_definition(conn, database)
+    if why:
+        log.info("dump of %s in utf8mb4, not binary: %s", database, why)
         return "utf8mb4"
     return "binary"
 
@@ -601,6 +599,7 @@ def dump_database(
             os.close(fd_dir)
         finished = datetime.now(UTC)
         coords = par.coordinates if par is not None else parse_coordinates(bytes(header), bytes(tail))
+        frame_levels = par.frame_levels if par is not None else encoder.frame_levels if encoder is not None else {}
         m = manifest_mod.Manifest(
             database=database,
             server={
@@ -620,12 +619,7 @@ def dump_database(
             bytes_stored=sink.bytes,
             codec=backup.compression,
             level=backup.level if backup.compression != "none" else 0,
-            frame_levels={
-                str(k): v
-                for k, v in sorted(
-                    (par.frame_levels if par is not None else encoder.frame_levels if encoder else {}).items()
-                )
-            },
+            frame_levels={str(k): v for k, v in sorted(frame_levels.items())},
             sha256=sink.sha.hexdigest(),
             file=final.name,
             tables=[

@@ -380,47 +380,52 @@ _GRANT_RE = re.compile(r"^GRANT (.+?) ON (.+?) TO ", re.IGNORECASE)
 
 
 def non_ascii_definition(conn: Connection, database: str) -> str | None:
-    """The first place where a table definition of `database` holds a character outside ASCII in a
-    literal the server parses in the connection's character set (a DEFAULT, ENUM or SET values, a
-    generated column, a CHECK, a partition's values), as "table.column"; None when there is none.
-    Comments and names are not counted: they are stored as UTF-8 whatever the connection says.
-    (information_schema holds these as UTF-8: a character outside ASCII is more than one byte.)"""
-    # (query, whether the server may lack what it reads: then there is nothing of that kind to find)
-    queries = [
-        (
-            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            "AND (LENGTH(COLUMN_DEFAULT) <> CHAR_LENGTH(COLUMN_DEFAULT) "
-            "OR LENGTH(COLUMN_TYPE) <> CHAR_LENGTH(COLUMN_TYPE)) LIMIT 1",
-            False,
-        ),
-        (  # generated columns: MariaDB 10.2+, MySQL 5.7+
-            "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            "AND LENGTH(GENERATION_EXPRESSION) <> CHAR_LENGTH(GENERATION_EXPRESSION) LIMIT 1",
-            True,
-        ),
-        (  # MariaDB 10.2+, MySQL 8.0.16+ (older servers do not enforce CHECK)
-            "SELECT CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME) FROM information_schema.CHECK_CONSTRAINTS "
-            "WHERE CONSTRAINT_SCHEMA = %s AND LENGTH(CHECK_CLAUSE) <> CHAR_LENGTH(CHECK_CLAUSE) LIMIT 1",
-            True,
-        ),
-        (
-            "SELECT CONCAT(TABLE_NAME, '.', PARTITION_NAME) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s "
-            "AND (LENGTH(PARTITION_DESCRIPTION) <> CHAR_LENGTH(PARTITION_DESCRIPTION) "
-            "OR LENGTH(PARTITION_EXPRESSION) <> CHAR_LENGTH(PARTITION_EXPRESSION)) LIMIT 1",
-            True,
-        ),
+    """Why a table definition of `database` cannot be dumped in the binary character set: the first
+    literal outside ASCII the server parses in the connection's character set (a DEFAULT, ENUM or SET
+    values, a generated column, a CHECK, a partition's values), or information_schema unreadable;
+    None when there is none. Comments and names are not counted: they are stored as UTF-8 whatever the
+    connection says. (information_schema holds these as UTF-8: a character outside ASCII is more than
+    one byte.)"""
+
+    def differs(column: str) -> str:
+        return f"LENGTH({column}) <> CHAR_LENGTH({column})"
+
+    columns = f"{differs('COLUMN_DEFAULT')} OR {differs('COLUMN_TYPE')}"
+    select = "SELECT CONCAT(TABLE_NAME, '.', {}) FROM information_schema.{} WHERE {} = %s AND ({}) LIMIT 1"
+    # (queries, the first of each group that the server can run counts: COLUMNS is read once, with
+    # GENERATION_EXPRESSION where the server has it, MariaDB 10.2+ and MySQL 5.7+; CHECK_CONSTRAINTS:
+    # MariaDB 10.2+, MySQL 8.0.16+, older servers do not enforce CHECK)
+    groups = [
+        [
+            select.format("COLUMN_NAME", "COLUMNS", "TABLE_SCHEMA", f"{columns} OR {differs('GENERATION_EXPRESSION')}"),
+            select.format("COLUMN_NAME", "COLUMNS", "TABLE_SCHEMA", columns),
+        ],
+        [select.format("CONSTRAINT_NAME", "CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", differs("CHECK_CLAUSE"))],
+        [
+            select.format(
+                "PARTITION_NAME",
+                "PARTITIONS",
+                "TABLE_SCHEMA",
+                f"{differs('PARTITION_DESCRIPTION')} OR {differs('PARTITION_EXPRESSION')}",
+            )
+        ],
     ]
     with conn.cursor() as cur:
-        for query, optional in queries:
-            try:
-                cur.execute(query, (database,))
-            except pymysql.MySQLError as exc:
-                if optional:
+        for n, group in enumerate(groups):
+            error = None
+            for query in group:
+                try:
+                    cur.execute(query, (database,))
+                except pymysql.MySQLError as exc:
+                    error = exc
                     continue
-                return f"(information_schema.COLUMNS could not be read: {exc.args[-1]})"
-            row = cur.fetchone()
-            if row:
-                return str(row[0])
+                row = cur.fetchone()
+                if row:
+                    return f"the definition of {row[0]} holds a literal outside ASCII"
+                error = None
+                break
+            if error is not None and n == 0:
+                return f"information_schema.COLUMNS could not be read ({error.args[-1]})"
     return None
 
 

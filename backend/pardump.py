@@ -37,7 +37,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,14 +345,6 @@ class ParallelResult:
     frame_levels: dict[int, int] = field(default_factory=dict)  # zstd frames per level, every segment
 
 
-def _sum_levels(counts: Iterable[dict[int, int]]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for c in counts:
-        for level, n in c.items():
-            out[level] = out.get(level, 0) + n
-    return out
-
-
 def unavailable_reason(
     backup: BackupConfig,
     tool_flavour: str,
@@ -471,7 +464,7 @@ def parallel_dump(
             options=base,
             coordinates=coords,
             current=current,
-            frame_levels=_sum_levels(s.frames.levels for s in segments),
+            frame_levels=dict(sum((s.frames.levels for s in segments), Counter())),
         )
     finally:
         with contextlib.suppress(Exception):
